@@ -1,0 +1,214 @@
+"""The ``vigil`` command line. User-facing output lives here and nowhere else.
+
+Exit codes: 0 ok, 1 runtime error (Redis unreachable, a model failed to load, ...), 2 config error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from contextlib import ExitStack, nullcontext
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from pipeline.config import ConfigError, VigilConfig, load_config
+from pipeline.redact import redact
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Vigil: streaming video analytics.")
+events_app = typer.Typer(no_args_is_help=True, help="Read events from Redis.")
+app.add_typer(events_app, name="events")
+
+console = Console()
+err_console = Console(stderr=True)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_CONFIG = REPO_ROOT / "configs" / "demo.yaml"
+DEFAULT_DEMO_DIR = Path(".vigil") / "demo"
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """One clear line on stderr, no traceback."""
+    err_console.print(f"[bold red]error:[/] {redact(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _load(path: Path, overrides: dict[str, object] | None = None) -> VigilConfig:
+    try:
+        return load_config(path, overrides)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err_console.print(f"[bold red]config error:[/] {exc.source}: {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+@app.command("validate-config")
+def validate_config(config: Annotated[Path, typer.Argument(help="YAML config file")]) -> None:
+    """Check a config file and print every problem with its key path."""
+    from pipeline.driver import check_local_models
+
+    cfg = _load(config)
+    problems = check_local_models(cfg)
+    for problem in problems:
+        err_console.print(f"[bold red]config error:[/] {config}: {problem}", highlight=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(2)
+    console.print(f"{config}: OK ({len(cfg.cameras)} camera{'s' if len(cfg.cameras) != 1 else ''})")
+    for cam in cfg.cameras:
+        console.print(f"  {cam.id}: {cam.display_url} ({cam.kind.value}, {cam.effective_mode.value}, "
+                      f"{cam.fps:g} fps)", highlight=False)
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="YAML config file")],
+    redis_url: Annotated[str | None, typer.Option(help="Overrides redis.url")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Overrides metrics.port")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds")] = None,
+    view: Annotated[bool, typer.Option(help="Live terminal view")] = True,
+) -> None:
+    """Run the pipeline on the cameras of CONFIG until Ctrl-C, --duration, or every file has ended."""
+    overrides: dict[str, object] = {}
+    if redis_url is not None:
+        overrides["redis.url"] = redis_url
+    if metrics_port is not None:
+        overrides["metrics.port"] = metrics_port
+    _run_pipeline(_load(config, overrides), duration, view)
+
+
+@app.command()
+def demo(
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Port of /metrics (default: the config's, 9100)")] = None,
+    config: Annotated[Path, typer.Option(help="Demo config")] = DEMO_CONFIG,
+    demo_dir: Annotated[Path, typer.Option(help="Where the demo videos are rendered")] = DEFAULT_DEMO_DIR,
+    view: Annotated[bool, typer.Option(help="Live terminal view")] = True,
+) -> None:
+    """Run the pipeline on generated demo cameras with an embedded Redis (no GPU, no setup)."""
+    from pipeline.synth import ensure_video
+
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    with console.status("rendering demo videos (first run only)..."):
+        ensure_video(demo_dir / "street.mp4", seed=1, scene="street")
+        ensure_video(demo_dir / "parking.mp4", seed=2, scene="parking", night=True)
+    os.environ.setdefault("VIGIL_DEMO_DIR", str(demo_dir.resolve()))
+    overrides: dict[str, object] = {} if metrics_port is None else {"metrics.port": metrics_port}
+    _run_pipeline(_load(config, overrides), duration, view)
+
+
+def _run_pipeline(cfg: VigilConfig, duration: float | None, view: bool) -> None:
+    from pipeline.driver import check_local_models
+
+    problems = check_local_models(cfg)
+    if problems:
+        for problem in problems:
+            err_console.print(f"[bold red]config error:[/] {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        _run_started(cfg, duration, view)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+
+
+def _run_started(cfg: VigilConfig, duration: float | None, view: bool) -> None:
+    import ray
+
+    from pipeline.driver import Pipeline, PipelineError, init_ray
+    from pipeline.publisher import check_connection
+    from pipeline.redis_server import EmbeddedRedis, RedisUnavailable
+    from pipeline.view import LiveView
+
+    with ExitStack() as stack:
+        redis_url = cfg.redis.url
+        if redis_url is None:
+            try:
+                server = stack.enter_context(EmbeddedRedis())
+            except RedisUnavailable as exc:
+                fail(str(exc))
+            redis_url = server.url
+            console.print(f"embedded redis-server on {redis_url}", highlight=False)
+        try:
+            check_connection(redis_url, cfg.redis.connect_timeout_s)
+        except ConnectionError as exc:
+            fail(str(exc))
+        with console.status("starting Ray and loading models..."):
+            init_ray(cfg, log_to_driver=not (view and console.is_terminal))
+            stack.callback(ray.shutdown)
+            pipeline = Pipeline(cfg, redis_url)
+            try:
+                pipeline.start()
+            except PipelineError as exc:
+                fail(str(exc))
+        metrics_url = f"http://{cfg.metrics.host}:{pipeline.metrics_port}/metrics"
+        console.print(f"metrics on {metrics_url}  ·  events: vigil events tail --redis-url {redact(redis_url)}",
+                      highlight=False)
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        live = LiveView(console, f"Vigil · {metrics_url}", redis_url) if view else nullcontext()
+        with live:
+            pipeline.run(duration, stop, on_tick=live.update if isinstance(live, LiveView) else None)
+        with console.status("stopping..."):
+            final = pipeline.stop()
+        for s in final:
+            console.print(f"{s.camera_id}: {s.state.value}, {s.frames_processed} frames processed, "
+                          f"{s.frames_dropped} dropped, {s.events_published} events"
+                          + (f" ({s.reason})" if s.reason else ""), highlight=False)
+
+
+@events_app.command("tail")
+def events_tail(
+    redis_url: Annotated[str, typer.Option(help="Redis URL", envvar="VIGIL_REDIS_URL")] = "redis://127.0.0.1:6379/0",
+    camera: Annotated[str | None, typer.Option(help="Only this camera")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON documents")] = False,
+    count: Annotated[int | None, typer.Option(help="Exit after this many events")] = None,
+    from_start: Annotated[bool, typer.Option(help="Start at the oldest retained event, not now")] = False,
+) -> None:
+    """Print events live as they are published (reads the Redis stream, so nothing is missed)."""
+    import redis
+
+    from pipeline.publisher import EVENTS_STREAM, camera_stream, connect
+    from pipeline.view import format_event
+
+    stream = camera_stream(camera) if camera else EVENTS_STREAM
+    client = connect(redis_url)
+    last_id = "0-0" if from_start else "$"
+    seen = 0
+    try:
+        client.ping()
+        err_console.print(f"following {stream} on {redact(redis_url)} (Ctrl-C to stop)", highlight=False)
+        while count is None or seen < count:
+            reply = client.xread({stream: last_id}, count=100, block=1000)
+            for _stream, entries in reply or []:
+                for entry_id, fields in entries:
+                    last_id = entry_id
+                    doc = fields[b"event"].decode()
+                    console.print(doc if as_json else format_event(json.loads(doc)), highlight=False,
+                                  soft_wrap=True)
+                    seen += 1
+                    if count is not None and seen >= count:
+                        return
+    except redis.RedisError as exc:
+        fail(f"Redis at {redis_url}: {exc}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        client.close()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

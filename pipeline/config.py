@@ -1,0 +1,360 @@
+"""Vigil configuration: strict pydantic models, one per YAML section.
+
+The config is read once, at the edge (the CLI), and passed down as frozen objects. Secrets come
+from the environment with ``${VAR}`` substitution and are never printed (see ``pipeline.redact``).
+
+Example::
+
+    cameras:
+      - {id: lobby, url: "rtsp://admin:${LOBBY_PASS}@10.0.0.5/stream1", fps: 10}
+    redis: {url: "redis://127.0.0.1:6379/0"}
+    metrics: {host: 127.0.0.1, port: 9100}
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.redact import redact
+
+_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
+_ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceKind(StrEnum):
+    """What a camera URL points at; decides the default mode and the reconnect policy."""
+
+    RTSP = "rtsp"
+    HTTP = "http"
+    FILE = "file"
+    WEBCAM = "webcam"
+
+
+class CameraMode(StrEnum):
+    """``live``: always the newest frame, stale frames dropped and counted.
+    ``file``: every frame, with backpressure instead of drops."""
+
+    LIVE = "live"
+    FILE = "file"
+
+
+def source_kind(url: str) -> SourceKind:
+    """Classify a camera URL. Raises ValueError for a scheme Vigil cannot read."""
+    if url.isdigit() or url.startswith("/dev/video"):
+        return SourceKind.WEBCAM
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in ("rtsp", "rtsps"):
+        return SourceKind.RTSP
+    if scheme in ("http", "https"):
+        return SourceKind.HTTP
+    if scheme in ("", "file"):
+        return SourceKind.FILE
+    raise ValueError(f"unsupported URL scheme {scheme!r} (use rtsp://, http(s)://, a file path or a webcam index)")
+
+
+class CameraConfig(_Strict):
+    """One video source."""
+
+    id: str = Field(pattern=_ID_PATTERN, description="Camera id: letters, digits, '_' or '-' (used in stream names)")
+    url: str = Field(min_length=1, description="rtsp://, http(s)://, a file path, or a webcam index")
+    fps: float = Field(default=10.0, gt=0, le=120, description="Frames per second processed (cap)")
+    mode: CameraMode | None = Field(default=None, description="live | file; default: file for files, else live")
+    loop: bool = Field(default=False, description="Files only: restart at the end (plays a file as a camera)")
+    rtsp_transport: Literal["tcp", "udp"] = Field(default="tcp", description="RTSP transport")
+    open_timeout_s: float = Field(default=5.0, gt=0, le=60, description="Give up opening the source after this")
+    read_timeout_s: float = Field(default=3.0, gt=0, le=60, description="A read blocking longer counts as lost")
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        source_kind(url)
+        return url
+
+    @property
+    def kind(self) -> SourceKind:
+        return source_kind(self.url)
+
+    @property
+    def effective_mode(self) -> CameraMode:
+        if self.mode is not None:
+            return self.mode
+        return CameraMode.FILE if self.kind is SourceKind.FILE and not self.loop else CameraMode.LIVE
+
+    @property
+    def display_url(self) -> str:
+        """The URL with credentials redacted: the only form that may be logged or labelled."""
+        return redact(self.url)
+
+
+class RedisConfig(_Strict):
+    url: str | None = Field(
+        default=None,
+        description="redis://[user:pass@]host:port/db or rediss:// for TLS; null starts an embedded redis-server",
+    )
+    stream_maxlen: int = Field(default=100_000, ge=100, description="Approximate MAXLEN of each event stream")
+    connect_timeout_s: float = Field(default=3.0, gt=0, le=60, description="Socket connect timeout")
+
+    @field_validator("url")
+    @classmethod
+    def _redis_scheme(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return url
+
+
+class MetricsConfig(_Strict):
+    host: str = Field(default="127.0.0.1", description="Address the /metrics endpoint binds to")
+    port: int = Field(default=9100, ge=0, le=65535, description="Port of the /metrics endpoint (0: any free)")
+
+
+class DetectorConfig(_Strict):
+    """Ultralytics YOLO. ``weights`` is anything ``YOLO()`` accepts: a name (yolo11n.pt, downloaded by
+    ultralytics where there is internet), a local path, or an architecture yaml (untrained)."""
+
+    weights: str = Field(default="yolo11n.yaml", min_length=1, description="YOLO weights name or path")
+    imgsz: int = Field(default=320, ge=32, le=1920, multiple_of=32, description="Inference size (pixels)")
+    confidence: float = Field(default=0.25, ge=0, le=1, description="Minimum detection confidence")
+    iou: float = Field(default=0.5, gt=0, le=1, description="NMS IoU threshold")
+    max_det: int = Field(default=100, ge=1, le=1000, description="Maximum detections per frame")
+    half: bool = Field(default=True, description="fp16 inference when on a GPU")
+
+
+class TorchvisionViT(_Strict):
+    kind: Literal["torchvision"] = "torchvision"
+    arch: str = Field(
+        default="vit_tiny",
+        description="'vit_tiny' (4 layers, dim 192, Vigil's small ViT) or a torchvision name such as vit_b_16",
+    )
+    pretrained: bool = Field(default=False, description="Download ImageNet weights (needs internet)")
+
+
+class TimmViT(_Strict):
+    kind: Literal["timm"] = "timm"
+    arch: str = Field(default="vit_tiny_patch16_224", description="timm model name")
+    pretrained: bool = Field(default=False, description="Download hub weights (needs internet)")
+
+
+class ClassifierConfig(_Strict):
+    """Scene classifier: a ViT giving a frame label and an embedding."""
+
+    backend: Annotated[TorchvisionViT | TimmViT, Field(discriminator="kind")] = Field(
+        default_factory=TorchvisionViT, description="Where the ViT architecture comes from"
+    )
+    weights: Path | None = Field(default=None, description="Vigil classifier checkpoint (.pt); null: untrained")
+    labels: tuple[str, ...] = Field(
+        default=("street", "parking", "corridor"), min_length=1, description="Scene labels (ignored with weights)"
+    )
+    image_size: int = Field(default=224, ge=32, le=1024, multiple_of=16, description="Input size (pixels)")
+
+
+class LSTMHead(_Strict):
+    kind: Literal["lstm"] = "lstm"
+    hidden_size: int = Field(default=128, ge=8, le=4096, description="LSTM hidden size")
+    num_layers: int = Field(default=1, ge=1, le=8, description="Stacked LSTM layers")
+
+
+class TransformerHead(_Strict):
+    kind: Literal["transformer"] = "transformer"
+    d_model: int = Field(default=128, ge=8, le=4096, description="Model width")
+    num_heads: int = Field(default=4, ge=1, le=64, description="Attention heads")
+    num_layers: int = Field(default=2, ge=1, le=12, description="Encoder layers")
+
+
+class TemporalConfig(_Strict):
+    """Clip head over a sliding window of per-frame features (ViT embedding + detection summary)."""
+
+    head: Annotated[LSTMHead | TransformerHead, Field(discriminator="kind")] = Field(
+        default_factory=LSTMHead, description="Head architecture, selected by kind: lstm | transformer"
+    )
+    weights: Path | None = Field(default=None, description="Vigil temporal checkpoint (.pt); null: untrained")
+    labels: tuple[str, ...] = Field(
+        default=("normal", "fall", "loiter", "run", "abandoned_object", "crowd"),
+        min_length=2,
+        description="Clip labels (ignored with weights)",
+    )
+    window: int = Field(default=16, ge=2, le=512, description="Frames per clip window")
+    stride: int = Field(default=8, ge=1, le=512, description="Frames between two clip labels")
+
+    @model_validator(mode="after")
+    def _stride_fits(self) -> TemporalConfig:
+        if self.stride > self.window:
+            raise ValueError("stride must not exceed window")
+        return self
+
+
+class ModelsConfig(_Strict):
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    temporal: TemporalConfig = Field(default_factory=TemporalConfig)
+    allow_download: bool = Field(default=False, description="Let ultralytics/timm reach their hubs at run time")
+
+
+class EventsConfig(_Strict):
+    object_classes: tuple[str, ...] | None = Field(
+        default=None, description="Detector class names that raise object events; null: all"
+    )
+    object_min_confidence: float = Field(default=0.5, ge=0, le=1, description="Object event threshold")
+    clip_min_confidence: float = Field(default=0.5, ge=0, le=1, description="Clip event threshold")
+    clip_ignore_labels: tuple[str, ...] = Field(default=("normal",), description="Clip labels that raise no event")
+
+
+class WorkerResources(_Strict):
+    num_cpus: float = Field(default=1.0, ge=0, le=256, description="Ray CPUs reserved by the actor")
+    num_gpus: float | Literal["auto"] = Field(default="auto", description="GPUs per actor; auto: 1 if the cluster has one")
+    torch_threads: int = Field(default=1, ge=1, le=256, description="torch intra-op threads on CPU")
+
+
+class RayConfig(_Strict):
+    address: str | None = Field(default=None, description="Ray cluster address (ray://… or auto); null: start locally")
+    num_cpus: int | None = Field(default=None, ge=1, description="CPUs of a locally started Ray")
+    detector: WorkerResources = Field(default_factory=WorkerResources)
+    classifier: WorkerResources = Field(default_factory=lambda: WorkerResources(num_cpus=0.5))
+    temporal: WorkerResources = Field(default_factory=lambda: WorkerResources(num_cpus=0, num_gpus=0))
+
+
+class VigilConfig(_Strict):
+    """The whole config file."""
+
+    cameras: tuple[CameraConfig, ...] = Field(min_length=1, description="Video sources")
+    redis: RedisConfig = Field(default_factory=RedisConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_ids(cls, cameras: tuple[CameraConfig, ...]) -> tuple[CameraConfig, ...]:
+        seen: set[str] = set()
+        for cam in cameras:
+            if cam.id in seen:
+                raise ValueError(f"duplicate camera id {cam.id!r}")
+            seen.add(cam.id)
+        return cameras
+
+
+class ConfigError(Exception):
+    """A config problem a user must fix. ``problems`` holds one line per problem, each naming a key path."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__("; ".join(f"{source}: {p}" for p in problems))
+
+
+def load_config(path: Path | str, overrides: dict[str, Any] | None = None) -> VigilConfig:
+    """Read, substitute ``${VAR}``s in, and validate a YAML config file.
+
+    ``overrides`` maps dotted key paths (``"redis.url"``) to values applied before validation.
+    Raises ConfigError listing every problem with its key path (and YAML line when known).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(str(path), ["file not found" if not path.exists() else "not a file"])
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(text)
+        lines = _line_index(yaml.compose(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(str(path), [f"invalid YAML{where}: {getattr(exc, 'problem', exc)}"]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), ["top level must be a mapping with at least a 'cameras' key"])
+    return parse_config(raw, str(path), lines, overrides)
+
+
+def parse_config(
+    raw: dict[str, Any],
+    source: str = "<config>",
+    lines: dict[str, int] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> VigilConfig:
+    """Validate an already-parsed config mapping (see ``load_config``)."""
+    problems: list[str] = []
+    data = _substitute_env(raw, "", problems)
+    for dotted, value in (overrides or {}).items():
+        _set_path(data, dotted.split("."), value)
+    if problems:
+        raise ConfigError(source, problems)
+    try:
+        return VigilConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, [_describe(err, lines or {}) for err in exc.errors()]) from None
+
+
+def _describe(err: Any, lines: dict[str, int]) -> str:
+    key = _key_path(err["loc"])
+    line = lines.get(key)
+    where = f" (line {line})" if line is not None else ""
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    # Never echo the offending input: it may hold a password.
+    return f"{key or '<top>'}{where}: {redact(msg)}"
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("torchvision", "timm", "lstm", "transformer"):
+            continue  # discriminated-union tag pydantic inserts into the location
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _line_index(node: yaml.Node | None, prefix: str = "") -> dict[str, int]:
+    """Map key paths (``cameras[0].fps``) to 1-based YAML line numbers."""
+    index: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            path = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
+            index[path] = key_node.start_mark.line + 1
+            index.update(_line_index(value_node, path))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            path = f"{prefix}[{i}]"
+            index[path] = item.start_mark.line + 1
+            index.update(_line_index(item, path))
+    return index
+
+
+def _substitute_env(value: Any, path: str, problems: list[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _substitute_env(v, f"{path}.{k}" if path else str(k), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute_env(v, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def repl(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        problems.append(f"{path}: environment variable {name} is not set")
+        return ""
+
+    return _ENV_PATTERN.sub(repl, value)
+
+
+def _set_path(data: dict[str, Any], keys: list[str], value: Any) -> None:
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = value

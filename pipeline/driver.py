@@ -1,0 +1,221 @@
+"""The one wiring point: builds the Ray actor graph in an explicit order and runs it.
+
+    detector ─┐
+    classifier├─ shared, stateless model workers (GPU when the cluster has one)
+    temporal ─┘
+    camera[i] ── one actor per camera: decode, track, clip window, events, publish
+
+Order: Ray -> model workers (and wait until their models loaded) -> camera actors -> /metrics.
+Shutdown runs in reverse. Nothing per-frame happens in the driver.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+from prometheus_client.metrics_core import Metric
+
+from pipeline.config import VigilConfig, WorkerResources
+from pipeline.messages import CameraState, CameraStatus
+from pipeline.metrics import MetricsServer
+from workers.camera import CameraSettings, CameraWorker, WorkerHandles
+from workers.classifier import Classifier
+from workers.detector import Detector
+from workers.temporal import TemporalHead, summary_dim
+
+log = logging.getLogger(__name__)
+
+METRICS_FETCH_TIMEOUT_S = 2.0
+_TERMINAL = (CameraState.STOPPED, CameraState.FAILED)
+
+
+class PipelineError(RuntimeError):
+    """The pipeline could not start (a model failed to load, a port is taken, ...)."""
+
+
+def offline_env(allow_download: bool) -> dict[str, str]:
+    """Environment every Ray worker gets: no telemetry, and no hub access unless asked for."""
+    env = {"RAY_USAGE_STATS_ENABLED": "0", "YOLO_AUTOINSTALL": "0", "PYTHONUNBUFFERED": "1"}
+    if not allow_download:
+        env.update({"YOLO_OFFLINE": "1", "HF_HUB_OFFLINE": "1"})
+    return env
+
+
+def check_local_models(cfg: VigilConfig) -> list[str]:
+    """Config problems with model files, found before any actor starts (key path: message)."""
+    problems = []
+    weights = cfg.models.detector.weights
+    looks_like_path = "/" in weights or weights.endswith((".pt", ".onnx", ".engine", ".torchscript"))
+    if looks_like_path and not Path(weights).exists() and not cfg.models.allow_download:
+        problems.append(
+            f"models.detector.weights: {weights!r} is not a local file and downloads are off "
+            "(give a path, an architecture .yaml, or set models.allow_download: true where there is internet)"
+        )
+    for key, path in (("classifier", cfg.models.classifier.weights), ("temporal", cfg.models.temporal.weights)):
+        if path is not None and not path.is_file():
+            problems.append(f"models.{key}.weights: file not found: {path}")
+    return problems
+
+
+def init_ray(cfg: VigilConfig, log_to_driver: bool = True) -> None:
+    """Connect to the configured Ray cluster, or start a local one (no dashboard)."""
+    if ray.is_initialized():
+        return
+    env = offline_env(cfg.models.allow_download)
+    os.environ.update(env)
+    kwargs: dict[str, Any] = {
+        "runtime_env": {"env_vars": env},
+        "log_to_driver": log_to_driver,
+        "logging_level": logging.WARNING,
+    }
+    if cfg.ray.address is None:
+        kwargs.update(num_cpus=cfg.ray.num_cpus, include_dashboard=False)
+    ray.init(address=cfg.ray.address, **kwargs)
+
+
+def _gpu_options(res: WorkerResources) -> dict[str, float]:
+    if res.num_gpus == "auto":
+        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+    else:
+        gpus = float(res.num_gpus)
+    return {"num_cpus": res.num_cpus, "num_gpus": gpus}
+
+
+@dataclass
+class Pipeline:
+    """A running Vigil pipeline. ``start()`` builds everything; ``stop()`` tears it down."""
+
+    cfg: VigilConfig
+    redis_url: str
+    metrics_port: int | None = None
+    workers: WorkerHandles | None = None
+    cameras: dict[str, Any] = field(default_factory=dict)
+    metrics: MetricsServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> None:
+        self.workers = self._start_workers()
+        settings = self._camera_settings()
+        for cam in self.cfg.cameras:
+            actor = ray.remote(CameraWorker).options(num_cpus=0, max_concurrency=4, max_restarts=0).remote(
+                cam, settings, self.workers
+            )
+            self.cameras[cam.id] = actor
+        ray.get([a.start.remote() for a in self.cameras.values()])
+        port = self.cfg.metrics.port if self.metrics_port is None else self.metrics_port
+        self.metrics = MetricsServer(self.cfg.metrics.host, port, self._fetch_actor_metrics)
+        try:
+            self.metrics_port = self.metrics.start()
+        except OSError as exc:
+            raise PipelineError(
+                f"metrics.port: cannot serve metrics on {self.cfg.metrics.host}:{port}: {exc.strerror}"
+            ) from None
+
+    def _start_workers(self) -> WorkerHandles:
+        models, res = self.cfg.models, self.cfg.ray
+        detector = ray.remote(Detector).options(max_restarts=-1, max_task_retries=2, **_gpu_options(res.detector))
+        classifier = ray.remote(Classifier).options(
+            max_restarts=-1, max_task_retries=2, **_gpu_options(res.classifier)
+        )
+        det = detector.remote(models.detector, res.detector.torch_threads)
+        cls = classifier.remote(models.classifier, res.classifier.torch_threads)
+        try:
+            self._class_names = ray.get(det.names.remote())
+            embed_dim = ray.get(cls.embedding_dim.remote())
+            in_dim = embed_dim + summary_dim(len(self._class_names))
+            temporal = ray.remote(TemporalHead).options(
+                max_restarts=-1, max_task_retries=2, **_gpu_options(res.temporal)
+            )
+            tmp = temporal.remote(models.temporal, in_dim, res.temporal.torch_threads)
+            self._head_kind = ray.get(tmp.head_kind.remote())
+        except ray.exceptions.RayActorError as exc:
+            raise PipelineError(f"a model worker failed to start: {_root_cause(exc)}") from None
+        return WorkerHandles(det, cls, tmp)
+
+    def _camera_settings(self) -> CameraSettings:
+        t = self.cfg.models.temporal
+        return CameraSettings(
+            redis_url=self.redis_url,
+            stream_maxlen=self.cfg.redis.stream_maxlen,
+            events=self.cfg.events,
+            window=t.window,
+            stride=t.stride,
+            num_classes=len(self._class_names),
+            head_kind=self._head_kind,
+        )
+
+    def _all_actors(self) -> list[Any]:
+        actors = list(self.cameras.values())
+        if self.workers is not None:
+            actors += [self.workers.detector, self.workers.classifier, self.workers.temporal]
+        return actors
+
+    def _fetch_actor_metrics(self) -> list[list[Metric]]:
+        refs = [a.collect_metrics.remote() for a in self._all_actors()]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=METRICS_FETCH_TIMEOUT_S)
+        out = []
+        for ref in ready:
+            try:
+                out.append(ray.get(ref))
+            except ray.exceptions.RayError as exc:
+                log.debug("metrics: an actor did not answer: %s", exc)
+        return out
+
+    def statuses(self, timeout_s: float = 2.0) -> list[CameraStatus]:
+        refs = {cid: a.status.remote() for cid, a in self.cameras.items()}
+        ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=timeout_s)
+        out = []
+        for ref in ready:
+            try:
+                out.append(ray.get(ref))
+            except ray.exceptions.RayError as exc:
+                log.warning("status: a camera actor did not answer: %s", exc)
+        return sorted(out, key=lambda s: s.camera_id)
+
+    def all_done(self) -> bool:
+        """True when every camera has stopped or failed (e.g. every file was read to the end)."""
+        statuses = self.statuses()
+        return len(statuses) == len(self.cameras) and all(s.state in _TERMINAL for s in statuses)
+
+    def run(self, duration_s: float | None, stop: threading.Event, on_tick: Any = None) -> None:
+        """Block until ``stop`` is set, ``duration_s`` passes, or every camera is done."""
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        while not stop.is_set():
+            statuses = self.statuses()
+            if on_tick is not None:
+                on_tick(statuses)
+            if statuses and len(statuses) == len(self.cameras) and all(s.state in _TERMINAL for s in statuses):
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            stop.wait(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
+
+    def stop(self) -> list[CameraStatus]:
+        """Stop cameras (flushing their events), then workers and the metrics endpoint."""
+        final: list[CameraStatus] = []
+        refs = [a.stop.remote() for a in self.cameras.values()]
+        for ref in refs:
+            try:
+                final.append(ray.get(ref, timeout=30))
+            except ray.exceptions.RayError as exc:
+                log.warning("a camera did not stop cleanly: %s", exc)
+        if self.metrics is not None:
+            self.metrics.stop()
+        for actor in self._all_actors():
+            ray.kill(actor)
+        self.cameras.clear()
+        self.workers = None
+        return sorted(final, key=lambda s: s.camera_id)
+
+
+def _root_cause(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    # Ray wraps the actor's exception in a multi-line report; its last line names the real error.
+    return text[-1] if text else type(exc).__name__

@@ -1,0 +1,193 @@
+"""The typed, frozen message of every hop. No model library is imported here.
+
+Hops: decoder -> ``FramePacket`` -> detector -> ``Detections`` / classifier -> ``SceneResult``
+-> per-camera window of ``FrameFeatures`` -> temporal head -> ``ClipLabel`` -> event engine -> ``Event``.
+Camera lifecycle changes travel as ``StatusEvent``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class FramePacket:
+    """One decoded frame. ``image_bgr`` is HxWx3 uint8; ``captured_at`` is wall-clock UNIX seconds
+    (comparable across Ray nodes), taken when the decoder got the frame."""
+
+    camera_id: str
+    frame_id: int
+    captured_at: float
+    image_bgr: npt.NDArray[np.uint8]
+
+    @property
+    def resolution_wh(self) -> tuple[int, int]:
+        return int(self.image_bgr.shape[1]), int(self.image_bgr.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Detections:
+    """Detections of one frame as parallel arrays (like supervision's ``Detections``).
+
+    ``xyxy`` is (N, 4) float32 pixels in the source frame; ``confidence`` (N,) float32;
+    ``class_id`` (N,) int64; ``tracker_id`` (N,) int64 with -1 for untracked.
+    ``class_names`` maps class ids to names for the model that produced them.
+    """
+
+    xyxy: FloatArray
+    confidence: FloatArray
+    class_id: IntArray
+    tracker_id: IntArray
+    class_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        n = len(self.xyxy)
+        if self.xyxy.ndim != 2 or self.xyxy.shape[1] != 4:
+            raise ValueError(f"xyxy must have shape (N, 4), got {self.xyxy.shape}")
+        for name in ("confidence", "class_id", "tracker_id"):
+            arr = getattr(self, name)
+            if arr.shape != (n,):
+                raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
+
+    @classmethod
+    def empty(cls, class_names: tuple[str, ...] = ()) -> Detections:
+        return cls(
+            xyxy=np.zeros((0, 4), np.float32),
+            confidence=np.zeros(0, np.float32),
+            class_id=np.zeros(0, np.int64),
+            tracker_id=np.full(0, -1, np.int64),
+            class_names=class_names,
+        )
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def label(self, i: int) -> str:
+        cid = int(self.class_id[i])
+        return self.class_names[cid] if 0 <= cid < len(self.class_names) else str(cid)
+
+    def with_tracker_ids(self, tracker_id: IntArray) -> Detections:
+        return Detections(self.xyxy, self.confidence, self.class_id, tracker_id, self.class_names)
+
+
+@dataclass(frozen=True, slots=True)
+class SceneResult:
+    """Frame-level ViT output: the scene label, its confidence and the embedding (D,) float32."""
+
+    label: str
+    confidence: float
+    embedding: FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class LabelScore:
+    """A label with its softmax confidence in [0, 1]."""
+
+    label: str
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class FrameFeatures:
+    """One step of a clip window: ViT embedding concatenated with a detection summary."""
+
+    frame_id: int
+    captured_at: float
+    vector: FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class ClipLabel:
+    """The temporal head's label for the window ending at ``end_frame_id``."""
+
+    camera_id: str
+    label: str
+    confidence: float
+    start_frame_id: int
+    end_frame_id: int
+    head: Literal["lstm", "transformer"]
+
+
+class CameraState(StrEnum):
+    """Camera lifecycle: connecting -> streaming -> reconnecting -> stopped | failed."""
+
+    CONNECTING = "connecting"
+    STREAMING = "streaming"
+    RECONNECTING = "reconnecting"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+def _utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def utc_iso(ts: float) -> str:
+    """UNIX seconds -> ``2026-11-22T15:37:26.123Z``."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Event(BaseModel):
+    """A labelled event as published to Redis (the JSON in the stream field ``event``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: int = Field(default=SCHEMA_VERSION, description="Bumped on incompatible changes")
+    event_id: str = Field(default_factory=lambda: uuid.uuid4().hex, description="Unique, stable across retries")
+    camera_id: str
+    kind: Literal["object", "clip"]
+    label: str
+    confidence: float = Field(ge=0, le=1)
+    ts: str = Field(default_factory=_utc_now_iso, description="UTC ISO-8601 time of the frame")
+    frame_id: int = Field(ge=0)
+    bbox_xyxy: tuple[float, float, float, float] | None = Field(default=None, description="Objects: pixels")
+    track_id: int | None = Field(default=None, description="Objects: tracker id, stable while tracked")
+    start_frame_id: int | None = Field(default=None, description="Clips: first frame of the window")
+    head: str | None = Field(default=None, description="Clips: lstm | transformer")
+    captured_at: float = Field(description="UNIX seconds the frame was captured (for latency)")
+
+
+class StatusEvent(BaseModel):
+    """A camera state change, published to the stream ``vigil:status``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: int = SCHEMA_VERSION
+    camera_id: str
+    state: CameraState
+    previous: CameraState | None = None
+    reason: str = ""
+    url: str = Field(description="The camera URL, credentials redacted")
+    ts: str = Field(default_factory=_utc_now_iso)
+
+
+@dataclass(frozen=True, slots=True)
+class CameraStatus:
+    """What the live view and ``vigil cameras`` show for one camera."""
+
+    camera_id: str
+    url: str
+    state: CameraState
+    reason: str
+    frames_decoded: int
+    frames_processed: int
+    frames_dropped: int
+    events_published: int
+    input_fps: float
+    processed_fps: float
+    last_latency_s: float | None
+    scene: str | None = None
+    clip: str | None = None

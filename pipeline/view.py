@@ -1,0 +1,144 @@
+"""Live terminal view (rich): cameras, fps, latency and the last events.
+
+The events panel is a real Redis consumer: it reads the ``vigil:events`` stream, so what it shows is
+what subscribers get. Without a terminal (CI, a pipe) it prints one status line per camera every
+few seconds instead of redrawing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from types import TracebackType
+
+import redis
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+from pipeline.messages import CameraState, CameraStatus
+from pipeline.publisher import EVENTS_STREAM, connect
+from pipeline.redact import redact
+
+log = logging.getLogger(__name__)
+
+_STATE_STYLE = {
+    CameraState.STREAMING: "green",
+    CameraState.CONNECTING: "yellow",
+    CameraState.RECONNECTING: "yellow",
+    CameraState.STOPPED: "dim",
+    CameraState.FAILED: "bold red",
+}
+
+
+def format_event(data: dict[str, object]) -> str:
+    """One human line for an event document."""
+    ts = str(data.get("ts", ""))[11:23]
+    extra = ""
+    if data.get("kind") == "object":
+        extra = f" track={data.get('track_id')} box={data.get('bbox_xyxy')}"
+    elif data.get("kind") == "clip":
+        extra = f" frames={data.get('start_frame_id')}-{data.get('frame_id')} head={data.get('head')}"
+    conf = float(data.get("confidence", 0.0))  # type: ignore[arg-type]
+    return f"{ts} {data.get('camera_id')} {data.get('kind')} {data.get('label')} {conf:.2f}{extra}"
+
+
+class EventFeed:
+    """Follows ``vigil:events`` from now on in a daemon thread; keeps the last ``size`` events."""
+
+    def __init__(self, redis_url: str, size: int = 8) -> None:
+        self.lines: deque[str] = deque(maxlen=size)
+        self._client = connect(redis_url)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="event-feed", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=3)
+        self._client.close()
+
+    def _run(self) -> None:
+        last_id = "$"
+        while not self._stop.is_set():
+            try:
+                reply = self._client.xread({EVENTS_STREAM: last_id}, count=50, block=500)
+            except redis.RedisError as exc:
+                self.lines.append(f"[redis error: {redact(str(exc))}]")
+                self._stop.wait(1.0)
+                continue
+            for _stream, entries in reply or []:
+                for entry_id, fields in entries:
+                    last_id = entry_id
+                    self.lines.append(format_event(json.loads(fields[b"event"])))
+
+
+def camera_table(statuses: list[CameraStatus]) -> Table:
+    table = Table(expand=True, header_style="bold")
+    for col in ("camera", "state", "in fps", "out fps", "latency", "frames", "dropped", "events", "scene", "clip"):
+        table.add_column(col, no_wrap=col in ("camera", "state"))
+    for s in statuses:
+        state = f"[{_STATE_STYLE[s.state]}]{s.state.value}[/]"
+        if s.reason and s.state is not CameraState.STREAMING:
+            state += f"\n[dim]{s.reason}[/]"
+        latency = "-" if s.last_latency_s is None else f"{s.last_latency_s * 1000:.0f} ms"
+        table.add_row(
+            s.camera_id, state, f"{s.input_fps:.1f}", f"{s.processed_fps:.1f}", latency,
+            str(s.frames_processed), str(s.frames_dropped), str(s.events_published), s.scene or "-", s.clip or "-",
+        )
+    return table
+
+
+class LiveView:
+    """Context manager: ``update(statuses)`` redraws; events come from Redis by themselves."""
+
+    def __init__(self, console: Console, title: str, redis_url: str, plain_every_s: float = 5.0) -> None:
+        self.console = console
+        self.title = title
+        self.feed = EventFeed(redis_url)
+        self._live: Live | None = None
+        self._plain_every_s = plain_every_s
+        self._last_plain = 0.0
+
+    def __enter__(self) -> LiveView:
+        self.feed.start()
+        if self.console.is_terminal:
+            self._live = Live(self._render([]), console=self.console, refresh_per_second=4, transient=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._live is not None:
+            self._live.__exit__(exc_type, exc, tb)
+        self.feed.stop()
+
+    def update(self, statuses: list[CameraStatus]) -> None:
+        if self._live is not None:
+            self._live.update(self._render(statuses))
+            return
+        now = time.monotonic()
+        if now - self._last_plain >= self._plain_every_s:
+            self._last_plain = now
+            for s in statuses:
+                lat = "-" if s.last_latency_s is None else f"{s.last_latency_s * 1000:.0f}ms"
+                self.console.print(
+                    f"{s.camera_id}: {s.state.value} in={s.input_fps:.1f}fps out={s.processed_fps:.1f}fps "
+                    f"latency={lat} frames={s.frames_processed} dropped={s.frames_dropped} "
+                    f"events={s.events_published}" + (f" ({s.reason})" if s.reason else ""),
+                    highlight=False,
+                )
+
+    def _render(self, statuses: list[CameraStatus]) -> Group:
+        events = "\n".join(self.feed.lines) or "[dim]no events yet[/]"
+        return Group(
+            Panel(camera_table(statuses), title=self.title, title_align="left"),
+            Panel(events, title="last events", title_align="left"),
+        )

@@ -1,0 +1,34 @@
+"""Shared fixtures. Unit tests use only the cheap ones; integration fixtures start real servers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pipeline.synth import ensure_video
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def video_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("videos")
+
+
+@pytest.fixture(scope="session")
+def street_mp4(video_dir: Path) -> Path:
+    """10 s of a generated street scene, 10 fps, 640x360 H.264."""
+    return ensure_video(video_dir / "street.mp4", seed=1, scene="street", seconds=10, fps=10)
+
+
+@pytest.fixture(scope="session")
+def short_mp4(video_dir: Path) -> Path:
+    """2 s of a generated parking scene, 10 fps (20 frames)."""
+    return ensure_video(video_dir / "short.mp4", seed=3, scene="parking", seconds=2, fps=10)

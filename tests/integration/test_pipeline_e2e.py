@@ -1,0 +1,197 @@
+"""End to end on real parts: a file camera and an RTSP camera (GStreamer server) through decode,
+YOLO, ViT, tracking, the clip head, Redis (streams + Pub/Sub) and the /metrics endpoint; a broken
+camera beside them fails alone."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+from pipeline.config import VigilConfig, parse_config
+from pipeline.driver import Pipeline
+from pipeline.messages import CameraState, CameraStatus, Event
+from pipeline.publisher import EVENTS_STREAM, STATUS_STREAM, camera_stream
+from pipeline.redis_server import EmbeddedRedis
+
+from tests.support.rtsp import RtspServer
+
+
+def make_config(file_url: str, rtsp_url: str, missing: Path) -> VigilConfig:
+    return parse_config({
+        "cameras": [
+            {"id": "file_cam", "url": file_url, "fps": 5},
+            {"id": "rtsp_cam", "url": rtsp_url, "fps": 5},
+            {"id": "broken", "url": str(missing), "fps": 5},
+        ],
+        "metrics": {"port": 0},
+        "models": {
+            "detector": {"weights": "yolo11n.yaml", "imgsz": 320},
+            "temporal": {"window": 4, "stride": 2},
+        },
+        "events": {"clip_min_confidence": 0.0, "clip_ignore_labels": []},
+    })
+
+
+class PubSubListener:
+    """Collects messages from vigil:events:* in a thread, subscribed before the pipeline starts."""
+
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url)
+        self.pubsub = self.client.pubsub()
+        self.pubsub.psubscribe("vigil:events:*")
+        self.pubsub.get_message(timeout=2.0)  # the subscribe confirmation
+        self.messages: list[tuple[str, dict[str, object]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            msg = self.pubsub.get_message(timeout=0.2)
+            if msg and msg["type"] == "pmessage":
+                self.messages.append((msg["channel"].decode(), json.loads(msg["data"])))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.pubsub.close()
+        self.client.close()
+
+
+def wait_for(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def run_result(
+    ray_session: None, redis_server: EmbeddedRedis, rtsp_server: RtspServer, street_mp4: Path, tmp_path_factory
+) -> Iterator[dict[str, object]]:
+    cfg = make_config(str(street_mp4), rtsp_server.url, tmp_path_factory.mktemp("x") / "missing.mp4")
+    listener = PubSubListener(redis_server.url)
+    pipeline = Pipeline(cfg, redis_server.url)
+    pipeline.start()
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        def progressed() -> bool:
+            by_id = {s.camera_id: s for s in pipeline.statuses()}
+            return (
+                len(by_id) == 3
+                and by_id["file_cam"].state is CameraState.STOPPED
+                and by_id["rtsp_cam"].events_published >= 3
+                and by_id["broken"].state is CameraState.FAILED
+            )
+
+        wait_for(progressed, 180, "the file to end, RTSP events and the broken camera to fail")
+        wait_for(lambda: len(listener.messages) >= 3, 10, "Pub/Sub messages")
+        body = urllib.request.urlopen(f"http://127.0.0.1:{pipeline.metrics_port}/metrics", timeout=10).read().decode()
+        statuses = {s.camera_id: s for s in pipeline.statuses()}
+    finally:
+        final = pipeline.stop()
+        listener.close()
+    yield {
+        "client": client, "metrics": body, "statuses": statuses, "final": final, "pubsub": listener.messages,
+        "metrics_port": pipeline.metrics_port,
+    }
+    client.close()
+
+
+def stream_events(client: redis.Redis, stream: str) -> list[Event]:
+    return [Event.model_validate_json(fields[b"event"]) for _id, fields in client.xrange(stream)]
+
+
+def test_file_camera_reads_every_frame_at_its_fps_cap(run_result: dict[str, object]) -> None:
+    status = run_result["statuses"]["file_cam"]  # type: ignore[index]
+    assert isinstance(status, CameraStatus)
+    # 10 s of 10 fps video capped at 5 fps: every other frame, none lost.
+    assert status.frames_processed == 50
+    assert status.reason == "end of file"
+
+
+def test_events_reach_both_streams_for_both_cameras(run_result: dict[str, object]) -> None:
+    client = run_result["client"]
+    assert isinstance(client, redis.Redis)
+    all_events = stream_events(client, EVENTS_STREAM)
+    for cam in ("file_cam", "rtsp_cam"):
+        per_camera = stream_events(client, camera_stream(cam))
+        assert per_camera, f"no events in {camera_stream(cam)}"
+        assert all(e.camera_id == cam for e in per_camera)
+        assert {e.event_id for e in per_camera} <= {e.event_id for e in all_events}
+        clip = next(e for e in per_camera if e.kind == "clip")
+        assert clip.start_frame_id is not None and clip.start_frame_id < clip.frame_id
+        assert clip.label in ("normal", "fall", "loiter", "run", "abandoned_object", "crowd")
+    assert len({e.event_id for e in all_events}) == len(all_events), "event ids must be unique"
+
+
+def test_events_are_published_on_pubsub(run_result: dict[str, object]) -> None:
+    messages = run_result["pubsub"]
+    assert isinstance(messages, list)
+    channels = {channel for channel, _doc in messages}
+    assert {camera_stream("file_cam"), camera_stream("rtsp_cam")} <= channels
+    for channel, doc in messages:
+        assert channel == camera_stream(str(doc["camera_id"]))
+        assert doc["schema_version"] == 1
+
+
+def test_broken_camera_fails_alone_with_a_reason(run_result: dict[str, object]) -> None:
+    statuses = run_result["statuses"]
+    assert isinstance(statuses, dict)
+    assert statuses["broken"].state is CameraState.FAILED
+    assert "file not found" in statuses["broken"].reason
+    assert statuses["rtsp_cam"].state is CameraState.STREAMING
+
+
+def test_status_changes_are_published(run_result: dict[str, object]) -> None:
+    client = run_result["client"]
+    assert isinstance(client, redis.Redis)
+    transitions = [json.loads(f[b"status"]) for _id, f in client.xrange(STATUS_STREAM)]
+    by_camera: dict[str, list[str]] = {}
+    for t in transitions:
+        by_camera.setdefault(t["camera_id"], []).append(t["state"])
+    assert by_camera["file_cam"][:3] == ["connecting", "streaming", "stopped"]
+    assert by_camera["broken"] == ["connecting", "failed"]
+    assert "streaming" in by_camera["rtsp_cam"]
+
+
+def _samples(body: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for fam in text_string_to_metric_families(body):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_metrics_scraped_over_http(run_result: dict[str, object]) -> None:
+    samples = _samples(str(run_result["metrics"]))
+    for cam in ("file_cam", "rtsp_cam"):
+        assert samples[("vigil_frames_decoded_total", (("camera", cam),))] > 0
+        assert samples[("vigil_events_published_total", (("camera", cam), ("kind", "clip")))] > 0
+    assert samples[("vigil_stream_up", (("camera", "rtsp_cam"),))] == 1.0
+    assert samples[("vigil_stream_up", (("camera", "broken"),))] == 0.0
+    assert samples[("vigil_frames_dropped_total", (("camera", "file_cam"), ("reason", "fps_cap")))] == 50
+    for stage in ("decode", "detect", "classify", "temporal", "publish"):
+        assert samples[("vigil_stage_latency_seconds_count", (("stage", stage),))] > 0, stage
+        assert samples[("vigil_stage_latency_seconds_sum", (("stage", stage),))] > 0, stage
+
+
+def test_stop_flushes_and_reports_final_state(run_result: dict[str, object]) -> None:
+    final = run_result["final"]
+    assert isinstance(final, list)
+    by_id = {s.camera_id: s for s in final}
+    assert by_id["rtsp_cam"].state is CameraState.STOPPED
+    assert by_id["rtsp_cam"].reason == "stopped by request"
+    client = run_result["client"]
+    assert isinstance(client, redis.Redis)
+    assert client.xlen(camera_stream("rtsp_cam")) == by_id["rtsp_cam"].events_published

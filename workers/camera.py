@@ -1,0 +1,262 @@
+"""The per-camera actor: decode -> detect + classify -> track -> clip window -> events -> publish.
+
+All per-camera state (decoder thread, tracker, feature window, event rules, publisher) lives here;
+the model workers it calls are shared and stateless. The frame is put into Ray's object store
+once and read by the detector and the classifier in parallel.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import ray
+
+from pipeline.config import CameraConfig, EventsConfig
+from pipeline.events import EventEngine
+from pipeline.messages import (
+    CameraState,
+    CameraStatus,
+    ClipLabel,
+    Event,
+    FrameFeatures,
+    FramePacket,
+    LabelScore,
+    SceneResult,
+    StatusEvent,
+)
+from pipeline.metrics import (
+    E2E_LATENCY,
+    FRAMES_DECODED,
+    FRAMES_DROPPED,
+    FRAMES_PROCESSED,
+    STAGE_LATENCY,
+    STREAM_RECONNECTS,
+    STREAM_STATE,
+    STREAM_UP,
+)
+from pipeline.publisher import RedisPublisher
+from workers.common import MetricsExporter
+from workers.decoder import FrameSource
+from workers.temporal import detection_summary
+from workers.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+WORKER_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    """What a camera actor needs beyond its own config; built once by the driver."""
+
+    redis_url: str
+    stream_maxlen: int
+    events: EventsConfig
+    window: int
+    stride: int
+    num_classes: int
+    head_kind: str
+
+
+@dataclass(frozen=True)
+class WorkerHandles:
+    """Ray actor handles of the shared model workers."""
+
+    detector: Any
+    classifier: Any
+    temporal: Any
+
+
+class RateMeter:
+    """Events per second over the last ``window_s`` seconds."""
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        self._window_s = window_s
+        self._times: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._times.append(now)
+            self._trim(now)
+
+    def rate(self) -> float:
+        now = time.monotonic()
+        with self._lock:
+            self._trim(now)
+            return len(self._times) / self._window_s
+
+    def _trim(self, now: float) -> None:
+        while self._times and self._times[0] < now - self._window_s:
+            self._times.popleft()
+
+
+class CameraWorker(MetricsExporter):
+    """Runs one camera end to end in a background thread. Methods are safe to call concurrently."""
+
+    def __init__(self, cam: CameraConfig, settings: CameraSettings, workers: WorkerHandles) -> None:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        self.cam, self.settings, self.workers = cam, settings, workers
+        self._lock = threading.Lock()  # guards the publisher and the counters below
+        self._publisher = RedisPublisher(settings.redis_url, cam.id, settings.stream_maxlen)
+        self._engine = EventEngine(cam.id, settings.events)
+        self._tracker = Tracker(frame_rate=cam.fps)
+        self._window: deque[FrameFeatures] = deque(maxlen=settings.window)
+        self._since_clip = 0
+        self._counts = {"decoded": 0, "processed": 0, "dropped": 0}
+        self._in_rate, self._out_rate = RateMeter(), RateMeter()
+        self._last_latency_s: float | None = None
+        self._scene: str | None = None
+        self._clip: str | None = None
+        self._reason = ""
+        self._state = CameraState.CONNECTING
+        self._stop = threading.Event()
+        self._source = FrameSource(cam, self._on_state, self._on_drop, self._on_decoded)
+        self._thread = threading.Thread(target=self._loop, name=f"camera-{cam.id}", daemon=True)
+
+    # -- public actor methods ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._source.start()
+        self._thread.start()
+
+    def stop(self) -> CameraStatus:
+        self._stop.set()
+        self._source.stop()
+        self._thread.join(timeout=WORKER_TIMEOUT_S)
+        with self._lock:
+            self._publisher.close()
+        return self.status()
+
+    def status(self) -> CameraStatus:
+        with self._lock:
+            return CameraStatus(
+                camera_id=self.cam.id,
+                url=self.cam.display_url,
+                state=self._state,
+                reason=self._reason,
+                frames_decoded=self._counts["decoded"],
+                frames_processed=self._counts["processed"],
+                frames_dropped=self._counts["dropped"],
+                events_published=self._publisher.published,
+                input_fps=self._in_rate.rate(),
+                processed_fps=self._out_rate.rate(),
+                last_latency_s=self._last_latency_s,
+                scene=self._scene,
+                clip=self._clip,
+            )
+
+    def wait_done(self, timeout_s: float) -> bool:
+        """True once the camera's loop has ended (file finished or camera failed)."""
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    # -- callbacks from the decoder thread -----------------------------------------------------
+
+    def _on_state(self, state: CameraState, reason: str) -> None:
+        with self._lock:
+            previous, self._state, self._reason = self._state, state, reason
+            for s in CameraState:
+                STREAM_STATE.labels(self.cam.id, s.value).set(1.0 if s is state else 0.0)
+            STREAM_UP.labels(self.cam.id).set(1.0 if state is CameraState.STREAMING else 0.0)
+            if state is CameraState.RECONNECTING and previous is not CameraState.RECONNECTING:
+                STREAM_RECONNECTS.labels(self.cam.id).inc()
+            self._publisher.publish_status(
+                StatusEvent(camera_id=self.cam.id, state=state, previous=previous if previous is not state else None,
+                            reason=reason, url=self.cam.display_url)
+            )
+        level = logging.WARNING if state in (CameraState.FAILED, CameraState.RECONNECTING) else logging.INFO
+        log.log(level, "camera %s: %s%s", self.cam.id, state.value, f" ({reason})" if reason else "")
+
+    def _on_drop(self, reason: str) -> None:
+        FRAMES_DROPPED.labels(self.cam.id, reason).inc()
+        with self._lock:
+            self._counts["dropped"] += 1
+
+    def _on_decoded(self, read_s: float) -> None:
+        FRAMES_DECODED.labels(self.cam.id).inc()
+        STAGE_LATENCY.labels("decode").observe(read_s)
+        self._in_rate.tick()
+        with self._lock:
+            self._counts["decoded"] += 1
+
+    # -- the camera loop -----------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            packet = self._source.get(timeout_s=0.5)
+            if packet is None:
+                if self._source.finished.is_set():
+                    break
+                continue
+            try:
+                self._process(packet)
+            except (ray.exceptions.RayError, TimeoutError) as exc:
+                # A worker died or timed out: Ray restarts it; this frame is lost, counted, and we go on.
+                self._on_drop("worker_error")
+                log.warning("camera %s: frame %d not processed: %s", self.cam.id, packet.frame_id, exc)
+                self._stop.wait(0.5)
+
+    def _process(self, packet: FramePacket) -> None:
+        t0 = time.time()
+        image_ref = ray.put(packet.image_bgr)
+        det_ref = self.workers.detector.detect.remote(image_ref)
+        scene_ref = self.workers.classifier.classify.remote(image_ref)
+        detections = ray.get(det_ref, timeout=WORKER_TIMEOUT_S)
+        STAGE_LATENCY.labels("detect").observe(time.time() - t0)
+        scene: SceneResult = ray.get(scene_ref, timeout=WORKER_TIMEOUT_S)
+        STAGE_LATENCY.labels("classify").observe(time.time() - t0)
+
+        tracked = self._tracker.update(detections)
+        events = self._engine.on_detections(packet.frame_id, packet.captured_at, tracked)
+        summary = detection_summary(tracked, packet.resolution_wh, self.settings.num_classes)
+        vector = np.concatenate([scene.embedding, summary]).astype(np.float32)
+        self._window.append(FrameFeatures(packet.frame_id, packet.captured_at, vector))
+        self._since_clip += 1
+        clip = self._maybe_label_clip(packet)
+        if clip is not None:
+            events += self._engine.on_clip(clip, packet.captured_at)
+        self._publish(events)
+
+        latency = time.time() - packet.captured_at
+        E2E_LATENCY.labels(self.cam.id).observe(latency)
+        FRAMES_PROCESSED.labels(self.cam.id).inc()
+        self._out_rate.tick()
+        with self._lock:
+            self._counts["processed"] += 1
+            self._last_latency_s = latency
+            self._scene = f"{scene.label} {scene.confidence:.2f}"
+            if clip is not None:
+                self._clip = f"{clip.label} {clip.confidence:.2f}"
+
+    def _maybe_label_clip(self, packet: FramePacket) -> ClipLabel | None:
+        if len(self._window) < self.settings.window or self._since_clip < self.settings.stride:
+            return None
+        self._since_clip = 0
+        t0 = time.time()
+        window = np.stack([f.vector for f in self._window])
+        score: LabelScore = ray.get(
+            self.workers.temporal.classify_batch.remote([window]), timeout=WORKER_TIMEOUT_S
+        )[0]
+        STAGE_LATENCY.labels("temporal").observe(time.time() - t0)
+        return ClipLabel(
+            camera_id=self.cam.id,
+            label=score.label,
+            confidence=score.confidence,
+            start_frame_id=self._window[0].frame_id,
+            end_frame_id=packet.frame_id,
+            head="lstm" if self.settings.head_kind == "lstm" else "transformer",
+        )
+
+    def _publish(self, events: list[Event]) -> None:
+        t0 = time.time()
+        with self._lock:
+            self._publisher.publish(events)
+        STAGE_LATENCY.labels("publish").observe(time.time() - t0)

@@ -1,0 +1,149 @@
+"""Classify stage: a ViT giving each frame a scene label and an embedding.
+
+The architecture comes from torchvision (Vigil's 4-layer ``vit_tiny`` or any torchvision ViT) or
+timm; weights from a Vigil checkpoint (``save_checkpoint``), from the hub when the user asks
+(``pretrained: true``), or untrained. ``Classifier`` is a plain class the driver runs as a Ray actor.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+from pipeline.config import ClassifierConfig, TimmViT, TorchvisionViT
+from pipeline.messages import SceneResult
+from pipeline.metrics import MODEL_LOAD_SECONDS
+from workers.common import MetricsExporter, configure_torch
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "vigil-classifier/1"
+_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+class SceneViT(nn.Module):
+    """A ViT backbone returning the CLS embedding, plus a linear scene head."""
+
+    def __init__(self, backbone: nn.Module, embed_dim: int, num_labels: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.embed_dim = embed_dim
+        self.head = nn.Linear(embed_dim, num_labels)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, H, W) normalised RGB -> (embeddings (B, D), logits (B, L))."""
+        emb = self.backbone(x)
+        return emb, self.head(emb)
+
+
+def build_backbone(backend: TorchvisionViT | TimmViT, image_size: int) -> tuple[nn.Module, int]:
+    """Build the ViT without its classification head. Returns (module, embedding size)."""
+    if isinstance(backend, TimmViT):
+        import timm
+
+        model = timm.create_model(backend.arch, pretrained=backend.pretrained, num_classes=0, img_size=image_size)
+        return model, int(model.num_features)
+    from torchvision import models
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    vit: VisionTransformer
+    if backend.arch == "vit_tiny":
+        if backend.pretrained:
+            raise ValueError("vit_tiny has no published weights; use a checkpoint (models.classifier.weights)")
+        vit = VisionTransformer(
+            image_size=image_size, patch_size=16, num_layers=4, num_heads=3, hidden_dim=192, mlp_dim=768
+        )
+    else:
+        builder = getattr(models, backend.arch, None)
+        if builder is None or not backend.arch.startswith("vit_"):
+            raise ValueError(f"unknown torchvision ViT {backend.arch!r} (e.g. vit_b_16, or vit_tiny)")
+        vit = builder(weights="DEFAULT" if backend.pretrained else None, image_size=image_size)
+    vit.heads = nn.Identity()  # forward() now returns the CLS embedding
+    return vit, int(vit.hidden_dim)
+
+
+def build_model(
+    backend: TorchvisionViT | TimmViT, labels: tuple[str, ...], image_size: int, seed: int = 0
+) -> SceneViT:
+    torch.manual_seed(seed)  # an untrained model is at least the same untrained model every run
+    backbone, dim = build_backbone(backend, image_size)
+    return SceneViT(backbone, dim, len(labels))
+
+
+def save_checkpoint(
+    path: Path, model: SceneViT, backend: TorchvisionViT | TimmViT, labels: tuple[str, ...], image_size: int
+) -> None:
+    torch.save(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "backend": backend.model_dump(),
+            "labels": list(labels),
+            "image_size": image_size,
+            "state_dict": model.state_dict(),
+        },
+        path,
+    )
+
+
+def load_model(cfg: ClassifierConfig) -> tuple[SceneViT, tuple[str, ...], int]:
+    """Build the configured classifier. Returns (model, labels, image_size)."""
+    if cfg.weights is None:
+        log.warning("classifier: no weights configured, running an UNTRAINED ViT (labels are meaningless)")
+        return build_model(cfg.backend, cfg.labels, cfg.image_size), cfg.labels, cfg.image_size
+    ckpt: dict[str, Any] = torch.load(cfg.weights, map_location="cpu", weights_only=False)
+    if ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{cfg.weights}: not a Vigil classifier checkpoint ({CHECKPOINT_FORMAT})")
+    raw_backend = dict(ckpt["backend"], pretrained=False)
+    backend: TorchvisionViT | TimmViT = (
+        TimmViT(**raw_backend) if raw_backend["kind"] == "timm" else TorchvisionViT(**raw_backend)
+    )
+    labels, size = tuple(ckpt["labels"]), int(ckpt["image_size"])
+    model = build_model(backend, labels, size)
+    model.load_state_dict(ckpt["state_dict"])
+    return model, labels, size
+
+
+def preprocess(images_bgr: list[npt.NDArray[np.uint8]], size: int) -> torch.Tensor:
+    """BGR uint8 frames -> (B, 3, size, size) ImageNet-normalised float tensor."""
+    batch = np.stack([cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA) for img in images_bgr])
+    rgb = batch[..., ::-1].astype(np.float32) / 255.0
+    return torch.from_numpy(((rgb - _MEAN) / _STD).transpose(0, 3, 1, 2).copy())
+
+
+class Classifier(MetricsExporter):
+    """Scene label + embedding per frame."""
+
+    def __init__(self, cfg: ClassifierConfig, torch_threads: int = 1) -> None:
+        self.device = configure_torch(torch_threads)
+        t0 = time.perf_counter()
+        model, self.labels, self.image_size = load_model(cfg)
+        self.model = model.to(self.device).eval()
+        MODEL_LOAD_SECONDS.labels("classifier").set(time.perf_counter() - t0)
+        log.info("classifier loaded on %s: %d labels, embedding %d", self.device, len(self.labels), model.embed_dim)
+
+    def embedding_dim(self) -> int:
+        return int(self.model.embed_dim)
+
+    def classify(self, image_bgr: npt.NDArray[np.uint8]) -> SceneResult:
+        return self.classify_batch([image_bgr])[0]
+
+    @torch.inference_mode()
+    def classify_batch(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[SceneResult]:
+        x = preprocess(images_bgr, self.image_size).to(self.device)
+        emb, logits = self.model(x)
+        probs = torch.softmax(logits.float(), dim=1).cpu().numpy()
+        emb_np = emb.float().cpu().numpy().astype(np.float32)
+        out = []
+        for i in range(len(images_bgr)):
+            k = int(probs[i].argmax())
+            out.append(SceneResult(self.labels[k], float(probs[i, k]), emb_np[i]))
+        return out

@@ -1,0 +1,25 @@
+"""Helpers shared by the model workers: torch threads/device choice and metric export."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client.metrics_core import Metric
+
+from pipeline.metrics import local_families
+
+
+def configure_torch(threads: int) -> str:
+    """Set torch's CPU threads and return the device to run on ("cuda:0" when one is visible)."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    import torch
+
+    torch.set_num_threads(threads)
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
+class MetricsExporter:
+    """Mixin for Ray actors: lets the driver's /metrics endpoint pull this process's metrics."""
+
+    def collect_metrics(self) -> list[Metric]:
+        return local_families()

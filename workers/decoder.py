@@ -1,0 +1,229 @@
+"""Decode stage: reads one camera with OpenCV/FFmpeg in a background thread.
+
+Live mode keeps a one-frame slot: the consumer always gets the newest frame and every frame
+overwritten unread is counted as dropped (``stale``). File mode hands on every frame through a
+bounded queue that blocks the reader (backpressure, no drops). Open and read timeouts make a dead
+or frozen camera fail within seconds instead of hanging the thread. No Ray in this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from pipeline.config import CameraConfig, CameraMode, SourceKind
+from pipeline.messages import CameraState, FramePacket
+from pipeline.redact import redact
+
+log = logging.getLogger(__name__)
+
+StateListener = Callable[[CameraState, str], None]
+DropListener = Callable[[str], None]
+
+
+class SourceError(Exception):
+    """A source problem. ``fatal`` errors (not a video, missing file) stop the camera; others retry."""
+
+    def __init__(self, reason: str, *, fatal: bool) -> None:
+        super().__init__(redact(reason))
+        self.reason = redact(reason)
+        self.fatal = fatal
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff with jitter: attempt n waits in [0.5, 1] x min(cap, base x 2^n)."""
+
+    base_s: float = 0.5
+    cap_s: float = 30.0
+
+    def delay_s(self, attempt: int) -> float:
+        return min(self.cap_s, self.base_s * 2 ** min(attempt, 20)) * random.uniform(0.5, 1.0)
+
+
+def open_capture(cfg: CameraConfig) -> cv2.VideoCapture:
+    """Open a source with timeouts. Raises SourceError (fatal for files that cannot be videos)."""
+    kind = cfg.kind
+    if kind is SourceKind.WEBCAM:
+        index = int(cfg.url) if cfg.url.isdigit() else cfg.url
+        cap = cv2.VideoCapture(index)
+    else:
+        target = cfg.url.removeprefix("file://") if kind is SourceKind.FILE else cfg.url
+        if kind is SourceKind.FILE and not Path(target).is_file():
+            raise SourceError(f"file not found: {target}", fatal=True)
+        if kind is SourceKind.RTSP:
+            # OpenCV's FFmpeg backend reads its options from this variable at open time.
+            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{cfg.rtsp_transport}"
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(cfg.open_timeout_s * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(cfg.read_timeout_s * 1000),
+        ]
+        cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+    if not cap.isOpened():
+        cap.release()
+        if kind is SourceKind.FILE:
+            raise SourceError(f"not a readable video: {cfg.display_url}", fatal=True)
+        raise SourceError(f"cannot open {cfg.display_url}", fatal=False)
+    return cap
+
+
+class FrameSource:
+    """Reads frames of one camera in a daemon thread; :meth:`get` hands them on.
+
+    ``on_state`` is called on every lifecycle change with the new state and a reason;
+    ``on_drop`` with a drop reason for every frame decoded but never handed on;
+    ``on_decoded`` with the read time in seconds for every frame read from the source.
+    """
+
+    def __init__(
+        self,
+        cfg: CameraConfig,
+        on_state: StateListener,
+        on_drop: DropListener,
+        on_decoded: Callable[[float], None] = lambda seconds: None,
+        backoff: Backoff | None = None,
+        file_queue_size: int = 8,
+    ) -> None:
+        self.cfg = cfg
+        self._on_state, self._on_drop, self._on_decoded = on_state, on_drop, on_decoded
+        self._backoff = backoff or Backoff()
+        self._live = cfg.effective_mode is CameraMode.LIVE
+        self._queue: queue.Queue[FramePacket | None] = queue.Queue(maxsize=1 if self._live else file_queue_size)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"decode-{cfg.id}", daemon=True)
+        self._frame_id = 0
+        self.state = CameraState.CONNECTING
+        self.finished = threading.Event()
+
+    def start(self) -> None:
+        self._set_state(CameraState.CONNECTING, "")
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        # Unblock a reader waiting on a full file-mode queue.
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join(timeout_s)
+
+    def get(self, timeout_s: float) -> FramePacket | None:
+        """The next frame (live: the newest), or None on timeout or when the source has ended."""
+        try:
+            return self._queue.get(timeout=timeout_s)
+        except queue.Empty:
+            return None
+
+    # -- reader thread -------------------------------------------------------------------------
+
+    def _set_state(self, state: CameraState, reason: str) -> None:
+        if state is self.state and state is not CameraState.CONNECTING:
+            return
+        self.state = state
+        self._on_state(state, redact(reason))
+
+    def _run(self) -> None:
+        attempt = 0
+        try:
+            while not self._stop.is_set():
+                try:
+                    cap = open_capture(self.cfg)
+                except SourceError as exc:
+                    if exc.fatal:
+                        self._set_state(CameraState.FAILED, exc.reason)
+                        return
+                    self._set_state(CameraState.RECONNECTING, exc.reason)
+                    self._stop.wait(self._backoff.delay_s(attempt))
+                    attempt += 1
+                    continue
+                try:
+                    ended, got_frames = self._read_all(cap)
+                finally:
+                    cap.release()
+                if got_frames:
+                    attempt = 0
+                if ended and not got_frames and self.cfg.kind is SourceKind.FILE:
+                    self._set_state(CameraState.FAILED, f"no decodable frames in {self.cfg.display_url}")
+                    return
+                if ended and not self.cfg.loop:
+                    self._set_state(CameraState.STOPPED, "end of file")
+                    return
+                if not ended and not self._stop.is_set():
+                    self._set_state(CameraState.RECONNECTING, "stream lost (read failed or timed out)")
+                    self._stop.wait(self._backoff.delay_s(attempt))
+                    attempt += 1
+        finally:
+            if self.state not in (CameraState.FAILED, CameraState.STOPPED):
+                self._set_state(CameraState.STOPPED, "stopped by request")
+            self.finished.set()
+            self._put_end_marker()
+
+    def _read_all(self, cap: cv2.VideoCapture) -> tuple[bool, bool]:
+        """Read until the source ends or fails. Returns (ended_cleanly, got_any_frame)."""
+        is_file = self.cfg.kind is SourceKind.FILE
+        src_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        if not (0 < src_fps <= 240):
+            src_fps = self.cfg.fps
+        period_s = 1.0 / self.cfg.fps
+        pace = is_file and self._live  # a file played as a live camera runs at its own frame rate
+        t0, index, next_take = time.monotonic(), 0, 0.0
+        got = False
+        while not self._stop.is_set():
+            t_read = time.perf_counter()
+            ok, image = cap.read()
+            if not ok or image is None:
+                return is_file, got
+            if not got:
+                got = True
+                self._set_state(CameraState.STREAMING, "")
+            self._on_decoded(time.perf_counter() - t_read)
+            position_s = index / src_fps if is_file else time.monotonic() - t0
+            index += 1
+            if pace:
+                self._stop.wait(max(0.0, t0 + position_s - time.monotonic()))
+            if position_s + 1e-6 < next_take:
+                self._on_drop("fps_cap")
+                continue
+            next_take = max(next_take + period_s, position_s) if is_file else position_s + period_s * 0.95
+            self._hand_on(image)
+        return False, got
+
+    def _hand_on(self, image: npt.NDArray[np.uint8]) -> None:
+        packet = FramePacket(self.cfg.id, self._frame_id, time.time(), image)
+        self._frame_id += 1
+        if not self._live:
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(packet, timeout=0.2)
+                    return
+                except queue.Full:
+                    continue
+            return
+        try:
+            self._queue.get_nowait()
+            self._on_drop("stale")
+        except queue.Empty:
+            pass
+        try:
+            self._queue.put_nowait(packet)
+        except queue.Full:  # the consumer cannot refill the slot meanwhile, but count it if it did
+            self._on_drop("stale")
+
+    def _put_end_marker(self) -> None:
+        try:
+            self._queue.put(None, timeout=1.0)
+        except queue.Full:
+            log.debug("camera %s: queue full at end, consumer will see finished", self.cfg.id)

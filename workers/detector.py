@@ -1,0 +1,74 @@
+"""Detect stage: ultralytics YOLO behind Vigil's ``Detections`` type.
+
+``Detector`` is a plain class; the driver turns it into a Ray actor (GPU when the cluster has
+one). It is stateless across frames: tracking lives with each camera (``workers.tracking``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from pipeline.config import DetectorConfig
+from pipeline.messages import Detections
+from pipeline.metrics import MODEL_LOAD_SECONDS
+from workers.common import MetricsExporter, configure_torch
+
+log = logging.getLogger(__name__)
+
+
+def results_to_detections(result: Any, class_names: tuple[str, ...]) -> Detections:
+    """Adapter: one ultralytics ``Results`` -> ``Detections`` (untracked)."""
+    boxes = result.boxes
+    if boxes is None or len(boxes) == 0:
+        return Detections.empty(class_names)
+    return Detections(
+        xyxy=boxes.xyxy.cpu().numpy().astype(np.float32),
+        confidence=boxes.conf.cpu().numpy().astype(np.float32),
+        class_id=boxes.cls.cpu().numpy().astype(np.int64),
+        tracker_id=np.full(len(boxes), -1, np.int64),
+        class_names=class_names,
+    )
+
+
+class Detector(MetricsExporter):
+    """Runs YOLO on frames. ``weights``: a name, a local .pt path, or an architecture .yaml."""
+
+    def __init__(self, cfg: DetectorConfig, torch_threads: int = 1) -> None:
+        from ultralytics import YOLO
+
+        self.cfg = cfg
+        self.device = configure_torch(torch_threads)
+        t0 = time.perf_counter()
+        self.model = YOLO(cfg.weights, task="detect")
+        names = self.model.names
+        self.class_names = tuple(str(names[i]) for i in sorted(names))
+        # The first call builds the fused model; do it now so the first frame is not an outlier.
+        self.detect_batch([np.zeros((cfg.imgsz, cfg.imgsz, 3), np.uint8)])
+        MODEL_LOAD_SECONDS.labels("detector").set(time.perf_counter() - t0)
+        log.info("detector %s loaded on %s (%d classes)", cfg.weights, self.device, len(self.class_names))
+
+    def names(self) -> tuple[str, ...]:
+        """Class names by class id."""
+        return self.class_names
+
+    def detect(self, image_bgr: npt.NDArray[np.uint8]) -> Detections:
+        return self.detect_batch([image_bgr])[0]
+
+    def detect_batch(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[Detections]:
+        """One forward pass over a batch of BGR frames (any sizes; ultralytics letterboxes)."""
+        results = self.model.predict(
+            images_bgr,
+            imgsz=self.cfg.imgsz,
+            conf=self.cfg.confidence,
+            iou=self.cfg.iou,
+            max_det=self.cfg.max_det,
+            device=self.device,
+            quantize=16 if self.cfg.half and self.device != "cpu" else None,
+            verbose=False,
+        )
+        return [results_to_detections(r, self.class_names) for r in results]
