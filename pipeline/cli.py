@@ -61,8 +61,10 @@ def validate_config(config: Annotated[Path, typer.Argument(help="YAML config fil
         raise typer.Exit(2)
     console.print(f"{config}: OK ({len(cfg.cameras)} camera{'s' if len(cfg.cameras) != 1 else ''})")
     for cam in cfg.cameras:
-        console.print(f"  {cam.id}: {cam.display_url} ({cam.kind.value}, {cam.effective_mode.value}, "
-                      f"{cam.fps:g} fps)", highlight=False)
+        console.print(
+            f"  {cam.id}: {cam.display_url} ({cam.kind.value}, {cam.effective_mode.value}, {cam.fps:g} fps)",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -147,8 +149,9 @@ def _run_started(cfg: VigilConfig, duration: float | None, view: bool) -> None:
             except PipelineError as exc:
                 fail(str(exc))
         metrics_url = f"http://{cfg.metrics.host}:{pipeline.metrics_port}/metrics"
-        console.print(f"metrics on {metrics_url}  ·  events: vigil events tail --redis-url {redact(redis_url)}",
-                      highlight=False)
+        console.print(
+            f"metrics on {metrics_url}  ·  events: vigil events tail --redis-url {redact(redis_url)}", highlight=False
+        )
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
@@ -158,9 +161,11 @@ def _run_started(cfg: VigilConfig, duration: float | None, view: bool) -> None:
         with console.status("stopping..."):
             final = pipeline.stop()
         for s in final:
-            console.print(f"{s.camera_id}: {s.state.value}, {s.frames_processed} frames processed, "
-                          f"{s.frames_dropped} dropped, {s.events_published} events"
-                          + (f" ({s.reason})" if s.reason else ""), highlight=False)
+            console.print(
+                f"{s.camera_id}: {s.state.value}, {s.frames_processed} frames processed, "
+                f"{s.frames_dropped} dropped, {s.events_published} events" + (f" ({s.reason})" if s.reason else ""),
+                highlight=False,
+            )
 
 
 @events_app.command("tail")
@@ -190,8 +195,7 @@ def events_tail(
                 for entry_id, fields in entries:
                     last_id = entry_id
                     doc = fields[b"event"].decode()
-                    console.print(doc if as_json else format_event(json.loads(doc)), highlight=False,
-                                  soft_wrap=True)
+                    console.print(doc if as_json else format_event(json.loads(doc)), highlight=False, soft_wrap=True)
                     seen += 1
                     if count is not None and seen >= count:
                         return

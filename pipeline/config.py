@@ -211,7 +211,9 @@ class EventsConfig(_Strict):
 
 class WorkerResources(_Strict):
     num_cpus: float = Field(default=1.0, ge=0, le=256, description="Ray CPUs reserved by the actor")
-    num_gpus: float | Literal["auto"] = Field(default="auto", description="GPUs per actor; auto: 1 if the cluster has one")
+    num_gpus: float | Literal["auto"] = Field(
+        default="auto", description="GPUs per actor; auto: 1 if the cluster has one"
+    )
     torch_threads: int = Field(default=1, ge=1, le=256, description="torch intra-op threads on CPU")
 
 
@@ -226,7 +228,7 @@ class RayConfig(_Strict):
 class VigilConfig(_Strict):
     """The whole config file."""
 
-    cameras: tuple[CameraConfig, ...] = Field(min_length=1, description="Video sources")
+    cameras: tuple[CameraConfig, ...] = Field(description="Video sources (at least one)")
     redis: RedisConfig = Field(default_factory=RedisConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
@@ -236,6 +238,8 @@ class VigilConfig(_Strict):
     @field_validator("cameras")
     @classmethod
     def _unique_ids(cls, cameras: tuple[CameraConfig, ...]) -> tuple[CameraConfig, ...]:
+        if not cameras:
+            raise ValueError("at least one camera is required")
         seen: set[str] = set()
         for cam in cameras:
             if cam.id in seen:

@@ -104,8 +104,10 @@ class Pipeline:
         self.workers = self._start_workers()
         settings = self._camera_settings()
         for cam in self.cfg.cameras:
-            actor = ray.remote(CameraWorker).options(num_cpus=0, max_concurrency=4, max_restarts=0).remote(
-                cam, settings, self.workers
+            actor = (
+                ray.remote(CameraWorker)
+                .options(num_cpus=0, max_concurrency=4, max_restarts=0)
+                .remote(cam, settings, self.workers)
             )
             self.cameras[cam.id] = actor
         ray.get([a.start.remote() for a in self.cameras.values()])
@@ -121,9 +123,7 @@ class Pipeline:
     def _start_workers(self) -> WorkerHandles:
         models, res = self.cfg.models, self.cfg.ray
         detector = ray.remote(Detector).options(max_restarts=-1, max_task_retries=2, **_gpu_options(res.detector))
-        classifier = ray.remote(Classifier).options(
-            max_restarts=-1, max_task_retries=2, **_gpu_options(res.classifier)
-        )
+        classifier = ray.remote(Classifier).options(max_restarts=-1, max_task_retries=2, **_gpu_options(res.classifier))
         det = detector.remote(models.detector, res.detector.torch_threads)
         cls = classifier.remote(models.classifier, res.classifier.torch_threads)
         try:

@@ -26,41 +26,51 @@ STAGES = ("decode", "detect", "classify", "temporal", "publish")
 
 VIGIL_REGISTRY = CollectorRegistry(auto_describe=True)
 
-FRAMES_DECODED = Counter(
-    "vigil_frames_decoded", "Frames read from the source", ["camera"], registry=VIGIL_REGISTRY
-)
+FRAMES_DECODED = Counter("vigil_frames_decoded", "Frames read from the source", ["camera"], registry=VIGIL_REGISTRY)
 FRAMES_PROCESSED = Counter(
-    "vigil_frames_processed", "Frames that went through detection and classification", ["camera"],
+    "vigil_frames_processed",
+    "Frames that went through detection and classification",
+    ["camera"],
     registry=VIGIL_REGISTRY,
 )
 FRAMES_DROPPED = Counter(
-    "vigil_frames_dropped", "Frames decoded but not processed, by reason (stale, backpressure, error)",
-    ["camera", "reason"], registry=VIGIL_REGISTRY,
+    "vigil_frames_dropped",
+    "Frames decoded but not processed, by reason (stale, backpressure, error)",
+    ["camera", "reason"],
+    registry=VIGIL_REGISTRY,
 )
 STAGE_LATENCY = Histogram(
-    "vigil_stage_latency_seconds", "Time spent in a pipeline stage, seen from the camera actor",
-    ["stage"], buckets=LATENCY_BUCKETS_S, registry=VIGIL_REGISTRY,
+    "vigil_stage_latency_seconds",
+    "Time spent in a pipeline stage, seen from the camera actor",
+    ["stage"],
+    buckets=LATENCY_BUCKETS_S,
+    registry=VIGIL_REGISTRY,
 )
 E2E_LATENCY = Histogram(
-    "vigil_e2e_latency_seconds", "From frame capture to the end of its processing (events published)",
-    ["camera"], buckets=LATENCY_BUCKETS_S, registry=VIGIL_REGISTRY,
+    "vigil_e2e_latency_seconds",
+    "From frame capture to the end of its processing (events published)",
+    ["camera"],
+    buckets=LATENCY_BUCKETS_S,
+    registry=VIGIL_REGISTRY,
 )
 EVENTS_PUBLISHED = Counter(
     "vigil_events_published", "Events written to Redis", ["camera", "kind"], registry=VIGIL_REGISTRY
 )
-PUBLISH_ERRORS = Counter(
-    "vigil_publish_errors", "Failed Redis writes, by reason", ["reason"], registry=VIGIL_REGISTRY
-)
+PUBLISH_ERRORS = Counter("vigil_publish_errors", "Failed Redis writes, by reason", ["reason"], registry=VIGIL_REGISTRY)
 EVENTS_PENDING = Gauge(
     "vigil_events_pending", "Events accepted but not yet written to Redis", ["camera"], registry=VIGIL_REGISTRY
 )
 STREAM_UP = Gauge("vigil_stream_up", "1 while the camera is streaming", ["camera"], registry=VIGIL_REGISTRY)
 STREAM_STATE = Gauge(
-    "vigil_stream_state", "1 for the camera's current lifecycle state", ["camera", "state"],
+    "vigil_stream_state",
+    "1 for the camera's current lifecycle state",
+    ["camera", "state"],
     registry=VIGIL_REGISTRY,
 )
 STREAM_RECONNECTS = Counter(
-    "vigil_stream_reconnects", "Reconnect attempts after a lost or failed source", ["camera"],
+    "vigil_stream_reconnects",
+    "Reconnect attempts after a lost or failed source",
+    ["camera"],
     registry=VIGIL_REGISTRY,
 )
 MODEL_LOAD_SECONDS = Gauge(

@@ -86,8 +86,12 @@ class RedisPublisher:
             pipe.execute()
         except redis.RedisError as exc:
             PUBLISH_ERRORS.labels(type(exc).__name__).inc()
-            log.warning("camera %s: Redis write failed (%s); %d kept for retry", self._camera_id,
-                        redact(str(exc)), len(self._pending))
+            log.warning(
+                "camera %s: Redis write failed (%s); %d kept for retry",
+                self._camera_id,
+                redact(str(exc)),
+                len(self._pending),
+            )
             return 0
         for _ in batch:
             self._pending.popleft()

@@ -80,12 +80,29 @@ class EmbeddedRedis:
 
     def start(self, timeout_s: float = 10.0) -> str:
         binary = find_redis_server()
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--dir", self._dir.name, "--logfile", str(Path(self._dir.name) / "redis.log"), *self.extra_args]
+        args = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self._dir.name,
+            "--logfile",
+            str(Path(self._dir.name) / "redis.log"),
+            *self.extra_args,
+        ]
         if self.password:
             args += ["--requirepass", self.password]
         self.proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             preexec_fn=_die_with_parent,
         )
         self._wait_ready(timeout_s)

@@ -55,8 +55,7 @@ def background(scene: str, size_wh: tuple[int, int], night: bool) -> Image:
     else:
         img[:] = (170, 180, 190)
         cv2.fillPoly(img, [np.array([[0, 0], [w // 3, h // 3], [w // 3, 2 * h // 3], [0, h]])], (120, 130, 140))
-        cv2.fillPoly(img, [np.array([[w, 0], [2 * w // 3, h // 3], [2 * w // 3, 2 * h // 3], [w, h]])],
-                     (120, 130, 140))
+        cv2.fillPoly(img, [np.array([[w, 0], [2 * w // 3, h // 3], [2 * w // 3, 2 * h // 3], [w, h]])], (120, 130, 140))
     if night:
         img = (img * 0.35).astype(np.uint8)
     return img
@@ -70,8 +69,9 @@ def draw_mover(img: Image, m: Mover, box: tuple[int, int, int, int]) -> None:
         cv2.rectangle(img, (x1, y1 + 2 * head_r), (x2, y2), m.color_bgr, -1)
     else:
         cv2.rectangle(img, (x1, y1), (x2, y2), m.color_bgr, -1)
-        cv2.rectangle(img, (x1 + (x2 - x1) // 4, y1 + 3), (x2 - (x2 - x1) // 4, y1 + (y2 - y1) // 2),
-                      (200, 170, 140), -1)
+        cv2.rectangle(
+            img, (x1 + (x2 - x1) // 4, y1 + 3), (x2 - (x2 - x1) // 4, y1 + (y2 - y1) // 2), (200, 170, 140), -1
+        )
 
 
 def make_movers(rng: np.random.Generator, size_wh: tuple[int, int], frames: int) -> list[Mover]:
@@ -79,19 +79,24 @@ def make_movers(rng: np.random.Generator, size_wh: tuple[int, int], frames: int)
     movers = []
     for i in range(max(2, frames // 20)):
         is_person = rng.random() < 0.6
-        size = (int(rng.integers(14, 24)), int(rng.integers(36, 60))) if is_person else (
-            int(rng.integers(60, 100)), int(rng.integers(30, 45)))
+        size = (
+            (int(rng.integers(14, 24)), int(rng.integers(36, 60)))
+            if is_person
+            else (int(rng.integers(60, 100)), int(rng.integers(30, 45)))
+        )
         speed = float(rng.uniform(1.5, 4.0)) if is_person else float(rng.uniform(4.0, 9.0))
         left = rng.random() < 0.5
         y = float(rng.uniform(h * 0.3, h * 0.8 - size[1]))
-        movers.append(Mover(
-            cls="person" if is_person else "car",
-            color_bgr=tuple(int(c) for c in rng.integers(30, 230, 3)),  # type: ignore[arg-type]
-            size_wh=size,
-            start_xy=(-size[0] if left else w, y),
-            velocity_xy=(speed if left else -speed, float(rng.uniform(-0.3, 0.3))),
-            start_frame=int(i * 20 + rng.integers(0, 15)),
-        ))
+        movers.append(
+            Mover(
+                cls="person" if is_person else "car",
+                color_bgr=tuple(int(c) for c in rng.integers(30, 230, 3)),  # type: ignore[arg-type]
+                size_wh=size,
+                start_xy=(-size[0] if left else w, y),
+                velocity_xy=(speed if left else -speed, float(rng.uniform(-0.3, 0.3))),
+                start_frame=int(i * 20 + rng.integers(0, 15)),
+            )
+        )
     return movers
 
 
@@ -135,8 +140,7 @@ def write_mp4(path: Path, frames: list[Image], fps: int) -> Path:
     return path
 
 
-def ensure_video(path: Path, seed: int, scene: str, seconds: float = 20.0, fps: int = 10,
-                 night: bool = False) -> Path:
+def ensure_video(path: Path, seed: int, scene: str, seconds: float = 20.0, fps: int = 10, night: bool = False) -> Path:
     """Render the video once; later calls reuse the file."""
     if not path.is_file() or path.stat().st_size == 0:
         tmp = path.with_suffix(".tmp.mp4")

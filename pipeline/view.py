@@ -89,8 +89,16 @@ def camera_table(statuses: list[CameraStatus]) -> Table:
             state += f"\n[dim]{s.reason}[/]"
         latency = "-" if s.last_latency_s is None else f"{s.last_latency_s * 1000:.0f} ms"
         table.add_row(
-            s.camera_id, state, f"{s.input_fps:.1f}", f"{s.processed_fps:.1f}", latency,
-            str(s.frames_processed), str(s.frames_dropped), str(s.events_published), s.scene or "-", s.clip or "-",
+            s.camera_id,
+            state,
+            f"{s.input_fps:.1f}",
+            f"{s.processed_fps:.1f}",
+            latency,
+            str(s.frames_processed),
+            str(s.frames_dropped),
+            str(s.events_published),
+            s.scene or "-",
+            s.clip or "-",
         )
     return table
 

@@ -169,8 +169,13 @@ class CameraWorker(MetricsExporter):
             if state is CameraState.RECONNECTING and previous is not CameraState.RECONNECTING:
                 STREAM_RECONNECTS.labels(self.cam.id).inc()
             self._publisher.publish_status(
-                StatusEvent(camera_id=self.cam.id, state=state, previous=previous if previous is not state else None,
-                            reason=reason, url=self.cam.display_url)
+                StatusEvent(
+                    camera_id=self.cam.id,
+                    state=state,
+                    previous=previous if previous is not state else None,
+                    reason=reason,
+                    url=self.cam.display_url,
+                )
             )
         level = logging.WARNING if state in (CameraState.FAILED, CameraState.RECONNECTING) else logging.INFO
         log.log(level, "camera %s: %s%s", self.cam.id, state.value, f" ({reason})" if reason else "")
@@ -242,9 +247,7 @@ class CameraWorker(MetricsExporter):
         self._since_clip = 0
         t0 = time.time()
         window = np.stack([f.vector for f in self._window])
-        score: LabelScore = ray.get(
-            self.workers.temporal.classify_batch.remote([window]), timeout=WORKER_TIMEOUT_S
-        )[0]
+        score: LabelScore = ray.get(self.workers.temporal.classify_batch.remote([window]), timeout=WORKER_TIMEOUT_S)[0]
         STAGE_LATENCY.labels("temporal").observe(time.time() - t0)
         return ClipLabel(
             camera_id=self.cam.id,

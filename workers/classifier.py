@@ -71,9 +71,7 @@ def build_backbone(backend: TorchvisionViT | TimmViT, image_size: int) -> tuple[
     return vit, int(vit.hidden_dim)
 
 
-def build_model(
-    backend: TorchvisionViT | TimmViT, labels: tuple[str, ...], image_size: int, seed: int = 0
-) -> SceneViT:
+def build_model(backend: TorchvisionViT | TimmViT, labels: tuple[str, ...], image_size: int, seed: int = 0) -> SceneViT:
     torch.manual_seed(seed)  # an untrained model is at least the same untrained model every run
     backbone, dim = build_backbone(backend, image_size)
     return SceneViT(backbone, dim, len(labels))

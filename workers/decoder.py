@@ -66,8 +66,10 @@ def open_capture(cfg: CameraConfig) -> cv2.VideoCapture:
             # OpenCV's FFmpeg backend reads its options from this variable at open time.
             os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{cfg.rtsp_transport}"
         params = [
-            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(cfg.open_timeout_s * 1000),
-            cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(cfg.read_timeout_s * 1000),
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            int(cfg.open_timeout_s * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            int(cfg.read_timeout_s * 1000),
         ]
         cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
     if not cap.isOpened():

@@ -41,8 +41,9 @@ def ray_session() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def rtsp_server(street_mp4: Path) -> Iterator[RtspServer]:
-    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"],
-                           capture_output=True)
+    probe = subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"], capture_output=True
+    )
     if probe.returncode != 0:
         pytest.fail("GStreamer RTSP server missing: run `make setup` as root (see scripts/install-system-deps.sh)")
     server = RtspServer(street_mp4)

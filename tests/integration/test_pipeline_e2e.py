@@ -20,24 +20,25 @@ from pipeline.driver import Pipeline
 from pipeline.messages import CameraState, CameraStatus, Event
 from pipeline.publisher import EVENTS_STREAM, STATUS_STREAM, camera_stream
 from pipeline.redis_server import EmbeddedRedis
-
 from tests.support.rtsp import RtspServer
 
 
 def make_config(file_url: str, rtsp_url: str, missing: Path) -> VigilConfig:
-    return parse_config({
-        "cameras": [
-            {"id": "file_cam", "url": file_url, "fps": 5},
-            {"id": "rtsp_cam", "url": rtsp_url, "fps": 5},
-            {"id": "broken", "url": str(missing), "fps": 5},
-        ],
-        "metrics": {"port": 0},
-        "models": {
-            "detector": {"weights": "yolo11n.yaml", "imgsz": 320},
-            "temporal": {"window": 4, "stride": 2},
-        },
-        "events": {"clip_min_confidence": 0.0, "clip_ignore_labels": []},
-    })
+    return parse_config(
+        {
+            "cameras": [
+                {"id": "file_cam", "url": file_url, "fps": 5},
+                {"id": "rtsp_cam", "url": rtsp_url, "fps": 5},
+                {"id": "broken", "url": str(missing), "fps": 5},
+            ],
+            "metrics": {"port": 0},
+            "models": {
+                "detector": {"weights": "yolo11n.yaml", "imgsz": 320},
+                "temporal": {"window": 4, "stride": 2},
+            },
+            "events": {"clip_min_confidence": 0.0, "clip_ignore_labels": []},
+        }
+    )
 
 
 class PubSubListener:
@@ -85,6 +86,7 @@ def run_result(
     pipeline.start()
     client = redis.Redis.from_url(redis_server.url)
     try:
+
         def progressed() -> bool:
             by_id = {s.camera_id: s for s in pipeline.statuses()}
             return (
@@ -102,7 +104,11 @@ def run_result(
         final = pipeline.stop()
         listener.close()
     yield {
-        "client": client, "metrics": body, "statuses": statuses, "final": final, "pubsub": listener.messages,
+        "client": client,
+        "metrics": body,
+        "statuses": statuses,
+        "final": final,
+        "pubsub": listener.messages,
         "metrics_port": pipeline.metrics_port,
     }
     client.close()

@@ -20,7 +20,9 @@ class RtspServer:
     def start(self, port: int = 0) -> str:
         self.proc = subprocess.Popen(
             [SYSTEM_PYTHON, str(RTSP_SCRIPT), "--file", str(self.video), "--mount", self.mount, "--port", str(port)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # blocks until the server prints READY <port> (or dies)

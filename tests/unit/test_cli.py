@@ -1,0 +1,57 @@
+"""The CLI's bad-input behaviour: one clear line, the right exit code, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, list(args))
+
+
+def test_validate_config_ok(tmp_path: Path) -> None:
+    cfg = tmp_path / "ok.yaml"
+    cfg.write_text("cameras:\n  - {id: door, url: 'rtsp://u:secret@cam/s', fps: 5}\n")
+    result = invoke("validate-config", str(cfg))
+    assert result.exit_code == 0, result.output
+    assert "OK (1 camera)" in result.output
+    assert "rtsp://***@cam/s" in result.output and "secret" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (None, "file not found"),
+        ("cameras: [\n", "invalid YAML"),
+        ("cameras:\n  - {id: a, url: /x, speed: 3}\n", "cameras[0].speed (line 2): unknown key"),
+        ("cameras:\n  - {id: a, url: /x, fps: many}\n", "cameras[0].fps (line 2): Input should be a valid number"),
+        (
+            "cameras:\n  - {id: a, url: /x}\nmodels: {detector: {weights: /nope/best.pt}}\n",
+            "models.detector.weights: '/nope/best.pt' is not a local file",
+        ),
+    ],
+)
+def test_bad_config_exits_2_with_one_line(tmp_path: Path, text: str | None, message: str) -> None:
+    cfg = tmp_path / "bad.yaml"
+    if text is not None:
+        cfg.write_text(text)
+    result = invoke("validate-config", str(cfg))
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_run_with_bad_config_exits_2(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("cameras: []\n")
+    result = invoke("run", str(cfg))
+    assert result.exit_code == 2
+    assert "at least one camera is required" in result.output

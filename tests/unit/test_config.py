@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import CameraMode, ConfigError, SourceKind, load_config, parse_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "vigil.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_config_gets_documented_defaults() -> None:
+    cfg = parse_config({"cameras": [{"id": "a", "url": "rtsp://h/s"}]})
+    assert cfg.redis.url is None
+    assert (cfg.metrics.host, cfg.metrics.port) == ("127.0.0.1", 9100)
+    assert cfg.models.temporal.head.kind == "lstm"
+    assert cfg.cameras[0].effective_mode is CameraMode.LIVE
+
+
+@pytest.mark.parametrize(
+    ("url", "kind", "mode"),
+    [
+        ("rtsp://user:pw@10.0.0.1/stream", SourceKind.RTSP, CameraMode.LIVE),
+        ("https://example.org/live.m3u8", SourceKind.HTTP, CameraMode.LIVE),
+        ("/data/clip.mp4", SourceKind.FILE, CameraMode.FILE),
+        ("file:///data/clip.mp4", SourceKind.FILE, CameraMode.FILE),
+        ("0", SourceKind.WEBCAM, CameraMode.LIVE),
+        ("/dev/video2", SourceKind.WEBCAM, CameraMode.LIVE),
+    ],
+)
+def test_url_kind_and_default_mode(url: str, kind: SourceKind, mode: CameraMode) -> None:
+    cam = parse_config({"cameras": [{"id": "a", "url": url}]}).cameras[0]
+    assert cam.kind is kind
+    assert cam.effective_mode is mode
+
+
+def test_looped_file_plays_as_live_camera() -> None:
+    cam = parse_config({"cameras": [{"id": "a", "url": "/x.mp4", "loop": True}]}).cameras[0]
+    assert cam.effective_mode is CameraMode.LIVE
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        ("cameras: []\n", "cameras (line 1): at least one camera is required"),
+        ("cameras:\n  - id: a\n    url: rtsp://h/s\n    fps: -1\n", "cameras[0].fps (line 4): Input should be greater than 0"),
+        ("cameras:\n  - id: a\n    url: rtsp://h/s\n    colour: red\n", "cameras[0].colour (line 4): unknown key"),
+        ("cameras:\n  - id: a\n    url: ftp://h/s\n", "cameras[0].url (line 3): unsupported URL scheme 'ftp'"),
+        ("cameras:\n  - {id: a, url: /x.mp4}\n  - {id: a, url: /y.mp4}\n", "duplicate camera id 'a'"),
+        ("cameras:\n  - {id: 'a b', url: /x.mp4}\n", "cameras[0].id (line 2): String should match pattern"),
+        ("cameras:\n  - {id: a, url: /x}\nmetrics: {port: http}\n", "metrics.port (line 3): Input should be a valid integer"),
+        (
+            "cameras:\n  - {id: a, url: /x}\nmodels:\n  temporal:\n    head: {kind: gru}\n",
+            "models.temporal.head (line 5): Input tag 'gru' found using 'kind' does not match",
+        ),
+        ("cameras:\n  - {id: a, url: /x}\nredis: {url: 'localhost:6379'}\n", "redis.url (line 3): must start with redis://"),
+        ("cameras: [\n", "invalid YAML (line 2)"),
+        ("- just a list\n", "top level must be a mapping"),
+    ],
+)
+def test_bad_config_names_key_path_and_line(tmp_path: Path, yaml_text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, yaml_text))
+    assert any(expected in p for p in info.value.problems), info.value.problems
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    path = write(tmp_path, "cameras:\n  - {id: a, url: /x, fps: 0}\nmetrics: {port: -5}\nextra: 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    keys = {p.split(" ")[0].rstrip(":") for p in info.value.problems}
+    assert keys == {"cameras[0].fps", "metrics.port", "extra"}
+
+
+def test_env_substitution_and_secret_never_echoed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAM_PASS", "hunter2")
+    path = write(tmp_path, "cameras:\n  - {id: a, url: 'rtsp://admin:${CAM_PASS}@h/s', fps: 'fast'}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "hunter2" not in str(info.value)
+    cfg = load_config(write(tmp_path, "cameras:\n  - {id: a, url: 'rtsp://admin:${CAM_PASS}@h/s'}\n"))
+    assert cfg.cameras[0].url == "rtsp://admin:hunter2@h/s"
+    assert cfg.cameras[0].display_url == "rtsp://***@h/s"
+
+
+def test_unset_env_var_is_reported_with_its_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOPE_VAR", raising=False)
+    with pytest.raises(ConfigError, match=r"cameras\[0\]\.url: environment variable NOPE_VAR is not set"):
+        load_config(write(tmp_path, "cameras:\n  - {id: a, url: 'rtsp://${NOPE_VAR}@h/s'}\n"))
+
+
+def test_env_default_is_used_when_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VIDEO_DIR", raising=False)
+    cfg = load_config(write(tmp_path, "cameras:\n  - {id: a, url: '${VIDEO_DIR:-/srv}/a.mp4'}\n"))
+    assert cfg.cameras[0].url == "/srv/a.mp4"
+
+
+def test_overrides_apply_before_validation(tmp_path: Path) -> None:
+    path = write(tmp_path, "cameras:\n  - {id: a, url: /x.mp4}\n")
+    cfg = load_config(path, {"redis.url": "redis://127.0.0.1:1/0", "metrics.port": 0})
+    assert cfg.redis.url == "redis://127.0.0.1:1/0"
+    assert cfg.metrics.port == 0
+
+
+def test_stride_longer_than_window_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="stride must not exceed window"):
+        parse_config({"cameras": [{"id": "a", "url": "/x"}], "models": {"temporal": {"window": 4, "stride": 8}}})
+
+
+def test_config_is_frozen() -> None:
+    cfg = parse_config({"cameras": [{"id": "a", "url": "/x"}]})
+    with pytest.raises(Exception, match="frozen"):
+        cfg.cameras[0].fps = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "example.yaml"])
+def test_shipped_configs_validate(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRONT_DOOR_PASSWORD", "secret")
+    cfg = load_config(REPO / "configs" / name)
+    assert cfg.cameras

@@ -1,0 +1,92 @@
+"""Model adapters with the real libraries (ultralytics, torchvision, timm), no Ray."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.config import ClassifierConfig, DetectorConfig, LSTMHead, TemporalConfig, TimmViT, TransformerHead
+from pipeline.messages import Detections
+from workers import classifier as cls_mod
+from workers import temporal as tmp_mod
+from workers.classifier import Classifier
+from workers.detector import Detector
+from workers.temporal import TemporalHead, detection_summary, summary_dim
+
+
+def frame(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 255, (360, 640, 3), dtype=np.uint8)
+
+
+def test_detector_builds_from_ultralytics_yaml_and_returns_detections() -> None:
+    det = Detector(DetectorConfig(weights="yolo11n.yaml", imgsz=160))
+    assert len(det.names()) == 80  # an architecture yaml has COCO's 80 (unnamed) classes
+    out = det.detect_batch([frame(0), frame(1)])
+    assert len(out) == 2 and all(isinstance(d, Detections) for d in out)
+
+
+def test_classifier_gives_label_and_embedding() -> None:
+    clf = Classifier(ClassifierConfig(labels=("a", "b", "c")))
+    res = clf.classify_batch([frame(0), frame(1)])
+    assert [r.embedding.shape for r in res] == [(192,), (192,)]
+    assert all(r.label in ("a", "b", "c") and 0 <= r.confidence <= 1 for r in res)
+    assert clf.embedding_dim() == 192
+
+
+def test_timm_backend_builds_offline() -> None:
+    model, dim = cls_mod.build_backbone(TimmViT(arch="vit_tiny_patch16_224"), 224)
+    assert dim == 192
+    assert model(torch.zeros(1, 3, 224, 224)).shape == (1, 192)
+
+
+def test_classifier_checkpoint_roundtrip(tmp_path: Path) -> None:
+    cfg = ClassifierConfig(labels=("day", "night"))
+    model = cls_mod.build_model(cfg.backend, cfg.labels, 224, seed=7)
+    ckpt = tmp_path / "scene.pt"
+    cls_mod.save_checkpoint(ckpt, model, cfg.backend, ("day", "night"), 224)
+    loaded = Classifier(ClassifierConfig(weights=ckpt, labels=("ignored",)))
+    assert loaded.labels == ("day", "night")
+    x = cls_mod.preprocess([frame(3)], 224)
+    with torch.inference_mode():
+        expected = model.eval()(x)[1]
+        got = loaded.model(x)[1]
+    assert torch.allclose(expected, got)
+
+
+def test_detection_summary_layout() -> None:
+    det = Detections(
+        np.array([[0, 0, 64, 36], [320, 180, 384, 216]], np.float32),
+        np.array([0.8, 0.6], np.float32),
+        np.array([0, 2]),
+        np.array([1, 2]),
+    )
+    vec = detection_summary(det, (640, 360), num_classes=3)
+    assert vec.shape == (summary_dim(3),)
+    assert vec[0] == pytest.approx(0.2) and vec[1] == pytest.approx(0.7)
+    assert vec[2] == pytest.approx(0.01)  # each box is 1 % of the frame
+    assert list(vec[-3:]) == pytest.approx([0.1, 0.0, 0.1])
+    assert not detection_summary(Detections.empty(), (640, 360), 3).any()
+
+
+@pytest.mark.parametrize("head", [LSTMHead(hidden_size=32), TransformerHead(d_model=32, num_heads=4)])
+def test_temporal_heads_label_windows(head: LSTMHead | TransformerHead) -> None:
+    cfg = TemporalConfig(head=head, labels=("normal", "fall"), window=8, stride=4)
+    worker = TemporalHead(cfg, in_dim=20)
+    windows = [np.random.default_rng(i).normal(size=(8, 20)).astype(np.float32) for i in range(3)]
+    scores = worker.classify_batch(windows)
+    assert len(scores) == 3
+    assert all(s.label in ("normal", "fall") and 0.5 <= s.confidence <= 1 for s in scores)
+    assert worker.head_kind() == head.kind
+
+
+def test_temporal_checkpoint_must_match_feature_size(tmp_path: Path) -> None:
+    head = LSTMHead(hidden_size=16)
+    model = tmp_mod.build_head(head, 20, 2)
+    ckpt = tmp_path / "clip.pt"
+    tmp_mod.save_checkpoint(ckpt, model, head, ("normal", "fall"), 20)
+    assert TemporalHead(TemporalConfig(weights=ckpt), in_dim=20).labels == ("normal", "fall")
+    with pytest.raises(ValueError, match="trained on 20 features per frame"):
+        TemporalHead(TemporalConfig(weights=ckpt), in_dim=21)
