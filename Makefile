@@ -23,6 +23,8 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest -q -rfEs tests
+	$(VENV)/bin/ruff check pipeline workers tests
+	$(VENV)/bin/mypy
 
 test-unit: setup
 	$(VENV)/bin/python -m pytest -q tests/unit

@@ -135,7 +135,7 @@ def _run_started(cfg: VigilConfig, duration: float | None, view: bool) -> None:
             except RedisUnavailable as exc:
                 fail(str(exc))
             redis_url = server.url
-            console.print(f"embedded redis-server on {redis_url}", highlight=False)
+            console.print(f"embedded redis-server on {redis_url}", highlight=False, soft_wrap=True)
         try:
             check_connection(redis_url, cfg.redis.connect_timeout_s)
         except ConnectionError as exc:
@@ -179,26 +179,24 @@ def events_tail(
     """Print events live as they are published (reads the Redis stream, so nothing is missed)."""
     import redis
 
-    from pipeline.publisher import EVENTS_STREAM, camera_stream, connect
+    from pipeline.publisher import EVENTS_STREAM, camera_stream, connect, read_new_events
     from pipeline.view import format_event
 
     stream = camera_stream(camera) if camera else EVENTS_STREAM
     client = connect(redis_url)
-    last_id = "0-0" if from_start else "$"
+    last_id: bytes | str = "0-0" if from_start else "$"
     seen = 0
     try:
         client.ping()
         err_console.print(f"following {stream} on {redact(redis_url)} (Ctrl-C to stop)", highlight=False)
         while count is None or seen < count:
-            reply = client.xread({stream: last_id}, count=100, block=1000)
-            for _stream, entries in reply or []:
-                for entry_id, fields in entries:
-                    last_id = entry_id
-                    doc = fields[b"event"].decode()
-                    console.print(doc if as_json else format_event(json.loads(doc)), highlight=False, soft_wrap=True)
-                    seen += 1
-                    if count is not None and seen >= count:
-                        return
+            for entry_id, raw in read_new_events(client, stream, last_id, block_ms=1000):
+                last_id = entry_id
+                doc = raw.decode()
+                console.print(doc if as_json else format_event(json.loads(doc)), highlight=False, soft_wrap=True)
+                seen += 1
+                if count is not None and seen >= count:
+                    return
     except redis.RedisError as exc:
         fail(f"Redis at {redis_url}: {exc}")
     except KeyboardInterrupt:

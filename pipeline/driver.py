@@ -77,12 +77,15 @@ def init_ray(cfg: VigilConfig, log_to_driver: bool = True) -> None:
     }
     if cfg.ray.address is None:
         kwargs.update(num_cpus=cfg.ray.num_cpus, include_dashboard=False)
+    # Ray announces its (welcome) token auth on every start; keep it out of the user's terminal.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     ray.init(address=cfg.ray.address, **kwargs)
 
 
 def _gpu_options(res: WorkerResources) -> dict[str, float]:
     if res.num_gpus == "auto":
-        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+        resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+        gpus = 1.0 if resources.get("GPU", 0) > 0 else 0.0
     else:
         gpus = float(res.num_gpus)
     return {"num_cpus": res.num_cpus, "num_gpus": gpus}
@@ -98,13 +101,12 @@ class Pipeline:
     workers: WorkerHandles | None = None
     cameras: dict[str, Any] = field(default_factory=dict)
     metrics: MetricsServer | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
         self.workers = self._start_workers()
         settings = self._camera_settings()
         for cam in self.cfg.cameras:
-            actor = (
+            actor: Any = (
                 ray.remote(CameraWorker)
                 .options(num_cpus=0, max_concurrency=4, max_restarts=0)
                 .remote(cam, settings, self.workers)
@@ -122,15 +124,17 @@ class Pipeline:
 
     def _start_workers(self) -> WorkerHandles:
         models, res = self.cfg.models, self.cfg.ray
-        detector = ray.remote(Detector).options(max_restarts=-1, max_task_retries=2, **_gpu_options(res.detector))
-        classifier = ray.remote(Classifier).options(max_restarts=-1, max_task_retries=2, **_gpu_options(res.classifier))
+        detector: Any = ray.remote(Detector).options(max_restarts=-1, max_task_retries=2, **_gpu_options(res.detector))
+        classifier: Any = ray.remote(Classifier).options(
+            max_restarts=-1, max_task_retries=2, **_gpu_options(res.classifier)
+        )
         det = detector.remote(models.detector, res.detector.torch_threads)
         cls = classifier.remote(models.classifier, res.classifier.torch_threads)
         try:
             self._class_names = ray.get(det.names.remote())
             embed_dim = ray.get(cls.embedding_dim.remote())
             in_dim = embed_dim + summary_dim(len(self._class_names))
-            temporal = ray.remote(TemporalHead).options(
+            temporal: Any = ray.remote(TemporalHead).options(
                 max_restarts=-1, max_task_retries=2, **_gpu_options(res.temporal)
             )
             tmp = temporal.remote(models.temporal, in_dim, res.temporal.torch_threads)
@@ -178,11 +182,6 @@ class Pipeline:
             except ray.exceptions.RayError as exc:
                 log.warning("status: a camera actor did not answer: %s", exc)
         return sorted(out, key=lambda s: s.camera_id)
-
-    def all_done(self) -> bool:
-        """True when every camera has stopped or failed (e.g. every file was read to the end)."""
-        statuses = self.statuses()
-        return len(statuses) == len(self.cameras) and all(s.state in _TERMINAL for s in statuses)
 
     def run(self, duration_s: float | None, stop: threading.Event, on_tick: Any = None) -> None:
         """Block until ``stop`` is set, ``duration_s`` passes, or every camera is done."""

@@ -54,6 +54,17 @@ def check_connection(url: str, connect_timeout_s: float = 3.0) -> None:
         client.close()
 
 
+def read_new_events(
+    client: redis.Redis, stream: str, last_id: bytes | str, block_ms: int, count: int = 100
+) -> list[tuple[bytes, bytes]]:
+    """XREAD ``stream`` after ``last_id`` (``$``: only new ones), waiting up to ``block_ms``.
+
+    Returns ``[(entry_id, event_json)]`` in stream order; pass the last entry id back in to go on.
+    """
+    reply: Any = client.xread({stream: last_id}, count=count, block=block_ms)
+    return [(entry_id, fields[b"event"]) for _name, entries in reply or [] for entry_id, fields in entries]
+
+
 class RedisPublisher:
     """Writes one camera's events and status changes to Redis."""
 

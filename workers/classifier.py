@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -51,7 +51,7 @@ def build_backbone(backend: TorchvisionViT | TimmViT, image_size: int) -> tuple[
         import timm
 
         model = timm.create_model(backend.arch, pretrained=backend.pretrained, num_classes=0, img_size=image_size)
-        return model, int(model.num_features)
+        return model, cast(int, model.num_features)
     from torchvision import models
     from torchvision.models.vision_transformer import VisionTransformer
 
@@ -68,7 +68,7 @@ def build_backbone(backend: TorchvisionViT | TimmViT, image_size: int) -> tuple[
             raise ValueError(f"unknown torchvision ViT {backend.arch!r} (e.g. vit_b_16, or vit_tiny)")
         vit = builder(weights="DEFAULT" if backend.pretrained else None, image_size=image_size)
     vit.heads = nn.Identity()  # forward() now returns the CLS embedding
-    return vit, int(vit.hidden_dim)
+    return vit, cast(int, vit.hidden_dim)
 
 
 def build_model(backend: TorchvisionViT | TimmViT, labels: tuple[str, ...], image_size: int, seed: int = 0) -> SceneViT:

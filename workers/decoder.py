@@ -49,7 +49,7 @@ class Backoff:
     cap_s: float = 30.0
 
     def delay_s(self, attempt: int) -> float:
-        return min(self.cap_s, self.base_s * 2 ** min(attempt, 20)) * random.uniform(0.5, 1.0)
+        return float(min(self.cap_s, self.base_s * 2 ** min(attempt, 20)) * random.uniform(0.5, 1.0))
 
 
 def open_capture(cfg: CameraConfig) -> cv2.VideoCapture:
@@ -200,7 +200,7 @@ class FrameSource:
                 self._on_drop("fps_cap")
                 continue
             next_take = max(next_take + period_s, position_s) if is_file else position_s + period_s * 0.95
-            self._hand_on(image)
+            self._hand_on(np.asarray(image, dtype=np.uint8))
         return False, got
 
     def _hand_on(self, image: npt.NDArray[np.uint8]) -> None:

@@ -39,7 +39,7 @@ class Detector(MetricsExporter):
     """Runs YOLO on frames. ``weights``: a name, a local .pt path, or an architecture .yaml."""
 
     def __init__(self, cfg: DetectorConfig, torch_threads: int = 1) -> None:
-        from ultralytics import YOLO
+        from ultralytics import YOLO  # type: ignore[attr-defined]
 
         self.cfg = cfg
         self.device = configure_torch(torch_threads)

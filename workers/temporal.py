@@ -67,7 +67,8 @@ class ClipLSTM(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, F) -> logits (B, L), from the last time step."""
         h, _ = self.lstm(self.norm(x))
-        return self.out(h[:, -1])
+        logits: torch.Tensor = self.out(h[:, -1])
+        return logits
 
 
 class ClipTransformer(nn.Module):
@@ -87,7 +88,8 @@ class ClipTransformer(nn.Module):
         """(B, T, F) -> logits (B, L), from a learned CLS token."""
         z = self.proj(self.norm(x))
         z = torch.cat([self.cls.expand(len(z), -1, -1), z], dim=1) + self.pos[: z.shape[1] + 1]
-        return self.out(self.encoder(z)[:, 0])
+        logits: torch.Tensor = self.out(self.encoder(z)[:, 0])
+        return logits
 
 
 def _sinusoid(length: int, dim: int) -> torch.Tensor:

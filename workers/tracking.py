@@ -48,7 +48,7 @@ class Tracker:
             match_thresh=0.8,
             fuse_score=True,
         )
-        self._tracker = BYTETracker(args)
+        self._tracker = BYTETracker(args)  # type: ignore[no-untyped-call]
 
     def update(self, det: Detections) -> Detections:
         """Return the tracked subset of ``det`` with ``tracker_id`` set (unconfirmed boxes are left out)."""

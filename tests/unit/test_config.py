@@ -49,17 +49,26 @@ def test_looped_file_plays_as_live_camera() -> None:
     ("yaml_text", "expected"),
     [
         ("cameras: []\n", "cameras (line 1): at least one camera is required"),
-        ("cameras:\n  - id: a\n    url: rtsp://h/s\n    fps: -1\n", "cameras[0].fps (line 4): Input should be greater than 0"),
+        (
+            "cameras:\n  - id: a\n    url: rtsp://h/s\n    fps: -1\n",
+            "cameras[0].fps (line 4): Input should be greater than 0",
+        ),
         ("cameras:\n  - id: a\n    url: rtsp://h/s\n    colour: red\n", "cameras[0].colour (line 4): unknown key"),
         ("cameras:\n  - id: a\n    url: ftp://h/s\n", "cameras[0].url (line 3): unsupported URL scheme 'ftp'"),
         ("cameras:\n  - {id: a, url: /x.mp4}\n  - {id: a, url: /y.mp4}\n", "duplicate camera id 'a'"),
         ("cameras:\n  - {id: 'a b', url: /x.mp4}\n", "cameras[0].id (line 2): String should match pattern"),
-        ("cameras:\n  - {id: a, url: /x}\nmetrics: {port: http}\n", "metrics.port (line 3): Input should be a valid integer"),
+        (
+            "cameras:\n  - {id: a, url: /x}\nmetrics: {port: http}\n",
+            "metrics.port (line 3): Input should be a valid integer",
+        ),
         (
             "cameras:\n  - {id: a, url: /x}\nmodels:\n  temporal:\n    head: {kind: gru}\n",
             "models.temporal.head (line 5): Input tag 'gru' found using 'kind' does not match",
         ),
-        ("cameras:\n  - {id: a, url: /x}\nredis: {url: 'localhost:6379'}\n", "redis.url (line 3): must start with redis://"),
+        (
+            "cameras:\n  - {id: a, url: /x}\nredis: {url: 'localhost:6379'}\n",
+            "redis.url (line 3): must start with redis://",
+        ),
         ("cameras: [\n", "invalid YAML (line 2)"),
         ("- just a list\n", "top level must be a mapping"),
     ],

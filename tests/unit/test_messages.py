@@ -21,11 +21,29 @@ def test_detection_label_uses_class_names() -> None:
 
 
 def test_event_json_has_the_documented_fields() -> None:
-    ev = Event(camera_id="c", kind="object", label="person", confidence=0.9, frame_id=3,
-               bbox_xyxy=(1, 2, 3, 4), track_id=5, captured_at=1.0)
+    ev = Event(
+        camera_id="c",
+        kind="object",
+        label="person",
+        confidence=0.9,
+        frame_id=3,
+        bbox_xyxy=(1, 2, 3, 4),
+        track_id=5,
+        captured_at=1.0,
+    )
     doc = json.loads(ev.model_dump_json())
-    for key in ("schema_version", "event_id", "camera_id", "kind", "label", "confidence", "ts", "frame_id",
-                "bbox_xyxy", "track_id"):
+    for key in (
+        "schema_version",
+        "event_id",
+        "camera_id",
+        "kind",
+        "label",
+        "confidence",
+        "ts",
+        "frame_id",
+        "bbox_xyxy",
+        "track_id",
+    ):
         assert key in doc
     assert doc["ts"].endswith("Z")
     other = Event(camera_id="c", kind="clip", label="run", confidence=0.5, frame_id=3, captured_at=1.0)

@@ -1,0 +1,116 @@
+"""The README's commands as a user runs them: real processes, real Redis, real Ray."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+import redis
+
+from pipeline.redis_server import EmbeddedRedis, free_port
+
+VIGIL = [sys.executable, "-m", "pipeline.cli"]
+
+
+def ray_pids() -> set[int]:
+    names = ("raylet", "gcs_server")
+    return {
+        p.pid
+        for p in psutil.process_iter(["name", "cmdline"])
+        if any(n in " ".join(p.info["cmdline"] or []) for n in names)
+    }
+
+
+def read_until(proc: subprocess.Popen[str], pattern: str, lines: list[str]) -> re.Match[str]:
+    """Read the process's output line by line until ``pattern`` matches (the process's own signal)."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        match = re.search(pattern, line)
+        if match:
+            return match
+    raise AssertionError(f"process ended before printing {pattern!r}:\n{''.join(lines)}")
+
+
+def test_demo_runs_publishes_and_cleans_up(tmp_path: Path) -> None:
+    before = ray_pids()
+    port = free_port()
+    proc = subprocess.Popen(
+        [*VIGIL, "demo", "--duration", "20", "--no-view", "--metrics-port", str(port), "--demo-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        redis_url = read_until(proc, r"embedded redis-server on (redis://\S+)", lines).group(1)
+        read_until(proc, r"metrics on http://127\.0\.0\.1:(\d+)/metrics", lines)
+        tail = subprocess.run(
+            [*VIGIL, "events", "tail", "--redis-url", redis_url, "--count", "2", "--from-start"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert tail.returncode == 0, tail.stderr
+        assert len(tail.stdout.strip().splitlines()) == 2
+        assert re.search(r"(street|parking) (object|clip) ", tail.stdout)
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        assert re.search(r'vigil_frames_decoded_total\{camera="street"\} [1-9]', metrics)
+        assert re.search(r'vigil_stream_up\{camera="parking"\} 1\.0', metrics)
+        out, _ = proc.communicate(timeout=120)
+        lines.append(out)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = "".join(lines)
+    assert proc.returncode == 0, output
+    assert re.search(r"street: stopped, \d+ frames processed", output), output
+    assert "Traceback" not in output
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis.from_url(redis_url, socket_connect_timeout=1).ping()
+    assert ray_pids() <= before, "the demo left Ray processes behind"
+
+
+def test_unreachable_redis_is_one_clear_line(tmp_path: Path, street_mp4: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"cameras:\n  - {{id: a, url: '{street_mp4}'}}\n")
+    port = free_port()
+    result = subprocess.run(
+        [*VIGIL, "run", str(cfg), "--redis-url", f"redis://:pw@127.0.0.1:{port}/0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert f"cannot reach Redis at redis://***@127.0.0.1:{port}/0" in result.stderr
+    assert "pw@" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_wrong_redis_password_is_a_clear_error(tmp_path: Path, street_mp4: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"cameras:\n  - {{id: a, url: '{street_mp4}'}}\n")
+    with EmbeddedRedis(password="right-password") as server:
+        url = f"redis://:wrong-password@127.0.0.1:{server.port}/0"
+        result = subprocess.run(
+            [*VIGIL, "run", str(cfg), "--redis-url", url], capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 1
+    assert "refused the credentials" in result.stderr
+    assert "wrong-password" not in result.stderr
+
+
+def test_events_tail_unreachable_redis(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*VIGIL, "events", "tail", "--redis-url", f"redis://127.0.0.1:{free_port()}/0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "error:" in result.stderr and "Traceback" not in result.stderr
