@@ -11,14 +11,17 @@ import os
 import signal
 import sys
 import threading
-from contextlib import ExitStack, nullcontext
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
+from pipeline.client import EventClient
 from pipeline.config import ConfigError, VigilConfig, load_config
+from pipeline.messages import SCHEMA_VERSION, Event
 from pipeline.redact import redact
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Vigil: streaming video analytics.")
@@ -168,35 +171,119 @@ def _run_started(cfg: VigilConfig, duration: float | None, view: bool) -> None:
             )
 
 
+RedisUrl = Annotated[str, typer.Option(help="Redis URL", envvar="VIGIL_REDIS_URL")]
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def _print_event(ev: Event, as_json: bool) -> None:
+    from pipeline.view import format_event
+
+    console.print(ev.model_dump_json() if as_json else format_event(ev.model_dump()), highlight=False, soft_wrap=True)
+
+
 @events_app.command("tail")
 def events_tail(
-    redis_url: Annotated[str, typer.Option(help="Redis URL", envvar="VIGIL_REDIS_URL")] = "redis://127.0.0.1:6379/0",
+    redis_url: RedisUrl = DEFAULT_REDIS,
     camera: Annotated[str | None, typer.Option(help="Only this camera")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON documents")] = False,
     count: Annotated[int | None, typer.Option(help="Exit after this many events")] = None,
     from_start: Annotated[bool, typer.Option(help="Start at the oldest retained event, not now")] = False,
 ) -> None:
     """Print events live as they are published (reads the Redis stream, so nothing is missed)."""
+    with _event_client(redis_url) as client:
+        err_console.print(
+            f"following {client.stream_for(camera)} on {redact(redis_url)} (Ctrl-C to stop)", highlight=False
+        )
+        for seen, ev in enumerate(client.tail(camera, from_start), start=1):
+            _print_event(ev, as_json)
+            if count is not None and seen >= count:
+                return
+
+
+@events_app.command("replay")
+def events_replay(
+    since: Annotated[str, typer.Option(help="ISO-8601 time (2026-11-22T10:00:00Z) or relative (15m, 2h, 1d)")],
+    redis_url: RedisUrl = DEFAULT_REDIS,
+    until: Annotated[str | None, typer.Option(help="Stop at this time (same formats)")] = None,
+    camera: Annotated[str | None, typer.Option(help="Only this camera")] = None,
+    label: Annotated[str | None, typer.Option(help="Only this label")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON documents")] = False,
+) -> None:
+    """Print retained events captured since TIME, oldest first."""
+    from pipeline.client import parse_since
+
+    try:
+        start, end = parse_since(since), (parse_since(until) if until else None)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    with _event_client(redis_url) as client:
+        n = 0
+        for ev in client.replay(start, camera, label, end):
+            _print_event(ev, as_json)
+            n += 1
+        err_console.print(f"{n} event{'s' if n != 1 else ''}", highlight=False)
+
+
+@events_app.command("consume")
+def events_consume(
+    group: Annotated[str, typer.Option(help="Consumer group: each event goes to one consumer of the group")],
+    consumer: Annotated[str, typer.Option(help="This consumer's name (stable across restarts)")],
+    redis_url: RedisUrl = DEFAULT_REDIS,
+    camera: Annotated[str | None, typer.Option(help="Only this camera's stream")] = None,
+    count: Annotated[int | None, typer.Option(help="Exit after this many events")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON documents")] = False,
+) -> None:
+    """Read events through a consumer group, acknowledging each once printed."""
+    with _event_client(redis_url) as client:
+        for seen, delivery in enumerate(client.consume(group, consumer, camera), start=1):
+            _print_event(delivery.event, as_json)
+            delivery.ack()
+            if count is not None and seen >= count:
+                return
+
+
+@events_app.command("snapshot")
+def events_snapshot(
+    event_id: Annotated[str, typer.Argument(help="The start event's event_id")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the JPEG")],
+    redis_url: RedisUrl = DEFAULT_REDIS,
+) -> None:
+    """Fetch the JPEG snapshot of a start event from Redis."""
+    with _event_client(redis_url) as client:
+        jpeg = client.snapshot(event_id)
+    if jpeg is None:
+        fail(f"no snapshot for event {event_id} in Redis (expired, not a start event, or stored in a directory)")
+    output.write_bytes(jpeg)
+    console.print(f"{output}: {len(jpeg)} bytes")
+
+
+@events_app.command("schema")
+def events_schema(
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout")] = None,
+) -> None:
+    """Print the JSON Schema of events (the shipped copy is docs/event.schema.json)."""
+    text = event_schema_json()
+    if output is None:
+        console.print(text, highlight=False, soft_wrap=True)
+    else:
+        output.write_text(text)
+
+
+def event_schema_json() -> str:
+    schema = Event.model_json_schema()
+    schema["$id"] = f"urn:vigil:event:v{SCHEMA_VERSION}"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+@contextmanager
+def _event_client(redis_url: str) -> Iterator[EventClient]:
     import redis
 
-    from pipeline.publisher import EVENTS_STREAM, camera_stream, connect, read_new_events
-    from pipeline.view import format_event
-
-    stream = camera_stream(camera) if camera else EVENTS_STREAM
-    client = connect(redis_url)
-    last_id: bytes | str = "0-0" if from_start else "$"
-    seen = 0
+    client = EventClient(redis_url)
     try:
-        client.ping()
-        err_console.print(f"following {stream} on {redact(redis_url)} (Ctrl-C to stop)", highlight=False)
-        while count is None or seen < count:
-            for entry_id, raw in read_new_events(client, stream, last_id, block_ms=1000):
-                last_id = entry_id
-                doc = raw.decode()
-                console.print(doc if as_json else format_event(json.loads(doc)), highlight=False, soft_wrap=True)
-                seen += 1
-                if count is not None and seen >= count:
-                    return
+        yield client
+    except redis.AuthenticationError as exc:
+        fail(f"Redis at {redis_url} refused the credentials: {exc}")
     except redis.RedisError as exc:
         fail(f"Redis at {redis_url}: {exc}")
     except KeyboardInterrupt:

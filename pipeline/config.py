@@ -103,6 +103,9 @@ class RedisConfig(_Strict):
         description="redis://[user:pass@]host:port/db or rediss:// for TLS; null starts an embedded redis-server",
     )
     stream_maxlen: int = Field(default=100_000, ge=100, description="Approximate MAXLEN of each event stream")
+    dedupe_ttl_s: int = Field(
+        default=86_400, ge=60, description="How long Redis remembers an event id, so retries never duplicate"
+    )
     connect_timeout_s: float = Field(default=3.0, gt=0, le=60, description="Socket connect timeout")
 
     @field_validator("url")
@@ -200,13 +203,58 @@ class ModelsConfig(_Strict):
     allow_download: bool = Field(default=False, description="Let ultralytics/timm reach their hubs at run time")
 
 
+class SnapshotConfig(_Strict):
+    """JPEG of the frame (boxes drawn) referenced by every start event."""
+
+    store: Literal["redis", "dir", "off"] = Field(
+        default="redis", description="redis: key vigil:snapshot:<event_id> with a TTL; dir: files in `dir`"
+    )
+    dir: Path | None = Field(default=None, description="Directory for store: dir")
+    ttl_s: int = Field(default=86_400, ge=1, description="Lifetime of a snapshot stored in Redis")
+    max_width: int = Field(default=640, ge=64, le=7680, description="Snapshots wider than this are scaled down")
+    jpeg_quality: int = Field(default=80, ge=10, le=100, description="JPEG quality")
+
+    @model_validator(mode="after")
+    def _dir_given(self) -> SnapshotConfig:
+        if self.store == "dir" and self.dir is None:
+            raise ValueError("dir is required when store is 'dir'")
+        return self
+
+
+class SpoolConfig(_Strict):
+    """The on-disk outbox every event passes through: it holds events while Redis is unreachable."""
+
+    dir: Path = Field(default=Path(".vigil/spool"), description="One SQLite file per camera lives here")
+    max_events: int = Field(default=100_000, ge=10, description="Bound of each camera's spool")
+    when_full: Literal["drop_oldest", "drop_newest"] = Field(
+        default="drop_oldest", description="drop_oldest keeps the newest events; every discard is counted"
+    )
+
+
 class EventsConfig(_Strict):
+    """Event rules and lifecycle (start -> update -> end with hysteresis)."""
+
     object_classes: tuple[str, ...] | None = Field(
         default=None, description="Detector class names that raise object events; null: all"
     )
     object_min_confidence: float = Field(default=0.5, ge=0, le=1, description="Object event threshold")
+    object_min_duration_s: float = Field(
+        default=0.5, ge=0, le=3600, description="A track must stay this long above threshold before its start event"
+    )
+    object_cooldown_s: float = Field(
+        default=2.0, ge=0, le=3600, description="A track unseen this long gets its end event"
+    )
     clip_min_confidence: float = Field(default=0.5, ge=0, le=1, description="Clip event threshold")
     clip_ignore_labels: tuple[str, ...] = Field(default=("normal",), description="Clip labels that raise no event")
+    clip_min_windows: int = Field(default=2, ge=1, le=100, description="Windows with the label before its start event")
+    clip_end_windows: int = Field(
+        default=2, ge=1, le=100, description="Consecutive windows without the label before its end event"
+    )
+    update_interval_s: float = Field(
+        default=5.0, gt=0, le=3600, description="At most one update event per incident this often"
+    )
+    snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
+    spool: SpoolConfig = Field(default_factory=SpoolConfig)
 
 
 class WorkerResources(_Strict):
@@ -293,9 +341,47 @@ def parse_config(
     if problems:
         raise ConfigError(source, problems)
     try:
-        return VigilConfig.model_validate(data)
+        cfg = VigilConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(source, [_describe(err, lines or {}) for err in exc.errors()]) from None
+    return absolute_paths(cfg)
+
+
+def absolute_paths(cfg: VigilConfig, base: Path | None = None) -> VigilConfig:
+    """Make relative file paths absolute (against ``base``, default the working directory).
+
+    Ray actors do not share the CLI's working directory, so paths must be absolute before they
+    travel. Relative detector weights that do not exist locally are names (``yolo11n.pt``) and stay.
+    """
+    base = base or Path.cwd()
+    cameras = tuple(
+        cam.model_copy(update={"url": str(base / cam.url)})
+        if cam.kind is SourceKind.FILE and "://" not in cam.url and not Path(cam.url).is_absolute()
+        else cam
+        for cam in cfg.cameras
+    )
+    m, ev = cfg.models, cfg.events
+    det = m.detector
+    if Path(det.weights).exists() and not Path(det.weights).is_absolute():
+        det = det.model_copy(update={"weights": str(base / det.weights)})
+    models = m.model_copy(
+        update={
+            "detector": det,
+            "classifier": m.classifier.model_copy(update={"weights": _abs(m.classifier.weights, base)}),
+            "temporal": m.temporal.model_copy(update={"weights": _abs(m.temporal.weights, base)}),
+        }
+    )
+    events = ev.model_copy(
+        update={
+            "spool": ev.spool.model_copy(update={"dir": _abs(ev.spool.dir, base)}),
+            "snapshots": ev.snapshots.model_copy(update={"dir": _abs(ev.snapshots.dir, base)}),
+        }
+    )
+    return cfg.model_copy(update={"cameras": cameras, "models": models, "events": events})
+
+
+def _abs(path: Path | None, base: Path) -> Path | None:
+    return path if path is None or path.is_absolute() else base / path
 
 
 def _describe(err: Any, lines: dict[str, int]) -> str:

@@ -112,7 +112,10 @@ class Pipeline:
                 .remote(cam, settings, self.workers)
             )
             self.cameras[cam.id] = actor
-        ray.get([a.start.remote() for a in self.cameras.values()])
+        try:
+            ray.get([a.start.remote() for a in self.cameras.values()])
+        except ray.exceptions.RayActorError as exc:
+            raise PipelineError(f"a camera actor failed to start: {_root_cause(exc)}") from None
         port = self.cfg.metrics.port if self.metrics_port is None else self.metrics_port
         self.metrics = MetricsServer(self.cfg.metrics.host, port, self._fetch_actor_metrics)
         try:
@@ -147,7 +150,7 @@ class Pipeline:
         t = self.cfg.models.temporal
         return CameraSettings(
             redis_url=self.redis_url,
-            stream_maxlen=self.cfg.redis.stream_maxlen,
+            redis=self.cfg.redis,
             events=self.cfg.events,
             window=t.window,
             stride=t.stride,

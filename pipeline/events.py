@@ -1,77 +1,162 @@
-"""Rules/events stage: turns tracked detections and clip labels into ``Event``s.
+"""Rules/events stage: tracked detections and clip labels -> incident lifecycles -> ``Event``s.
 
-Thin on purpose (lifecycle with start/update/end and hysteresis is a later stage): an object event
-when a track of a configured class first reaches the confidence threshold, and a clip event for
-every clip label that is not ignored and reaches its threshold. One engine per camera; it lives
-with the camera's other state.
+An *incident* is one tracked object (key: its track id) or one clip activity on the camera (key:
+its label). Each goes through start -> update* -> end, with hysteresis so a flickering label does
+not spam subscribers:
+
+- objects: a track above ``object_min_confidence`` for ``object_min_duration_s`` starts; unseen
+  for ``object_cooldown_s`` it ends.
+- clips: a label seen in ``clip_min_windows`` windows starts; missing from ``clip_end_windows``
+  consecutive windows it ends. An incident that never started is forgotten silently.
+- updates: at most one per ``update_interval_s`` per incident.
+
+Time is the frames' capture time, so the engine is deterministic and replayable. One engine per
+camera; it lives with the camera's other state and is not thread-safe.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import uuid
+from dataclasses import dataclass, field
+from typing import Literal
 
 from pipeline.config import EventsConfig
 from pipeline.messages import ClipLabel, Detections, Event, utc_iso
 
-_REMEMBERED_TRACKS = 10_000
+Phase = Literal["start", "update", "end"]
+
+
+@dataclass
+class Incident:
+    """Mutable lifecycle state of one incident."""
+
+    kind: Literal["object", "clip"]
+    label: str
+    first_seen: float
+    last_seen: float
+    confidence: float
+    peak: float
+    frame_id: int
+    incident_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started: bool = False
+    last_emit: float = 0.0
+    hits: int = 0
+    misses: int = 0
+    track_ids: set[int] = field(default_factory=set)
+    bbox_xyxy: tuple[float, float, float, float] | None = None
+    track_id: int | None = None
+    start_frame_id: int | None = None
+    head: str | None = None
+
+    def observe(self, ts: float, confidence: float, frame_id: int) -> None:
+        self.last_seen, self.confidence, self.frame_id = ts, confidence, frame_id
+        self.peak = max(self.peak, confidence)
+        self.hits += 1
+        self.misses = 0
 
 
 class EventEngine:
-    """Per-camera event rules. Not thread-safe: one camera loop calls it."""
+    """Per-camera incident lifecycles."""
 
     def __init__(self, camera_id: str, cfg: EventsConfig) -> None:
         self.camera_id = camera_id
         self.cfg = cfg
-        self._announced: OrderedDict[int, None] = OrderedDict()  # track ids already announced
+        self._objects: dict[int, Incident] = {}
+        self._clips: dict[str, Incident] = {}
 
     def on_detections(self, frame_id: int, captured_at: float, det: Detections) -> list[Event]:
-        """Object events for tracks seen above threshold for the first time."""
-        events = []
+        """Advance object incidents with one frame's tracked detections."""
+        events: list[Event] = []
         for i in range(len(det)):
-            track_id = int(det.tracker_id[i])
-            label = det.label(i)
-            if track_id < 0 or track_id in self._announced:
+            track_id, label = int(det.tracker_id[i]), det.label(i)
+            if track_id < 0 or (self.cfg.object_classes is not None and label not in self.cfg.object_classes):
                 continue
-            if self.cfg.object_classes is not None and label not in self.cfg.object_classes:
-                continue
-            if float(det.confidence[i]) < self.cfg.object_min_confidence:
-                continue
-            self._remember(track_id)
-            x1, y1, x2, y2 = (round(float(v), 1) for v in det.xyxy[i])
-            events.append(
-                Event(
-                    camera_id=self.camera_id,
-                    kind="object",
-                    label=label,
-                    confidence=round(float(det.confidence[i]), 4),
-                    ts=utc_iso(captured_at),
-                    frame_id=frame_id,
-                    bbox_xyxy=(x1, y1, x2, y2),
-                    track_id=track_id,
-                    captured_at=captured_at,
-                )
-            )
+            conf = float(det.confidence[i])
+            inc = self._objects.get(track_id)
+            if inc is None:
+                if conf < self.cfg.object_min_confidence:
+                    continue
+                inc = Incident("object", label, captured_at, captured_at, conf, conf, frame_id, track_id=track_id)
+                inc.track_ids.add(track_id)
+                self._objects[track_id] = inc
+            inc.observe(captured_at, conf, frame_id)
+            inc.bbox_xyxy = tuple(round(float(v), 1) for v in det.xyxy[i])  # type: ignore[assignment]
+            if not inc.started and captured_at - inc.first_seen >= self.cfg.object_min_duration_s:
+                events.append(self._emit(inc, "start", captured_at))
+            elif inc.started and captured_at - inc.last_emit >= self.cfg.update_interval_s:
+                events.append(self._emit(inc, "update", captured_at))
+        for track_id, inc in list(self._objects.items()):
+            if captured_at - inc.last_seen >= self.cfg.object_cooldown_s:
+                del self._objects[track_id]
+                if inc.started:
+                    events.append(self._emit(inc, "end", inc.last_seen))
         return events
 
-    def on_clip(self, clip: ClipLabel, captured_at: float) -> list[Event]:
-        """A clip event unless the label is ignored (e.g. ``normal``) or below threshold."""
-        if clip.label in self.cfg.clip_ignore_labels or clip.confidence < self.cfg.clip_min_confidence:
-            return []
-        return [
-            Event(
-                camera_id=clip.camera_id,
-                kind="clip",
-                label=clip.label,
-                confidence=round(clip.confidence, 4),
-                ts=utc_iso(captured_at),
-                frame_id=clip.end_frame_id,
-                start_frame_id=clip.start_frame_id,
-                head=clip.head,
-                captured_at=captured_at,
-            )
-        ]
+    def on_clip(self, clip: ClipLabel, captured_at: float, track_ids: tuple[int, ...] = ()) -> list[Event]:
+        """Advance clip incidents with one window's label."""
+        events: list[Event] = []
+        qualifies = clip.label not in self.cfg.clip_ignore_labels and clip.confidence >= self.cfg.clip_min_confidence
+        if qualifies:
+            inc = self._clips.get(clip.label)
+            if inc is None:
+                inc = Incident(
+                    "clip",
+                    clip.label,
+                    captured_at,
+                    captured_at,
+                    clip.confidence,
+                    clip.confidence,
+                    clip.end_frame_id,
+                    start_frame_id=clip.start_frame_id,
+                    head=clip.head,
+                )
+                self._clips[clip.label] = inc
+            inc.observe(captured_at, clip.confidence, clip.end_frame_id)
+            inc.track_ids.update(track_ids)
+            if not inc.started and inc.hits >= self.cfg.clip_min_windows:
+                events.append(self._emit(inc, "start", captured_at))
+            elif inc.started and captured_at - inc.last_emit >= self.cfg.update_interval_s:
+                events.append(self._emit(inc, "update", captured_at))
+        for label, inc in list(self._clips.items()):
+            if qualifies and label == clip.label:
+                continue
+            inc.misses += 1
+            if inc.misses >= self.cfg.clip_end_windows:
+                del self._clips[label]
+                if inc.started:
+                    events.append(self._emit(inc, "end", inc.last_seen))
+        return events
 
-    def _remember(self, track_id: int) -> None:
-        self._announced[track_id] = None
-        if len(self._announced) > _REMEMBERED_TRACKS:
-            self._announced.popitem(last=False)
+    def close(self) -> list[Event]:
+        """End every started incident (the camera is stopping)."""
+        events = [self._emit(inc, "end", inc.last_seen) for inc in self._all() if inc.started]
+        self._objects.clear()
+        self._clips.clear()
+        return events
+
+    def _all(self) -> list[Incident]:
+        return [*self._objects.values(), *self._clips.values()]
+
+    def _emit(self, inc: Incident, phase: Phase, ts: float) -> Event:
+        if phase == "start":
+            inc.started = True
+        inc.last_emit = ts
+        return Event(
+            incident_id=inc.incident_id,
+            phase=phase,
+            camera_id=self.camera_id,
+            kind=inc.kind,
+            label=inc.label,
+            confidence=round(inc.confidence, 4),
+            peak_confidence=round(inc.peak, 4),
+            ts=utc_iso(ts),
+            started_at=utc_iso(inc.first_seen),
+            duration_s=round(inc.last_seen - inc.first_seen, 3),
+            frame_id=inc.frame_id,
+            track_ids=tuple(sorted(inc.track_ids)),
+            bbox_xyxy=inc.bbox_xyxy,
+            track_id=inc.track_id,
+            start_frame_id=inc.start_frame_id,
+            head=inc.head,
+            captured_at=ts,
+        )

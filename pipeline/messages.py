@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -107,6 +107,7 @@ class FrameFeatures:
     frame_id: int
     captured_at: float
     vector: FloatArray
+    track_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,22 +142,34 @@ def utc_iso(ts: float) -> str:
 
 
 class Event(BaseModel):
-    """A labelled event as published to Redis (the JSON in the stream field ``event``)."""
+    """A labelled event as published to Redis (the JSON in the stream field ``event``).
+
+    An *incident* (one tracked object, or one clip activity on a camera) produces a ``start``
+    event, rate-limited ``update`` events and an ``end`` event; all share ``incident_id`` and each
+    has its own ``event_id``, which never changes on retries (Redis de-duplicates on it).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: int = Field(default=SCHEMA_VERSION, description="Bumped on incompatible changes")
     event_id: str = Field(default_factory=lambda: uuid.uuid4().hex, description="Unique, stable across retries")
+    incident_id: str = Field(description="Shared by the start, update and end events of one incident")
+    phase: Literal["start", "update", "end"]
     camera_id: str
     kind: Literal["object", "clip"]
     label: str
-    confidence: float = Field(ge=0, le=1)
-    ts: str = Field(default_factory=_utc_now_iso, description="UTC ISO-8601 time of the frame")
+    confidence: float = Field(ge=0, le=1, description="Confidence of the latest observation")
+    peak_confidence: float = Field(ge=0, le=1, description="Highest confidence of the incident so far")
+    ts: str = Field(default_factory=_utc_now_iso, description="UTC ISO-8601 capture time of the frame")
+    started_at: str = Field(description="UTC ISO-8601 time of the incident's first observation")
+    duration_s: float = Field(ge=0, description="Seconds from the first to the latest observation")
     frame_id: int = Field(ge=0)
+    track_ids: tuple[int, ...] = Field(default=(), description="Tracks involved (objects: their own id)")
     bbox_xyxy: tuple[float, float, float, float] | None = Field(default=None, description="Objects: pixels")
     track_id: int | None = Field(default=None, description="Objects: tracker id, stable while tracked")
     start_frame_id: int | None = Field(default=None, description="Clips: first frame of the window")
     head: str | None = Field(default=None, description="Clips: lstm | transformer")
+    snapshot: str | None = Field(default=None, description="Start events: Redis key or file path of the JPEG")
     captured_at: float = Field(description="UNIX seconds the frame was captured (for latency)")
 
 
@@ -166,6 +179,7 @@ class StatusEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: int = SCHEMA_VERSION
+    event_id: str = Field(default_factory=lambda: uuid.uuid4().hex, description="Unique, stable across retries")
     camera_id: str
     state: CameraState
     previous: CameraState | None = None
@@ -186,6 +200,7 @@ class CameraStatus:
     frames_processed: int
     frames_dropped: int
     events_published: int
+    events_spooled: int
     input_fps: float
     processed_fps: float
     last_latency_s: float | None

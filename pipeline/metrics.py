@@ -57,8 +57,11 @@ EVENTS_PUBLISHED = Counter(
     "vigil_events_published", "Events written to Redis", ["camera", "kind"], registry=VIGIL_REGISTRY
 )
 PUBLISH_ERRORS = Counter("vigil_publish_errors", "Failed Redis writes, by reason", ["reason"], registry=VIGIL_REGISTRY)
-EVENTS_PENDING = Gauge(
-    "vigil_events_pending", "Events accepted but not yet written to Redis", ["camera"], registry=VIGIL_REGISTRY
+EVENTS_SPOOLED = Gauge(
+    "vigil_events_spooled",
+    "Events accepted into the on-disk spool and not yet confirmed by Redis",
+    ["camera"],
+    registry=VIGIL_REGISTRY,
 )
 STREAM_UP = Gauge("vigil_stream_up", "1 while the camera is streaming", ["camera"], registry=VIGIL_REGISTRY)
 STREAM_STATE = Gauge(

@@ -1,28 +1,48 @@
-"""Publish stage: events and camera status to Redis.
+"""Publish stage: events and camera status to Redis, through a durable outbox.
 
-Each event is written with XADD to ``vigil:events`` and ``vigil:events:<camera_id>`` (field
-``event`` holds the JSON, approximate MAXLEN) and PUBLISHed on ``vigil:events:<camera_id>``.
-Status changes go to the stream ``vigil:status``. A failing Redis never stops the camera: writes
-are counted as errors and retried from a bounded in-memory buffer on the next publish, oldest
-first; when the buffer is full the oldest events are discarded and counted (``overflow``).
+``publish()`` only appends to the camera's on-disk spool (``pipeline.spool``) and wakes a sender
+thread; the sender drains the spool in order. Each item is written by one Lua script, atomically:
+``SET vigil:seen:<event_id> NX EX <ttl>`` and, only if that succeeded, ``XADD vigil:events``,
+``XADD vigil:events:<camera_id>`` (field ``event``, approximate MAXLEN), the snapshot (``SET ...
+EX``) and ``PUBLISH vigil:events:<camera_id>``. A retry after a lost reply therefore never
+duplicates an event, and an event leaves the spool only once Redis has it. While Redis is down the
+camera keeps running, errors are counted, and the sender retries with capped backoff.
+Status changes go the same way to the stream ``vigil:status`` (field ``status``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
+import random
+import threading
+from pathlib import Path
 from typing import Any
 
 import redis
 
 from pipeline.messages import Event, StatusEvent
-from pipeline.metrics import EVENTS_PENDING, EVENTS_PUBLISHED, PUBLISH_ERRORS
+from pipeline.metrics import EVENTS_PUBLISHED, EVENTS_SPOOLED, PUBLISH_ERRORS
 from pipeline.redact import redact
+from pipeline.snapshots import snapshot_key
+from pipeline.spool import Spool, SpoolFullPolicy
 
 log = logging.getLogger(__name__)
 
 EVENTS_STREAM = "vigil:events"
 STATUS_STREAM = "vigil:status"
+SEEN_PREFIX = "vigil:seen:"
+BATCH = 200
+
+# KEYS: seen-key, stream, per-camera stream ('' for none), channel ('' for none), snapshot key ('' for none)
+# ARGV: field, payload, maxlen, seen ttl, snapshot ttl, snapshot bytes
+_PUBLISH_ONCE = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4]) then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', ARGV[1], ARGV[2])
+if KEYS[3] ~= '' then redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', ARGV[1], ARGV[2]) end
+if KEYS[5] ~= '' then redis.call('SET', KEYS[5], ARGV[6], 'EX', ARGV[5]) end
+if KEYS[4] ~= '' then redis.call('PUBLISH', KEYS[4], ARGV[2]) end
+return 1
+"""
 
 
 def camera_stream(camera_id: str) -> str:
@@ -65,71 +85,134 @@ def read_new_events(
     return [(entry_id, fields[b"event"]) for _name, entries in reply or [] for entry_id, fields in entries]
 
 
-class RedisPublisher:
-    """Writes one camera's events and status changes to Redis."""
+class EventPublisher:
+    """Durable publisher of one camera's events and status changes."""
 
-    def __init__(self, url: str, camera_id: str, stream_maxlen: int, max_pending: int = 10_000) -> None:
+    def __init__(
+        self,
+        url: str,
+        camera_id: str,
+        spool_path: Path,
+        *,
+        stream_maxlen: int = 100_000,
+        dedupe_ttl_s: int = 86_400,
+        snapshot_ttl_s: int = 86_400,
+        spool_max: int = 100_000,
+        when_full: str = "drop_oldest",
+        retry_cap_s: float = 5.0,
+    ) -> None:
         self._client = connect(url)
-        self._camera_id = camera_id
-        self._maxlen = stream_maxlen
-        self._pending: deque[Event | StatusEvent] = deque()
-        self._max_pending = max_pending
+        self._script = self._client.register_script(_PUBLISH_ONCE)
+        self.camera_id = camera_id
+        self._maxlen, self._dedupe_ttl_s, self._snapshot_ttl_s = stream_maxlen, dedupe_ttl_s, snapshot_ttl_s
+        self._spool = Spool(spool_path, spool_max, SpoolFullPolicy(when_full))
+        self._retry_cap_s = retry_cap_s
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._idle = threading.Event()
         self.published = 0
+        EVENTS_SPOOLED.labels(camera_id).set(len(self._spool))
+        self._thread = threading.Thread(target=self._run, name=f"publish-{camera_id}", daemon=True)
+        self._thread.start()
 
-    def publish(self, events: list[Event]) -> int:
-        """Queue ``events`` and write everything pending. Returns how many events were written."""
+    @property
+    def spooled(self) -> int:
+        """Items accepted and not yet confirmed by Redis."""
+        return len(self._spool)
+
+    def publish(self, events: list[Event], snapshots: dict[str, bytes] | None = None) -> None:
+        """Accept events (durably, on disk) for delivery; ``snapshots`` maps event ids to JPEGs."""
         for ev in events:
-            self._enqueue(ev)
-        return self.flush()
+            jpeg = (snapshots or {}).get(ev.event_id)
+            self._put(ev.kind, ev.event_id, ev.model_dump_json(), jpeg)
+        if events:
+            self._wake.set()
 
     def publish_status(self, status: StatusEvent) -> None:
-        self._enqueue(status)
-        self.flush()
+        self._put("status", status.event_id, status.model_dump_json(), None)
+        self._wake.set()
 
-    def flush(self) -> int:
-        if not self._pending:
-            return 0
-        batch = list(self._pending)
-        pipe = self._client.pipeline(transaction=False)
-        for item in batch:
-            self._write(pipe, item)
-        try:
-            pipe.execute()
-        except redis.RedisError as exc:
-            PUBLISH_ERRORS.labels(type(exc).__name__).inc()
-            log.warning(
-                "camera %s: Redis write failed (%s); %d kept for retry",
-                self._camera_id,
-                redact(str(exc)),
-                len(self._pending),
-            )
-            return 0
-        for _ in batch:
-            self._pending.popleft()
-        written = [item for item in batch if isinstance(item, Event)]
-        for ev in written:
-            EVENTS_PUBLISHED.labels(ev.camera_id, ev.kind).inc()
-        EVENTS_PENDING.labels(self._camera_id).set(len(self._pending))
-        self.published += len(written)
-        return len(written)
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until the spool is empty (True) or ``timeout_s`` passes (False)."""
+        self._idle.clear()
+        self._wake.set()
+        return self._idle.wait(timeout_s) and len(self._spool) == 0
 
-    def close(self) -> None:
-        self.flush()
+    def close(self, flush_timeout_s: float = 5.0) -> None:
+        """Deliver what Redis takes within ``flush_timeout_s``; the rest stays spooled for next time."""
+        self.flush(flush_timeout_s)
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=flush_timeout_s + 5)
+        self._spool.close()
         self._client.close()
 
-    def _enqueue(self, item: Event | StatusEvent) -> None:
-        if len(self._pending) >= self._max_pending:
-            self._pending.popleft()
-            PUBLISH_ERRORS.labels("overflow").inc()
-        self._pending.append(item)
-        EVENTS_PENDING.labels(self._camera_id).set(len(self._pending))
+    def _put(self, kind: str, item_id: str, payload: str, jpeg: bytes | None) -> None:
+        discarded = self._spool.put(kind, item_id, self.camera_id, payload, jpeg)
+        if discarded:
+            PUBLISH_ERRORS.labels("spool_full").inc(discarded)
+            log.error(
+                "camera %s: event spool full (%d items): discarded %d (%s)",
+                self.camera_id,
+                self._spool.max_items,
+                discarded,
+                self._spool.policy.value,
+            )
+        EVENTS_SPOOLED.labels(self.camera_id).set(len(self._spool))
 
-    def _write(self, pipe: Any, item: Event | StatusEvent) -> None:
-        data = item.model_dump_json()
-        if isinstance(item, StatusEvent):
-            pipe.xadd(STATUS_STREAM, {"status": data}, maxlen=self._maxlen, approximate=True)
-            return
-        channel = camera_stream(item.camera_id)
-        pipe.xadd(EVENTS_STREAM, {"event": data}, maxlen=self._maxlen, approximate=True)
-        pipe.xadd(channel, {"event": data}, maxlen=self._maxlen, approximate=True)
-        pipe.publish(channel, data)
+    def _run(self) -> None:
+        failures = 0
+        while True:
+            self._wake.wait(timeout=1.0)
+            self._wake.clear()
+            try:
+                while self._send_batch():
+                    pass
+                failures = 0
+                self._idle.set()
+            except redis.RedisError as exc:
+                failures += 1
+                PUBLISH_ERRORS.labels(type(exc).__name__).inc()
+                if failures == 1 or failures % 20 == 0:
+                    log.warning(
+                        "camera %s: Redis unavailable (%s); %d events spooled",
+                        self.camera_id,
+                        redact(str(exc)),
+                        len(self._spool),
+                    )
+                self._stop.wait(min(self._retry_cap_s, 0.1 * 2 ** min(failures, 10)) * random.uniform(0.5, 1))
+            if self._stop.is_set():
+                return
+
+    def _send_batch(self) -> bool:
+        """Send the oldest spooled items. True if there may be more."""
+        batch = self._spool.peek(BATCH)
+        if not batch:
+            return False
+        pipe = self._client.pipeline(transaction=False)
+        for rec in batch:
+            seen = f"{SEEN_PREFIX}{rec.item_id}"
+            if rec.kind == "status":
+                keys = [seen, STATUS_STREAM, "", "", ""]
+                args: list[Any] = ["status", rec.payload, self._maxlen, self._dedupe_ttl_s, 1, b""]
+            else:
+                snap = snapshot_key(rec.item_id) if rec.snapshot_jpeg else ""
+                channel = camera_stream(rec.camera_id)
+                keys = [seen, EVENTS_STREAM, channel, channel, snap]
+                args = [
+                    "event",
+                    rec.payload,
+                    self._maxlen,
+                    self._dedupe_ttl_s,
+                    self._snapshot_ttl_s,
+                    rec.snapshot_jpeg or b"",
+                ]
+            self._script(keys=keys, args=args, client=pipe)
+        pipe.execute()
+        self._spool.remove_through(batch[-1].seq)
+        for rec in batch:
+            if rec.kind != "status":
+                EVENTS_PUBLISHED.labels(rec.camera_id, rec.kind).inc()
+                self.published += 1
+        EVENTS_SPOOLED.labels(self.camera_id).set(len(self._spool))
+        return len(batch) == BATCH

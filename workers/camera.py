@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 import ray
 
-from pipeline.config import CameraConfig, EventsConfig
+from pipeline.config import CameraConfig, EventsConfig, RedisConfig
 from pipeline.events import EventEngine
 from pipeline.messages import (
     CameraState,
     CameraStatus,
     ClipLabel,
+    Detections,
     Event,
     FrameFeatures,
     FramePacket,
@@ -40,7 +41,8 @@ from pipeline.metrics import (
     STREAM_STATE,
     STREAM_UP,
 )
-from pipeline.publisher import RedisPublisher
+from pipeline.publisher import EventPublisher
+from pipeline.snapshots import render_snapshot, snapshot_key, write_snapshot_file
 from workers.common import MetricsExporter
 from workers.decoder import FrameSource
 from workers.temporal import detection_summary
@@ -56,7 +58,7 @@ class CameraSettings:
     """What a camera actor needs beyond its own config; built once by the driver."""
 
     redis_url: str
-    stream_maxlen: int
+    redis: RedisConfig
     events: EventsConfig
     window: int
     stride: int
@@ -104,8 +106,18 @@ class CameraWorker(MetricsExporter):
     def __init__(self, cam: CameraConfig, settings: CameraSettings, workers: WorkerHandles) -> None:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         self.cam, self.settings, self.workers = cam, settings, workers
-        self._lock = threading.Lock()  # guards the publisher and the counters below
-        self._publisher = RedisPublisher(settings.redis_url, cam.id, settings.stream_maxlen)
+        self._lock = threading.Lock()  # guards the counters and labels below
+        ev = settings.events
+        self._publisher = EventPublisher(
+            settings.redis_url,
+            cam.id,
+            ev.spool.dir / f"{cam.id}.sqlite",
+            stream_maxlen=settings.redis.stream_maxlen,
+            dedupe_ttl_s=settings.redis.dedupe_ttl_s,
+            snapshot_ttl_s=ev.snapshots.ttl_s,
+            spool_max=ev.spool.max_events,
+            when_full=ev.spool.when_full,
+        )
         self._engine = EventEngine(cam.id, settings.events)
         self._tracker = Tracker(frame_rate=cam.fps)
         self._window: deque[FrameFeatures] = deque(maxlen=settings.window)
@@ -131,8 +143,7 @@ class CameraWorker(MetricsExporter):
         self._stop.set()
         self._source.stop()
         self._thread.join(timeout=WORKER_TIMEOUT_S)
-        with self._lock:
-            self._publisher.close()
+        self._publisher.close()
         return self.status()
 
     def status(self) -> CameraStatus:
@@ -146,6 +157,7 @@ class CameraWorker(MetricsExporter):
                 frames_processed=self._counts["processed"],
                 frames_dropped=self._counts["dropped"],
                 events_published=self._publisher.published,
+                events_spooled=self._publisher.spooled,
                 input_fps=self._in_rate.rate(),
                 processed_fps=self._out_rate.rate(),
                 last_latency_s=self._last_latency_s,
@@ -153,30 +165,25 @@ class CameraWorker(MetricsExporter):
                 clip=self._clip,
             )
 
-    def wait_done(self, timeout_s: float) -> bool:
-        """True once the camera's loop has ended (file finished or camera failed)."""
-        self._thread.join(timeout_s)
-        return not self._thread.is_alive()
-
     # -- callbacks from the decoder thread -----------------------------------------------------
 
     def _on_state(self, state: CameraState, reason: str) -> None:
         with self._lock:
             previous, self._state, self._reason = self._state, state, reason
-            for s in CameraState:
-                STREAM_STATE.labels(self.cam.id, s.value).set(1.0 if s is state else 0.0)
-            STREAM_UP.labels(self.cam.id).set(1.0 if state is CameraState.STREAMING else 0.0)
-            if state is CameraState.RECONNECTING and previous is not CameraState.RECONNECTING:
-                STREAM_RECONNECTS.labels(self.cam.id).inc()
-            self._publisher.publish_status(
-                StatusEvent(
-                    camera_id=self.cam.id,
-                    state=state,
-                    previous=previous if previous is not state else None,
-                    reason=reason,
-                    url=self.cam.display_url,
-                )
+        for s in CameraState:
+            STREAM_STATE.labels(self.cam.id, s.value).set(1.0 if s is state else 0.0)
+        STREAM_UP.labels(self.cam.id).set(1.0 if state is CameraState.STREAMING else 0.0)
+        if state is CameraState.RECONNECTING and previous is not CameraState.RECONNECTING:
+            STREAM_RECONNECTS.labels(self.cam.id).inc()
+        self._publisher.publish_status(
+            StatusEvent(
+                camera_id=self.cam.id,
+                state=state,
+                previous=previous if previous is not state else None,
+                reason=reason,
+                url=self.cam.display_url,
             )
+        )
         level = logging.WARNING if state in (CameraState.FAILED, CameraState.RECONNECTING) else logging.INFO
         log.log(level, "camera %s: %s%s", self.cam.id, state.value, f" ({reason})" if reason else "")
 
@@ -208,6 +215,8 @@ class CameraWorker(MetricsExporter):
                 self._on_drop("worker_error")
                 log.warning("camera %s: frame %d not processed: %s", self.cam.id, packet.frame_id, exc)
                 self._stop.wait(0.5)
+        # The source ended or the camera is stopping: close every open incident.
+        self._publisher.publish(self._engine.close())
 
     def _process(self, packet: FramePacket) -> None:
         t0 = time.time()
@@ -223,12 +232,14 @@ class CameraWorker(MetricsExporter):
         events = self._engine.on_detections(packet.frame_id, packet.captured_at, tracked)
         summary = detection_summary(tracked, packet.resolution_wh, self.settings.num_classes)
         vector = np.concatenate([scene.embedding, summary]).astype(np.float32)
-        self._window.append(FrameFeatures(packet.frame_id, packet.captured_at, vector))
+        track_ids = tuple(int(t) for t in tracked.tracker_id)
+        self._window.append(FrameFeatures(packet.frame_id, packet.captured_at, vector, track_ids))
         self._since_clip += 1
         clip = self._maybe_label_clip(packet)
         if clip is not None:
-            events += self._engine.on_clip(clip, packet.captured_at)
-        self._publish(events)
+            in_window = tuple(sorted({t for f in self._window for t in f.track_ids}))
+            events += self._engine.on_clip(clip, packet.captured_at, in_window)
+        self._publish(events, packet, tracked)
 
         latency = time.time() - packet.captured_at
         E2E_LATENCY.labels(self.cam.id).observe(latency)
@@ -258,8 +269,22 @@ class CameraWorker(MetricsExporter):
             head="lstm" if self.settings.head_kind == "lstm" else "transformer",
         )
 
-    def _publish(self, events: list[Event]) -> None:
+    def _publish(self, events: list[Event], packet: FramePacket, tracked: Detections) -> None:
+        """Attach a snapshot to start events, then hand everything to the durable publisher."""
         t0 = time.time()
-        with self._lock:
-            self._publisher.publish(events)
+        cfg = self.settings.events.snapshots
+        snapshots: dict[str, bytes] = {}
+        if cfg.store != "off":
+            for i, ev in enumerate(events):
+                if ev.phase != "start":
+                    continue
+                jpeg = render_snapshot(packet.image_bgr, tracked, cfg, highlight_track=ev.track_id)
+                if cfg.store == "redis":
+                    snapshots[ev.event_id] = jpeg
+                    ref = snapshot_key(ev.event_id)
+                else:
+                    assert cfg.dir is not None  # the config validator requires it for store: dir
+                    ref = str(write_snapshot_file(cfg.dir, self.cam.id, ev.event_id, jpeg))
+                events[i] = ev.model_copy(update={"snapshot": ref})
+        self._publisher.publish(events, snapshots)
         STAGE_LATENCY.labels("publish").observe(time.time() - t0)

@@ -23,7 +23,7 @@ from pipeline.redis_server import EmbeddedRedis
 from tests.support.rtsp import RtspServer
 
 
-def make_config(file_url: str, rtsp_url: str, missing: Path) -> VigilConfig:
+def make_config(file_url: str, rtsp_url: str, missing: Path, spool: Path) -> VigilConfig:
     return parse_config(
         {
             "cameras": [
@@ -36,7 +36,14 @@ def make_config(file_url: str, rtsp_url: str, missing: Path) -> VigilConfig:
                 "detector": {"weights": "yolo11n.yaml", "imgsz": 320},
                 "temporal": {"window": 4, "stride": 2},
             },
-            "events": {"clip_min_confidence": 0.0, "clip_ignore_labels": []},
+            # Untrained heads are never confident: let every clip label through, with frequent updates.
+            "events": {
+                "clip_min_confidence": 0.0,
+                "clip_ignore_labels": [],
+                "clip_min_windows": 1,
+                "update_interval_s": 0.5,
+                "spool": {"dir": str(spool)},
+            },
         }
     )
 
@@ -80,7 +87,8 @@ def wait_for(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no
 def run_result(
     ray_session: None, redis_server: EmbeddedRedis, rtsp_server: RtspServer, street_mp4: Path, tmp_path_factory
 ) -> Iterator[dict[str, object]]:
-    cfg = make_config(str(street_mp4), rtsp_server.url, tmp_path_factory.mktemp("x") / "missing.mp4")
+    tmp = tmp_path_factory.mktemp("e2e")
+    cfg = make_config(str(street_mp4), rtsp_server.url, tmp / "missing.mp4", tmp / "spool")
     listener = PubSubListener(redis_server.url)
     pipeline = Pipeline(cfg, redis_server.url)
     pipeline.start()
@@ -110,6 +118,7 @@ def run_result(
         "final": final,
         "pubsub": listener.messages,
         "metrics_port": pipeline.metrics_port,
+        "redis_url": redis_server.url,
     }
     client.close()
 
@@ -136,6 +145,7 @@ def test_events_reach_both_streams_for_both_cameras(run_result: dict[str, object
         assert all(e.camera_id == cam for e in per_camera)
         assert {e.event_id for e in per_camera} <= {e.event_id for e in all_events}
         clip = next(e for e in per_camera if e.kind == "clip")
+        assert clip.phase == "start"
         assert clip.start_frame_id is not None and clip.start_frame_id < clip.frame_id
         assert clip.label in ("normal", "fall", "loiter", "run", "abandoned_object", "crowd")
     assert len({e.event_id for e in all_events}) == len(all_events), "event ids must be unique"
@@ -148,7 +158,7 @@ def test_events_are_published_on_pubsub(run_result: dict[str, object]) -> None:
     assert {camera_stream("file_cam"), camera_stream("rtsp_cam")} <= channels
     for channel, doc in messages:
         assert channel == camera_stream(str(doc["camera_id"]))
-        assert doc["schema_version"] == 1
+        assert doc["schema_version"] == 2
 
 
 def test_broken_camera_fails_alone_with_a_reason(run_result: dict[str, object]) -> None:
@@ -201,3 +211,33 @@ def test_stop_flushes_and_reports_final_state(run_result: dict[str, object]) -> 
     client = run_result["client"]
     assert isinstance(client, redis.Redis)
     assert client.xlen(camera_stream("rtsp_cam")) == by_id["rtsp_cam"].events_published
+
+
+def test_file_camera_incidents_end_with_the_file(run_result: dict[str, object]) -> None:
+    client = run_result["client"]
+    assert isinstance(client, redis.Redis)
+    events = stream_events(client, camera_stream("file_cam"))
+    by_incident: dict[str, list[str]] = {}
+    for e in events:
+        by_incident.setdefault(e.incident_id, []).append(e.phase)
+    for phases in by_incident.values():
+        assert phases[0] == "start" and phases[-1] == "end"
+        assert set(phases[1:-1]) <= {"update"}
+
+
+def test_start_events_have_a_fetchable_snapshot(run_result: dict[str, object]) -> None:
+    import cv2
+    import numpy as np
+
+    from pipeline.client import EventClient
+
+    client = run_result["client"]
+    assert isinstance(client, redis.Redis)
+    start = next(e for e in stream_events(client, camera_stream("rtsp_cam")) if e.phase == "start")
+    assert start.snapshot == f"vigil:snapshot:{start.event_id}"
+    reader = EventClient(str(run_result["redis_url"]))
+    jpeg = reader.snapshot(start.event_id)
+    reader.close()
+    assert jpeg is not None
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (360, 640, 3)

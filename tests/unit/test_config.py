@@ -138,3 +138,25 @@ def test_shipped_configs_validate(name: str, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("FRONT_DOOR_PASSWORD", "secret")
     cfg = load_config(REPO / "configs" / name)
     assert cfg.cameras
+
+
+def test_relative_paths_become_absolute_for_actors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "best.pt").write_bytes(b"x")
+    cfg = parse_config(
+        {
+            "cameras": [
+                {"id": "a", "url": "videos/a.mp4"},
+                {"id": "b", "url": "rtsp://h/s"},
+                {"id": "c", "url": "/abs.mp4"},
+            ],
+            "models": {"detector": {"weights": "best.pt"}, "temporal": {"weights": "m/clip.pt"}},
+            "events": {"spool": {"dir": "spool"}},
+        }
+    )
+    assert [c.url for c in cfg.cameras] == [str(tmp_path / "videos/a.mp4"), "rtsp://h/s", "/abs.mp4"]
+    assert cfg.models.detector.weights == str(tmp_path / "best.pt")
+    assert cfg.models.temporal.weights == tmp_path / "m/clip.pt"
+    assert cfg.events.spool.dir == tmp_path / "spool"
+    named = parse_config({"cameras": [{"id": "a", "url": "/x"}], "models": {"detector": {"weights": "yolo11n.pt"}}})
+    assert named.models.detector.weights == "yolo11n.pt"

@@ -1,8 +1,13 @@
+"""Incident lifecycles: start -> update -> end with hysteresis, driven by capture times."""
+
+from __future__ import annotations
+
 import numpy as np
+import pytest
 
 from pipeline.config import EventsConfig
 from pipeline.events import EventEngine
-from pipeline.messages import ClipLabel, Detections
+from pipeline.messages import ClipLabel, Detections, Event
 
 NAMES = ("person", "car", "bag")
 
@@ -19,29 +24,98 @@ def dets(rows: list[tuple[int, int, float]]) -> Detections:
     )
 
 
-def test_one_object_event_per_track_above_threshold() -> None:
-    engine = EventEngine("cam", EventsConfig(object_min_confidence=0.5))
-    first = engine.on_detections(1, 100.0, dets([(1, 0, 0.9), (2, 1, 0.3)]))
-    assert [(e.track_id, e.label) for e in first] == [(1, "person")]
-    assert first[0].bbox_xyxy == (10.0, 20.0, 30.0, 60.0)
-    # track 1 again: nothing; track 2 now confident: its first event
-    second = engine.on_detections(2, 100.1, dets([(1, 0, 0.95), (2, 1, 0.7)]))
-    assert [(e.track_id, e.label, e.frame_id) for e in second] == [(2, "car", 2)]
+def run_objects(engine: EventEngine, frames: list[list[tuple[int, int, float]]], fps: float = 10) -> list[Event]:
+    out: list[Event] = []
+    for i, rows in enumerate(frames):
+        out += engine.on_detections(i, 1000.0 + i / fps, dets(rows))
+    return out
+
+
+def test_object_lifecycle_start_update_end() -> None:
+    cfg = EventsConfig(
+        object_min_confidence=0.5, object_min_duration_s=0.5, object_cooldown_s=1.0, update_interval_s=2.0
+    )
+    engine = EventEngine("cam", cfg)
+    confs = [0.6, 0.7, 0.9, 0.8] + [0.7] * 46  # 5 s of a person, peak 0.9
+    events = run_objects(engine, [[(7, 0, c)] for c in confs] + [[]] * 20)
+    assert [e.phase for e in events] == ["start", "update", "update", "end"]
+    start, end = events[0], events[-1]
+    assert start.frame_id == 5  # 0.5 s after the first sighting at 10 fps
+    assert start.track_id == 7 and start.track_ids == (7,) and start.label == "person"
+    assert len({e.incident_id for e in events}) == 1
+    assert len({e.event_id for e in events}) == 4
+    assert end.duration_s == pytest.approx(4.9)
+    assert end.peak_confidence == pytest.approx(0.9)
+    assert end.ts == "1970-01-01T00:16:44.900Z"  # the last sighting, not the moment the cooldown expired
+
+
+def test_short_lived_or_weak_tracks_raise_nothing() -> None:
+    engine = EventEngine("cam", EventsConfig(object_min_confidence=0.5, object_min_duration_s=1.0))
+    blip = [[(1, 0, 0.9)]] * 3 + [[]] * 40  # 0.3 s: below min duration
+    weak = [[(2, 0, 0.3)]] * 40
+    assert run_objects(engine, blip) == []
+    assert run_objects(engine, weak) == []
 
 
 def test_object_classes_filter_and_untracked_boxes() -> None:
-    engine = EventEngine("cam", EventsConfig(object_classes=("person",), object_min_confidence=0.1))
-    events = engine.on_detections(1, 0.0, dets([(1, 1, 0.9), (-1, 0, 0.9), (3, 0, 0.9)]))
-    assert [e.track_id for e in events] == [3]
+    engine = EventEngine("cam", EventsConfig(object_classes=("person",), object_min_duration_s=0))
+    events = run_objects(engine, [[(1, 1, 0.9), (-1, 0, 0.9), (3, 0, 0.9)]])
+    assert [(e.phase, e.track_id) for e in events] == [("start", 3)]
 
 
-def clip(label: str, conf: float) -> ClipLabel:
-    return ClipLabel("cam", label, conf, start_frame_id=10, end_frame_id=25, head="lstm")
+def clip(label: str, conf: float, end: int) -> ClipLabel:
+    return ClipLabel("cam", label, conf, start_frame_id=end - 15, end_frame_id=end, head="lstm")
 
 
-def test_clip_events_skip_ignored_and_unconfident_labels() -> None:
-    engine = EventEngine("cam", EventsConfig(clip_min_confidence=0.6, clip_ignore_labels=("normal",)))
-    assert engine.on_clip(clip("normal", 0.99), 0.0) == []
-    assert engine.on_clip(clip("fall", 0.4), 0.0) == []
-    [ev] = engine.on_clip(clip("fall", 0.8), 0.0)
-    assert (ev.kind, ev.label, ev.start_frame_id, ev.frame_id, ev.head) == ("clip", "fall", 10, 25, "lstm")
+def run_clips(engine: EventEngine, labels: list[str], conf: float = 0.9) -> list[Event]:
+    out: list[Event] = []
+    for i, label in enumerate(labels):
+        out += engine.on_clip(clip(label, conf, 16 + 8 * i), 1000.0 + 1.6 * i, track_ids=(i % 3,))
+    return out
+
+
+def test_flickering_clip_label_gives_one_start_and_one_end() -> None:
+    cfg = EventsConfig(clip_min_windows=2, clip_end_windows=3, update_interval_s=1000)
+    engine = EventEngine("cam", cfg)
+    labels = [
+        "normal",
+        "fall",
+        "normal",
+        "fall",
+        "fall",
+        "normal",
+        "fall",
+        "normal",
+        "fall",
+        "fall",
+        "normal",
+        "normal",
+        "normal",
+        "normal",
+    ]
+    events = run_clips(engine, labels)
+    assert [(e.phase, e.label) for e in events] == [("start", "fall"), ("end", "fall")]
+    start, end = events
+    assert start.frame_id == 16 + 8 * 3  # the second window with "fall"
+    assert start.start_frame_id == 16 + 8 - 15  # where the first "fall" window began
+    assert end.duration_s == pytest.approx(1.6 * (9 - 1))
+    assert end.track_ids == (0, 1, 2)
+
+
+def test_single_spurious_clip_label_is_forgotten() -> None:
+    engine = EventEngine("cam", EventsConfig(clip_min_windows=2, clip_end_windows=2))
+    assert run_clips(engine, ["normal", "run", "normal", "normal", "normal"]) == []
+
+
+def test_unconfident_clip_labels_do_not_count() -> None:
+    engine = EventEngine("cam", EventsConfig(clip_min_confidence=0.95))
+    assert run_clips(engine, ["fall"] * 10, conf=0.9) == []
+
+
+def test_close_ends_started_incidents() -> None:
+    engine = EventEngine("cam", EventsConfig(object_min_duration_s=0, clip_min_windows=1))
+    started = run_objects(engine, [[(4, 2, 0.9)]]) + run_clips(engine, ["loiter"])
+    assert [e.phase for e in started] == ["start", "start"]
+    ended = engine.close()
+    assert sorted((e.kind, e.phase) for e in ended) == [("clip", "end"), ("object", "end")]
+    assert {e.incident_id for e in ended} == {e.incident_id for e in started}

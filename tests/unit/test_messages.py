@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,17 +21,26 @@ def test_detection_label_uses_class_names() -> None:
     assert [det.label(0), det.label(1)] == ["car", "7"]
 
 
+def make_event(**kw: object) -> Event:
+    base: dict[str, object] = {
+        "incident_id": "i1",
+        "phase": "start",
+        "camera_id": "c",
+        "kind": "object",
+        "label": "person",
+        "confidence": 0.9,
+        "peak_confidence": 0.9,
+        "started_at": "2026-01-01T00:00:00.000Z",
+        "duration_s": 0.0,
+        "frame_id": 3,
+        "captured_at": 1.0,
+    }
+    base.update(kw)
+    return Event.model_validate(base)
+
+
 def test_event_json_has_the_documented_fields() -> None:
-    ev = Event(
-        camera_id="c",
-        kind="object",
-        label="person",
-        confidence=0.9,
-        frame_id=3,
-        bbox_xyxy=(1, 2, 3, 4),
-        track_id=5,
-        captured_at=1.0,
-    )
+    ev = make_event(bbox_xyxy=(1, 2, 3, 4), track_id=5)
     doc = json.loads(ev.model_dump_json())
     for key in (
         "schema_version",
@@ -46,12 +56,21 @@ def test_event_json_has_the_documented_fields() -> None:
     ):
         assert key in doc
     assert doc["ts"].endswith("Z")
-    other = Event(camera_id="c", kind="clip", label="run", confidence=0.5, frame_id=3, captured_at=1.0)
-    assert other.event_id != ev.event_id
+    assert doc["schema_version"] == 2 and doc["phase"] == "start"
+    assert make_event().event_id != ev.event_id
+
+
+def test_shipped_json_schema_is_current() -> None:
+    from pipeline.cli import event_schema_json
+
+    shipped = (Path(__file__).resolve().parents[2] / "docs" / "event.schema.json").read_text()
+    assert shipped == event_schema_json(), "run: vigil events schema -o docs/event.schema.json"
 
 
 def test_event_rejects_unknown_kind_and_bad_confidence() -> None:
     with pytest.raises(ValueError):
-        Event(camera_id="c", kind="alarm", label="x", confidence=0.5, frame_id=0, captured_at=0)  # type: ignore[arg-type]
+        make_event(kind="alarm")
     with pytest.raises(ValueError):
-        Event(camera_id="c", kind="clip", label="x", confidence=1.5, frame_id=0, captured_at=0)
+        make_event(confidence=1.5)
+    with pytest.raises(ValueError):
+        make_event(phase="middle")

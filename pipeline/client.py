@@ -1,0 +1,136 @@
+"""A small Python client for Vigil's events in Redis.
+
+    from pipeline.client import EventClient
+
+    client = EventClient("redis://127.0.0.1:6379/0")
+    for ev in client.tail(camera="lobby"):                    # live, from now on
+        print(ev.label)
+    for ev in client.replay(since=datetime(2026, 11, 22, tzinfo=UTC), label="fall"):
+        print(ev.event_id)
+    for delivery in client.consume("alerts", "worker-1"):     # each event once per group, with acks
+        handle(delivery.event)
+        delivery.ack()
+
+``consume`` first re-delivers this consumer's own unacknowledged events (after a crash or
+restart), then new ones: no gaps, and repeats only for events that were never acknowledged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis
+
+from pipeline.messages import Event
+from pipeline.publisher import EVENTS_STREAM, camera_stream, connect, read_new_events
+from pipeline.snapshots import snapshot_key
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """An event read through a consumer group; call ``ack()`` once it is handled."""
+
+    event: Event
+    entry_id: bytes
+    stream: str
+    group: str
+    _client: redis.Redis
+
+    def ack(self) -> None:
+        self._client.xack(self.stream, self.group, self.entry_id)
+
+
+class EventClient:
+    """Reads Vigil events from Redis (``vigil:events`` or ``vigil:events:<camera>``)."""
+
+    def __init__(self, url: str) -> None:
+        self._client = connect(url)
+
+    def close(self) -> None:
+        self._client.close()
+
+    @staticmethod
+    def stream_for(camera: str | None) -> str:
+        return camera_stream(camera) if camera else EVENTS_STREAM
+
+    def tail(self, camera: str | None = None, from_start: bool = False, block_ms: int = 1000) -> Iterator[Event]:
+        """Events as they are published (forever); ``from_start`` begins at the oldest retained one."""
+        stream = self.stream_for(camera)
+        last_id: bytes | str = "0-0" if from_start else "$"
+        while True:
+            for entry_id, doc in read_new_events(self._client, stream, last_id, block_ms):
+                last_id = entry_id
+                yield Event.model_validate_json(doc)
+
+    def replay(
+        self,
+        since: datetime,
+        camera: str | None = None,
+        label: str | None = None,
+        until: datetime | None = None,
+        batch: int = 500,
+    ) -> Iterator[Event]:
+        """Retained events captured at or after ``since`` (and before ``until``), oldest first.
+
+        Stream ids are insertion times, which are never earlier than capture times, so the scan
+        starts at ``since`` and filters on the event's own ``ts``.
+        """
+        stream = self.stream_for(camera)
+        since_s, until_s = since.timestamp(), (until.timestamp() if until else None)
+        start: bytes | str = f"{int(since_s * 1000)}-0"
+        while True:
+            entries: Any = self._client.xrange(stream, min=start, max="+", count=batch)
+            for _entry_id, fields in entries:
+                ev = Event.model_validate_json(fields[b"event"])
+                in_range = ev.captured_at >= since_s and (until_s is None or ev.captured_at < until_s)
+                if in_range and (label is None or ev.label == label):
+                    yield ev
+            if len(entries) < batch:
+                return
+            start = b"(" + entries[-1][0]
+
+    def consume(
+        self, group: str, consumer: str, camera: str | None = None, block_ms: int = 1000, count: int = 100
+    ) -> Iterator[Delivery]:
+        """Read through consumer group ``group`` (created at the stream's start if missing)."""
+        stream = self.stream_for(camera)
+        try:
+            self._client.xgroup_create(stream, group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        pending_id: bytes | str = "0"  # first this consumer's own unacknowledged entries
+        while True:
+            reply: Any = self._client.xreadgroup(
+                group, consumer, {stream: pending_id if pending_id else ">"}, count=count, block=block_ms
+            )
+            entries = [e for _s, es in reply or [] for e in es]
+            if pending_id and not entries:
+                pending_id = ""  # backlog done: switch to new entries
+                continue
+            for entry_id, fields in entries:
+                if pending_id:
+                    pending_id = entry_id
+                if fields:  # a pending entry trimmed from the stream comes back empty
+                    yield Delivery(Event.model_validate_json(fields[b"event"]), entry_id, stream, group, self._client)
+
+    def snapshot(self, event_id: str) -> bytes | None:
+        """The JPEG of a start event stored in Redis, or None (expired, stored in a directory, or none)."""
+        data: Any = self._client.get(snapshot_key(event_id))
+        return bytes(data) if data is not None else None
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """``2026-11-22T10:00:00Z``, ``2026-11-22 10:00``, or relative: ``90s``, ``15m``, ``2h``, ``1d``."""
+    now = now or datetime.now(UTC)
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text and text[-1] in units and text[:-1].replace(".", "", 1).isdigit():
+        return now - timedelta(seconds=float(text[:-1]) * units[text[-1]])
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"not a time: {text!r} (use ISO-8601 like 2026-11-22T10:00:00Z, or 15m, 2h, 1d)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,97 @@
+"""A bounded, durable on-disk outbox for events (SQLite, WAL).
+
+Every event is written here first and deleted only after Redis confirmed it, so events survive a
+Redis outage and a Vigil crash or SIGKILL alike; the publisher drains the outbox in insertion
+order. When the outbox is full, the policy decides which event is discarded; every discard is
+counted and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class SpoolFullPolicy(StrEnum):
+    """What to discard when the spool is full."""
+
+    DROP_OLDEST = "drop_oldest"  # keep the newest events (default)
+    DROP_NEWEST = "drop_newest"  # keep what is already spooled; refuse new events
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolRecord:
+    """One spooled item: ``kind`` is ``object``, ``clip`` or ``status``; ``payload`` the JSON document;
+    ``item_id`` the id Redis de-duplicates on."""
+
+    seq: int
+    kind: str
+    item_id: str
+    camera_id: str
+    payload: str
+    snapshot_jpeg: bytes | None
+
+
+class Spool:
+    """The outbox of one camera. Thread-safe; one process may own a given file at a time."""
+
+    def __init__(self, path: Path, max_items: int, policy: SpoolFullPolicy = SpoolFullPolicy.DROP_OLDEST) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.max_items = max_items
+        self.policy = policy
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes (not power loss)
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, "
+            "item_id TEXT NOT NULL, camera_id TEXT NOT NULL, payload TEXT NOT NULL, snapshot BLOB)"
+        )
+        self._count = int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    def __len__(self) -> int:
+        return self._count
+
+    def put(self, kind: str, item_id: str, camera_id: str, payload: str, snapshot_jpeg: bytes | None = None) -> int:
+        """Append one item. Returns how many items the full-spool policy discarded (0 normally)."""
+        with self._lock:
+            discarded = 0
+            if self._count >= self.max_items:
+                if self.policy is SpoolFullPolicy.DROP_NEWEST:
+                    return 1
+                discarded = self._db.execute(
+                    "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)",
+                    (self._count - self.max_items + 1,),
+                ).rowcount
+                self._count -= discarded
+            self._db.execute(
+                "INSERT INTO outbox (kind, item_id, camera_id, payload, snapshot) VALUES (?, ?, ?, ?, ?)",
+                (kind, item_id, camera_id, payload, snapshot_jpeg),
+            )
+            self._count += 1
+            return discarded
+
+    def peek(self, limit: int) -> list[SpoolRecord]:
+        """The oldest ``limit`` items, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, kind, item_id, camera_id, payload, snapshot FROM outbox ORDER BY seq LIMIT ?", (limit,)
+            ).fetchall()
+        return [SpoolRecord(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), r[5]) for r in rows]
+
+    def remove_through(self, seq: int) -> None:
+        """Delete every item up to and including ``seq`` (they reached Redis)."""
+        with self._lock:
+            removed = self._db.execute("DELETE FROM outbox WHERE seq <= ?", (seq,)).rowcount
+            self._count -= removed
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
