@@ -33,14 +33,19 @@ STATUS_STREAM = "vigil:status"
 SEEN_PREFIX = "vigil:seen:"
 BATCH = 200
 
-# KEYS: seen-key, stream, per-camera stream ('' for none), channel ('' for none), snapshot key ('' for none)
-# ARGV: field, payload, maxlen, seen ttl, snapshot ttl, snapshot bytes
+# KEYS: seen-key, stream [, per-camera stream (also the Pub/Sub channel)] [, snapshot key]
+# ARGV: field, payload, maxlen, seen ttl, has camera stream (1/0), snapshot ttl (0: no snapshot), snapshot
+# Only real keys are passed, so an ACL user limited to ~vigil:* is enough.
 _PUBLISH_ONCE = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4]) then return 0 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', ARGV[1], ARGV[2])
-if KEYS[3] ~= '' then redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', ARGV[1], ARGV[2]) end
-if KEYS[5] ~= '' then redis.call('SET', KEYS[5], ARGV[6], 'EX', ARGV[5]) end
-if KEYS[4] ~= '' then redis.call('PUBLISH', KEYS[4], ARGV[2]) end
+local next_key = 3
+if ARGV[5] == '1' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', ARGV[1], ARGV[2])
+  redis.call('PUBLISH', KEYS[3], ARGV[2])
+  next_key = 4
+end
+if ARGV[6] ~= '0' then redis.call('SET', KEYS[next_key], ARGV[7], 'EX', ARGV[6]) end
 return 1
 """
 
@@ -193,20 +198,15 @@ class EventPublisher:
         for rec in batch:
             seen = f"{SEEN_PREFIX}{rec.item_id}"
             if rec.kind == "status":
-                keys = [seen, STATUS_STREAM, "", "", ""]
-                args: list[Any] = ["status", rec.payload, self._maxlen, self._dedupe_ttl_s, 1, b""]
+                keys = [seen, STATUS_STREAM]
+                args: list[Any] = ["status", rec.payload, self._maxlen, self._dedupe_ttl_s, 0, 0, b""]
             else:
-                snap = snapshot_key(rec.item_id) if rec.snapshot_jpeg else ""
-                channel = camera_stream(rec.camera_id)
-                keys = [seen, EVENTS_STREAM, channel, channel, snap]
-                args = [
-                    "event",
-                    rec.payload,
-                    self._maxlen,
-                    self._dedupe_ttl_s,
-                    self._snapshot_ttl_s,
-                    rec.snapshot_jpeg or b"",
-                ]
+                keys = [seen, EVENTS_STREAM, camera_stream(rec.camera_id)]
+                snap_ttl = 0
+                if rec.snapshot_jpeg:
+                    keys.append(snapshot_key(rec.item_id))
+                    snap_ttl = self._snapshot_ttl_s
+                args = ["event", rec.payload, self._maxlen, self._dedupe_ttl_s, 1, snap_ttl, rec.snapshot_jpeg or b""]
             self._script(keys=keys, args=args, client=pipe)
         pipe.execute()
         self._spool.remove_through(batch[-1].seq)
