@@ -43,8 +43,10 @@ def format_event(data: dict[str, object]) -> str:
         extra = f" track={data.get('track_id')} box={data.get('bbox_xyxy')}"
     elif data.get("kind") == "clip":
         extra = f" frames={data.get('start_frame_id')}-{data.get('frame_id')} head={data.get('head')}"
+    if data.get("phase") == "end":
+        extra += f" duration={data.get('duration_s')}s peak={data.get('peak_confidence')}"
     conf = float(data.get("confidence", 0.0))  # type: ignore[arg-type]
-    return f"{ts} {data.get('camera_id')} {data.get('kind')} {data.get('label')} {conf:.2f}{extra}"
+    return f"{ts} {data.get('camera_id')} {data.get('kind')} {data.get('phase')} {data.get('label')} {conf:.2f}{extra}"
 
 
 class EventFeed:

@@ -58,7 +58,7 @@ def test_demo_runs_publishes_and_cleans_up(tmp_path: Path) -> None:
         )
         assert tail.returncode == 0, tail.stderr
         assert len(tail.stdout.strip().splitlines()) == 2
-        assert re.search(r"(street|parking) (object|clip) ", tail.stdout)
+        assert re.search(r"(street|parking) (object|clip) (start|update|end) ", tail.stdout)
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
         assert re.search(r'vigil_frames_decoded_total\{camera="street"\} [1-9]', metrics)
         assert re.search(r'vigil_stream_up\{camera="parking"\} 1\.0', metrics)

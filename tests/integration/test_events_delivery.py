@@ -290,7 +290,7 @@ def test_consumer_group_resumes_without_gaps_or_repeats(filled_redis: tuple[str,
 def test_replay_filters_by_time_camera_and_label(filled_redis: tuple[str, list[Event]]) -> None:
     url, events = filled_redis
     client = EventClient(url)
-    since = dt.datetime.fromtimestamp(events[4].captured_at, dt.UTC)
+    since = dt.datetime.fromtimestamp(events[4].captured_at - 0.5, dt.UTC)  # between events 3 and 4
     replayed = list(client.replay(since, camera="cam"))
     assert [e.event_id for e in replayed] == [e.event_id for e in events[4:]]
     falls = list(client.replay(since - dt.timedelta(hours=1), label="fall"))
