@@ -24,7 +24,7 @@ from prometheus_client.metrics_core import Metric
 
 from pipeline.config import VigilConfig, WorkerResources
 from pipeline.messages import CameraState, CameraStatus
-from pipeline.metrics import MetricsServer
+from pipeline.metrics import WORKER_RESTARTS, MetricsReport, MetricsServer
 from workers.camera import CameraSettings, CameraWorker, WorkerHandles
 from workers.classifier import Classifier
 from workers.detector import Detector
@@ -101,14 +101,18 @@ class Pipeline:
     workers: WorkerHandles | None = None
     cameras: dict[str, Any] = field(default_factory=dict)
     metrics: MetricsServer | None = None
+    _pids: dict[str, int] = field(default_factory=dict)
 
     def start(self) -> None:
+        for kind in ("detector", "classifier", "temporal", "camera"):
+            WORKER_RESTARTS.labels(kind)
         self.workers = self._start_workers()
         settings = self._camera_settings()
         for cam in self.cfg.cameras:
             actor: Any = (
                 ray.remote(CameraWorker)
-                .options(num_cpus=0, max_concurrency=4, max_restarts=0)
+                # SPREAD: on a cluster, cameras (and their decoding) are spread over the nodes.
+                .options(num_cpus=0, max_concurrency=4, max_restarts=0, scheduling_strategy="SPREAD")
                 .remote(cam, settings, self.workers)
             )
             self.cameras[cam.id] = actor
@@ -158,21 +162,34 @@ class Pipeline:
             head_kind=self._head_kind,
         )
 
-    def _all_actors(self) -> list[Any]:
-        actors = list(self.cameras.values())
+    def _named_actors(self) -> dict[str, tuple[str, Any]]:
+        """key -> (worker kind, handle) for every actor."""
+        named = {f"camera:{cid}": ("camera", a) for cid, a in self.cameras.items()}
         if self.workers is not None:
-            actors += [self.workers.detector, self.workers.classifier, self.workers.temporal]
-        return actors
+            for kind in ("detector", "classifier", "temporal"):
+                named[kind] = (kind, getattr(self.workers, kind))
+        return named
 
     def _fetch_actor_metrics(self) -> list[list[Metric]]:
-        refs = [a.collect_metrics.remote() for a in self._all_actors()]
-        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=METRICS_FETCH_TIMEOUT_S)
+        """Every actor's families; a changed process id means Ray restarted that actor."""
+        named = self._named_actors()
+        refs = {key: handle.collect_metrics.remote() for key, (_kind, handle) in named.items()}
+        ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=METRICS_FETCH_TIMEOUT_S)
+        ready_set = set(ready)
         out = []
-        for ref in ready:
+        for key, ref in refs.items():
+            if ref not in ready_set:
+                continue
             try:
-                out.append(ray.get(ref))
+                report: MetricsReport = ray.get(ref)
             except ray.exceptions.RayError as exc:
-                log.debug("metrics: an actor did not answer: %s", exc)
+                log.debug("metrics: actor %s did not answer: %s", key, exc)
+                continue
+            previous = self._pids.get(key)
+            if previous is not None and previous != report.pid:
+                WORKER_RESTARTS.labels(named[key][0]).inc()
+            self._pids[key] = report.pid
+            out.append(report.families)
         return out
 
     def statuses(self, timeout_s: float = 2.0) -> list[CameraStatus]:
@@ -210,7 +227,7 @@ class Pipeline:
                 log.warning("a camera did not stop cleanly: %s", exc)
         if self.metrics is not None:
             self.metrics.stop()
-        for actor in self._all_actors():
+        for _kind, actor in self._named_actors().values():
             ray.kill(actor)
         self.cameras.clear()
         self.workers = None

@@ -206,3 +206,4 @@ class CameraStatus:
     last_latency_s: float | None
     scene: str | None = None
     clip: str | None = None
+    node_id: str = ""

@@ -11,17 +11,22 @@ counters and histograms add up across replicas; a gauge series is owned by exact
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
+import psutil
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.metrics_core import Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+LOAD_BUCKETS_S = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 STAGES = ("decode", "detect", "classify", "temporal", "publish")
 
 VIGIL_REGISTRY = CollectorRegistry(auto_describe=True)
@@ -35,7 +40,7 @@ FRAMES_PROCESSED = Counter(
 )
 FRAMES_DROPPED = Counter(
     "vigil_frames_dropped",
-    "Frames decoded but not processed, by reason (stale, backpressure, error)",
+    "Frames decoded but not processed, by reason (stale, fps_cap, worker_error)",
     ["camera", "reason"],
     registry=VIGIL_REGISTRY,
 )
@@ -76,9 +81,169 @@ STREAM_RECONNECTS = Counter(
     ["camera"],
     registry=VIGIL_REGISTRY,
 )
-MODEL_LOAD_SECONDS = Gauge(
-    "vigil_model_load_seconds", "Time the worker took to load its model", ["model"], registry=VIGIL_REGISTRY
+MODEL_LOAD_SECONDS = Histogram(
+    "vigil_model_load_seconds",
+    "Time a worker took to load its model",
+    ["model"],
+    buckets=LOAD_BUCKETS_S,
+    registry=VIGIL_REGISTRY,
 )
+INPUT_FPS = Gauge(
+    "vigil_input_fps", "Frames per second read from the source (last 5 s)", ["camera"], registry=VIGIL_REGISTRY
+)
+PROCESSED_FPS = Gauge(
+    "vigil_processed_fps", "Frames per second processed end to end (last 5 s)", ["camera"], registry=VIGIL_REGISTRY
+)
+QUEUE_DEPTH = Gauge(
+    "vigil_queue_depth",
+    "Items waiting in a bounded queue (decode: frames decoded, not yet taken)",
+    ["camera", "queue"],
+    registry=VIGIL_REGISTRY,
+)
+BATCH_SIZE = Histogram(
+    "vigil_batch_size",
+    "Frames or windows per forward pass",
+    ["model"],
+    buckets=BATCH_BUCKETS,
+    registry=VIGIL_REGISTRY,
+)
+INCIDENTS = Counter(
+    "vigil_incidents",
+    "Incidents started (start events), by kind and label",
+    ["kind", "label"],
+    registry=VIGIL_REGISTRY,
+)
+WORKER_RESTARTS = Counter(
+    "vigil_worker_restarts",
+    "Actors found running in a new process (Ray restarted them)",
+    ["worker"],
+    registry=VIGIL_REGISTRY,
+)
+
+# Families every process on a node reports identically (the node's GPUs): merged by max, not sum.
+NODE_LEVEL = frozenset({"vigil_gpu_utilization_ratio", "vigil_gpu_memory_used_bytes"})
+
+
+class ProcessCollector(Collector):
+    """CPU seconds and resident memory of this process, labelled with its actor type."""
+
+    def __init__(self) -> None:
+        self.actor = "driver"
+        self._proc = psutil.Process(os.getpid())
+
+    def collect(self) -> Iterator[Metric]:
+        times = self._proc.cpu_times()
+        cpu = CounterMetricFamily(
+            "vigil_process_cpu_seconds", "CPU time of Vigil processes, by actor type", labels=["actor"]
+        )
+        cpu.add_metric([self.actor], times.user + times.system)
+        rss = GaugeMetricFamily(
+            "vigil_process_resident_memory_bytes", "Resident memory of Vigil processes", labels=["actor"]
+        )
+        rss.add_metric([self.actor], float(self._proc.memory_info().rss))
+        yield cpu
+        yield rss
+
+
+class GpuCollector(Collector):
+    """Utilisation and memory of the node's NVIDIA GPUs (NVML); nothing when there is none."""
+
+    def __init__(self) -> None:
+        self._nvml: object | None = None
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self._nvml = pynvml if pynvml.nvmlDeviceGetCount() > 0 else None
+        except Exception as exc:
+            log.debug("no GPU metrics: %s", exc)
+
+    def collect(self) -> Iterator[Metric]:
+        if self._nvml is None:
+            return
+        nvml: object = self._nvml
+        util = GaugeMetricFamily("vigil_gpu_utilization_ratio", "GPU busy fraction (0-1)", labels=["node", "gpu"])
+        mem = GaugeMetricFamily("vigil_gpu_memory_used_bytes", "GPU memory in use", labels=["node", "gpu"])
+        node = os.uname().nodename
+        for i in range(nvml.nvmlDeviceGetCount()):  # type: ignore[attr-defined]
+            handle = nvml.nvmlDeviceGetHandleByIndex(i)  # type: ignore[attr-defined]
+            util.add_metric([node, str(i)], nvml.nvmlDeviceGetUtilizationRates(handle).gpu / 100.0)  # type: ignore[attr-defined]
+            mem.add_metric([node, str(i)], float(nvml.nvmlDeviceGetMemoryInfo(handle).used))  # type: ignore[attr-defined]
+        yield util
+        yield mem
+
+
+PROCESS = ProcessCollector()
+VIGIL_REGISTRY.register(PROCESS)
+VIGIL_REGISTRY.register(GpuCollector())
+
+
+def set_process_role(actor: str) -> None:
+    """Label this process's CPU/RSS metrics with its actor type (camera, detector, ...)."""
+    PROCESS.actor = actor
+
+
+@dataclass(frozen=True)
+class MetricsReport:
+    """What an actor returns to the driver's scrape: its process id (restarts show as a new pid)
+    and its metric families."""
+
+    pid: int
+    families: list[Metric]
+
+
+def local_report() -> MetricsReport:
+    return MetricsReport(os.getpid(), local_families())
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One exported metric: its name as Prometheus sees it, type, label names and meaning."""
+
+    name: str
+    type: str
+    labels: tuple[str, ...]
+    help: str
+
+
+_DECLARED = (
+    FRAMES_DECODED,
+    FRAMES_PROCESSED,
+    FRAMES_DROPPED,
+    STAGE_LATENCY,
+    E2E_LATENCY,
+    EVENTS_PUBLISHED,
+    PUBLISH_ERRORS,
+    EVENTS_SPOOLED,
+    STREAM_UP,
+    STREAM_STATE,
+    STREAM_RECONNECTS,
+    MODEL_LOAD_SECONDS,
+    INPUT_FPS,
+    PROCESSED_FPS,
+    QUEUE_DEPTH,
+    BATCH_SIZE,
+    INCIDENTS,
+    WORKER_RESTARTS,
+)
+_COLLECTED = (
+    CatalogEntry(
+        "vigil_process_cpu_seconds_total", "counter", ("actor",), "CPU time of Vigil processes, by actor type"
+    ),
+    CatalogEntry("vigil_process_resident_memory_bytes", "gauge", ("actor",), "Resident memory of Vigil processes"),
+    CatalogEntry("vigil_gpu_utilization_ratio", "gauge", ("node", "gpu"), "GPU busy fraction (0-1); GPU hosts only"),
+    CatalogEntry("vigil_gpu_memory_used_bytes", "gauge", ("node", "gpu"), "GPU memory in use; GPU hosts only"),
+)
+
+
+def catalog() -> list[CatalogEntry]:
+    """Every metric Vigil exports (the README's table and the tests are checked against this)."""
+    entries = []
+    for metric in _DECLARED:
+        fam = metric.describe()[0]
+        name = f"{fam.name}_total" if fam.type == "counter" else fam.name
+        entries.append(CatalogEntry(name, fam.type, tuple(metric._labelnames), fam.documentation))
+    return entries + list(_COLLECTED)
 
 
 def local_families() -> list[Metric]:
@@ -89,15 +254,18 @@ def local_families() -> list[Metric]:
 def merge_families(groups: Iterable[Iterable[Metric]]) -> list[Metric]:
     """Merge metric families gathered from several processes into one family per name.
 
-    Samples with the same name and labels are summed; ``_created`` samples keep the earliest time.
+    Samples with the same name and labels are summed (node-level GPU gauges: the maximum);
+    ``_created`` samples keep the earliest time.
     """
     merged: dict[str, Metric] = {}
+    combine: dict[str, Callable[[float, float], float]] = {}
     values: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
     for families in groups:
         for fam in families:
             if fam.name not in merged:
                 merged[fam.name] = Metric(fam.name, fam.documentation, fam.type, fam.unit)
                 values[fam.name] = {}
+                combine[fam.name] = max if fam.name in NODE_LEVEL else (lambda a, b: a + b)
             acc = values[fam.name]
             for s in fam.samples:
                 key = (s.name, tuple(sorted(s.labels.items())))
@@ -106,7 +274,7 @@ def merge_families(groups: Iterable[Iterable[Metric]]) -> list[Metric]:
                 elif s.name.endswith("_created"):
                     acc[key] = min(acc[key], s.value)
                 else:
-                    acc[key] += s.value
+                    acc[key] = combine[fam.name](acc[key], s.value)
     for name, fam in merged.items():
         for (sample_name, labels), value in values[name].items():
             fam.add_sample(sample_name, dict(labels), value)

@@ -33,9 +33,14 @@ from pipeline.messages import (
 )
 from pipeline.metrics import (
     E2E_LATENCY,
+    EVENTS_PUBLISHED,
     FRAMES_DECODED,
     FRAMES_DROPPED,
     FRAMES_PROCESSED,
+    INCIDENTS,
+    INPUT_FPS,
+    PROCESSED_FPS,
+    QUEUE_DEPTH,
     STAGE_LATENCY,
     STREAM_RECONNECTS,
     STREAM_STATE,
@@ -43,7 +48,7 @@ from pipeline.metrics import (
 )
 from pipeline.publisher import EventPublisher
 from pipeline.snapshots import render_snapshot, snapshot_key, write_snapshot_file
-from workers.common import MetricsExporter
+from workers.common import MetricsExporter, set_process_role
 from workers.decoder import FrameSource
 from workers.temporal import detection_summary
 from workers.tracking import Tracker
@@ -104,6 +109,7 @@ class CameraWorker(MetricsExporter):
     """Runs one camera end to end in a background thread. Methods are safe to call concurrently."""
 
     def __init__(self, cam: CameraConfig, settings: CameraSettings, workers: WorkerHandles) -> None:
+        set_process_role("camera")
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         self.cam, self.settings, self.workers = cam, settings, workers
         self._lock = threading.Lock()  # guards the counters and labels below
@@ -130,12 +136,14 @@ class CameraWorker(MetricsExporter):
         self._reason = ""
         self._state = CameraState.CONNECTING
         self._stop = threading.Event()
+        self._node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
         self._source = FrameSource(cam, self._on_state, self._on_drop, self._on_decoded)
         self._thread = threading.Thread(target=self._loop, name=f"camera-{cam.id}", daemon=True)
 
     # -- public actor methods ------------------------------------------------------------------
 
     def start(self) -> None:
+        self._init_series()
         self._source.start()
         self._thread.start()
 
@@ -163,7 +171,20 @@ class CameraWorker(MetricsExporter):
                 last_latency_s=self._last_latency_s,
                 scene=self._scene,
                 clip=self._clip,
+                node_id=self._node_id,
             )
+
+    def _init_series(self) -> None:
+        """Create this camera's series at zero so dashboards and rates see them before the first event."""
+        cam = self.cam.id
+        STREAM_RECONNECTS.labels(cam)
+        for reason in ("stale", "fps_cap", "worker_error"):
+            FRAMES_DROPPED.labels(cam, reason)
+        for kind in ("object", "clip"):
+            EVENTS_PUBLISHED.labels(cam, kind)
+        FRAMES_DECODED.labels(cam)
+        FRAMES_PROCESSED.labels(cam)
+        QUEUE_DEPTH.labels(cam, "decode").set(0)
 
     # -- callbacks from the decoder thread -----------------------------------------------------
 
@@ -196,6 +217,7 @@ class CameraWorker(MetricsExporter):
         FRAMES_DECODED.labels(self.cam.id).inc()
         STAGE_LATENCY.labels("decode").observe(read_s)
         self._in_rate.tick()
+        INPUT_FPS.labels(self.cam.id).set(self._in_rate.rate())
         with self._lock:
             self._counts["decoded"] += 1
 
@@ -245,6 +267,8 @@ class CameraWorker(MetricsExporter):
         E2E_LATENCY.labels(self.cam.id).observe(latency)
         FRAMES_PROCESSED.labels(self.cam.id).inc()
         self._out_rate.tick()
+        PROCESSED_FPS.labels(self.cam.id).set(self._out_rate.rate())
+        QUEUE_DEPTH.labels(self.cam.id, "decode").set(self._source.depth())
         with self._lock:
             self._counts["processed"] += 1
             self._last_latency_s = latency
@@ -286,5 +310,8 @@ class CameraWorker(MetricsExporter):
                     assert cfg.dir is not None  # the config validator requires it for store: dir
                     ref = str(write_snapshot_file(cfg.dir, self.cam.id, ev.event_id, jpeg))
                 events[i] = ev.model_copy(update={"snapshot": ref})
+        for ev in events:
+            if ev.phase == "start":
+                INCIDENTS.labels(ev.kind, ev.label).inc()
         self._publisher.publish(events, snapshots)
         STAGE_LATENCY.labels("publish").observe(time.time() - t0)

@@ -20,8 +20,8 @@ from torch import nn
 
 from pipeline.config import ClassifierConfig, TimmViT, TorchvisionViT
 from pipeline.messages import SceneResult
-from pipeline.metrics import MODEL_LOAD_SECONDS
-from workers.common import MetricsExporter, configure_torch
+from pipeline.metrics import BATCH_SIZE, MODEL_LOAD_SECONDS
+from workers.common import MetricsExporter, configure_torch, set_process_role
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +121,12 @@ class Classifier(MetricsExporter):
     """Scene label + embedding per frame."""
 
     def __init__(self, cfg: ClassifierConfig, torch_threads: int = 1) -> None:
+        set_process_role("classifier")
         self.device = configure_torch(torch_threads)
         t0 = time.perf_counter()
         model, self.labels, self.image_size = load_model(cfg)
         self.model = model.to(self.device).eval()
-        MODEL_LOAD_SECONDS.labels("classifier").set(time.perf_counter() - t0)
+        MODEL_LOAD_SECONDS.labels("classifier").observe(time.perf_counter() - t0)
         log.info("classifier loaded on %s: %d labels, embedding %d", self.device, len(self.labels), model.embed_dim)
 
     def embedding_dim(self) -> int:
@@ -136,6 +137,7 @@ class Classifier(MetricsExporter):
 
     @torch.inference_mode()
     def classify_batch(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[SceneResult]:
+        BATCH_SIZE.labels("classifier").observe(len(images_bgr))
         x = preprocess(images_bgr, self.image_size).to(self.device)
         emb, logits = self.model(x)
         probs = torch.softmax(logits.float(), dim=1).cpu().numpy()

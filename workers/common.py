@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client.metrics_core import Metric
+from pipeline.metrics import MetricsReport, local_report, set_process_role
 
-from pipeline.metrics import local_families
+__all__ = ["MetricsExporter", "configure_torch", "set_process_role"]
 
 
 def configure_torch(threads: int) -> str:
@@ -19,7 +19,8 @@ def configure_torch(threads: int) -> str:
 
 
 class MetricsExporter:
-    """Mixin for Ray actors: lets the driver's /metrics endpoint pull this process's metrics."""
+    """Mixin for Ray actors: lets the driver's /metrics endpoint pull this process's metrics.
+    Subclasses call ``set_process_role`` first thing in ``__init__``."""
 
-    def collect_metrics(self) -> list[Metric]:
-        return local_families()
+    def collect_metrics(self) -> MetricsReport:
+        return local_report()

@@ -122,6 +122,10 @@ class FrameSource:
                 break
         self._thread.join(timeout_s)
 
+    def depth(self) -> int:
+        """Frames decoded and waiting to be taken."""
+        return self._queue.qsize()
+
     def get(self, timeout_s: float) -> FramePacket | None:
         """The next frame (live: the newest), or None on timeout or when the source has ended."""
         try:

@@ -15,8 +15,8 @@ import numpy.typing as npt
 
 from pipeline.config import DetectorConfig
 from pipeline.messages import Detections
-from pipeline.metrics import MODEL_LOAD_SECONDS
-from workers.common import MetricsExporter, configure_torch
+from pipeline.metrics import BATCH_SIZE, MODEL_LOAD_SECONDS
+from workers.common import MetricsExporter, configure_torch, set_process_role
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ class Detector(MetricsExporter):
     """Runs YOLO on frames. ``weights``: a name, a local .pt path, or an architecture .yaml."""
 
     def __init__(self, cfg: DetectorConfig, torch_threads: int = 1) -> None:
+        set_process_role("detector")
         from ultralytics import YOLO  # type: ignore[attr-defined]
 
         self.cfg = cfg
@@ -49,7 +50,7 @@ class Detector(MetricsExporter):
         self.class_names = tuple(str(names[i]) for i in sorted(names))
         # The first call builds the fused model; do it now so the first frame is not an outlier.
         self.detect_batch([np.zeros((cfg.imgsz, cfg.imgsz, 3), np.uint8)])
-        MODEL_LOAD_SECONDS.labels("detector").set(time.perf_counter() - t0)
+        MODEL_LOAD_SECONDS.labels("detector").observe(time.perf_counter() - t0)
         log.info("detector %s loaded on %s (%d classes)", cfg.weights, self.device, len(self.class_names))
 
     def names(self) -> tuple[str, ...]:
@@ -61,6 +62,7 @@ class Detector(MetricsExporter):
 
     def detect_batch(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[Detections]:
         """One forward pass over a batch of BGR frames (any sizes; ultralytics letterboxes)."""
+        BATCH_SIZE.labels("detector").observe(len(images_bgr))
         results = self.model.predict(
             images_bgr,
             imgsz=self.cfg.imgsz,

@@ -19,8 +19,8 @@ from torch import nn
 
 from pipeline.config import LSTMHead, TemporalConfig, TransformerHead
 from pipeline.messages import Detections, FloatArray, LabelScore
-from pipeline.metrics import MODEL_LOAD_SECONDS
-from workers.common import MetricsExporter, configure_torch
+from pipeline.metrics import BATCH_SIZE, MODEL_LOAD_SECONDS
+from workers.common import MetricsExporter, configure_torch, set_process_role
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +149,12 @@ class TemporalHead(MetricsExporter):
     """Labels feature windows (T, F) with the configured clip head."""
 
     def __init__(self, cfg: TemporalConfig, in_dim: int, torch_threads: int = 1) -> None:
+        set_process_role("temporal")
         self.device = configure_torch(torch_threads)
         t0 = time.perf_counter()
         model, self.labels, self.kind = load_head(cfg, in_dim)
         self.model = model.to(self.device).eval()
-        MODEL_LOAD_SECONDS.labels(f"temporal_{self.kind}").set(time.perf_counter() - t0)
+        MODEL_LOAD_SECONDS.labels(f"temporal_{self.kind}").observe(time.perf_counter() - t0)
 
     def head_kind(self) -> str:
         return self.kind
@@ -161,6 +162,7 @@ class TemporalHead(MetricsExporter):
     @torch.inference_mode()
     def classify_batch(self, windows: list[FloatArray]) -> list[LabelScore]:
         """Label each (T, F) window. Windows in one call share T."""
+        BATCH_SIZE.labels("temporal").observe(len(windows))
         x = torch.from_numpy(np.stack(windows).astype(np.float32)).to(self.device)
         probs = torch.softmax(self.model(x).float(), dim=1).cpu().numpy()
         return [LabelScore(self.labels[int(p.argmax())], float(p.max())) for p in probs]

@@ -1,0 +1,53 @@
+"""Runs Vigil on Ray's local multi-node test cluster (two raylets on this machine) and prints, as
+JSON, which node each camera actor runs on and the driver's merged /metrics text.
+
+    python -m tests.support.multinode VIDEO REDIS_URL SPOOL_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.request
+
+import ray
+from ray.cluster_utils import Cluster
+
+from pipeline.config import parse_config
+from pipeline.driver import Pipeline, offline_env
+
+
+def main(video: str, redis_url: str, spool: str) -> None:
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+    cluster.add_node(num_cpus=2)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, runtime_env={"env_vars": offline_env(False)}, logging_level="WARNING")
+    cfg = parse_config(
+        {
+            "cameras": [{"id": f"cam{i}", "url": video, "fps": 5, "loop": True} for i in range(2)],
+            "metrics": {"port": 0},
+            "models": {"temporal": {"window": 4, "stride": 2}},
+            "events": {"spool": {"dir": spool}},
+        }
+    )
+    pipeline = Pipeline(cfg, redis_url)
+    pipeline.start()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            statuses = pipeline.statuses()
+            if len(statuses) == 2 and all(s.frames_processed >= 5 for s in statuses):
+                break
+            time.sleep(0.5)
+        body = urllib.request.urlopen(f"http://127.0.0.1:{pipeline.metrics_port}/metrics", timeout=10).read()
+        nodes = {s.camera_id: s.node_id for s in statuses}
+        print(json.dumps({"nodes": nodes, "cluster_nodes": len(ray.nodes()), "metrics": body.decode()}))
+    finally:
+        pipeline.stop()
+        ray.shutdown()
+        cluster.shutdown()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
