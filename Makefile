@@ -23,7 +23,7 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest -q -rfEs tests
-	$(VENV)/bin/ruff check pipeline workers tests
+	$(VENV)/bin/ruff check pipeline workers tests benchmarks
 	$(VENV)/bin/mypy
 
 test-unit: setup
@@ -33,7 +33,7 @@ test-integration: setup
 	$(VENV)/bin/python -m pytest -q -rfEs tests/integration
 
 lint: setup
-	$(VENV)/bin/ruff check pipeline workers tests
+	$(VENV)/bin/ruff check pipeline workers tests benchmarks
 	$(VENV)/bin/ruff format --check pipeline workers tests
 
 typecheck: setup

@@ -1,6 +1,6 @@
 """Publish-path benchmark: throughput, publish->XADD latency, and spool flush rate after an outage.
 
-    .venv/bin/python benchmarks/publish.py [--events 5000] [--outage-events 20000]
+    .venv/bin/python -m benchmarks.publish [--events 5000] [--outage-events 20000]
 
 Runs against a private redis-server (started here, on a free port). Prints a table; not a test.
 """

@@ -74,6 +74,11 @@ class CameraConfig(_Strict):
     rtsp_transport: Literal["tcp", "udp"] = Field(default="tcp", description="RTSP transport")
     open_timeout_s: float = Field(default=5.0, gt=0, le=60, description="Give up opening the source after this")
     read_timeout_s: float = Field(default=3.0, gt=0, le=60, description="A read blocking longer counts as lost")
+    ray_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Ray custom resources this camera's actor needs, e.g. {site_a: 0.01} to keep it on a node "
+        "started with --resources '{\"site_a\": 1}'",
+    )
 
     @field_validator("url")
     @classmethod

@@ -112,7 +112,13 @@ class Pipeline:
             actor: Any = (
                 ray.remote(CameraWorker)
                 # SPREAD: on a cluster, cameras (and their decoding) are spread over the nodes.
-                .options(num_cpus=0, max_concurrency=4, max_restarts=0, scheduling_strategy="SPREAD")
+                .options(
+                    num_cpus=0,
+                    max_concurrency=4,
+                    max_restarts=0,
+                    scheduling_strategy="SPREAD",
+                    resources=dict(cam.ray_resources),
+                )
                 .remote(cam, settings, self.workers)
             )
             self.cameras[cam.id] = actor

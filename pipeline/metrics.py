@@ -240,7 +240,7 @@ def catalog() -> list[CatalogEntry]:
     """Every metric Vigil exports (the README's table and the tests are checked against this)."""
     entries = []
     for metric in _DECLARED:
-        fam = metric.describe()[0]
+        fam = next(iter(metric.describe()))
         name = f"{fam.name}_total" if fam.type == "counter" else fam.name
         entries.append(CatalogEntry(name, fam.type, tuple(metric._labelnames), fam.documentation))
     return entries + list(_COLLECTED)

@@ -17,6 +17,7 @@ from pipeline.client import EventClient
 from pipeline.messages import Event, utc_iso
 from pipeline.publisher import EVENTS_STREAM, EventPublisher, camera_stream, check_connection
 from pipeline.redis_server import EmbeddedRedis, find_redis_server, free_port
+from tests.support.wait import wait_for
 
 PERSISTENT = ("--appendonly", "yes", "--appendfsync", "always")
 
@@ -76,15 +77,6 @@ class Producer:
     def close(self) -> None:
         for pub in self.publishers.values():
             pub.close()
-
-
-def wait_for(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 def stream_ids(client: redis.Redis, stream: str) -> list[str]:

@@ -16,73 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from pipeline.config import parse_config
 from pipeline.dashboards import DASHBOARDS, OUT_DIR, render
 from pipeline.driver import Pipeline
 from pipeline.messages import CameraState
 from pipeline.metrics import catalog
-from pipeline.redis_server import EmbeddedRedis, free_port
+from pipeline.redis_server import EmbeddedRedis
+from tests.support.prometheus import DEPLOY, Prometheus, http_json
+from tests.support.wait import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-DEPLOY = REPO / "deploy"
-
-
-def http_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        return json.loads(resp.read())
-
-
-def wait_for(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-
-
-class Prometheus:
-    """The shipped prometheus.yml and rules, with the target, intervals and `for:` rewritten for a test."""
-
-    def __init__(self, tmp: Path, target_port: int) -> None:
-        self.port = free_port()
-        config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
-        config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
-        config["scrape_configs"][0]["static_configs"] = [{"targets": [f"127.0.0.1:{target_port}"]}]
-        rules = yaml.safe_load((DEPLOY / "prometheus" / "rules" / "vigil-alerts.yml").read_text())
-        for rule in rules["groups"][0]["rules"]:
-            rule["for"] = "0s"  # fire at once: the test cannot wait a minute per alert
-        (tmp / "rules").mkdir()
-        (tmp / "rules" / "vigil-alerts.yml").write_text(yaml.safe_dump(rules))
-        (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
-        self.proc = subprocess.Popen(
-            [
-                "prometheus",
-                f"--config.file={tmp / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def ready(self) -> bool:
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"prometheus exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
-        try:
-            return urllib.request.urlopen(f"{self.url}/-/ready", timeout=2).status == 200
-        except OSError:
-            return False
-
-    def query(self, expr: str) -> dict[str, Any]:
-        return http_json(f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))  # type: ignore[no-any-return]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from pipeline.messages import CameraState, CameraStatus, Event
 from pipeline.publisher import EVENTS_STREAM, STATUS_STREAM, camera_stream
 from pipeline.redis_server import EmbeddedRedis
 from tests.support.rtsp import RtspServer
+from tests.support.wait import wait_for
 
 
 def make_config(file_url: str, rtsp_url: str, missing: Path, spool: Path) -> VigilConfig:
@@ -72,15 +72,6 @@ class PubSubListener:
         self._thread.join()
         self.pubsub.close()
         self.client.close()
-
-
-def wait_for(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,18 @@ from pipeline.driver import Pipeline, offline_env
 
 
 def main(video: str, redis_url: str, spool: str) -> None:
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
-    cluster.add_node(num_cpus=2)
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False, "resources": {"site_a": 1}}
+    )
+    cluster.add_node(num_cpus=2, resources={"site_b": 1})
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, runtime_env={"env_vars": offline_env(False)}, logging_level="WARNING")
     cfg = parse_config(
         {
-            "cameras": [{"id": f"cam{i}", "url": video, "fps": 5, "loop": True} for i in range(2)],
+            "cameras": [
+                {"id": f"cam{i}", "url": video, "fps": 5, "loop": True, "ray_resources": {site: 0.01}}
+                for i, site in enumerate(("site_a", "site_b"))
+            ],
             "metrics": {"port": 0},
             "models": {"temporal": {"window": 4, "stride": 2}},
             "events": {"spool": {"dir": spool}},
