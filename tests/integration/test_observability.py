@@ -64,7 +64,12 @@ def observed(ray_session: None, tmp_path_factory: pytest.TempPathFactory, street
             )
             time.sleep(3)  # rate() needs a few more 1 s scrapes after the first events
             body = urllib.request.urlopen(f"http://127.0.0.1:{pipeline.metrics_port}/metrics", timeout=10).read()
-            yield {"prom": prom, "metrics": body.decode(), "statuses": {s.camera_id: s for s in pipeline.statuses()}}
+            yield {
+                "prom": prom,
+                "metrics": body.decode(),
+                "statuses": {s.camera_id: s for s in pipeline.statuses()},
+                "pipeline": pipeline,
+            }
         finally:
             prom.stop()
             pipeline.stop()
@@ -181,3 +186,23 @@ def test_one_scrape_covers_actors_on_two_ray_nodes(street_mp4: Path, tmp_path: P
     assert len(set(report["nodes"].values())) == 2, f"cameras not spread over nodes: {report['nodes']}"
     for cam in ("cam0", "cam1"):
         assert re.search(rf'vigil_frames_processed_total\{{camera="{cam}"\}} [1-9]', report["metrics"]), cam
+
+
+def test_killed_worker_is_restarted_counted_and_cameras_go_on(observed: dict[str, Any]) -> None:
+    """Runs last in this module: it kills the detector of the shared run."""
+    import ray
+
+    pipeline: Pipeline = observed["pipeline"]
+    port = pipeline.metrics_port
+
+    def scrape() -> str:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+
+    scrape()  # the driver records every actor's process id
+    before = next(s for s in pipeline.statuses() if s.camera_id == "lobby").frames_processed
+    assert pipeline.workers is not None
+    ray.kill(pipeline.workers.detector, no_restart=False)
+    wait_for(lambda: 'vigil_worker_restarts_total{worker="detector"} 1.0' in scrape(), 120,
+             "the detector restart to be counted")
+    wait_for(lambda: next(s for s in pipeline.statuses() if s.camera_id == "lobby").frames_processed > before + 10,
+             120, "the camera to process frames again")
