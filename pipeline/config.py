@@ -73,7 +73,19 @@ class CameraConfig(_Strict):
     loop: bool = Field(default=False, description="Files only: restart at the end (plays a file as a camera)")
     rtsp_transport: Literal["tcp", "udp"] = Field(default="tcp", description="RTSP transport")
     open_timeout_s: float = Field(default=5.0, gt=0, le=60, description="Give up opening the source after this")
-    read_timeout_s: float = Field(default=3.0, gt=0, le=60, description="A read blocking longer counts as lost")
+    read_timeout_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="No frame for this long: the stream counts as lost (raise it for cameras under 2 fps)",
+    )
+    reconnect_initial_s: float = Field(default=0.5, gt=0, le=60, description="First reconnect delay")
+    reconnect_max_s: float = Field(
+        default=2.0, gt=0, le=600, description="Cap of the exponential reconnect delay (jittered to 50-100 %)"
+    )
+    max_reconnects: int | None = Field(
+        default=None, ge=0, description="Give up (state failed) after this many failed attempts in a row; null: never"
+    )
     ray_resources: dict[str, float] = Field(
         default_factory=dict,
         description="Ray custom resources this camera's actor needs, e.g. {site_a: 0.01} to keep it on a node "

@@ -52,6 +52,51 @@ class Backoff:
         return float(min(self.cap_s, self.base_s * 2 ** min(attempt, 20)) * random.uniform(0.5, 1.0))
 
 
+# PyAV errors that no retry will fix: the camera is misconfigured or is not a video.
+_FATAL_PROBE_ERRORS = (
+    "HTTPUnauthorizedError",
+    "HTTPForbiddenError",
+    "HTTPNotFoundError",
+    "HTTPBadRequestError",
+    "InvalidDataError",
+    "DecoderNotFoundError",
+    "DemuxerNotFoundError",
+    "ProtocolNotFoundError",
+)
+_FATAL_REASONS = {
+    "HTTPUnauthorizedError": "401 unauthorized: wrong or missing credentials",
+    "HTTPForbiddenError": "403 forbidden",
+    "HTTPNotFoundError": "404 not found: wrong path or stream name",
+    "HTTPBadRequestError": "400 bad request",
+    "InvalidDataError": "not a video (invalid data)",
+    "DecoderNotFoundError": "unsupported codec",
+    "DemuxerNotFoundError": "unsupported container format",
+    "ProtocolNotFoundError": "unsupported protocol",
+}
+
+
+def probe_failure(cfg: CameraConfig) -> SourceError:
+    """Ask FFmpeg (through PyAV) why a network source does not open: fatal or worth retrying."""
+    import av
+
+    options: dict[str, str] = {"rtsp_transport": str(cfg.rtsp_transport)} if cfg.kind is SourceKind.RTSP else {}
+    timeout = (cfg.open_timeout_s, cfg.read_timeout_s)
+    try:
+        with av.open(cfg.url, options=options, timeout=timeout) as container:
+            if not container.streams.video:
+                return SourceError(f"{cfg.display_url}: no video stream", fatal=True)
+            codec = container.streams.video[0].codec_context.name
+    except av.error.FFmpegError as exc:
+        name = type(exc).__name__
+        if name in _FATAL_PROBE_ERRORS:
+            return SourceError(f"{cfg.display_url}: {_FATAL_REASONS[name]}", fatal=True)
+        return SourceError(f"cannot open {cfg.display_url}: {exc.strerror or name}", fatal=False)
+    except OSError as exc:
+        return SourceError(f"cannot open {cfg.display_url}: {exc.strerror or exc}", fatal=False)
+    # FFmpeg opens it, OpenCV did not: most likely a codec OpenCV's build cannot decode.
+    return SourceError(f"{cfg.display_url}: OpenCV cannot decode its {codec} stream", fatal=False)
+
+
 def open_capture(cfg: CameraConfig) -> cv2.VideoCapture:
     """Open a source with timeouts. Raises SourceError (fatal for files that cannot be videos)."""
     kind = cfg.kind
@@ -76,6 +121,8 @@ def open_capture(cfg: CameraConfig) -> cv2.VideoCapture:
         cap.release()
         if kind is SourceKind.FILE:
             raise SourceError(f"not a readable video: {cfg.display_url}", fatal=True)
+        if kind in (SourceKind.RTSP, SourceKind.HTTP):
+            raise probe_failure(cfg)
         raise SourceError(f"cannot open {cfg.display_url}", fatal=False)
     return cap
 
@@ -99,11 +146,14 @@ class FrameSource:
     ) -> None:
         self.cfg = cfg
         self._on_state, self._on_drop, self._on_decoded = on_state, on_drop, on_decoded
-        self._backoff = backoff or Backoff()
+        self._backoff = backoff or Backoff(cfg.reconnect_initial_s, cfg.reconnect_max_s)
         self._live = cfg.effective_mode is CameraMode.LIVE
         self._queue: queue.Queue[FramePacket | None] = queue.Queue(maxsize=1 if self._live else file_queue_size)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"decode-{cfg.id}", daemon=True)
+        self._last_frame_at = time.monotonic()
+        self._state_lock = threading.Lock()
+        self._watchdog = threading.Thread(target=self._watch, name=f"watchdog-{cfg.id}", daemon=True)
         self._frame_id = 0
         self.state = CameraState.CONNECTING
         self.finished = threading.Event()
@@ -111,6 +161,8 @@ class FrameSource:
     def start(self) -> None:
         self._set_state(CameraState.CONNECTING, "")
         self._thread.start()
+        if self.cfg.kind is not SourceKind.FILE:
+            self._watchdog.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()
@@ -121,6 +173,8 @@ class FrameSource:
             except queue.Empty:
                 break
         self._thread.join(timeout_s)
+        if self._watchdog.is_alive():
+            self._watchdog.join(timeout_s)
 
     def depth(self) -> int:
         """Frames decoded and waiting to be taken."""
@@ -135,14 +189,24 @@ class FrameSource:
 
     # -- reader thread -------------------------------------------------------------------------
 
+    def _watch(self) -> None:
+        """A frozen stream can keep OpenCV's read() blocked for several read timeouts (FFmpeg retries
+        and buffered frames); report it as soon as no frame came for ``read_timeout_s``."""
+        limit = self.cfg.read_timeout_s
+        while not self._stop.wait(0.1) and not self.finished.is_set():
+            silent = time.monotonic() - self._last_frame_at
+            if self.state is CameraState.STREAMING and silent > limit:
+                self._set_state(CameraState.RECONNECTING, f"no frames for {silent:.1f} s (stream frozen?)")
+
     def _set_state(self, state: CameraState, reason: str) -> None:
-        if state is self.state and state is not CameraState.CONNECTING:
-            return
-        self.state = state
-        self._on_state(state, redact(reason))
+        with self._state_lock:  # the reader and the watchdog both report
+            if state is self.state and state is not CameraState.CONNECTING:
+                return
+            self.state = state
+            self._on_state(state, redact(reason))
 
     def _run(self) -> None:
-        attempt = 0
+        failures = 0  # consecutive attempts that did not produce a frame
         try:
             while not self._stop.is_set():
                 try:
@@ -151,31 +215,39 @@ class FrameSource:
                     if exc.fatal:
                         self._set_state(CameraState.FAILED, exc.reason)
                         return
-                    self._set_state(CameraState.RECONNECTING, exc.reason)
-                    self._stop.wait(self._backoff.delay_s(attempt))
-                    attempt += 1
+                    failures += 1
+                    if not self._retry(failures, exc.reason):
+                        return
                     continue
                 try:
                     ended, got_frames = self._read_all(cap)
                 finally:
                     cap.release()
-                if got_frames:
-                    attempt = 0
+                failures = 0 if got_frames else failures + 1
                 if ended and not got_frames and self.cfg.kind is SourceKind.FILE:
                     self._set_state(CameraState.FAILED, f"no decodable frames in {self.cfg.display_url}")
                     return
                 if ended and not self.cfg.loop:
                     self._set_state(CameraState.STOPPED, "end of file")
                     return
-                if not ended and not self._stop.is_set():
-                    self._set_state(CameraState.RECONNECTING, "stream lost (read failed or timed out)")
-                    self._stop.wait(self._backoff.delay_s(attempt))
-                    attempt += 1
+                lost = not ended and not self._stop.is_set()
+                if lost and not self._retry(failures, "stream lost (read failed or timed out)"):
+                    return
         finally:
             if self.state not in (CameraState.FAILED, CameraState.STOPPED):
                 self._set_state(CameraState.STOPPED, "stopped by request")
             self.finished.set()
             self._put_end_marker()
+
+    def _retry(self, failures: int, reason: str) -> bool:
+        """Enter reconnecting and wait the backoff; False when the camera gives up (state failed)."""
+        limit = self.cfg.max_reconnects
+        if limit is not None and failures > limit:
+            self._set_state(CameraState.FAILED, f"gave up after {limit} reconnect attempts: {reason}")
+            return False
+        self._set_state(CameraState.RECONNECTING, reason)
+        self._stop.wait(self._backoff.delay_s(max(0, failures - 1)))
+        return True
 
     def _read_all(self, cap: cv2.VideoCapture) -> tuple[bool, bool]:
         """Read until the source ends or fails. Returns (ended_cleanly, got_any_frame)."""
@@ -192,8 +264,9 @@ class FrameSource:
             ok, image = cap.read()
             if not ok or image is None:
                 return is_file, got
-            if not got:
-                got = True
+            got = True
+            self._last_frame_at = time.monotonic()
+            if self.state is not CameraState.STREAMING:
                 self._set_state(CameraState.STREAMING, "")
             self._on_decoded(time.perf_counter() - t_read)
             position_s = index / src_fps if is_file else time.monotonic() - t0

@@ -49,7 +49,7 @@ def rtsp_server(street_mp4: Path) -> Iterator[RtspServer]:
     server = RtspServer(street_mp4)
     server.start()
     yield server
-    server.stop()
+    server.close()
 
 
 @pytest.fixture()

@@ -202,7 +202,13 @@ def test_killed_worker_is_restarted_counted_and_cameras_go_on(observed: dict[str
     before = next(s for s in pipeline.statuses() if s.camera_id == "lobby").frames_processed
     assert pipeline.workers is not None
     ray.kill(pipeline.workers.detector, no_restart=False)
-    wait_for(lambda: 'vigil_worker_restarts_total{worker="detector"} 1.0' in scrape(), 120,
-             "the detector restart to be counted")
-    wait_for(lambda: next(s for s in pipeline.statuses() if s.camera_id == "lobby").frames_processed > before + 10,
-             120, "the camera to process frames again")
+    wait_for(
+        lambda: 'vigil_worker_restarts_total{worker="detector"} 1.0' in scrape(),
+        120,
+        "the detector restart to be counted",
+    )
+    wait_for(
+        lambda: next(s for s in pipeline.statuses() if s.camera_id == "lobby").frames_processed > before + 10,
+        120,
+        "the camera to process frames again",
+    )

@@ -1,6 +1,6 @@
 """A real RTSP server for tests (Debian's GStreamer RTSP server). Run with /usr/bin/python3.
 
-    /usr/bin/python3 tests/support/rtsp_server.py --file video.mp4 [--mount /cam] [--port 0]
+    /usr/bin/python3 tests/support/rtsp_server.py --file video.mp4 [--mount /cam] [--port 0] [--user U --password P]
 
 Serves an H.264 MP4 file without re-encoding, looping, TCP only, bound to 127.0.0.1. Prints
 ``READY <port>`` on stdout once it listens, so a test can await that line instead of sleeping.
@@ -22,6 +22,8 @@ def main() -> None:
     parser.add_argument("--file", required=True)
     parser.add_argument("--mount", default="/cam")
     parser.add_argument("--port", default="0")
+    parser.add_argument("--user", default=None, help="require basic auth with this user")
+    parser.add_argument("--password", default=None)
     args = parser.parse_args()
 
     Gst.init(None)
@@ -36,6 +38,16 @@ def main() -> None:
     )
     factory.set_shared(True)
     factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP)
+    if args.user:
+        auth = GstRtspServer.RTSPAuth()
+        token = GstRtspServer.RTSPToken()
+        token.set_string("media.factory.role", "viewer")
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password or ""), token)
+        server.set_auth(auth)
+        permissions = GstRtspServer.RTSPPermissions()
+        permissions.add_permission_for_role("viewer", "media.factory.access", True)
+        permissions.add_permission_for_role("viewer", "media.factory.construct", True)
+        factory.set_permissions(permissions)
     server.get_mount_points().add_factory(args.mount, factory)
     if server.attach(None) == 0:
         print("FAILED to attach", flush=True)

@@ -1,0 +1,157 @@
+"""Cameras in the real world, against a real GStreamer RTSP server: restarts, freezes, wrong
+mounts and credentials, with a healthy camera beside them; credentials never leak."""
+
+from __future__ import annotations
+
+import glob
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from pipeline.config import CameraConfig, parse_config
+from pipeline.driver import Pipeline
+from pipeline.messages import CameraState
+from pipeline.publisher import STATUS_STREAM
+from pipeline.redis_server import EmbeddedRedis, free_port
+from tests.support.rtsp import RtspServer
+from tests.support.wait import wait_for
+from tests.support.watched import Watched
+
+SECRET = "pa55-Secret"
+
+
+def rtsp_camera(url: str, cam_id: str = "cam") -> CameraConfig:
+    return CameraConfig(id=cam_id, url=url, fps=10, open_timeout_s=2)
+
+
+@pytest.fixture()
+def own_server(street_mp4: Path) -> Iterator[RtspServer]:
+    server = RtspServer(street_mp4)
+    server.start(port=free_port())
+    yield server
+    server.close()
+
+
+def test_ten_server_restarts_ten_reconnects_frames_back_within_3s(own_server: RtspServer) -> None:
+    recover_s: list[float] = []
+    with Watched(rtsp_camera(own_server.url)) as cam:
+        wait_for(lambda: cam.frames_since(0) > 5, 20, "first frames")
+        for _ in range(10):
+            own_server.stop()
+            wait_for(lambda: cam.state is CameraState.RECONNECTING, 10, "the camera to notice the server is gone")
+            own_server.start()  # same port
+            restarted = time.monotonic()
+            wait_for(lambda t=restarted: cam.frames_since(t) > 0, 10, "frames after the restart")  # type: ignore[misc]
+            recover_s.append(cam.frame_times[-1] - restarted)
+            wait_for(lambda t=restarted: cam.frames_since(t) > 3, 10, "steady frames")  # type: ignore[misc]
+    assert cam.count(CameraState.RECONNECTING) == 10
+    assert max(recover_s) <= 3.0, f"frames came back after {sorted(recover_s)} s"
+
+
+def test_frozen_server_detected_within_5s_and_recovers(own_server: RtspServer) -> None:
+    with Watched(rtsp_camera(own_server.url)) as cam:
+        wait_for(lambda: cam.frames_since(0) > 5, 20, "first frames")
+        own_server.freeze()
+        frozen = time.monotonic()
+        wait_for(lambda: cam.state is not CameraState.STREAMING, 10, "the camera to leave streaming")
+        left_after = cam.states[-1][0] - frozen
+        assert left_after <= 5.0, f"a frozen camera took {left_after:.1f} s to be noticed"
+        own_server.thaw()
+        thawed = time.monotonic()
+        wait_for(lambda: cam.frames_since(thawed) > 5, 20, "frames after SIGCONT")
+        assert cam.state is CameraState.STREAMING
+
+
+@pytest.fixture(scope="module")
+def auth_server(street_mp4: Path) -> Iterator[RtspServer]:
+    server = RtspServer(street_mp4, user="viewer", password=SECRET)
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize(
+    ("user", "password", "mount", "reason"),
+    [
+        ("viewer", SECRET, "/nope", "404 not found"),
+        ("viewer", "wrong-pass", "/cam", "401 unauthorized"),
+        (None, None, "/cam", "401 unauthorized"),
+    ],
+)
+def test_fatal_rtsp_errors_fail_that_camera_only(
+    auth_server: RtspServer, user: str | None, password: str | None, mount: str, reason: str
+) -> None:
+    healthy_cfg = rtsp_camera(auth_server.url_with("viewer", SECRET), "healthy")
+    bad_cfg = rtsp_camera(auth_server.url_with(user, password, mount), "bad")
+    with Watched(healthy_cfg) as healthy, Watched(bad_cfg) as bad:
+        wait_for(lambda: bad.state is CameraState.FAILED, 20, "the bad camera to fail")
+        t = time.monotonic()
+        wait_for(lambda: healthy.frames_since(t) > 5, 20, "the healthy camera to keep streaming")
+    failed_reason = bad.states[-1][2]
+    assert reason in failed_reason
+    assert "wrong-pass" not in failed_reason and SECRET not in failed_reason
+    assert healthy.state is not CameraState.FAILED
+
+
+def test_credentials_never_reach_logs_events_status_or_metrics(
+    ray_session: None, auth_server: RtspServer, tmp_path: Path
+) -> None:
+    cfg = parse_config(
+        {
+            "cameras": [
+                {"id": "door", "url": auth_server.url_with("viewer", SECRET) + f"?token={SECRET}x", "fps": 5},
+                {"id": "door_wrong", "url": auth_server.url_with("viewer", SECRET + "-old"), "fps": 5},
+            ],
+            "metrics": {"port": 0},
+            "models": {"temporal": {"window": 4, "stride": 2}},
+            "events": {
+                "clip_min_confidence": 0.0,
+                "clip_ignore_labels": [],
+                "clip_min_windows": 1,
+                "spool": {"dir": str(tmp_path / "spool")},
+            },
+        }
+    )
+    with EmbeddedRedis() as server:
+        pipeline = Pipeline(cfg, server.url)
+        pipeline.start()
+        try:
+            wait_for(
+                lambda: (
+                    {s.camera_id: s.state for s in pipeline.statuses()}
+                    == {"door": CameraState.STREAMING, "door_wrong": CameraState.FAILED}
+                ),
+                60,
+                "one camera streaming, the other failed",
+            )
+            wait_for(
+                lambda: next(s for s in pipeline.statuses() if s.camera_id == "door").events_published > 0,
+                60,
+                "events from the camera with credentials",
+            )
+            statuses = pipeline.statuses()
+            metrics = urllib.request.urlopen(f"http://127.0.0.1:{pipeline.metrics_port}/metrics", timeout=10).read()
+        finally:
+            pipeline.stop()
+        client = redis.Redis.from_url(server.url)
+        stored = b"".join(
+            v
+            for key in client.keys(b"vigil:*")
+            if client.type(key) == b"stream"
+            for _id, fields in client.xrange(key)
+            for v in fields.values()
+        )
+        client.close()
+    assert b"rtsp://***@127.0.0.1" in stored  # the status stream carries the redacted URL
+    texts = {"status": repr(statuses), "metrics": metrics.decode(), "redis": stored.decode(errors="replace")}
+    session_logs = glob.glob("/tmp/ray/session_latest/logs/worker-*") + glob.glob("/tmp/ray/session_latest/logs/*.log")
+    texts["ray logs"] = "".join(Path(p).read_text(errors="replace") for p in session_logs)
+    assert "door_wrong" in texts["ray logs"], "the camera actors' logs were not found where Ray writes them"
+    for where, text in texts.items():
+        assert SECRET not in text, f"a credential leaked into {where}"
+    assert any(s.reason.startswith("rtsp://***@") and "401" in s.reason for s in statuses)
+    assert STATUS_STREAM
