@@ -284,6 +284,9 @@ class WorkerResources(_Strict):
 
 class RayConfig(_Strict):
     address: str | None = Field(default=None, description="Ray cluster address (ray://… or auto); null: start locally")
+    cameras_per_host: int = Field(
+        default=16, ge=1, le=1024, description="Cameras sharing one camera-host actor (process)"
+    )
     num_cpus: int | None = Field(default=None, ge=1, description="CPUs of a locally started Ray")
     detector: WorkerResources = Field(default_factory=WorkerResources)
     classifier: WorkerResources = Field(default_factory=lambda: WorkerResources(num_cpus=0.5))
@@ -371,12 +374,7 @@ def absolute_paths(cfg: VigilConfig, base: Path | None = None) -> VigilConfig:
     travel. Relative detector weights that do not exist locally are names (``yolo11n.pt``) and stay.
     """
     base = base or Path.cwd()
-    cameras = tuple(
-        cam.model_copy(update={"url": str(base / cam.url)})
-        if cam.kind is SourceKind.FILE and "://" not in cam.url and not Path(cam.url).is_absolute()
-        else cam
-        for cam in cfg.cameras
-    )
+    cameras = tuple(absolute_paths_camera(cam, base) for cam in cfg.cameras)
     m, ev = cfg.models, cfg.events
     det = m.detector
     if Path(det.weights).exists() and not Path(det.weights).is_absolute():
@@ -395,6 +393,13 @@ def absolute_paths(cfg: VigilConfig, base: Path | None = None) -> VigilConfig:
         }
     )
     return cfg.model_copy(update={"cameras": cameras, "models": models, "events": events})
+
+
+def absolute_paths_camera(cam: CameraConfig, base: Path | None = None) -> CameraConfig:
+    """A file camera with a relative path, made absolute (see ``absolute_paths``)."""
+    if cam.kind is SourceKind.FILE and "://" not in cam.url and not Path(cam.url).is_absolute():
+        return cam.model_copy(update={"url": str((base or Path.cwd()) / cam.url)})
+    return cam
 
 
 def _abs(path: Path | None, base: Path) -> Path | None:

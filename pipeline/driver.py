@@ -22,10 +22,11 @@ from typing import Any
 import ray
 from prometheus_client.metrics_core import Metric
 
-from pipeline.config import VigilConfig, WorkerResources
+from pipeline.config import CameraConfig, VigilConfig, WorkerResources, absolute_paths_camera
+from pipeline.hosts import CameraHosts
 from pipeline.messages import CameraState, CameraStatus
 from pipeline.metrics import WORKER_RESTARTS, MetricsReport, MetricsServer
-from workers.camera import CameraSettings, CameraWorker, WorkerHandles
+from workers.camera import CameraSettings, WorkerHandles
 from workers.classifier import Classifier
 from workers.detector import Detector
 from workers.temporal import TemporalHead, summary_dim
@@ -99,7 +100,7 @@ class Pipeline:
     redis_url: str
     metrics_port: int | None = None
     workers: WorkerHandles | None = None
-    cameras: dict[str, Any] = field(default_factory=dict)
+    hosts: CameraHosts | None = None
     metrics: MetricsServer | None = None
     _pids: dict[str, int] = field(default_factory=dict)
 
@@ -107,25 +108,12 @@ class Pipeline:
         for kind in ("detector", "classifier", "temporal", "camera"):
             WORKER_RESTARTS.labels(kind)
         self.workers = self._start_workers()
-        settings = self._camera_settings()
+        self.hosts = CameraHosts(self._camera_settings(), self.workers, self.cfg.ray.cameras_per_host)
         for cam in self.cfg.cameras:
-            actor: Any = (
-                ray.remote(CameraWorker)
-                # SPREAD: on a cluster, cameras (and their decoding) are spread over the nodes.
-                .options(
-                    num_cpus=0,
-                    max_concurrency=4,
-                    max_restarts=0,
-                    scheduling_strategy="SPREAD",
-                    resources=dict(cam.ray_resources),
-                )
-                .remote(cam, settings, self.workers)
-            )
-            self.cameras[cam.id] = actor
-        try:
-            ray.get([a.start.remote() for a in self.cameras.values()])
-        except ray.exceptions.RayActorError as exc:
-            raise PipelineError(f"a camera actor failed to start: {_root_cause(exc)}") from None
+            try:
+                self.hosts.add(cam)
+            except ray.exceptions.RayError as exc:
+                raise PipelineError(f"camera {cam.id} could not start: {_root_cause(exc)}") from None
         port = self.cfg.metrics.port if self.metrics_port is None else self.metrics_port
         self.metrics = MetricsServer(self.cfg.metrics.host, port, self._fetch_actor_metrics)
         try:
@@ -170,7 +158,8 @@ class Pipeline:
 
     def _named_actors(self) -> dict[str, tuple[str, Any]]:
         """key -> (worker kind, handle) for every actor."""
-        named = {f"camera:{cid}": ("camera", a) for cid, a in self.cameras.items()}
+        hosts = self.hosts.actors() if self.hosts is not None else []
+        named = {f"camera-host:{i}": ("camera", a) for i, a in enumerate(hosts)}
         if self.workers is not None:
             for kind in ("detector", "classifier", "temporal"):
                 named[kind] = (kind, getattr(self.workers, kind))
@@ -199,15 +188,19 @@ class Pipeline:
         return out
 
     def statuses(self, timeout_s: float = 2.0) -> list[CameraStatus]:
-        refs = {cid: a.status.remote() for cid, a in self.cameras.items()}
-        ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=timeout_s)
-        out = []
-        for ref in ready:
-            try:
-                out.append(ray.get(ref))
-            except ray.exceptions.RayError as exc:
-                log.warning("status: a camera actor did not answer: %s", exc)
-        return sorted(out, key=lambda s: s.camera_id)
+        return [] if self.hosts is None else self.hosts.statuses(timeout_s)
+
+    def add_camera(self, cam: CameraConfig) -> None:
+        """Start a camera on the running pipeline (CameraError: duplicate id)."""
+        if self.hosts is None:
+            raise PipelineError("the pipeline is not running")
+        self.hosts.add(absolute_paths_camera(cam))
+
+    def remove_camera(self, camera_id: str) -> CameraStatus:
+        """Stop and forget a camera (CameraError: unknown id); returns its final status."""
+        if self.hosts is None:
+            raise PipelineError("the pipeline is not running")
+        return self.hosts.remove(camera_id)
 
     def run(self, duration_s: float | None, stop: threading.Event, on_tick: Any = None) -> None:
         """Block until ``stop`` is set, ``duration_s`` passes, or every camera is done."""
@@ -216,7 +209,8 @@ class Pipeline:
             statuses = self.statuses()
             if on_tick is not None:
                 on_tick(statuses)
-            if statuses and len(statuses) == len(self.cameras) and all(s.state in _TERMINAL for s in statuses):
+            expected = len(self.hosts.camera_ids) if self.hosts is not None else 0
+            if statuses and len(statuses) == expected and all(s.state in _TERMINAL for s in statuses):
                 return
             if deadline is not None and time.monotonic() >= deadline:
                 return
@@ -224,20 +218,14 @@ class Pipeline:
 
     def stop(self) -> list[CameraStatus]:
         """Stop cameras (flushing their events), then workers and the metrics endpoint."""
-        final: list[CameraStatus] = []
-        refs = [a.stop.remote() for a in self.cameras.values()]
-        for ref in refs:
-            try:
-                final.append(ray.get(ref, timeout=30))
-            except ray.exceptions.RayError as exc:
-                log.warning("a camera did not stop cleanly: %s", exc)
+        final = self.hosts.stop_all() if self.hosts is not None else []
         if self.metrics is not None:
             self.metrics.stop()
         for _kind, actor in self._named_actors().values():
             ray.kill(actor)
-        self.cameras.clear()
+        self.hosts = None
         self.workers = None
-        return sorted(final, key=lambda s: s.camera_id)
+        return final
 
 
 def _root_cause(exc: BaseException) -> str:

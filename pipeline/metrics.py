@@ -246,6 +246,21 @@ def catalog() -> list[CatalogEntry]:
     return entries + list(_COLLECTED)
 
 
+def forget_camera(camera_id: str) -> None:
+    """Drop every series labelled with ``camera_id`` from this process (the camera was removed)."""
+    for metric in _DECLARED:
+        names = tuple(metric._labelnames)
+        if "camera" not in names:
+            continue
+        seen: set[tuple[str, ...]] = set()
+        for fam in metric.collect():
+            for sample in fam.samples:
+                if sample.labels.get("camera") == camera_id:
+                    seen.add(tuple(sample.labels[n] for n in names))
+        for values in seen:
+            metric.remove(*values)
+
+
 def local_families() -> list[Metric]:
     """This process's Vigil metric families (picklable: actors return them over Ray)."""
     return list(VIGIL_REGISTRY.collect())

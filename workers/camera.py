@@ -1,8 +1,9 @@
-"""The per-camera actor: decode -> detect + classify -> track -> clip window -> events -> publish.
+"""One camera end to end: decode -> detect + classify -> track -> clip window -> events -> publish.
 
-All per-camera state (decoder thread, tracker, feature window, event rules, publisher) lives here;
-the model workers it calls are shared and stateless. The frame is put into Ray's object store
-once and read by the detector and the classifier in parallel.
+All per-camera state (decoder thread, tracker, feature window, event rules, publisher) lives in
+its ``CameraRunner``; the model workers it calls are shared and stateless. The frame is put into
+Ray's object store once and read by the detector and the classifier in parallel. Runners live in
+``CameraHost`` actors (``workers.camera_host``), many cameras per process.
 """
 
 from __future__ import annotations
@@ -45,10 +46,10 @@ from pipeline.metrics import (
     STREAM_RECONNECTS,
     STREAM_STATE,
     STREAM_UP,
+    forget_camera,
 )
 from pipeline.publisher import EventPublisher
 from pipeline.snapshots import render_snapshot, snapshot_key, write_snapshot_file
-from workers.common import MetricsExporter, set_process_role
 from workers.decoder import FrameSource
 from workers.temporal import detection_summary
 from workers.tracking import Tracker
@@ -105,12 +106,11 @@ class RateMeter:
             self._times.popleft()
 
 
-class CameraWorker(MetricsExporter):
-    """Runs one camera end to end in a background thread. Methods are safe to call concurrently."""
+class CameraRunner:
+    """Runs one camera end to end in its own threads (decoder, loop, publisher) inside a
+    ``CameraHost`` actor. Methods are safe to call concurrently."""
 
     def __init__(self, cam: CameraConfig, settings: CameraSettings, workers: WorkerHandles) -> None:
-        set_process_role("camera")
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         self.cam, self.settings, self.workers = cam, settings, workers
         self._lock = threading.Lock()  # guards the counters and labels below
         ev = settings.events
@@ -140,7 +140,7 @@ class CameraWorker(MetricsExporter):
         self._source = FrameSource(cam, self._on_state, self._on_drop, self._on_decoded)
         self._thread = threading.Thread(target=self._loop, name=f"camera-{cam.id}", daemon=True)
 
-    # -- public actor methods ------------------------------------------------------------------
+    # -- control -------------------------------------------------------------------------------
 
     def start(self) -> None:
         self._init_series()
@@ -152,7 +152,9 @@ class CameraWorker(MetricsExporter):
         self._source.stop()
         self._thread.join(timeout=WORKER_TIMEOUT_S)
         self._publisher.close()
-        return self.status()
+        final = self.status()
+        forget_camera(self.cam.id)
+        return final
 
     def status(self) -> CameraStatus:
         with self._lock:

@@ -338,7 +338,7 @@ def test_vigil_sigkilled_while_redis_down_delivers_spool_on_restart(tmp_path: Pa
     try:
         wait_for(lambda: client.exists(EVENTS_STREAM) and client.xlen(EVENTS_STREAM) >= 2, 120, "first events")
         # The processes that write to the spool: the camera actor (and the driver itself).
-        writers = [c for c in psutil.Process(proc.pid).children(recursive=True) if "CameraWorker" in c.name()]
+        writers = [c for c in psutil.Process(proc.pid).children(recursive=True) if "CameraHost" in c.name()]
         assert writers, "expected a camera actor process under the vigil run"
         server.kill()
         wait_for(lambda: len(_spooled_ids(spool / "cam.sqlite")) >= 3, 60, "events spooled while Redis is down")

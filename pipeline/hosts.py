@@ -1,0 +1,114 @@
+"""Placement of cameras on ``CameraHost`` actors.
+
+Cameras with the same ``ray_resources`` share hosts of up to ``cameras_per_host`` cameras; a new
+camera goes to the least loaded host of its group, or to a new host (spread over the Ray nodes).
+Hosts stay up when they empty, so adding and removing cameras never churns processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import ray
+
+from pipeline.config import CameraConfig
+from pipeline.messages import CameraStatus
+from workers.camera import CameraSettings, WorkerHandles
+from workers.camera_host import CameraHost
+
+log = logging.getLogger(__name__)
+
+HOST_TIMEOUT_S = 60.0
+
+
+class CameraError(ValueError):
+    """A camera cannot be added or removed (duplicate id, unknown id); the message says why."""
+
+
+class CameraHosts:
+    """The driver's view of where each camera runs."""
+
+    def __init__(self, settings: CameraSettings, workers: WorkerHandles, cameras_per_host: int) -> None:
+        self._settings, self._workers = settings, workers
+        self._per_host = cameras_per_host
+        self._hosts: list[tuple[frozenset[tuple[str, float]], Any]] = []  # (resource group, actor)
+        self._where: dict[str, Any] = {}  # camera id -> host actor
+        self._lock = threading.Lock()
+
+    @property
+    def camera_ids(self) -> list[str]:
+        with self._lock:
+            return sorted(self._where)
+
+    def actors(self) -> list[Any]:
+        with self._lock:
+            return [actor for _group, actor in self._hosts]
+
+    def add(self, cam: CameraConfig) -> None:
+        """Start ``cam`` on a host. Raises CameraError for a duplicate id."""
+        with self._lock:
+            if cam.id in self._where:
+                raise CameraError(f"camera {cam.id!r} already exists")
+            host = self._pick_host(frozenset(cam.ray_resources.items()))
+            self._where[cam.id] = host
+        try:
+            ray.get(host.add.remote(cam), timeout=HOST_TIMEOUT_S)
+        except (ray.exceptions.RayError, TimeoutError):
+            with self._lock:
+                self._where.pop(cam.id, None)
+            raise
+
+    def remove(self, camera_id: str) -> CameraStatus:
+        """Stop a camera; returns its final status. Raises CameraError for an unknown id."""
+        with self._lock:
+            host = self._where.pop(camera_id, None)
+        if host is None:
+            raise CameraError(f"no camera {camera_id!r}")
+        status: CameraStatus | None = ray.get(host.remove.remote(camera_id), timeout=HOST_TIMEOUT_S)
+        if status is None:
+            raise CameraError(f"no camera {camera_id!r}")
+        return status
+
+    def statuses(self, timeout_s: float) -> list[CameraStatus]:
+        return self._gather(lambda host: host.statuses.remote(), timeout_s)
+
+    def stop_all(self, timeout_s: float = 30.0) -> list[CameraStatus]:
+        final = self._gather(lambda host: host.stop_all.remote(), timeout_s)
+        with self._lock:
+            self._where.clear()
+        return final
+
+    def _gather(self, call: Callable[[Any], Any], timeout_s: float) -> list[CameraStatus]:
+        refs = [call(host) for host in self.actors()]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+        out: list[CameraStatus] = []
+        for ref in ready:
+            try:
+                out.extend(ray.get(ref))
+            except ray.exceptions.RayError as exc:
+                log.warning("a camera host did not answer: %s", exc)
+        return sorted(out, key=lambda s: s.camera_id)
+
+    def _pick_host(self, group: frozenset[tuple[str, float]]) -> Any:
+        load = {id(h): 0 for _g, h in self._hosts}
+        for host in self._where.values():
+            load[id(host)] += 1
+        candidates = [h for g, h in self._hosts if g == group and load[id(h)] < self._per_host]
+        if candidates:
+            return min(candidates, key=lambda h: load[id(h)])
+        host = (
+            ray.remote(CameraHost)
+            .options(
+                num_cpus=0,
+                max_concurrency=8,
+                max_restarts=0,
+                scheduling_strategy="SPREAD",  # on a cluster, hosts (and their decoding) spread over the nodes
+                resources=dict(group),
+            )
+            .remote(self._settings, self._workers)
+        )
+        self._hosts.append((group, host))
+        return host
