@@ -20,13 +20,16 @@ import typer
 from rich.console import Console
 
 from pipeline.client import EventClient
-from pipeline.config import ConfigError, VigilConfig, load_config
+from pipeline.config import ConfigError, VigilConfig, load_config, validate_camera
+from pipeline.control import Command, Reply, send_command
 from pipeline.messages import SCHEMA_VERSION, Event
 from pipeline.redact import redact
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Vigil: streaming video analytics.")
 events_app = typer.Typer(no_args_is_help=True, help="Read events from Redis.")
 app.add_typer(events_app, name="events")
+cameras_app = typer.Typer(no_args_is_help=True, help="List, add and remove cameras of a running pipeline.")
+app.add_typer(cameras_app, name="cameras")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -290,6 +293,77 @@ def _event_client(redis_url: str) -> Iterator[EventClient]:
         pass
     finally:
         client.close()
+
+
+def _control(redis_url: str, command: Command) -> Reply:
+    import redis
+
+    try:
+        reply = send_command(redis_url, command)
+    except TimeoutError as exc:
+        fail(str(exc))
+    except redis.RedisError as exc:
+        fail(f"Redis at {redis_url}: {exc}")
+    if not reply.ok:
+        fail(reply.error, reply.exit_code or 1)
+    return reply
+
+
+@cameras_app.command("list")
+def cameras_list(
+    redis_url: RedisUrl = DEFAULT_REDIS,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """The cameras of the running pipeline with their state, fps and counts."""
+    reply = _control(redis_url, Command(op="list"))
+    if as_json:
+        console.print(json.dumps(reply.cameras, indent=2), highlight=False, soft_wrap=True)
+        return
+    for cam in reply.cameras:
+        reason = f" ({cam['reason']})" if cam["reason"] else ""
+        console.print(
+            f"{cam['camera_id']}: {cam['state']}{reason}  {cam['url']}  in={cam['input_fps']:.1f}fps "
+            f"out={cam['processed_fps']:.1f}fps frames={cam['frames_processed']} events={cam['events_published']}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if not reply.cameras:
+        console.print("no cameras")
+
+
+@cameras_app.command("add")
+def cameras_add(
+    camera_id: Annotated[str, typer.Argument(help="New camera id")],
+    url: Annotated[str, typer.Argument(help="rtsp://, http(s)://, a file path or a webcam index")],
+    fps: Annotated[float, typer.Option(help="Frames per second processed")] = 10.0,
+    mode: Annotated[str | None, typer.Option(help="live | file (default: by URL)")] = None,
+    loop: Annotated[bool, typer.Option(help="Files: start over at the end")] = False,
+    redis_url: RedisUrl = DEFAULT_REDIS,
+) -> None:
+    """Start a camera on the running pipeline (takes effect at once; nothing else restarts)."""
+    data: dict[str, object] = {"id": camera_id, "url": url, "fps": fps, "loop": loop}
+    if mode is not None:
+        data["mode"] = mode
+    try:
+        cam = validate_camera(data, source="camera")
+    except ConfigError as exc:
+        fail("; ".join(exc.problems), 2)
+    _control(redis_url, Command(op="add", camera=cam.model_dump(mode="json")))
+    console.print(f"added {camera_id}: {cam.display_url}", highlight=False)
+
+
+@cameras_app.command("remove")
+def cameras_remove(
+    camera_id: Annotated[str, typer.Argument(help="Camera id")],
+    redis_url: RedisUrl = DEFAULT_REDIS,
+) -> None:
+    """Stop a camera of the running pipeline (its open incidents end, its events are flushed)."""
+    reply = _control(redis_url, Command(op="remove", camera_id=camera_id))
+    final = reply.cameras[0]
+    console.print(
+        f"removed {camera_id}: {final['frames_processed']} frames processed, {final['events_published']} events",
+        highlight=False,
+    )
 
 
 def main() -> None:

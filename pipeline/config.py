@@ -406,6 +406,14 @@ def _abs(path: Path | None, base: Path) -> Path | None:
     return path if path is None or path.is_absolute() else base / path
 
 
+def validate_camera(data: dict[str, Any], source: str = "camera") -> CameraConfig:
+    """Validate one camera mapping (runtime ``cameras add``); ConfigError names the bad keys."""
+    try:
+        return absolute_paths_camera(CameraConfig.model_validate(data))
+    except ValidationError as exc:
+        raise ConfigError(source, [_describe(err, {}) for err in exc.errors()]) from None
+
+
 def _describe(err: Any, lines: dict[str, int]) -> str:
     key = _key_path(err["loc"])
     line = lines.get(key)

@@ -22,7 +22,8 @@ from typing import Any
 import ray
 from prometheus_client.metrics_core import Metric
 
-from pipeline.config import CameraConfig, VigilConfig, WorkerResources, absolute_paths_camera
+from pipeline.config import CameraConfig, VigilConfig, WorkerResources
+from pipeline.control import ControlServer
 from pipeline.hosts import CameraHosts
 from pipeline.messages import CameraState, CameraStatus
 from pipeline.metrics import WORKER_RESTARTS, MetricsReport, MetricsServer
@@ -101,6 +102,7 @@ class Pipeline:
     metrics_port: int | None = None
     workers: WorkerHandles | None = None
     hosts: CameraHosts | None = None
+    control: ControlServer | None = None
     metrics: MetricsServer | None = None
     _pids: dict[str, int] = field(default_factory=dict)
 
@@ -114,6 +116,8 @@ class Pipeline:
                 self.hosts.add(cam)
             except ray.exceptions.RayError as exc:
                 raise PipelineError(f"camera {cam.id} could not start: {_root_cause(exc)}") from None
+        self.control = ControlServer(self.redis_url, self)
+        self.control.start()
         port = self.cfg.metrics.port if self.metrics_port is None else self.metrics_port
         self.metrics = MetricsServer(self.cfg.metrics.host, port, self._fetch_actor_metrics)
         try:
@@ -194,7 +198,7 @@ class Pipeline:
         """Start a camera on the running pipeline (CameraError: duplicate id)."""
         if self.hosts is None:
             raise PipelineError("the pipeline is not running")
-        self.hosts.add(absolute_paths_camera(cam))
+        self.hosts.add(cam)
 
     def remove_camera(self, camera_id: str) -> CameraStatus:
         """Stop and forget a camera (CameraError: unknown id); returns its final status."""
@@ -218,6 +222,9 @@ class Pipeline:
 
     def stop(self) -> list[CameraStatus]:
         """Stop cameras (flushing their events), then workers and the metrics endpoint."""
+        if self.control is not None:
+            self.control.stop()
+            self.control = None
         final = self.hosts.stop_all() if self.hosts is not None else []
         if self.metrics is not None:
             self.metrics.stop()
