@@ -63,6 +63,15 @@ def source_kind(url: str) -> SourceKind:
     raise ValueError(f"unsupported URL scheme {scheme!r} (use rtsp://, http(s)://, a file path or a webcam index)")
 
 
+class MotionConfig(_Strict):
+    """Motion gating: frames where less than ``threshold`` of the picture changed skip detection."""
+
+    enabled: bool = Field(default=False, description="Skip detection and classification on still frames")
+    threshold: float = Field(default=0.005, ge=0, le=1, description="Fraction of pixels that must change")
+    pixel_delta: float = Field(default=20, gt=0, le=255, description="Grey-level change that counts as changed")
+    background_alpha: float = Field(default=0.1, gt=0, le=1, description="Background update rate per frame")
+
+
 class CameraConfig(_Strict):
     """One video source."""
 
@@ -79,6 +88,10 @@ class CameraConfig(_Strict):
         le=60,
         description="No frame for this long: the stream counts as lost (raise it for cameras under 2 fps)",
     )
+    resize_wh: tuple[int, int] | None = Field(
+        default=None, description="Resize frames to [width, height] right after decoding (boxes are in this size)"
+    )
+    motion: MotionConfig = Field(default_factory=MotionConfig)
     reconnect_initial_s: float = Field(default=0.5, gt=0, le=60, description="First reconnect delay")
     reconnect_max_s: float = Field(
         default=2.0, gt=0, le=600, description="Cap of the exponential reconnect delay (jittered to 50-100 %)"
@@ -91,6 +104,13 @@ class CameraConfig(_Strict):
         description="Ray custom resources this camera's actor needs, e.g. {site_a: 0.01} to keep it on a node "
         "started with --resources '{\"site_a\": 1}'",
     )
+
+    @field_validator("resize_wh")
+    @classmethod
+    def _sane_size(cls, size: tuple[int, int] | None) -> tuple[int, int] | None:
+        if size is not None and not all(16 <= v <= 8192 for v in size):
+            raise ValueError("width and height must be between 16 and 8192")
+        return size
 
     @field_validator("url")
     @classmethod

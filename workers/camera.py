@@ -26,6 +26,7 @@ from pipeline.messages import (
     ClipLabel,
     Detections,
     Event,
+    FloatArray,
     FrameFeatures,
     FramePacket,
     LabelScore,
@@ -51,6 +52,7 @@ from pipeline.metrics import (
 from pipeline.publisher import EventPublisher
 from pipeline.snapshots import render_snapshot, snapshot_key, write_snapshot_file
 from workers.decoder import FrameSource
+from workers.motion import MotionGate
 from workers.temporal import detection_summary
 from workers.tracking import Tracker
 
@@ -138,6 +140,8 @@ class CameraRunner:
         self._stop = threading.Event()
         self._node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
         self._source = FrameSource(cam, self._on_state, self._on_drop, self._on_decoded)
+        self._motion = MotionGate(cam.motion) if cam.motion.enabled else None
+        self._last: tuple[Detections, FloatArray] | None = None  # the last processed frame's results
         self._thread = threading.Thread(target=self._loop, name=f"camera-{cam.id}", daemon=True)
 
     # -- control -------------------------------------------------------------------------------
@@ -180,7 +184,7 @@ class CameraRunner:
         """Create this camera's series at zero so dashboards and rates see them before the first event."""
         cam = self.cam.id
         STREAM_RECONNECTS.labels(cam)
-        for reason in ("stale", "fps_cap", "worker_error"):
+        for reason in ("stale", "fps_cap", "worker_error", "motion_skip"):
             FRAMES_DROPPED.labels(cam, reason)
         for kind in ("object", "clip"):
             EVENTS_PUBLISHED.labels(cam, kind)
@@ -243,6 +247,8 @@ class CameraRunner:
         self._publisher.publish(self._engine.close())
 
     def _process(self, packet: FramePacket) -> None:
+        if self._skip_still(packet):
+            return
         t0 = time.time()
         image_ref = ray.put(packet.image_bgr)
         det_ref = self.workers.detector.detect.remote(image_ref)
@@ -253,17 +259,10 @@ class CameraRunner:
         STAGE_LATENCY.labels("classify").observe(time.time() - t0)
 
         tracked = self._tracker.update(detections)
-        events = self._engine.on_detections(packet.frame_id, packet.captured_at, tracked)
         summary = detection_summary(tracked, packet.resolution_wh, self.settings.num_classes)
         vector = np.concatenate([scene.embedding, summary]).astype(np.float32)
-        track_ids = tuple(int(t) for t in tracked.tracker_id)
-        self._window.append(FrameFeatures(packet.frame_id, packet.captured_at, vector, track_ids))
-        self._since_clip += 1
-        clip = self._maybe_label_clip(packet)
-        if clip is not None:
-            in_window = tuple(sorted({t for f in self._window for t in f.track_ids}))
-            events += self._engine.on_clip(clip, packet.captured_at, in_window)
-        self._publish(events, packet, tracked)
+        self._last = (tracked, vector)
+        self._advance(packet, tracked, vector)
 
         latency = time.time() - packet.captured_at
         E2E_LATENCY.labels(self.cam.id).observe(latency)
@@ -275,8 +274,33 @@ class CameraRunner:
             self._counts["processed"] += 1
             self._last_latency_s = latency
             self._scene = f"{scene.label} {scene.confidence:.2f}"
-            if clip is not None:
+
+    def _skip_still(self, packet: FramePacket) -> bool:
+        """Motion gating: a still frame skips the models. Its tracks and clip window advance with the
+        last processed frame's detections and features, so incidents and windows stay consistent."""
+        if self._motion is None:
+            return False
+        moved = self._motion.has_motion(packet.image_bgr)
+        if moved or self._last is None:
+            return False
+        self._on_drop("motion_skip")
+        tracked, vector = self._last
+        self._advance(packet, tracked, vector)
+        return True
+
+    def _advance(self, packet: FramePacket, tracked: Detections, vector: FloatArray) -> None:
+        """Events, clip window and publishing for one frame."""
+        events = self._engine.on_detections(packet.frame_id, packet.captured_at, tracked)
+        track_ids = tuple(int(t) for t in tracked.tracker_id)
+        self._window.append(FrameFeatures(packet.frame_id, packet.captured_at, vector, track_ids))
+        self._since_clip += 1
+        clip = self._maybe_label_clip(packet)
+        if clip is not None:
+            in_window = tuple(sorted({t for f in self._window for t in f.track_ids}))
+            events += self._engine.on_clip(clip, packet.captured_at, in_window)
+            with self._lock:
                 self._clip = f"{clip.label} {clip.confidence:.2f}"
+        self._publish(events, packet, tracked)
 
     def _maybe_label_clip(self, packet: FramePacket) -> ClipLabel | None:
         if len(self._window) < self.settings.window or self._since_clip < self.settings.stride:

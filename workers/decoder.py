@@ -281,6 +281,8 @@ class FrameSource:
         return False, got
 
     def _hand_on(self, image: npt.NDArray[np.uint8]) -> None:
+        if self.cfg.resize_wh is not None and (image.shape[1], image.shape[0]) != self.cfg.resize_wh:
+            image = np.asarray(cv2.resize(image, self.cfg.resize_wh, interpolation=cv2.INTER_AREA), dtype=np.uint8)
         packet = FramePacket(self.cfg.id, self._frame_id, time.time(), image)
         self._frame_id += 1
         if not self._live:

@@ -142,3 +142,27 @@ def test_200_add_remove_cycles_leak_nothing(running: dict[str, Any]) -> None:
     body = urllib.request.urlopen(f"http://127.0.0.1:{pipeline.metrics_port}/metrics", timeout=10).read().decode()
     assert 'camera="cycle"' not in body, "a removed camera's series must disappear"
     assert 'camera="base"' in body
+
+
+def test_motion_gating_skips_still_frames_and_keeps_windows_going(running: dict[str, Any], tmp_path: Path) -> None:
+    import numpy as np
+
+    from pipeline.synth import background, write_mp4
+
+    rng = np.random.default_rng(0)
+    still = background("corridor", (640, 360), night=False)
+    frames = [np.clip(still + rng.normal(0, 3, still.shape), 0, 255).astype(np.uint8) for _ in range(30)]
+    video = write_mp4(tmp_path / "still.mp4", frames, fps=10)
+    pipeline: Pipeline = running["pipeline"]
+    cam = CameraConfig(id="still", url=str(video), fps=10, loop=True, motion={"enabled": True})
+    pipeline.add_camera(cam)
+    try:
+        wait_for(lambda: next(s for s in pipeline.statuses() if s.camera_id == "still").frames_dropped >= 30, 60,
+                 "still frames to be skipped")
+        status = next(s for s in pipeline.statuses() if s.camera_id == "still")
+        assert status.frames_processed <= 2, "only the first frame(s) of a still scene go through the models"
+        assert status.clip is not None, "the clip window must keep advancing on skipped frames"
+        body = urllib.request.urlopen(f"http://127.0.0.1:{pipeline.metrics_port}/metrics", timeout=10).read()
+        assert b'vigil_frames_dropped_total{camera="still",reason="motion_skip"}' in body
+    finally:
+        pipeline.remove_camera("still")

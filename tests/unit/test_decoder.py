@@ -120,3 +120,9 @@ def test_backoff_is_capped_and_jittered(attempt: int) -> None:
     expected_max = min(30, 0.5 * 2**attempt)
     assert all(expected_max * 0.5 <= d <= expected_max for d in delays)
     assert len(delays) > 1
+
+
+def test_resize_happens_at_the_decoder(short_mp4: Path) -> None:
+    rec = Recorder()
+    frames = drain(CameraConfig(id="f", url=str(short_mp4), fps=30, resize_wh=(320, 180)), rec, max_frames=3)
+    assert [f.resolution_wh for f in frames] == [(320, 180)] * 3
