@@ -157,8 +157,11 @@ def test_motion_gating_skips_still_frames_and_keeps_windows_going(running: dict[
     cam = CameraConfig(id="still", url=str(video), fps=10, loop=True, motion={"enabled": True})
     pipeline.add_camera(cam)
     try:
-        wait_for(lambda: next(s for s in pipeline.statuses() if s.camera_id == "still").frames_dropped >= 30, 60,
-                 "still frames to be skipped")
+        wait_for(
+            lambda: next(s for s in pipeline.statuses() if s.camera_id == "still").frames_dropped >= 30,
+            60,
+            "still frames to be skipped",
+        )
         status = next(s for s in pipeline.statuses() if s.camera_id == "still")
         assert status.frames_processed <= 2, "only the first frame(s) of a still scene go through the models"
         assert status.clip is not None, "the clip window must keep advancing on skipped frames"
