@@ -128,7 +128,8 @@ def write_mp4(path: Path, frames: list[Image], fps: int) -> Path:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     h, w = frames[0].shape[:2]
-    with av.open(str(path), mode="w") as container:
+    # faststart: the index goes first, so the file also streams over HTTP without range requests.
+    with av.open(str(path), mode="w", options={"movflags": "faststart"}) as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.options = {"preset": "veryfast", "crf": "23", "g": str(fps)}
