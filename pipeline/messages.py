@@ -207,3 +207,4 @@ class CameraStatus:
     scene: str | None = None
     clip: str | None = None
     node_id: str = ""
+    progress: float | None = None  # file mode: fraction of the file read

@@ -15,9 +15,10 @@ from collections import deque
 from types import TracebackType
 
 import redis
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.panel import Panel
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from pipeline.messages import CameraState, CameraStatus
@@ -80,15 +81,26 @@ class EventFeed:
                 self.lines.append(format_event(json.loads(doc)))
 
 
+def _progress(fraction: float | None) -> RenderableType:
+    if fraction is None:
+        return "-"
+    return Group(ProgressBar(total=1.0, completed=fraction, width=20), f"{fraction * 100:.0f} %")
+
+
 def camera_table(statuses: list[CameraStatus]) -> Table:
     table = Table(expand=True, header_style="bold")
-    for col in ("camera", "state", "in fps", "out fps", "latency", "frames", "dropped", "events", "scene", "clip"):
-        table.add_column(col, no_wrap=col in ("camera", "state"))
+    show_progress = any(s.progress is not None for s in statuses)
+    columns = ["camera", "state", "in fps", "out fps", "latency", "frames", "dropped", "events", "scene", "clip"]
+    for col in columns + (["file"] if show_progress else []):
+        table.add_column(col, no_wrap=col in ("camera", "state", "file"))
     for s in statuses:
         state = f"[{_STATE_STYLE[s.state]}]{s.state.value}[/]"
         if s.reason and s.state is not CameraState.STREAMING:
             state += f"\n[dim]{s.reason}[/]"
         latency = "-" if s.last_latency_s is None else f"{s.last_latency_s * 1000:.0f} ms"
+        extra: list[RenderableType] = []
+        if show_progress:
+            extra = [_progress(s.progress)]
         table.add_row(
             s.camera_id,
             state,
@@ -100,6 +112,7 @@ def camera_table(statuses: list[CameraStatus]) -> Table:
             str(s.events_published),
             s.scene or "-",
             s.clip or "-",
+            *extra,
         )
     return table
 
@@ -141,7 +154,9 @@ class LiveView:
                 self.console.print(
                     f"{s.camera_id}: {s.state.value} in={s.input_fps:.1f}fps out={s.processed_fps:.1f}fps "
                     f"latency={lat} frames={s.frames_processed} dropped={s.frames_dropped} "
-                    f"events={s.events_published}" + (f" ({s.reason})" if s.reason else ""),
+                    f"events={s.events_published}"
+                    + (f" file={s.progress * 100:.0f}%" if s.progress is not None else "")
+                    + (f" ({s.reason})" if s.reason else ""),
                     highlight=False,
                 )
 

@@ -178,6 +178,7 @@ class CameraRunner:
                 scene=self._scene,
                 clip=self._clip,
                 node_id=self._node_id,
+                progress=self._source.progress(),
             )
 
     def _init_series(self) -> None:

@@ -153,6 +153,8 @@ class FrameSource:
         self._thread = threading.Thread(target=self._run, name=f"decode-{cfg.id}", daemon=True)
         self._last_frame_at = time.monotonic()
         self._state_lock = threading.Lock()
+        self._total_frames = 0  # file mode: frames in the file, for progress
+        self._read_frames = 0
         self._watchdog = threading.Thread(target=self._watch, name=f"watchdog-{cfg.id}", daemon=True)
         self._frame_id = 0
         self.state = CameraState.CONNECTING
@@ -175,6 +177,12 @@ class FrameSource:
         self._thread.join(timeout_s)
         if self._watchdog.is_alive():
             self._watchdog.join(timeout_s)
+
+    def progress(self) -> float | None:
+        """Fraction of a file read so far (file mode only; None for live sources)."""
+        if self._total_frames <= 0:
+            return None
+        return min(1.0, self._read_frames / self._total_frames)
 
     def depth(self) -> int:
         """Frames decoded and waiting to be taken."""
@@ -255,6 +263,8 @@ class FrameSource:
         src_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         if not (0 < src_fps <= 240):
             src_fps = self.cfg.fps
+        if is_file and not self._live:
+            self._total_frames = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
         period_s = 1.0 / self.cfg.fps
         pace = is_file and self._live  # a file played as a live camera runs at its own frame rate
         t0, index, next_take = time.monotonic(), 0, 0.0
@@ -269,6 +279,7 @@ class FrameSource:
             if self.state is not CameraState.STREAMING:
                 self._set_state(CameraState.STREAMING, "")
             self._on_decoded(time.perf_counter() - t_read)
+            self._read_frames += 1
             position_s = index / src_fps if is_file else time.monotonic() - t0
             index += 1
             if pace:

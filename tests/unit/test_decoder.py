@@ -126,3 +126,16 @@ def test_resize_happens_at_the_decoder(short_mp4: Path) -> None:
     rec = Recorder()
     frames = drain(CameraConfig(id="f", url=str(short_mp4), fps=30, resize_wh=(320, 180)), rec, max_frames=3)
     assert [f.resolution_wh for f in frames] == [(320, 180)] * 3
+
+
+def test_file_mode_reports_progress(short_mp4: Path) -> None:
+    rec = Recorder()
+    src = FrameSource(CameraConfig(id="f", url=str(short_mp4), fps=30), rec.on_state, rec.on_drop, rec.on_decoded)
+    assert src.progress() is None
+    src.start()
+    got = [src.get(timeout_s=10) for _ in range(10)]
+    assert all(got) and 0.4 <= (src.progress() or 0) <= 1.0
+    while src.get(timeout_s=10) is not None:
+        pass
+    assert src.progress() == 1.0
+    src.stop()
