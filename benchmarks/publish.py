@@ -16,30 +16,14 @@ from pathlib import Path
 
 import redis
 
-from pipeline.messages import Event, utc_iso
+from pipeline.messages import Event
 from pipeline.publisher import EventPublisher, camera_stream
 from pipeline.redis_server import EmbeddedRedis
+from tests.support.configs import sample_event
 
 
 def event(seq: int) -> Event:
-    now = time.time()
-    return Event(
-        incident_id=str(seq),
-        phase="start",
-        camera_id="bench",
-        kind="object",
-        label="person",
-        confidence=0.9,
-        peak_confidence=0.9,
-        ts=utc_iso(now),
-        started_at=utc_iso(now),
-        duration_s=0.0,
-        frame_id=seq,
-        track_id=seq,
-        track_ids=(seq,),
-        bbox_xyxy=(1.0, 2.0, 3.0, 4.0),
-        captured_at=now,
-    )
+    return sample_event("bench", seq)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -69,9 +69,13 @@ class ControlServer:
         self._client = connect(redis_url)
         self._target = target
         self._stop = threading.Event()
+        self._last_id: bytes | str = "0-0"
         self._thread = threading.Thread(target=self._run, name="control", daemon=True)
 
     def start(self) -> None:
+        """Listen for commands sent from now on (resolved here, so none sent after start() is missed)."""
+        newest: Any = self._client.xrevrange(CONTROL_STREAM, count=1)
+        self._last_id = newest[0][0] if newest else "0-0"
         self._thread.start()
 
     def stop(self) -> None:
@@ -95,13 +99,12 @@ class ControlServer:
             return Reply(ok=False, error=redact(str(exc)), exit_code=1)
 
     def _run(self) -> None:
-        last_id: bytes | str = "$"
         while not self._stop.is_set():
             try:
-                reply: Any = self._client.xread({CONTROL_STREAM: last_id}, count=10, block=500)
+                reply: Any = self._client.xread({CONTROL_STREAM: self._last_id}, count=10, block=500)
                 for _stream, entries in reply or []:
                     for entry_id, fields in entries:
-                        last_id = entry_id
+                        self._last_id = entry_id
                         self._answer(fields)
             except redis.RedisError as exc:
                 log.warning("control: Redis error: %s", redact(str(exc)))

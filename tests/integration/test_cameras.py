@@ -17,6 +17,7 @@ from pipeline.driver import Pipeline
 from pipeline.messages import CameraState
 from pipeline.publisher import STATUS_STREAM
 from pipeline.redis_server import EmbeddedRedis, free_port
+from tests.support.configs import chatty_config
 from tests.support.rtsp import RtspServer
 from tests.support.wait import wait_for
 from tests.support.watched import Watched
@@ -100,21 +101,12 @@ def test_fatal_rtsp_errors_fail_that_camera_only(
 def test_credentials_never_reach_logs_events_status_or_metrics(
     ray_session: None, auth_server: RtspServer, tmp_path: Path
 ) -> None:
-    cfg = parse_config(
-        {
-            "cameras": [
-                {"id": "door", "url": auth_server.url_with("viewer", SECRET) + f"?token={SECRET}x", "fps": 5},
-                {"id": "door_wrong", "url": auth_server.url_with("viewer", SECRET + "-old"), "fps": 5},
-            ],
-            "metrics": {"port": 0},
-            "models": {"temporal": {"window": 4, "stride": 2}},
-            "events": {
-                "clip_min_confidence": 0.0,
-                "clip_ignore_labels": [],
-                "clip_min_windows": 1,
-                "spool": {"dir": str(tmp_path / "spool")},
-            },
-        }
+    cfg = chatty_config(
+        [
+            {"id": "door", "url": auth_server.url_with("viewer", SECRET) + f"?token={SECRET}x", "fps": 5},
+            {"id": "door_wrong", "url": auth_server.url_with("viewer", SECRET + "-old"), "fps": 5},
+        ],
+        tmp_path / "spool",
     )
     with EmbeddedRedis() as server:
         pipeline = Pipeline(cfg, server.url)

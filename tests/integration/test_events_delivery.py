@@ -14,32 +14,17 @@ import pytest
 import redis
 
 from pipeline.client import EventClient
-from pipeline.messages import Event, utc_iso
+from pipeline.messages import Event
 from pipeline.publisher import EVENTS_STREAM, EventPublisher, camera_stream, check_connection
 from pipeline.redis_server import EmbeddedRedis, find_redis_server, free_port
+from tests.support.configs import sample_event
 from tests.support.wait import wait_for
 
 PERSISTENT = ("--appendonly", "yes", "--appendfsync", "always")
 
 
 def make_event(camera: str, seq: int, label: str = "person", captured_at: float | None = None) -> Event:
-    now = time.time() if captured_at is None else captured_at
-    return Event(
-        incident_id=f"{camera}-{seq}",
-        phase="start",
-        camera_id=camera,
-        kind="object",
-        label=label,
-        confidence=0.9,
-        peak_confidence=0.9,
-        ts=utc_iso(now),
-        started_at=utc_iso(now),
-        duration_s=0.0,
-        frame_id=seq,
-        track_id=seq,
-        track_ids=(seq,),
-        captured_at=now,
-    )
+    return sample_event(camera, seq, label, captured_at)
 
 
 class Producer:

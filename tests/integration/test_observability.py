@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from pipeline.config import parse_config
 from pipeline.dashboards import DASHBOARDS, OUT_DIR, render
 from pipeline.driver import Pipeline
 from pipeline.messages import CameraState
 from pipeline.metrics import catalog
 from pipeline.redis_server import EmbeddedRedis
+from tests.support.configs import chatty_config
 from tests.support.prometheus import DEPLOY, Prometheus, http_json
 from tests.support.wait import wait_for
 
@@ -34,22 +34,13 @@ def observed(ray_session: None, tmp_path_factory: pytest.TempPathFactory, street
     if shutil.which("prometheus") is None:
         pytest.fail("prometheus is not installed: run `make setup` as root (apt-get install prometheus)")
     tmp = tmp_path_factory.mktemp("observability")
-    cfg = parse_config(
-        {
-            "cameras": [
-                {"id": "lobby", "url": str(street_mp4), "fps": 5, "loop": True},
-                {"id": "gone", "url": str(tmp / "missing.mp4")},
-            ],
-            "metrics": {"port": 0},
-            "models": {"temporal": {"window": 4, "stride": 2}},
-            "events": {
-                "clip_min_confidence": 0.0,
-                "clip_ignore_labels": [],
-                "clip_min_windows": 1,
-                "update_interval_s": 0.5,
-                "spool": {"dir": str(tmp / "spool")},
-            },
-        }
+    cfg = chatty_config(
+        [
+            {"id": "lobby", "url": str(street_mp4), "fps": 5, "loop": True},
+            {"id": "gone", "url": str(tmp / "missing.mp4")},
+        ],
+        tmp / "spool",
+        update_interval_s=0.5,
     )
     with EmbeddedRedis() as redis_server:
         pipeline = Pipeline(cfg, redis_server.url)

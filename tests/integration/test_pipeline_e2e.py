@@ -14,38 +14,23 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.config import VigilConfig, parse_config
+from pipeline.config import VigilConfig
 from pipeline.driver import Pipeline
 from pipeline.messages import CameraState, CameraStatus, Event
 from pipeline.publisher import EVENTS_STREAM, STATUS_STREAM, camera_stream
 from pipeline.redis_server import EmbeddedRedis
+from tests.support.configs import chatty_config
 from tests.support.rtsp import RtspServer
 from tests.support.wait import wait_for
 
 
 def make_config(file_url: str, rtsp_url: str, missing: Path, spool: Path) -> VigilConfig:
-    return parse_config(
-        {
-            "cameras": [
-                {"id": "file_cam", "url": file_url, "fps": 5},
-                {"id": "rtsp_cam", "url": rtsp_url, "fps": 5},
-                {"id": "broken", "url": str(missing), "fps": 5},
-            ],
-            "metrics": {"port": 0},
-            "models": {
-                "detector": {"weights": "yolo11n.yaml", "imgsz": 320},
-                "temporal": {"window": 4, "stride": 2},
-            },
-            # Untrained heads are never confident: let every clip label through, with frequent updates.
-            "events": {
-                "clip_min_confidence": 0.0,
-                "clip_ignore_labels": [],
-                "clip_min_windows": 1,
-                "update_interval_s": 0.5,
-                "spool": {"dir": str(spool)},
-            },
-        }
-    )
+    cameras = [
+        {"id": "file_cam", "url": file_url, "fps": 5},
+        {"id": "rtsp_cam", "url": rtsp_url, "fps": 5},
+        {"id": "broken", "url": str(missing), "fps": 5},
+    ]
+    return chatty_config(cameras, spool, update_interval_s=0.5)
 
 
 class PubSubListener:
