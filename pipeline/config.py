@@ -168,6 +168,8 @@ class DetectorConfig(_Strict):
     iou: float = Field(default=0.5, gt=0, le=1, description="NMS IoU threshold")
     max_det: int = Field(default=100, ge=1, le=1000, description="Maximum detections per frame")
     half: bool = Field(default=True, description="fp16 inference when on a GPU")
+    max_batch: int = Field(default=8, ge=1, le=256, description="Frames from all cameras per forward pass (cap)")
+    max_wait_ms: float = Field(default=5.0, ge=0, le=1000, description="How long a batch waits for more frames")
 
 
 class TorchvisionViT(_Strict):
@@ -196,6 +198,8 @@ class ClassifierConfig(_Strict):
         default=("street", "parking", "corridor"), min_length=1, description="Scene labels (ignored with weights)"
     )
     image_size: int = Field(default=224, ge=32, le=1024, multiple_of=16, description="Input size (pixels)")
+    max_batch: int = Field(default=8, ge=1, le=256, description="Frames from all cameras per forward pass (cap)")
+    max_wait_ms: float = Field(default=5.0, ge=0, le=1000, description="How long a batch waits for more frames")
 
 
 class LSTMHead(_Strict):

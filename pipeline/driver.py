@@ -129,9 +129,18 @@ class Pipeline:
 
     def _start_workers(self) -> WorkerHandles:
         models, res = self.cfg.models, self.cfg.ray
-        detector: Any = ray.remote(Detector).options(max_restarts=-1, max_task_retries=2, **_gpu_options(res.detector))
+        # Threaded actors: concurrent calls from all cameras wait in the worker's batcher.
+        detector: Any = ray.remote(Detector).options(
+            max_restarts=-1,
+            max_task_retries=2,
+            max_concurrency=4 * models.detector.max_batch,
+            **_gpu_options(res.detector),
+        )
         classifier: Any = ray.remote(Classifier).options(
-            max_restarts=-1, max_task_retries=2, **_gpu_options(res.classifier)
+            max_restarts=-1,
+            max_task_retries=2,
+            max_concurrency=4 * models.classifier.max_batch,
+            **_gpu_options(res.classifier),
         )
         det = detector.remote(models.detector, res.detector.torch_threads)
         cls = classifier.remote(models.classifier, res.classifier.torch_threads)

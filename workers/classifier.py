@@ -21,6 +21,7 @@ from torch import nn
 from pipeline.config import ClassifierConfig, TimmViT, TorchvisionViT
 from pipeline.messages import SceneResult
 from pipeline.metrics import BATCH_SIZE, MODEL_LOAD_SECONDS
+from workers.batching import Batcher
 from workers.common import MetricsExporter, configure_torch, set_process_role
 
 log = logging.getLogger(__name__)
@@ -127,13 +128,15 @@ class Classifier(MetricsExporter):
         model, self.labels, self.image_size = load_model(cfg)
         self.model = model.to(self.device).eval()
         MODEL_LOAD_SECONDS.labels("classifier").observe(time.perf_counter() - t0)
+        self._batcher = Batcher(self.classify_batch, cfg.max_batch, cfg.max_wait_ms / 1000, name="classifier-batcher")
         log.info("classifier loaded on %s: %d labels, embedding %d", self.device, len(self.labels), model.embed_dim)
 
     def embedding_dim(self) -> int:
         return int(self.model.embed_dim)
 
     def classify(self, image_bgr: npt.NDArray[np.uint8]) -> SceneResult:
-        return self.classify_batch([image_bgr])[0]
+        """One frame; concurrent calls (from all cameras) are batched into one forward pass."""
+        return self._batcher.submit(image_bgr)
 
     @torch.inference_mode()
     def classify_batch(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[SceneResult]:

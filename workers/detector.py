@@ -16,6 +16,7 @@ import numpy.typing as npt
 from pipeline.config import DetectorConfig
 from pipeline.messages import Detections
 from pipeline.metrics import BATCH_SIZE, MODEL_LOAD_SECONDS
+from workers.batching import Batcher
 from workers.common import MetricsExporter, configure_torch, set_process_role
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class Detector(MetricsExporter):
         # The first call builds the fused model; do it now so the first frame is not an outlier.
         self.detect_batch([np.zeros((cfg.imgsz, cfg.imgsz, 3), np.uint8)])
         MODEL_LOAD_SECONDS.labels("detector").observe(time.perf_counter() - t0)
+        self._batcher = Batcher(self.detect_batch, cfg.max_batch, cfg.max_wait_ms / 1000, name="detector-batcher")
         log.info("detector %s loaded on %s (%d classes)", cfg.weights, self.device, len(self.class_names))
 
     def names(self) -> tuple[str, ...]:
@@ -58,7 +60,8 @@ class Detector(MetricsExporter):
         return self.class_names
 
     def detect(self, image_bgr: npt.NDArray[np.uint8]) -> Detections:
-        return self.detect_batch([image_bgr])[0]
+        """One frame; concurrent calls (from all cameras) are batched into one forward pass."""
+        return self._batcher.submit(image_bgr)
 
     def detect_batch(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[Detections]:
         """One forward pass over a batch of BGR frames (any sizes; ultralytics letterboxes)."""
