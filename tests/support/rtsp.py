@@ -14,8 +14,10 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 class RtspServer:
     """A GStreamer RTSP server serving one file (looped) on 127.0.0.1, optionally with basic auth."""
 
-    def __init__(self, video: Path, mount: str = "/cam", user: str | None = None, password: str | None = None):
-        self.video, self.mount = video, mount
+    def __init__(
+        self, video: Path, mount: str = "/cam", user: str | None = None, password: str | None = None, udp: bool = False
+    ):
+        self.video, self.mount, self.udp = video, mount, udp
         self.user, self.password = user, password
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
@@ -36,6 +38,8 @@ class RtspServer:
         ]
         if self.user:
             args += ["--user", self.user, "--password", self.password or ""]
+        if self.udp:
+            args.append("--udp")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._log, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # blocks until the server prints READY <port> (or dies)

@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("--port", default="0")
     parser.add_argument("--user", default=None, help="require basic auth with this user")
     parser.add_argument("--password", default=None)
+    parser.add_argument("--udp", action="store_true", help="also allow RTP over UDP (ports on loopback)")
     args = parser.parse_args()
 
     Gst.init(None)
@@ -37,7 +38,13 @@ def main() -> None:
         "rtph264pay name=pay0 pt=96 config-interval=1 )"
     )
     factory.set_shared(True)
-    factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP)
+    if args.udp:
+        pool = GstRtspServer.RTSPAddressPool()
+        pool.add_range("127.0.0.1", "127.0.0.1", 40000, 49999, 0)
+        factory.set_address_pool(pool)
+        factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP | GstRtsp.RTSPLowerTrans.UDP)
+    else:
+        factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP)
     if args.user:
         auth = GstRtspServer.RTSPAuth()
         token = GstRtspServer.RTSPToken()
