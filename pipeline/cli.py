@@ -46,25 +46,25 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def _load(path: Path, overrides: dict[str, object] | None = None) -> VigilConfig:
+    """Load and validate a config, model files included; on problems print each and exit 2."""
+    from pipeline.driver import check_local_models
+
     try:
-        return load_config(path, overrides)
+        cfg = load_config(path, overrides)
+        problems = check_local_models(cfg)
     except ConfigError as exc:
-        for problem in exc.problems:
-            err_console.print(f"[bold red]config error:[/] {exc.source}: {problem}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        problems = exc.problems
+    for problem in problems:
+        err_console.print(f"[bold red]config error:[/] {path}: {problem}", highlight=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(2)
+    return cfg
 
 
 @app.command("validate-config")
 def validate_config(config: Annotated[Path, typer.Argument(help="YAML config file")]) -> None:
     """Check a config file and print every problem with its key path."""
-    from pipeline.driver import check_local_models
-
     cfg = _load(config)
-    problems = check_local_models(cfg)
-    for problem in problems:
-        err_console.print(f"[bold red]config error:[/] {config}: {problem}", highlight=False, soft_wrap=True)
-    if problems:
-        raise typer.Exit(2)
     console.print(f"{config}: OK ({len(cfg.cameras)} camera{'s' if len(cfg.cameras) != 1 else ''})")
     for cam in cfg.cameras:
         console.print(
@@ -111,13 +111,6 @@ def demo(
 
 
 def _run_pipeline(cfg: VigilConfig, duration: float | None, view: bool) -> None:
-    from pipeline.driver import check_local_models
-
-    problems = check_local_models(cfg)
-    if problems:
-        for problem in problems:
-            err_console.print(f"[bold red]config error:[/] {problem}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         _run_started(cfg, duration, view)

@@ -50,7 +50,7 @@ class Detector(MetricsExporter):
         names = self.model.names
         self.class_names = tuple(str(names[i]) for i in sorted(names))
         # The first call builds the fused model; do it now so the first frame is not an outlier.
-        self.detect_batch([np.zeros((cfg.imgsz, cfg.imgsz, 3), np.uint8)])
+        self._predict([np.zeros((cfg.imgsz, cfg.imgsz, 3), np.uint8)])
         MODEL_LOAD_SECONDS.labels("detector").observe(time.perf_counter() - t0)
         self._batcher = Batcher(self.detect_batch, cfg.max_batch, cfg.max_wait_ms / 1000, name="detector-batcher")
         log.info("detector %s loaded on %s (%d classes)", cfg.weights, self.device, len(self.class_names))
@@ -66,6 +66,9 @@ class Detector(MetricsExporter):
     def detect_batch(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[Detections]:
         """One forward pass over a batch of BGR frames (any sizes; ultralytics letterboxes)."""
         BATCH_SIZE.labels("detector").observe(len(images_bgr))
+        return self._predict(images_bgr)
+
+    def _predict(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[Detections]:
         results = self.model.predict(
             images_bgr,
             imgsz=self.cfg.imgsz,

@@ -64,6 +64,16 @@ class Producer:
             pub.close()
 
 
+def publish_one(url: str, spool: Path) -> Event:
+    """Publish one event through a fresh publisher and wait until Redis has it."""
+    pub = EventPublisher(url, "cam", spool)
+    ev = make_event("cam", 1)
+    pub.publish([ev])
+    assert pub.flush(10)
+    pub.close()
+    return ev
+
+
 def stream_ids(client: redis.Redis, stream: str) -> list[str]:
     return [Event.model_validate_json(f[b"event"]).event_id for _id, f in client.xrange(stream)]
 
@@ -147,11 +157,7 @@ def test_password_and_acl_user(tmp_path: Path) -> None:
         )
         acl_url = f"redis://vigil:vigilpw@127.0.0.1:{server.port}/0"
         check_connection(acl_url)
-        pub = EventPublisher(acl_url, "cam", tmp_path / "cam.sqlite")
-        ev = make_event("cam", 1)
-        pub.publish([ev])
-        assert pub.flush(10)
-        pub.close()
+        ev = publish_one(acl_url, tmp_path / "cam.sqlite")
         assert stream_ids(admin, camera_stream("cam")) == [ev.event_id]
         with pytest.raises(ConnectionError, match=r"refused the credentials") as info:
             check_connection(f"redis://vigil:wrong@127.0.0.1:{server.port}/0")
@@ -209,11 +215,7 @@ def _pings(url: str) -> bool:
 def test_tls_url(tmp_path: Path, tls_redis: tuple[str, Path]) -> None:
     url, _ca = tls_redis
     check_connection(url)
-    pub = EventPublisher(url, "cam", tmp_path / "cam.sqlite")
-    ev = make_event("cam", 1)
-    pub.publish([ev])
-    assert pub.flush(10)
-    pub.close()
+    ev = publish_one(url, tmp_path / "cam.sqlite")
     client = EventClient(url)
     assert [e.event_id for e in client.replay(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))] == [ev.event_id]
     client.close()
