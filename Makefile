@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.vigil-setup-stamp
 DURATION ?=
 
-.PHONY: setup system-deps demo test test-unit test-integration lint typecheck clean
+.PHONY: setup system-deps demo test test-unit test-integration lint typecheck clean models eval
 
 setup: system-deps $(STAMP)
 
@@ -20,6 +20,22 @@ $(STAMP): pyproject.toml scripts/install-python-deps.sh
 
 demo: setup
 	$(VENV)/bin/vigil demo $(if $(DURATION),--duration $(DURATION),)
+
+# The demo model pack (models/demo), regenerated from scratch on CPU (~40 min on 2 cores):
+# labelled synthetic videos -> YOLO detector, scene ViT, LSTM and transformer clip heads.
+DATA ?= .vigil/data
+models: setup
+	$(VENV)/bin/vigil synth --out $(DATA)/train --videos 24 --seed 1
+	$(VENV)/bin/vigil synth --out $(DATA)/temporal --videos 30 --seed 2
+	$(VENV)/bin/vigil train detector --data $(DATA)/train --epochs 25 --every 16 --seed 0
+	$(VENV)/bin/vigil train classifier --data $(DATA)/train --seed 0
+	$(VENV)/bin/vigil train temporal --kind lstm --data $(DATA)/temporal --seed 0
+	$(VENV)/bin/vigil train temporal --kind transformer --data $(DATA)/temporal --seed 0
+
+# Score the pack with the full pipeline on videos it never saw (seed 1000).
+eval: setup
+	$(VENV)/bin/vigil synth --out $(DATA)/eval --videos 9 --seed 1000
+	$(VENV)/bin/vigil eval --data $(DATA)/eval --json $(DATA)/eval.json
 
 test: setup
 	$(VENV)/bin/python -m pytest -q -rfEs tests

@@ -100,6 +100,7 @@ class Pipeline:
     cfg: VigilConfig
     redis_url: str
     metrics_port: int | None = None
+    record_dir: Path | None = None  # `vigil eval`: cameras write each frame's raw results here
     workers: WorkerHandles | None = None
     hosts: CameraHosts | None = None
     control: ControlServer | None = None
@@ -165,8 +166,9 @@ class Pipeline:
             events=self.cfg.events,
             window=t.window,
             stride=t.stride,
-            num_classes=len(self._class_names),
+            class_names=tuple(self._class_names),
             head_kind=self._head_kind,
+            record_dir=self.record_dir,
         )
 
     def _named_actors(self) -> dict[str, tuple[str, Any]]:

@@ -26,12 +26,15 @@ IntArray = npt.NDArray[np.int64]
 @dataclass(frozen=True, slots=True)
 class FramePacket:
     """One decoded frame. ``image_bgr`` is HxWx3 uint8; ``captured_at`` is wall-clock UNIX seconds
-    (comparable across Ray nodes), taken when the decoder got the frame."""
+    (comparable across Ray nodes), taken when the decoder got the frame. ``stream_ts`` is the
+    frame's time in the stream: media seconds for files (however fast they are read), wall-clock
+    for live sources; motion features use it."""
 
     camera_id: str
     frame_id: int
     captured_at: float
     image_bgr: npt.NDArray[np.uint8]
+    stream_ts: float = 0.0
 
     @property
     def resolution_wh(self) -> tuple[int, int]:

@@ -8,12 +8,14 @@ Ray's object store once and read by the detector and the classifier in parallel.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 import numpy as np
 import ray
@@ -53,7 +55,7 @@ from pipeline.publisher import EventPublisher
 from pipeline.snapshots import render_snapshot, snapshot_key, write_snapshot_file
 from workers.decoder import FrameSource
 from workers.motion import MotionGate
-from workers.temporal import detection_summary
+from workers.temporal import FrameSummarizer
 from workers.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -70,8 +72,9 @@ class CameraSettings:
     events: EventsConfig
     window: int
     stride: int
-    num_classes: int
+    class_names: tuple[str, ...]
     head_kind: str
+    record_dir: Path | None = None  # `vigil eval`: one JSON line per processed frame (raw detections, scene)
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,7 @@ class CameraRunner:
         )
         self._engine = EventEngine(cam.id, settings.events)
         self._tracker = Tracker(frame_rate=cam.fps)
+        self._summarizer = FrameSummarizer(settings.class_names)
         self._window: deque[FrameFeatures] = deque(maxlen=settings.window)
         self._since_clip = 0
         self._counts = {"decoded": 0, "processed": 0, "dropped": 0}
@@ -143,11 +147,18 @@ class CameraRunner:
         self._motion = MotionGate(cam.motion) if cam.motion.enabled else None
         self._last: tuple[Detections, FloatArray] | None = None  # the last processed frame's results
         self._thread = threading.Thread(target=self._loop, name=f"camera-{cam.id}", daemon=True)
+        self._record: TextIO | None = None
+        self._loop_running = False
+        self._deferred_state: tuple[CameraState, str] | None = None
+        if settings.record_dir is not None:
+            settings.record_dir.mkdir(parents=True, exist_ok=True)
+            self._record = (settings.record_dir / f"{cam.id}.jsonl").open("w")
 
     # -- control -------------------------------------------------------------------------------
 
     def start(self) -> None:
         self._init_series()
+        self._loop_running = True  # before the source starts: an end of file is deferred until drained
         self._source.start()
         self._thread.start()
 
@@ -156,6 +167,8 @@ class CameraRunner:
         self._source.stop()
         self._thread.join(timeout=WORKER_TIMEOUT_S)
         self._publisher.close()
+        if self._record is not None:
+            self._record.close()
         final = self.status()
         forget_camera(self.cam.id)
         return final
@@ -196,6 +209,10 @@ class CameraRunner:
     # -- callbacks from the decoder thread -----------------------------------------------------
 
     def _on_state(self, state: CameraState, reason: str) -> None:
+        if state is CameraState.STOPPED and self._loop_running and not self._stop.is_set():
+            # The file ended, but frames are still queued: stopped once the loop has processed them.
+            self._deferred_state = (state, reason)
+            return
         with self._lock:
             previous, self._state, self._reason = self._state, state, reason
         for s in CameraState:
@@ -231,6 +248,14 @@ class CameraRunner:
     # -- the camera loop -----------------------------------------------------------------------
 
     def _loop(self) -> None:
+        try:
+            self._run_loop()
+        finally:
+            self._loop_running = False
+            if self._deferred_state is not None:
+                self._on_state(*self._deferred_state)
+
+    def _run_loop(self) -> None:
         while not self._stop.is_set():
             packet = self._source.get(timeout_s=0.5)
             if packet is None:
@@ -259,8 +284,10 @@ class CameraRunner:
         scene: SceneResult = ray.get(scene_ref, timeout=WORKER_TIMEOUT_S)
         STAGE_LATENCY.labels("classify").observe(time.time() - t0)
 
+        if self._record is not None:
+            self._record_frame(packet, detections, scene)
         tracked = self._tracker.update(detections)
-        summary = detection_summary(tracked, packet.resolution_wh, self.settings.num_classes)
+        summary = self._summarizer(tracked, packet.resolution_wh, packet.stream_ts)
         vector = np.concatenate([scene.embedding, summary]).astype(np.float32)
         self._last = (tracked, vector)
         self._advance(packet, tracked, vector)
@@ -275,6 +302,12 @@ class CameraRunner:
             self._counts["processed"] += 1
             self._last_latency_s = latency
             self._scene = f"{scene.label} {scene.confidence:.2f}"
+
+    def _record_frame(self, packet: FramePacket, det: Detections, scene: SceneResult) -> None:
+        assert self._record is not None
+        boxes = np.column_stack([det.xyxy, det.confidence, det.class_id]).round(2).tolist() if len(det) else []
+        row = {"frame_id": packet.frame_id, "boxes": boxes, "scene": scene.label, "scene_confidence": scene.confidence}
+        self._record.write(json.dumps(row) + "\n")
 
     def _skip_still(self, packet: FramePacket) -> bool:
         """Motion gating: a still frame skips the models. Its tracks and clip window advance with the

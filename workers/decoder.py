@@ -157,6 +157,7 @@ class FrameSource:
         self._read_frames = 0
         self._watchdog = threading.Thread(target=self._watch, name=f"watchdog-{cfg.id}", daemon=True)
         self._frame_id = 0
+        self._media_base = self._media_end = 0.0  # files: seconds of media time handed on so far
         self.state = CameraState.CONNECTING
         self.finished = threading.Event()
 
@@ -273,6 +274,7 @@ class FrameSource:
             t_read = time.perf_counter()
             ok, image = cap.read()
             if not ok or image is None:
+                self._media_base = self._media_end  # a looping file's stream time keeps increasing
                 return is_file, got
             got = True
             self._last_frame_at = time.monotonic()
@@ -288,13 +290,14 @@ class FrameSource:
                 self._on_drop("fps_cap")
                 continue
             next_take = max(next_take + period_s, position_s) if is_file else position_s + period_s * 0.95
-            self._hand_on(np.asarray(image, dtype=np.uint8))
+            self._hand_on(np.asarray(image, dtype=np.uint8), self._media_base + position_s if is_file else time.time())
+            self._media_end = self._media_base + position_s + 1.0 / src_fps
         return False, got
 
-    def _hand_on(self, image: npt.NDArray[np.uint8]) -> None:
+    def _hand_on(self, image: npt.NDArray[np.uint8], stream_ts: float) -> None:
         if self.cfg.resize_wh is not None and (image.shape[1], image.shape[0]) != self.cfg.resize_wh:
             image = np.asarray(cv2.resize(image, self.cfg.resize_wh, interpolation=cv2.INTER_AREA), dtype=np.uint8)
-        packet = FramePacket(self.cfg.id, self._frame_id, time.time(), image)
+        packet = FramePacket(self.cfg.id, self._frame_id, time.time(), image, stream_ts)
         self._frame_id += 1
         if not self._live:
             while not self._stop.is_set():

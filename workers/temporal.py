@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +25,22 @@ from workers.common import MetricsExporter, configure_torch, set_process_role
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "vigil-temporal/1"
+CHECKPOINT_FORMAT = "vigil-temporal/2"
 SUMMARY_STATS = 6  # count, mean confidence, mean area, mean aspect, mean centre x, mean centre y
+MOTION_STATS = 8  # see FrameSummarizer
+PERSON_NAMES = frozenset({"person", "pedestrian"})
+BAG_NAMES = frozenset({"bag", "backpack", "handbag", "suitcase"})
 
 
 def summary_dim(num_classes: int) -> int:
-    return SUMMARY_STATS + num_classes
+    return SUMMARY_STATS + num_classes + MOTION_STATS
 
 
 def detection_summary(det: Detections, resolution_wh: tuple[int, int], num_classes: int) -> FloatArray:
-    """Fixed-size description of a frame's detections, in [0, ~1] units.
+    """The stateless part of a frame's summary, in [0, ~1] units (the motion part is zero).
 
     [count/10, mean confidence, mean box area / frame area, mean h/w / 4, mean cx / W, mean cy / H,
-    per-class count/10 ...]
+    per-class count/10 ..., motion stats (zeros)]
     """
     out = np.zeros(summary_dim(num_classes), np.float32)
     if len(det) == 0:
@@ -53,8 +57,112 @@ def detection_summary(det: Detections, resolution_wh: tuple[int, int], num_class
         float(((y1 + y2) / 2).mean() / h),
     )
     valid = det.class_id[(det.class_id >= 0) & (det.class_id < num_classes)]
-    out[SUMMARY_STATS:] = np.bincount(valid, minlength=num_classes)[:num_classes] / 10.0
+    out[SUMMARY_STATS : SUMMARY_STATS + num_classes] = np.bincount(valid, minlength=num_classes)[:num_classes] / 10.0
     return out
+
+
+class FrameSummarizer:
+    """Per-camera detection summary with track motion: the non-ViT half of a frame's features.
+
+    Keeps a few seconds of each track's foot point (stream time, so files processed faster or
+    slower than real time give the same features) and adds, after :func:`detection_summary`:
+
+    [max person speed (frame widths/s), mean person speed, min person h/w / 4, fraction of persons
+    lying (h/w < 1), max person stillness over 4 s (1 = stayed put), largest group of persons
+    within 0.12 W / 10, unattended bag (a still bag with no person within 0.1 W), oldest person
+    track age / 20 s]
+
+    Persons and bags are recognised by class name (``person``; ``bag``, ``backpack``, ``handbag``,
+    ``suitcase``), so COCO models work too. State belongs to one camera, like the tracker.
+    """
+
+    HISTORY_S = 6.0
+
+    def __init__(self, class_names: tuple[str, ...]) -> None:
+        self.class_names = class_names
+        self.num_classes = len(class_names)
+        self._person = np.array([n in PERSON_NAMES for n in class_names] + [False])
+        self._bag = np.array([n in BAG_NAMES for n in class_names] + [False])
+        self._tracks: dict[int, deque[tuple[float, float, float]]] = {}
+        self._first_seen: dict[int, float] = {}
+
+    def reset(self) -> None:
+        self._tracks.clear()
+        self._first_seen.clear()
+
+    def __call__(self, det: Detections, resolution_wh: tuple[int, int], ts: float) -> FloatArray:
+        out = detection_summary(det, resolution_wh, self.num_classes)
+        w = float(resolution_wh[0])
+        self._remember(det, ts)
+        if len(det) == 0:
+            return out
+        cls = np.clip(det.class_id, -1, self.num_classes)
+        is_person, is_bag = self._person[cls], self._bag[cls]
+        x1, y1, x2, y2 = det.xyxy.T
+        feet = np.stack([(x1 + x2) / 2, y2], axis=1)
+        aspect = (y2 - y1) / np.maximum(x2 - x1, 1e-3)
+        speeds, still, ages = [], [], []
+        for i in np.flatnonzero(is_person):
+            hist = self._tracks.get(int(det.tracker_id[i]))
+            if hist is None or len(hist) < 2:
+                continue
+            speeds.append(self._speed(hist) / w)
+            ages.append(ts - self._first_seen[int(det.tracker_id[i])])
+            if hist[-1][0] - hist[0][0] >= 2.0:
+                recent = np.array([(x, y) for t, x, y in hist if t >= ts - 4.0])
+                radius = float(np.linalg.norm(recent - recent.mean(axis=0), axis=1).max())
+                still.append(1.0 - min(1.0, radius / (0.08 * w)))
+        persons = feet[is_person]
+        group = 0
+        if len(persons):
+            d = np.linalg.norm(persons[:, None] - persons[None], axis=2)
+            group = int((d < 0.12 * w).sum(axis=1).max())
+        unattended = 0.0
+        for i in np.flatnonzero(is_bag):
+            hist = self._tracks.get(int(det.tracker_id[i]))
+            if hist is None or hist[-1][0] - hist[0][0] < 1.5:
+                continue
+            recent = np.array([(x, y) for t, x, y in hist if t >= ts - 2.0])
+            if float(np.linalg.norm(recent - recent[-1], axis=1).max()) > 0.03 * w:
+                continue
+            near = np.linalg.norm(persons - feet[i], axis=1).min() if len(persons) else np.inf
+            unattended = max(unattended, 1.0 if near > 0.1 * w else 0.0)
+        out[SUMMARY_STATS + self.num_classes :] = (
+            min(2.0, max(speeds, default=0.0)),
+            min(2.0, float(np.mean(speeds)) if speeds else 0.0),
+            float(aspect[is_person].min()) / 4.0 if is_person.any() else 0.0,
+            float((aspect[is_person] < 1.0).mean()) if is_person.any() else 0.0,
+            max(still, default=0.0),
+            group / 10.0,
+            unattended,
+            min(1.0, max(ages, default=0.0) / 20.0),
+        )
+        return out
+
+    def _remember(self, det: Detections, ts: float) -> None:
+        for i in range(len(det)):
+            tid = int(det.tracker_id[i])
+            if tid < 0:
+                continue
+            x1, _, x2, y2 = (float(v) for v in det.xyxy[i])
+            self._tracks.setdefault(tid, deque()).append((ts, (x1 + x2) / 2, y2))
+            self._first_seen.setdefault(tid, ts)
+        for tid in list(self._tracks):
+            hist = self._tracks[tid]
+            while hist and hist[0][0] < ts - self.HISTORY_S:
+                hist.popleft()
+            if not hist or hist[-1][0] < ts - 3.0:
+                del self._tracks[tid]
+                self._first_seen.pop(tid, None)
+
+    @staticmethod
+    def _speed(hist: deque[tuple[float, float, float]]) -> float:
+        """Pixels/s over the last ~0.5 s of a track."""
+        t1, x1, y1 = hist[-1]
+        t0, x0, y0 = next((p for p in reversed(hist) if t1 - p[0] >= 0.5), hist[0])
+        if t1 - t0 <= 0:
+            return 0.0
+        return float(np.hypot(x1 - x0, y1 - y0) / (t1 - t0))
 
 
 class ClipLSTM(nn.Module):

@@ -14,7 +14,7 @@ from workers import classifier as cls_mod
 from workers import temporal as tmp_mod
 from workers.classifier import Classifier
 from workers.detector import Detector
-from workers.temporal import TemporalHead, detection_summary, summary_dim
+from workers.temporal import FrameSummarizer, TemporalHead, detection_summary, summary_dim
 
 
 def frame(seed: int = 0) -> np.ndarray:
@@ -67,7 +67,8 @@ def test_detection_summary_layout() -> None:
     assert vec.shape == (summary_dim(3),)
     assert vec[0] == pytest.approx(0.2) and vec[1] == pytest.approx(0.7)
     assert vec[2] == pytest.approx(0.01)  # each box is 1 % of the frame
-    assert list(vec[-3:]) == pytest.approx([0.1, 0.0, 0.1])
+    assert list(vec[6:9]) == pytest.approx([0.1, 0.0, 0.1])  # per-class counts
+    assert not vec[9:].any()  # motion stats need a tracker's history
     assert not detection_summary(Detections.empty(), (640, 360), 3).any()
 
 
@@ -90,3 +91,40 @@ def test_temporal_checkpoint_must_match_feature_size(tmp_path: Path) -> None:
     assert TemporalHead(TemporalConfig(weights=ckpt), in_dim=20).labels == ("normal", "fall")
     with pytest.raises(ValueError, match="trained on 20 features per frame"):
         TemporalHead(TemporalConfig(weights=ckpt), in_dim=21)
+
+
+def _frame_dets(boxes: list[tuple[float, float, float, float, int, int]]) -> Detections:
+    """(x1, y1, x2, y2, class id, track id) rows -> tracked Detections over person/vehicle/bag."""
+    arr = np.array(boxes, np.float32).reshape(-1, 6)
+    return Detections(
+        arr[:, :4],
+        np.full(len(arr), 0.9, np.float32),
+        arr[:, 4].astype(np.int64),
+        arr[:, 5].astype(np.int64),
+        ("person", "vehicle", "bag"),
+    )
+
+
+def test_frame_summarizer_motion_stats_tell_activities_apart() -> None:
+    names = ("person", "vehicle", "bag")
+    motion = slice(6 + 3, None)
+
+    def run(frames: list[list[tuple[float, float, float, float, int, int]]], fps: float = 10.0) -> np.ndarray:
+        s = FrameSummarizer(names)
+        out = np.zeros(0)
+        for i, boxes in enumerate(frames):
+            out = s(_frame_dets(boxes), (640, 360), i / fps)
+        return out[motion]
+
+    runner = run([[(20 + 20 * i, 200, 40 + 20 * i, 260, 0, 1)] for i in range(20)])  # 200 px/s
+    walker = run([[(20 + 5 * i, 200, 40 + 5 * i, 260, 0, 1)] for i in range(20)])  # 50 px/s
+    assert runner[0] == pytest.approx(200 / 640, rel=0.05) and walker[0] == pytest.approx(50 / 640, rel=0.05)
+    lying = run([[(100, 240, 160, 260, 0, 1)]] * 5)
+    assert lying[2] == pytest.approx(1 / 3 / 4) and lying[3] == 1.0  # h/w = 1/3, and the one person is lying
+    stayer = run([[(300, 200, 320, 260, 0, 1)]] * 40)
+    assert stayer[4] == pytest.approx(1.0) and walker[4] == 0.0  # stillness needs >= 2 s of history
+    group = run([[(300 + 12 * k, 200, 318 + 12 * k, 260, 0, k + 1) for k in range(5)]])
+    assert group[5] == pytest.approx(0.5)
+    left_bag = run([[(300, 240, 330, 260, 2, 9)]] * 25)
+    kept_bag = run([[(300, 240, 330, 260, 2, 9), (320, 200, 340, 260, 0, 1)]] * 25)
+    assert left_bag[6] == 1.0 and kept_bag[6] == 0.0

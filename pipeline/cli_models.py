@@ -1,0 +1,246 @@
+"""``vigil synth``, ``vigil train detector|classifier|temporal`` and ``vigil eval``: the model commands.
+
+They live beside ``pipeline.cli``, which registers them (``register``); errors go through its
+``fail`` (imported when needed: this module must not import the CLI at load time, since the CLI
+imports it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+train_app = typer.Typer(no_args_is_help=True, help="Train Vigil's models on labelled video (`vigil synth` folders).")
+console = Console()
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(synth)
+    app.command("eval")(eval_cmd)
+    app.add_typer(train_app, name="train")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    from pipeline.cli import fail as cli_fail
+
+    cli_fail(message, code)
+
+
+DataDirs = Annotated[list[Path], typer.Option("--data", help="A `vigil synth` folder (repeatable)")]
+
+
+@contextmanager
+def progress_bar() -> Iterator[Callable[[str, float, float], None]]:
+    """A rich progress display; yields the callback ``(task, done, total)`` the trainers call."""
+    tasks: dict[str, TaskID] = {}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+
+        def update(task: str, done: float, total: float) -> None:
+            if task not in tasks:
+                tasks[task] = bar.add_task(task, total=total)
+            bar.update(tasks[task], completed=done, total=total)
+
+        yield update
+
+
+def _check_dirs(dirs: list[Path]) -> None:
+    for d in dirs:
+        if not (d / "index.json").is_file():
+            fail(f"--data {d}: not a `vigil synth` folder (no index.json); make one with `vigil synth --out {d}`", 2)
+
+
+def synth(
+    out: Annotated[Path, typer.Option(help="Folder for the videos and ground truth")],
+    videos: Annotated[int, typer.Option(min=1, max=10_000, help="Number of videos")] = 6,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same videos and ground truth")] = 0,
+    seconds: Annotated[float, typer.Option(min=2, max=3600, help="Length of each video")] = 30.0,
+    fps: Annotated[int, typer.Option(min=1, max=60, help="Frames per second")] = 10,
+    width: Annotated[int, typer.Option(min=64, max=3840)] = 640,
+    height: Annotated[int, typer.Option(min=64, max=2160)] = 360,
+) -> None:
+    """Render labelled synthetic videos: H.264 MP4 + ground-truth JSON (boxes, tracks, scenes, activities)."""
+    from pipeline.synth import synth_set
+
+    frames_per_video = round(seconds * fps)
+    with progress_bar() as update:
+        index = synth_set(
+            out,
+            videos,
+            seed,
+            seconds,
+            fps,
+            (width, height),
+            on_video=lambda i, gt: update("rendering videos", i + 1, videos),
+        )
+    acts = sum(len(v["activities"]) for v in index)
+    console.print(f"{videos} videos ({frames_per_video} frames each, {acts} activities) in {out}", highlight=False)
+
+
+@train_app.command("detector")
+def train_detector_cmd(
+    data: DataDirs,
+    out: Annotated[Path, typer.Option(help="Where the weights go (.pt)")] = Path("models/demo/detector.pt"),
+    model: Annotated[
+        str, typer.Option(help="Starting point: an ultralytics .yaml (from scratch) or .pt")
+    ] = "yolo11n.yaml",
+    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    imgsz: Annotated[int, typer.Option(min=32)] = 320,
+    batch: Annotated[int, typer.Option(min=1)] = 16,
+    every: Annotated[int, typer.Option(min=1, help="Use every N-th frame")] = 10,
+    seed: int = 0,
+) -> None:
+    """Train ultralytics YOLO on frames of `vigil synth` folders (offline-safe)."""
+    from pipeline.training import train_detector
+
+    _check_dirs(data)
+    logging.getLogger("ultralytics").setLevel(logging.WARNING)
+    with progress_bar() as update:
+        metrics = train_detector(
+            data, out, model=model, epochs=epochs, imgsz=imgsz, batch=batch, every=every, seed=seed, progress=update
+        )
+    console.print(
+        f"detector: mAP50 {metrics['map50']:.3f}, mAP50-95 {metrics['map50_95']:.3f} (validation) -> {out}",
+        highlight=False,
+    )
+
+
+@train_app.command("classifier")
+def train_classifier_cmd(
+    data: DataDirs,
+    out: Annotated[Path, typer.Option(help="Where the checkpoint goes (.pt)")] = Path("models/demo/classifier.pt"),
+    arch: Annotated[
+        str, typer.Option(help="torchvision ViT: vit_tiny (Vigil's 4-layer) or vit_b_16, ...")
+    ] = "vit_tiny",
+    image_size: Annotated[int, typer.Option(min=32)] = 112,
+    epochs: Annotated[int, typer.Option(min=1)] = 6,
+    every: Annotated[int, typer.Option(min=1, help="Use every N-th frame")] = 5,
+    seed: int = 0,
+) -> None:
+    """Train the scene ViT (label + embedding per frame) on `vigil synth` folders."""
+    from pipeline.training import train_classifier
+
+    _check_dirs(data)
+    with progress_bar() as update:
+        metrics = train_classifier(
+            data, out, arch=arch, image_size=image_size, epochs=epochs, every=every, seed=seed, progress=update
+        )
+    console.print(f"classifier: validation accuracy {metrics['val_accuracy']:.3f} -> {out}", highlight=False)
+
+
+@train_app.command("temporal")
+def train_temporal_cmd(
+    kind: Annotated[str, typer.Option(help="lstm | transformer")] = "lstm",
+    data: Annotated[list[Path] | None, typer.Option("--data", help="A `vigil synth` folder (repeatable)")] = None,
+    clips: Annotated[Path | None, typer.Option(help="Your own clips: one subfolder per label, videos inside")] = None,
+    detector: Annotated[
+        str, typer.Option(help="Detector weights that extract the features")
+    ] = "models/demo/detector.pt",
+    classifier: Annotated[Path, typer.Option(help="Classifier checkpoint")] = Path("models/demo/classifier.pt"),
+    out: Annotated[Path | None, typer.Option(help="Default: models/demo/temporal-<kind>.pt")] = None,
+    window: Annotated[int, typer.Option(min=2)] = 16,
+    epochs: Annotated[int, typer.Option(min=1)] = 40,
+    seed: int = 0,
+) -> None:
+    """Train an LSTM or transformer clip head on features the trained detector + ViT extract."""
+    from pipeline.training import train_temporal
+
+    if kind not in ("lstm", "transformer"):
+        fail(f"--kind: {kind!r} is not one of lstm, transformer", 2)
+    if not data and clips is None:
+        fail("give --data (vigil synth folders) and/or --clips (a folder with one subfolder per label)", 2)
+    _check_dirs(data or [])
+    if clips is not None and not clips.is_dir():
+        fail(f"--clips {clips}: not a folder", 2)
+    for name, path in (("--detector", Path(detector)), ("--classifier", classifier)):
+        if not path.is_file():
+            fail(f"{name} {path}: file not found (train it first: vigil train {name[2:]})", 2)
+    target = out or Path(f"models/demo/temporal-{kind}.pt")
+    try:
+        with progress_bar() as update:
+            metrics = train_temporal(
+                kind,
+                data or [],
+                target,
+                detector=detector,
+                classifier=classifier,
+                clips_dir=clips,
+                window=window,
+                epochs=epochs,
+                seed=seed,
+                progress=update,
+            )
+    except ValueError as exc:
+        fail(str(exc), 2)
+    acc = metrics.get("val_window_accuracy")
+    console.print(
+        f"{kind} head: {metrics['train_windows']} training windows"
+        + (f", validation window accuracy {acc:.3f}" if acc is not None else "")
+        + f" -> {target}",
+        highlight=False,
+    )
+
+
+def eval_cmd(
+    data: Annotated[Path, typer.Option(help="A `vigil synth` folder the models never saw")],
+    config: Annotated[
+        Path, typer.Option(help="Config whose models are evaluated (its cameras are not used)")
+    ] = DEMO_CONFIG,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures as JSON")] = None,
+    heads: Annotated[str, typer.Option(help="Clip heads to evaluate, comma-separated")] = "lstm,transformer",
+    lstm: Annotated[Path, typer.Option(help="LSTM head weights")] = Path("models/demo/temporal-lstm.pt"),
+    transformer: Annotated[Path, typer.Option(help="Transformer head weights")] = Path(
+        "models/demo/temporal-transformer.pt"
+    ),
+) -> None:
+    """Run the full pipeline over labelled videos and score detection, scenes and activity events."""
+    from pipeline.cli import _load
+    from pipeline.evaluate import EvalError, evaluate, render_table
+
+    if not (data / "index.json").is_file():
+        fail(f"--data {data}: not a `vigil synth` folder (no index.json)", 2)
+    kinds = [k.strip() for k in heads.split(",") if k.strip()]
+    weights = {"lstm": lstm, "transformer": transformer}
+    for k in kinds:
+        if k not in weights:
+            fail(f"--heads: {k!r} is not one of lstm, transformer", 2)
+        if not weights[k].is_file():
+            fail(f"--{k} {weights[k]}: file not found (train it: vigil train temporal --kind {k})", 2)
+    os.environ.setdefault("VIGIL_DEMO_DIR", str(Path(".vigil/demo").resolve()))
+    cfg = _load(config)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        with progress_bar() as update:
+            report = evaluate(cfg, data, {k: weights[k] for k in kinds}, progress=update)
+    except EvalError as exc:
+        fail(str(exc))
+    console.print(render_table(report))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2) + "\n")
+        console.print(f"figures written to {json_out}", highlight=False)
