@@ -21,13 +21,16 @@ $(STAMP): pyproject.toml scripts/install-python-deps.sh
 demo: setup
 	$(VENV)/bin/vigil demo $(if $(DURATION),--duration $(DURATION),)
 
-# The demo model pack (models/demo), regenerated from scratch on CPU (~40 min on 2 cores):
-# labelled synthetic videos -> YOLO detector, scene ViT, LSTM and transformer clip heads.
+# The demo model pack (models/demo), regenerated from scratch: labelled synthetic videos -> YOLO
+# detector (three fine-tuning stages; ~7 min on one GPU, ~3 h on 2 CPU cores), scene ViT (~5 min
+# on CPU), LSTM and transformer clip heads (~10 min on CPU, most of it feature extraction).
 DATA ?= .vigil/data
 models: setup
 	$(VENV)/bin/vigil synth --out $(DATA)/train --videos 24 --seed 1
 	$(VENV)/bin/vigil synth --out $(DATA)/temporal --videos 30 --seed 2
 	$(VENV)/bin/vigil train detector --data $(DATA)/train --epochs 25 --every 16 --seed 0
+	$(VENV)/bin/vigil train detector --data $(DATA)/train --model models/demo/detector.pt --epochs 40 --every 24 --batch 32
+	$(VENV)/bin/vigil train detector --data $(DATA)/train --model models/demo/detector.pt --epochs 70 --every 12 --batch 32
 	$(VENV)/bin/vigil train classifier --data $(DATA)/train --seed 0
 	$(VENV)/bin/vigil train temporal --kind lstm --data $(DATA)/temporal --seed 0
 	$(VENV)/bin/vigil train temporal --kind transformer --data $(DATA)/temporal --seed 0

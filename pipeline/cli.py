@@ -19,6 +19,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
+from pipeline.cli_models import register as register_model_commands
 from pipeline.client import EventClient
 from pipeline.config import ConfigError, VigilConfig, load_config, validate_camera
 from pipeline.control import Command, Reply, send_command
@@ -37,6 +38,9 @@ err_console = Console(stderr=True)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = REPO_ROOT / "configs" / "demo.yaml"
 DEFAULT_DEMO_DIR = Path(".vigil") / "demo"
+DEMO_MODELS = REPO_ROOT / "models" / "demo"
+# configs/demo.yaml (and yours, if you like) finds the shipped model pack through this variable.
+os.environ.setdefault("VIGIL_MODELS_DIR", str(DEMO_MODELS))
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -103,8 +107,9 @@ def demo(
 
     demo_dir.mkdir(parents=True, exist_ok=True)
     with console.status("rendering demo videos (first run only)..."):
-        ensure_video(demo_dir / "street.mp4", seed=1, scene="street")
-        ensure_video(demo_dir / "parking.mp4", seed=2, scene="parking", night=True)
+        # One minute each (two to four scripted activities), looped; ground truth beside each file.
+        ensure_video(demo_dir / "street-v2.mp4", seed=1, scene="street", seconds=60)
+        ensure_video(demo_dir / "parking-v2.mp4", seed=2, scene="parking", night=True, seconds=60)
     os.environ.setdefault("VIGIL_DEMO_DIR", str(demo_dir.resolve()))
     overrides: dict[str, object] = {} if metrics_port is None else {"metrics.port": metrics_port}
     _run_pipeline(_load(config, overrides), duration, view)
@@ -357,6 +362,67 @@ def cameras_remove(
         f"removed {camera_id}: {final['frames_processed']} frames processed, {final['events_published']} events",
         highlight=False,
     )
+
+
+@app.command()
+def bench(
+    cameras: Annotated[int, typer.Option(min=1, max=256, help="Copies of the video, decoded as this many cameras")] = 4,
+    seconds: Annotated[float, typer.Option(min=1, help="Measured seconds per mode (after warm-up)")] = 30.0,
+    config: Annotated[Path, typer.Option(help="Config whose models are used (its cameras are not)")] = DEMO_CONFIG,
+    video: Annotated[Path | None, typer.Option(help="Input video (default: a generated street scene)")] = None,
+    imgsz: Annotated[int | None, typer.Option(help="Overrides models.detector.imgsz")] = None,
+    max_batch: Annotated[int | None, typer.Option(help="Overrides the detector's and classifier's max_batch")] = None,
+    batch_sizes: Annotated[str | None, typer.Option(help="Limit: batch sizes to try, e.g. 1,2,4,8")] = None,
+    no_ray: Annotated[bool, typer.Option(help="Vigil's batched workers in-process, without Ray and Redis")] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the full results as JSON here")] = None,
+) -> None:
+    """Vigil against a hand-written baseline and the compute limit on the same video (issue #7)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pipeline.bench import BenchError, BenchSpec, default_video, render_table, run_bench
+
+    overrides: dict[str, object] = {} if imgsz is None else {"models.detector.imgsz": imgsz}
+    if max_batch is not None:
+        overrides.update({"models.detector.max_batch": max_batch, "models.classifier.max_batch": max_batch})
+    cfg = _load(config, overrides)
+    try:
+        sizes = None if batch_sizes is None else tuple(int(b) for b in batch_sizes.split(","))
+    except ValueError:
+        fail(f"--batch-sizes: expected comma-separated integers, got {batch_sizes!r}", 2)
+    if sizes is not None and min(sizes) < 1:
+        fail("--batch-sizes: batch sizes must be at least 1", 2)
+    if video is not None and not video.is_file():
+        fail(f"--video: file not found: {video}", 2)
+    if video is None:
+        with console.status("rendering the benchmark video (first run only)..."):
+            video = default_video()
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task("starting", total=1.0)
+            spec = BenchSpec(cfg, video, cameras, seconds, no_ray=no_ray, batch_sizes=sizes)
+            results = run_bench(
+                spec, lambda text, done: bar.update(task, description=text, completed=done, refresh=True)
+            )
+    except BenchError as exc:
+        fail(str(exc))
+    console.print(render_table(results))
+    console.print(f"orchestration overhead: {_overhead_line(results['vigil']['overhead'])}", highlight=False)
+    if json_out is not None:
+        json_out.write_text(json.dumps(results, indent=2) + "\n")
+        console.print(f"results: {json_out}", highlight=False)
+
+
+def _overhead_line(o: dict[str, float]) -> str:
+    share = o["other_share"]
+    return (
+        f"{o['cpu_s_total']:.0f} CPU-s in the window: decode {o['cpu_s_decode']:.0f}, detector forward "
+        f"{o['cpu_s_forward_detector']:.0f}, ViT forward {o['cpu_s_forward_vit']:.0f}, everything else "
+        f"{o['cpu_s_other']:.0f}" + ("" if share is None else f" ({share:.0%})")
+    )
+
+
+register_model_commands(app)
 
 
 def main() -> None:

@@ -202,13 +202,20 @@ class ClassifierConfig(_Strict):
     max_wait_ms: float = Field(default=5.0, ge=0, le=1000, description="How long a batch waits for more frames")
 
 
-class LSTMHead(_Strict):
+class _ClipHead(_Strict):
+    embedding_features: int = Field(
+        default=8, ge=0, le=4096, description="The ViT embedding enters the head projected to this size (0: left out)"
+    )
+    embedding_dropout: float = Field(default=0.5, ge=0, lt=1, description="Dropout on that projection in training")
+
+
+class LSTMHead(_ClipHead):
     kind: Literal["lstm"] = "lstm"
     hidden_size: int = Field(default=128, ge=8, le=4096, description="LSTM hidden size")
     num_layers: int = Field(default=1, ge=1, le=8, description="Stacked LSTM layers")
 
 
-class TransformerHead(_Strict):
+class TransformerHead(_ClipHead):
     kind: Literal["transformer"] = "transformer"
     d_model: int = Field(default=128, ge=8, le=4096, description="Model width")
     num_heads: int = Field(default=4, ge=1, le=64, description="Attention heads")
@@ -301,7 +308,7 @@ class EventsConfig(_Strict):
 class WorkerResources(_Strict):
     num_cpus: float = Field(default=1.0, ge=0, le=256, description="Ray CPUs reserved by the actor")
     num_gpus: float | Literal["auto"] = Field(
-        default="auto", description="GPUs per actor; auto: 1 if the cluster has one"
+        default="auto", description="GPUs per actor; auto: 0.5 with a GPU (detector and classifier share one)"
     )
     torch_threads: int = Field(default=1, ge=1, le=256, description="torch intra-op threads on CPU")
 

@@ -38,6 +38,9 @@ METRICS_FETCH_TIMEOUT_S = 2.0
 _TERMINAL = (CameraState.STOPPED, CameraState.FAILED)
 
 
+WORKER_START_TIMEOUT_S = 300.0  # model loading included; a worker that cannot be scheduled fails here
+
+
 class PipelineError(RuntimeError):
     """The pipeline could not start (a model failed to load, a port is taken, ...)."""
 
@@ -87,7 +90,9 @@ def init_ray(cfg: VigilConfig, log_to_driver: bool = True) -> None:
 def _gpu_options(res: WorkerResources) -> dict[str, float]:
     if res.num_gpus == "auto":
         resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
-        gpus = 1.0 if resources.get("GPU", 0) > 0 else 0.0
+        # Half a GPU: the detector and the classifier (both auto by default) share one GPU. A whole
+        # GPU each would leave the classifier unschedulable on a one-GPU machine.
+        gpus = 0.5 if resources.get("GPU", 0) > 0 else 0.0
     else:
         gpus = float(res.num_gpus)
     return {"num_cpus": res.num_cpus, "num_gpus": gpus}
@@ -146,16 +151,22 @@ class Pipeline:
         det = detector.remote(models.detector, res.detector.torch_threads)
         cls = classifier.remote(models.classifier, res.classifier.torch_threads)
         try:
-            self._class_names = ray.get(det.names.remote())
-            embed_dim = ray.get(cls.embedding_dim.remote())
+            self._class_names = ray.get(det.names.remote(), timeout=WORKER_START_TIMEOUT_S)
+            embed_dim = ray.get(cls.embedding_dim.remote(), timeout=WORKER_START_TIMEOUT_S)
             in_dim = embed_dim + summary_dim(len(self._class_names))
             temporal: Any = ray.remote(TemporalHead).options(
                 max_restarts=-1, max_task_retries=2, **_gpu_options(res.temporal)
             )
-            tmp = temporal.remote(models.temporal, in_dim, res.temporal.torch_threads)
+            tmp = temporal.remote(models.temporal, in_dim, res.temporal.torch_threads, emb_dim=embed_dim)
             self._head_kind = ray.get(tmp.head_kind.remote())
         except ray.exceptions.RayActorError as exc:
             raise PipelineError(f"a model worker failed to start: {_root_cause(exc)}") from None
+        except ray.exceptions.GetTimeoutError:
+            raise PipelineError(
+                f"the model workers did not start within {WORKER_START_TIMEOUT_S:.0f} s: the cluster may lack the "
+                f"resources they ask for (ray.detector / ray.classifier / ray.temporal; cluster has "
+                f"{ray.cluster_resources()})"  # type: ignore[no-untyped-call]
+            ) from None
         return WorkerHandles(det, cls, tmp)
 
     def _camera_settings(self) -> CameraSettings:

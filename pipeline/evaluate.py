@@ -262,9 +262,11 @@ def temporal_iou(a: tuple[int, int], b: tuple[int, int]) -> float:
 def score_events(videos: list[tuple[Path, dict[str, Any]]], clip_events: list[Any]) -> dict[str, Any]:
     preds = event_segments(clip_events)
     per_label: dict[str, dict[str, int]] = defaultdict(lambda: {"tp": 0, "fp": 0, "fn": 0})
+    segments: dict[str, dict[str, list[list[Any]]]] = {}
     for video, gt in videos:
         truth = [(a["label"], a["start_frame"], a["end_frame"]) for a in gt["activities"]]
-        pred = preds.get(video.stem, [])
+        pred = sorted(preds.get(video.stem, []), key=lambda p: p[1])
+        segments[video.stem] = {"truth": [list(t) for t in truth], "predicted": [list(p) for p in pred]}
         used: set[int] = set()
         pairs = sorted(
             (
@@ -294,6 +296,7 @@ def score_events(videos: list[tuple[Path, dict[str, Any]]], clip_events: list[An
     return {
         **_prf(tp, fp, fn),
         "per_label": {k: {**v, **_prf(v["tp"], v["fp"], v["fn"])} for k, v in sorted(per_label.items())},
+        "segments": segments,  # per video: [label, start frame, end frame] of truth and of predictions
     }
 
 

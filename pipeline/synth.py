@@ -240,6 +240,9 @@ def bag_shape(actor: Actor, x: float, y: float, s: float) -> Shape:
     ]
     for a, b in pairwise(handle):
         shape.lines.append((a, b, t, tuple(int(c * 0.6) for c in actor.color)))  # type: ignore[arg-type]
+    # A light band across the body (a strap, a zip): bags stay visible on dark ground at night.
+    band = [(x - w / 2, y - 0.45 * h), (x + w / 2, y - 0.45 * h), (x + w / 2, y - 0.3 * h), (x - w / 2, y - 0.3 * h)]
+    shape.polys.append((np.array([_ipt(q) for q in band], np.int32), (215, 225, 230)))
     return shape
 
 
@@ -413,11 +416,10 @@ class Director:
         return a
 
     def bag(self) -> Actor:
-        dark = tuple(int(c) for c in self.rng.integers(15, 120, 3))
         a = Actor(
             self.s.new_id(),
             "bag",
-            dark,  # type: ignore[arg-type]
+            self.bag_color(),
             float(self.rng.uniform(22, 30)),
             float(self.rng.uniform(24, 34)),
             [],
@@ -559,8 +561,16 @@ class Director:
         )
 
     def _bag(self, local_id: int) -> Actor:
-        dark = tuple(int(c) for c in self.rng.integers(15, 120, 3))
-        return Actor(local_id, "bag", dark, float(self.rng.uniform(22, 30)), float(self.rng.uniform(24, 34)), [])  # type: ignore[arg-type]
+        return Actor(
+            local_id, "bag", self.bag_color(), float(self.rng.uniform(22, 30)), float(self.rng.uniform(24, 34)), []
+        )
+
+    def bag_color(self) -> tuple[int, int, int]:
+        """Saturated colours (red, blue, orange, ...) at varied brightness."""
+        hue = int(self.rng.integers(0, 180))
+        hsv = np.array([[[hue, int(self.rng.integers(150, 256)), int(self.rng.integers(120, 230))]]], np.uint8)
+        b, g, r = (int(v) for v in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
+        return b, g, r
 
     def _spot(self, left: bool) -> tuple[float, float]:
         """A place not far from the side the actor enters from."""

@@ -4,7 +4,7 @@
   ``vigil synth`` folders in YOLO format (decoded from the MP4s, so compression is in the data).
 - classifier: the scene ViT (``workers.classifier``) trained on frames for the per-frame scene label.
 - temporal: an LSTM or transformer clip head trained on feature windows extracted by the trained
-  detector + ViT + tracker + ``FrameSummarizer`` — the very classes the pipeline runs — from
+  detector + ViT + ``FrameSummarizer`` — the very classes the pipeline runs — from
   ``vigil synth`` folders or from a user's folder of clips (one subfolder per label).
 
 Every command writes its weights and a model card (``<weights>.card.json`` + ``.md``: data,
@@ -82,7 +82,7 @@ def write_card(weights: Path, card: dict[str, Any]) -> None:
     card = {
         "weights": weights.name,
         "size_bytes": weights.stat().st_size,
-        "command": "vigil " + " ".join(sys.argv[1:]) if Path(sys.argv[0]).name == "vigil" else " ".join(sys.argv),
+        "command": _command_line(),
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
         f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU'}",
@@ -112,6 +112,13 @@ def write_card(weights: Path, card: dict[str, Any]) -> None:
                 value = ", ".join(str(v) for v in value)
             lines.append(f"- **{key}**: {_fmt(value) if not isinstance(value, str) else value}")
     weights.with_suffix(".card.md").write_text("\n".join(lines) + "\n")
+
+
+def _command_line() -> str:
+    """The command as the user typed it: ``vigil ...`` for the console script and ``python -m pipeline.cli``."""
+    if Path(sys.argv[0]).name in ("vigil", "cli.py"):
+        return " ".join(["vigil", *sys.argv[1:]])
+    return " ".join(sys.argv)
 
 
 def _fmt(v: Any) -> str:
@@ -144,7 +151,11 @@ def export_yolo(
     seed: int = 0,
     progress: Progress = _no_progress,
 ) -> tuple[Path, int, int]:
-    """Write frames and labels in YOLO format + ``data.yaml``. Returns (yaml, train images, val images)."""
+    """Write frames and labels in YOLO format + ``data.yaml``. Returns (yaml, train images, val images).
+
+    Every ``every``-th frame goes in; training frames with a rare sight (a bag, a person lying)
+    four times as often. Validation videos are whole videos held out, sampled uniformly.
+    """
     videos = [v for d in data_dirs for v in load_set(d)]
     rng = np.random.default_rng(seed)
     val = set(rng.choice(len(videos), size=max(1, round(val_fraction * len(videos))), replace=False).tolist())
@@ -157,7 +168,8 @@ def export_yolo(
         w, h = gt["width"], gt["height"]
         offset = int(rng.integers(0, every))
         for i, frame in read_frames(video):
-            if (i - offset) % every:
+            rare = split == "train" and _has_rare_object(gt["frames"][i]["objects"])
+            if (i - offset) % (max(1, every // 4) if rare else every):
                 continue
             stem = f"{video.parent.name}_{video.stem}_{i:05d}"
             cv2.imwrite(str(out / "images" / split / f"{stem}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
@@ -178,6 +190,14 @@ def export_yolo(
         + "".join(f"  {i}: {n}\n" for i, n in enumerate(CLASSES))
     )
     return data_yaml, counts["train"], counts["val"]
+
+
+def _has_rare_object(objects: list[dict[str, Any]]) -> bool:
+    for obj in objects:
+        x1, y1, x2, y2 = obj["xyxy"]
+        if obj["class"] == "bag" or (obj["class"] == "person" and (y2 - y1) < 1.2 * (x2 - x1)):
+            return True
+    return False
 
 
 def train_detector(
@@ -376,7 +396,7 @@ def _classifier_accuracy(model: nn.Module, images: list[npt.NDArray[np.uint8]], 
 
 @dataclass
 class FeatureExtractor:
-    """The pipeline's per-frame path, in process: detector -> tracker -> summarizer, ViT embedding."""
+    """The pipeline's per-frame feature path, in process: detector -> summarizer, ViT embedding."""
 
     detector_weights: str
     classifier_weights: Path
@@ -398,33 +418,31 @@ class FeatureExtractor:
     def video(self, path: Path, fps: float | None = None) -> npt.NDArray[np.float32]:
         """(frames, features) for every frame of a video, in order."""
         from workers.temporal import FrameSummarizer
-        from workers.tracking import Tracker
 
         cap = cv2.VideoCapture(str(path))
         rate = fps or float(cap.get(cv2.CAP_PROP_FPS) or 10.0)
         cap.release()
-        tracker, summarizer = Tracker(frame_rate=rate), FrameSummarizer(self.class_names)
+        summarizer = FrameSummarizer(self.class_names)
         rows = []
         batch: list[tuple[int, npt.NDArray[np.uint8]]] = []
         for i, frame in read_frames(path):
             batch.append((i, frame))
             if len(batch) == 8:
-                rows += self._batch(batch, tracker, summarizer, rate)
+                rows += self._batch(batch, summarizer, rate)
                 batch = []
         if batch:
-            rows += self._batch(batch, tracker, summarizer, rate)
+            rows += self._batch(batch, summarizer, rate)
         return np.stack(rows).astype(np.float32) if rows else np.zeros((0, self.dim), np.float32)
 
     def _batch(
-        self, batch: list[tuple[int, npt.NDArray[np.uint8]]], tracker: Any, summarizer: Any, rate: float
+        self, batch: list[tuple[int, npt.NDArray[np.uint8]]], summarizer: Any, rate: float
     ) -> list[npt.NDArray[np.float32]]:
         frames = [f for _, f in batch]
         dets = self.detector.detect_batch(frames)
         scenes = self.classifier.classify_batch(frames)
         out = []
         for (i, frame), det, scene in zip(batch, dets, scenes, strict=True):
-            tracked = tracker.update(det)
-            summary = summarizer(tracked, (frame.shape[1], frame.shape[0]), i / rate)
+            summary = summarizer(det, (frame.shape[1], frame.shape[0]), i / rate)
             out.append(np.concatenate([scene.embedding, summary]).astype(np.float32))
         return out
 
@@ -475,6 +493,8 @@ def collect_sequences(
     progress: Progress = _no_progress,
 ) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]]:
     """(features, per-frame labels) for each video of synth folders and/or a clips folder."""
+    from workers.temporal import FEATURE_VERSION
+
     jobs: list[tuple[Path, Callable[[int], npt.NDArray[np.int64]]]] = []
     for d in data_dirs:
         for video, gt in load_set(d):
@@ -491,7 +511,8 @@ def collect_sequences(
         if cache is not None:
             cache.mkdir(parents=True, exist_ok=True)
             ident = (
-                f"{video.resolve()}|{video.stat().st_mtime}|{extractor.detector_weights}|{extractor.classifier_weights}"
+                f"{FEATURE_VERSION}|{video.resolve()}|{video.stat().st_mtime}|"
+                f"{extractor.detector_weights}|{extractor.classifier_weights}"
             )
             key = cache / f"{hashlib.sha1(ident.encode()).hexdigest()[:16]}.npy"
         if key is not None and key.is_file():
@@ -545,7 +566,8 @@ def train_temporal(
     if not xs["train"]:
         raise ValueError(f"no training windows: videos shorter than the window ({window} frames)?")
     head_cfg: LSTMHead | TransformerHead = LSTMHead() if kind == "lstm" else TransformerHead()
-    model = build_head(head_cfg, extractor.dim, len(labels), seed=seed)
+    emb_dim = extractor.classifier.embedding_dim()
+    model = build_head(head_cfg, extractor.dim, len(labels), seed=seed, emb_dim=emb_dim)
     x_train = torch.from_numpy(np.stack(xs["train"]))
     y_train = torch.tensor(ys["train"])
     counts = torch.bincount(y_train, minlength=len(labels)).float()
@@ -578,7 +600,7 @@ def train_temporal(
         metrics["val_window_accuracy"] = float((pred == y_val).mean())
         metrics["val_windows"] = len(y_val)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out, model, head_cfg, labels, extractor.dim)
+    save_checkpoint(out, model, head_cfg, labels, extractor.dim, emb_dim)
     write_card(
         out,
         {

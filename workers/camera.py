@@ -287,7 +287,7 @@ class CameraRunner:
         if self._record is not None:
             self._record_frame(packet, detections, scene)
         tracked = self._tracker.update(detections)
-        summary = self._summarizer(tracked, packet.resolution_wh, packet.stream_ts)
+        summary = self._summarizer(detections, packet.resolution_wh, packet.stream_ts)
         vector = np.concatenate([scene.embedding, summary]).astype(np.float32)
         self._last = (tracked, vector)
         self._advance(packet, tracked, vector)

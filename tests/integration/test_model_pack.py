@@ -39,7 +39,8 @@ def test_pack_loads_through_the_config_path_a_users_weights_take(monkeypatch: py
     assert Path(cfg.models.detector.weights).parent == PACK
     detector, classifier = Detector(cfg.models.detector), Classifier(cfg.models.classifier)
     assert detector.names() == ("person", "vehicle", "bag")
-    head = TemporalHead(cfg.models.temporal, classifier.embedding_dim() + summary_dim(len(detector.names())))
+    emb = classifier.embedding_dim()
+    head = TemporalHead(cfg.models.temporal, emb + summary_dim(len(detector.names())), emb_dim=emb)
     assert head.labels == ("normal", "fall", "loiter", "run", "abandoned_object", "crowd")
 
     # A video of a seed the pack never saw: the detector finds the people the ground truth has,

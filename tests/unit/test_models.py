@@ -75,7 +75,7 @@ def test_detection_summary_layout() -> None:
 @pytest.mark.parametrize("head", [LSTMHead(hidden_size=32), TransformerHead(d_model=32, num_heads=4)])
 def test_temporal_heads_label_windows(head: LSTMHead | TransformerHead) -> None:
     cfg = TemporalConfig(head=head, labels=("normal", "fall"), window=8, stride=4)
-    worker = TemporalHead(cfg, in_dim=20)
+    worker = TemporalHead(cfg, in_dim=20, emb_dim=12)  # 12 ViT features + 8 summary features
     windows = [np.random.default_rng(i).normal(size=(8, 20)).astype(np.float32) for i in range(3)]
     scores = worker.classify_batch(windows)
     assert len(scores) == 3
@@ -116,15 +116,18 @@ def test_frame_summarizer_motion_stats_tell_activities_apart() -> None:
             out = s(_frame_dets(boxes), (640, 360), i / fps)
         return out[motion]
 
+    # Boxes are 60 px tall: speeds are in body lengths per second (/4), so perspective cancels.
     runner = run([[(20 + 20 * i, 200, 40 + 20 * i, 260, 0, 1)] for i in range(20)])  # 200 px/s
     walker = run([[(20 + 5 * i, 200, 40 + 5 * i, 260, 0, 1)] for i in range(20)])  # 50 px/s
-    assert runner[0] == pytest.approx(200 / 640, rel=0.05) and walker[0] == pytest.approx(50 / 640, rel=0.05)
+    assert runner[0] == pytest.approx(200 / 60 / 4, rel=0.05) and walker[0] == pytest.approx(50 / 60 / 4, rel=0.05)
     lying = run([[(100, 240, 160, 260, 0, 1)]] * 5)
     assert lying[2] == pytest.approx(1 / 3 / 4) and lying[3] == 1.0  # h/w = 1/3, and the one person is lying
     stayer = run([[(300, 200, 320, 260, 0, 1)]] * 40)
     assert stayer[4] == pytest.approx(1.0) and walker[4] == 0.0  # stillness needs >= 2 s of history
     group = run([[(300 + 12 * k, 200, 318 + 12 * k, 260, 0, k + 1) for k in range(5)]])
     assert group[5] == pytest.approx(0.5)
-    left_bag = run([[(300, 240, 330, 260, 2, 9)]] * 25)
-    kept_bag = run([[(300, 240, 330, 260, 2, 9), (320, 200, 340, 260, 0, 1)]] * 25)
-    assert left_bag[6] == 1.0 and kept_bag[6] == 0.0
+    bag, owner = (300, 240, 330, 260, 2, 9), (320, 200, 340, 260, 0, 1)
+    left_bag = run([[bag, owner]] * 5 + [[bag, (320 + 30 * k, 200, 340 + 30 * k, 260, 0, 1)] for k in range(1, 21)])
+    kept_bag = run([[bag, owner]] * 25)
+    never_attended = run([[bag]] * 25)  # e.g. a static false detection
+    assert left_bag[6] == 1.0 and kept_bag[6] == 0.0 and never_attended[6] == 0.0

@@ -1,0 +1,304 @@
+"""``vigil bench`` (issue #7): Vigil against what a user would write and against the compute limit,
+on the same input (N copies of one video decoded as N cameras), the same models, the same image size.
+
+Modes, each in its own child process (``pipeline.bench_modes``) whose whole process tree (Ray's
+processes and the embedded Redis included) is sampled with psutil for CPU and memory:
+
+- ``limit``: the detector's and ViT's forward passes on pre-decoded frames at the best batch size,
+  plus decoding alone; ``limit.fps`` is what the machine could do if the stages were perfectly
+  pipelined (the formula is in the result: cores over summed CPU-seconds per frame on a CPU box).
+- ``baseline``: one thread per camera, each with its own YOLO running ``model.track(stream=True)``
+  and the same ViT on every frame (the ultralytics multi-stream threading pattern).
+- ``vigil``: the real pipeline (Ray, Redis, metrics); or ``workers`` with ``no_ray``: Vigil's batched
+  Detector/Classifier, decoder and tracker in-process, where Ray cannot be installed.
+
+The orchestration overhead is the vigil tree's CPU time minus what the limit run says decoding and
+the forward passes of the same frames cost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+from rich import box
+from rich.table import Table
+
+from pipeline.bench_modes import MARK, ModeSpec
+from pipeline.config import VigilConfig
+
+Progress = Callable[[str, float | None], None]
+DEFAULT_VIDEO = Path(".vigil") / "bench" / "street.mp4"
+LOG_DIR = Path(".vigil") / "bench" / "logs"  # each mode's stderr, kept for the last run
+CPU_BATCHES = (1, 2, 4, 8)
+GPU_BATCHES = (1, 4, 8, 16, 32, 64)
+SAMPLE_EVERY_S = 0.5
+# Ray's own processes, by what their command line starts with.
+_RAY_SYSTEM = ("raylet", "gcs_server", "dashboard", "runtime_env", "log_monitor", "monitor", "ray_client")
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run (a mode failed); the message says which and why."""
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    cfg: VigilConfig
+    video: Path
+    cameras: int
+    seconds: float
+    no_ray: bool = False
+    batch_sizes: tuple[int, ...] | None = None
+
+
+def child_env(allow_download: bool) -> dict[str, str]:
+    """The children's environment: no telemetry, no hub access (as ``pipeline.driver.offline_env``,
+    which cannot be imported where Ray is not installed)."""
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", YOLO_AUTOINSTALL="0", PYTHONUNBUFFERED="1")
+    if not allow_download:
+        env.update(YOLO_OFFLINE="1", HF_HUB_OFFLINE="1")
+    return env
+
+
+def process_role(proc: psutil.Process, root_pid: int) -> str:
+    """Who a process in a mode's tree is: the mode's own process, a Vigil actor, Ray, Redis."""
+    if proc.pid == root_pid:
+        return "driver"
+    try:
+        cmd = " ".join(proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return "other"
+    if cmd.startswith("ray::"):
+        actor = cmd[5:].split(".", 1)[0].split()[0]
+        return {"CameraHost": "camera", "Detector": "detector", "Classifier": "classifier"}.get(
+            actor, "temporal" if actor == "TemporalHead" else "ray-worker-idle"
+        )
+    if "redis-server" in cmd:
+        return "redis"
+    name = Path(cmd.split()[0]).name if cmd else proc.name()
+    if any(name.startswith(r) or f"/{r}" in cmd for r in _RAY_SYSTEM) or "ray/" in cmd:
+        return "ray-system"
+    return "other"
+
+
+class TreeMeter:
+    """CPU seconds and memory of a process and all its descendants, sampled in a thread.
+
+    CPU over the window is the sum, per process, of its last sample minus its value when the
+    window opened (0 for processes started inside it). Memory is the peak of the summed RSS
+    (shared pages, e.g. Ray's object store, count once per process that maps them)."""
+
+    def __init__(self, pid: int) -> None:
+        self.root = psutil.Process(pid)
+        self._base: dict[int, float] = {}
+        self._last: dict[int, tuple[str, float]] = {}
+        self._roles: dict[int, str] = {}
+        self.peak_rss = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._t0 = self._t1 = 0.0
+        self._open = False
+
+    def _sample(self) -> None:
+        try:
+            procs = [self.root, *self.root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
+        rss = 0
+        with self._lock:
+            for p in procs:
+                try:
+                    times = p.cpu_times()
+                    rss += p.memory_info().rss
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+                # Asked every time: a Ray worker names itself (ray::Detector) only once it hosts an actor.
+                self._roles[p.pid] = process_role(p, self.root.pid)
+                cpu = times.user + times.system
+                if self._open:
+                    self._base.setdefault(p.pid, 0.0)
+                    self._last[p.pid] = (self._roles[p.pid], cpu)
+                else:
+                    self._base[p.pid] = cpu
+            if self._open:
+                self.peak_rss = max(self.peak_rss, rss)
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE_EVERY_S):
+            self._sample()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def open_window(self) -> None:
+        self._sample()
+        with self._lock:
+            self._open, self._t0 = True, time.perf_counter()
+        self._sample()
+
+    def close_window(self) -> None:
+        self._sample()
+        with self._lock:
+            self._open, self._t1 = False, time.perf_counter()
+        self._stop.set()
+
+    def result(self) -> dict[str, Any]:
+        wall = max(1e-9, self._t1 - self._t0)
+        by_role: dict[str, float] = {}
+        for pid, (role, cpu) in self._last.items():
+            by_role[role] = by_role.get(role, 0.0) + max(0.0, cpu - self._base.get(pid, 0.0))
+        total = sum(by_role.values())
+        return {
+            "cpu_percent": 100 * total / wall,
+            "cpu_s": total,
+            "cpu_s_by_process": dict(sorted(by_role.items())),
+            "rss_bytes": self.peak_rss,
+            "window_s": wall,
+        }
+
+
+def run_mode(mode: str, spec: ModeSpec, env: dict[str, str], progress: Progress) -> dict[str, Any]:
+    """Run one mode in a child process; returns its result with the tree's CPU and memory."""
+    spec_file = spec.workdir / f"{mode}.json"
+    spec_file.write_text(spec.to_json())
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    log_path = LOG_DIR / f"{mode}.log"
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.bench_modes", mode, str(spec_file)],
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            text=True,
+            env=env,
+        )
+        meter = TreeMeter(proc.pid)
+        meter.start()
+        result, error = None, None
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if not line.startswith(MARK):
+                continue
+            msg = json.loads(line[len(MARK) :])
+            if msg.get("window") == "start":
+                meter.open_window()
+            elif msg.get("window") == "end":
+                meter.close_window()
+            elif "progress" in msg:
+                progress(f"{mode}: {msg['progress']}", msg.get("fraction"))
+            result, error = msg.get("result", result), msg.get("error", error)
+        proc.wait()
+    if result is None:
+        tail = [ln for ln in log_path.read_text().splitlines() if ln.strip()][-1:]
+        raise BenchError(error or f"{mode} ended with code {proc.returncode}: {' '.join(tail)} (log: {log_path})")
+    return {**result, **meter.result()}
+
+
+def overhead(limit: dict[str, Any], vigil: dict[str, Any]) -> dict[str, Any]:
+    """CPU the pipeline spent beyond decoding and forward passes of the frames it processed.
+
+    The forward cost per frame is the limit run's single-threaded CPU time at the batch size
+    nearest to the mean batch the pipeline's workers ran."""
+
+    def at_batch(table: dict[str, dict[str, float]], batch: float) -> float:
+        return table[min(table, key=lambda b: abs(int(b) - batch))]["cpu_ms_per_frame"] / 1000
+
+    frames = vigil["frames"]
+    batches = vigil.get("batch_mean", {})
+    det_s = frames * at_batch(limit["detector"], batches.get("detector", 1.0))
+    vit_s = frames * at_batch(limit["vit"], batches.get("classifier", 1.0))
+    dec_s = frames * limit["decode"]["cpu_ms_per_frame"] / 1000
+    total = vigil["cpu_s"]
+    rest = total - det_s - vit_s - dec_s
+    return {
+        "cpu_s_total": total,
+        "cpu_s_forward_detector": det_s,
+        "cpu_s_forward_vit": vit_s,
+        "cpu_s_decode": dec_s,
+        "cpu_s_other": rest,
+        "other_share": rest / total if total > 0 else None,
+        "note": "other = everything but decode and forward passes: Ray (transport, object store, raylet/GCS), "
+        "tracking, clip head, events, Redis, metrics, Python threads, and batching inefficiency",
+    }
+
+
+def run_bench(spec: BenchSpec, progress: Progress) -> dict[str, Any]:
+    """Run limit, baseline and vigil (or workers) one after the other; returns the JSON report."""
+    import torch
+
+    gpu = torch.cuda.is_available()
+    sizes = spec.batch_sizes or (GPU_BATCHES if gpu else CPU_BATCHES)
+    env = child_env(spec.cfg.models.allow_download)
+    out: dict[str, Any] = {
+        "cameras": spec.cameras,
+        "seconds": spec.seconds,
+        "video": str(spec.video),
+        "imgsz": spec.cfg.models.detector.imgsz,
+        "device": torch.cuda.get_device_name(0) if gpu else "cpu",
+        "cores": len(os.sched_getaffinity(0)),
+        "load_average_before": list(os.getloadavg()),
+    }
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
+        mode_spec = ModeSpec(spec.cfg, spec.video.resolve(), spec.cameras, spec.seconds, sizes, Path(tmp))
+        for key, mode in (
+            ("limit", "limit"),
+            ("baseline", "baseline"),
+            ("vigil", "workers" if spec.no_ray else "vigil"),
+        ):
+            try:
+                out[key] = run_mode(mode, mode_spec, env, progress)
+            except OSError as exc:
+                raise BenchError(f"{mode}: {exc}") from None
+            out[key]["mode"] = mode
+    out["load_average_after"] = list(os.getloadavg())
+    out["ratio_vs_baseline"] = out["vigil"]["fps"] / out["baseline"]["fps"]
+    out["ratio_vs_limit"] = out["vigil"]["fps"] / out["limit"]["fps"]
+    out["vigil"]["overhead"] = overhead(out["limit"], out["vigil"])
+    return out
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value * 1000:.0f}"
+
+
+def render_table(res: dict[str, Any]) -> Table:
+    """The summary table: fps, latency quantiles, CPU and memory per mode, and the ratios."""
+    title = f"vigil bench: {res['cameras']} cameras x {Path(res['video']).name}, {res['seconds']:g} s, {res['device']}"
+    table = Table(title=title, box=box.SIMPLE_HEAD)
+    for col in ("mode", "fps", "p50", "p95", "p99", "CPU%", "MiB", "/base", "/limit"):
+        table.add_column(col, justify="left" if col == "mode" else "right", no_wrap=True)
+    for key in ("baseline", "vigil", "limit"):
+        r = res[key]
+        table.add_row(
+            key if r["mode"] != "workers" else "vigil no-ray",
+            f"{r['fps']:.1f}",
+            _ms(r.get("latency_p50_s")),
+            _ms(r.get("latency_p95_s")),
+            _ms(r.get("latency_p99_s")),
+            f"{r['cpu_percent']:.0f}",
+            f"{r['rss_bytes'] / 2**20:.0f}",
+            f"{r['fps'] / res['baseline']['fps']:.2f}",
+            f"{r['fps'] / res['limit']['fps']:.2f}",
+        )
+    table.caption = (
+        "p50/p95/p99: capture -> result latency in ms; MiB: peak RSS of the process tree; "
+        f"limit: {res['limit']['formula']}"
+    )
+    return table
+
+
+def default_video(seconds: float = 20.0, fps: int = 10) -> Path:
+    """The generated street scene every run reuses (rendered once)."""
+    from pipeline.synth import ensure_video
+
+    return ensure_video(DEFAULT_VIDEO, seed=1, scene="street", seconds=seconds, fps=fps)

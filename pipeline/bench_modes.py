@@ -1,0 +1,396 @@
+"""The measured side of ``vigil bench``: each mode runs in its own child process (``pipeline.bench``
+starts it) so that the CPU time and memory sampled over its process tree belong to that mode alone.
+
+    python -m pipeline.bench_modes MODE SPEC.json
+
+Modes: ``limit`` (forward passes on pre-decoded frames, decode alone), ``baseline`` (one thread per
+camera running ultralytics ``model.track(stream=True)`` plus the ViT), ``vigil`` (the real pipeline:
+Ray, Redis, metrics), ``workers`` (Vigil's batched Detector/Classifier workers, decoder and tracker
+in-process, without Ray or Redis). The child reports to its parent on stdout, one JSON object per
+line after ``MARK``: ``{"progress": "...", "fraction": 0.4}``, ``{"window": "start"|"end"}`` (the
+measurement window, between warm-up and shutdown) and finally ``{"result": {...}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from pipeline.config import CameraConfig, VigilConfig, parse_config
+
+MARK = "@@vigil-bench "
+Frame = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class ModeSpec:
+    """What a child measures: ``cameras`` copies of ``video`` for ``seconds`` with ``cfg``'s models."""
+
+    cfg: VigilConfig
+    video: Path
+    cameras: int
+    seconds: float
+    batch_sizes: tuple[int, ...]
+    workdir: Path
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "cfg": self.cfg.model_dump(mode="json"),
+                "video": str(self.video),
+                "cameras": self.cameras,
+                "seconds": self.seconds,
+                "batch_sizes": list(self.batch_sizes),
+                "workdir": str(self.workdir),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ModeSpec:
+        raw = json.loads(text)
+        return cls(
+            parse_config(raw["cfg"], "<bench>"),
+            Path(raw["video"]),
+            int(raw["cameras"]),
+            float(raw["seconds"]),
+            tuple(int(b) for b in raw["batch_sizes"]),
+            Path(raw["workdir"]),
+        )
+
+
+def report(**message: Any) -> None:
+    """One protocol line to the parent (stdout is shared with libraries, hence the marker)."""
+    sys.stdout.write(MARK + json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def quantiles_s(samples: list[float]) -> dict[str, float | None]:
+    """p50/p95/p99 of latency samples in seconds (None without samples)."""
+    if len(samples) < 2:
+        value = samples[0] if samples else None
+        return {"latency_p50_s": value, "latency_p95_s": value, "latency_p99_s": value}
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return {"latency_p50_s": cuts[49], "latency_p95_s": cuts[94], "latency_p99_s": cuts[98]}
+
+
+def video_fps(path: Path) -> float:
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    cap.release()
+    return fps if 0 < fps <= 120 else 10.0
+
+
+def bench_cameras(spec: ModeSpec) -> tuple[CameraConfig, ...]:
+    """N file cameras on the same video: every frame, backpressure, looping so none runs dry."""
+    fps = video_fps(spec.video)
+    return tuple(
+        CameraConfig(id=f"cam{i}", url=str(spec.video), mode="file", loop=True, fps=fps)  # type: ignore[arg-type]
+        for i in range(spec.cameras)
+    )
+
+
+# -- limit --------------------------------------------------------------------------------------
+
+
+def decode_frames(video: Path, keep: int, min_s: float) -> tuple[list[Frame], dict[str, float]]:
+    """Decode ``video`` (looping) for at least ``min_s`` and one pass, with the decoder Vigil uses
+    (OpenCV's FFmpeg backend). Returns up to ``keep`` frames and the decode speed."""
+    frames: list[Frame] = []
+    n, wall0, cpu0 = 0, time.perf_counter(), time.process_time()
+    while True:
+        cap = cv2.VideoCapture(str(video), cv2.CAP_FFMPEG)
+        ok, image = cap.read()
+        while ok:
+            n += 1
+            if len(frames) < keep:
+                frames.append(np.asarray(image, dtype=np.uint8))
+            ok, image = cap.read()
+        cap.release()
+        if n == 0:
+            raise RuntimeError(f"no decodable frames in {video}")
+        if time.perf_counter() - wall0 >= min_s:
+            break
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return frames, {"frames": n, "fps": n / wall, "cpu_ms_per_frame": 1000 * cpu / n}
+
+
+def time_batches(
+    fn: Callable[[list[Frame]], object], frames: list[Frame], sizes: tuple[int, ...], min_s: float
+) -> dict[str, dict[str, float]]:
+    """Per-frame wall and CPU time of ``fn`` at each batch size (after one warm-up call)."""
+    out: dict[str, dict[str, float]] = {}
+    for b in sizes:
+        batch = [frames[i % len(frames)] for i in range(b)]
+        fn(batch)
+        calls, wall0, cpu0 = 0, time.perf_counter(), time.process_time()
+        while calls < 3 or time.perf_counter() - wall0 < min_s:
+            fn(batch)
+            calls += 1
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        out[str(b)] = {"wall_ms_per_frame": 1000 * wall / (calls * b), "cpu_ms_per_frame": 1000 * cpu / (calls * b)}
+        report(progress=f"limit: batch {b} done")
+    return out
+
+
+def best(table: dict[str, dict[str, float]], key: str) -> tuple[int, float]:
+    b = min(table, key=lambda k: table[k][key])
+    return int(b), table[b][key]
+
+
+def run_limit(spec: ModeSpec) -> dict[str, Any]:
+    """Compute only. CPU box: every stage competes for the same cores, so the bound is
+    cores / (CPU-seconds per frame of detector + ViT + decode), each single-threaded at its best batch.
+    GPU box: the models run one after the other on the GPU while decoding runs on the cores, so
+    the bound is min(1 / (detector + ViT wall time per frame), cores / decode CPU-seconds per frame)."""
+    from workers.classifier import Classifier
+    from workers.detector import Detector
+
+    cores = len(os.sched_getaffinity(0))
+    per_size = max(1.0, spec.seconds / (4 * len(spec.batch_sizes)))
+    report(progress="limit: decoding", fraction=0.0)
+    frames, decode = decode_frames(spec.video, keep=max(spec.batch_sizes), min_s=min(5.0, spec.seconds / 4))
+    report(progress="limit: loading models")
+    det = Detector(spec.cfg.models.detector, torch_threads=1)
+    cls = Classifier(spec.cfg.models.classifier, torch_threads=1)
+    report(window="start")
+    det_t = time_batches(det.detect_batch, frames, spec.batch_sizes, per_size)
+    cls_t = time_batches(cls.classify_batch, frames, spec.batch_sizes, per_size)
+    report(window="end")
+    out: dict[str, Any] = {"device": det.device, "cores": cores, "decode": decode, "detector": det_t, "vit": cls_t}
+    if det.device == "cpu":
+        (db, dc), (cb, cc) = best(det_t, "cpu_ms_per_frame"), best(cls_t, "cpu_ms_per_frame")
+        per_frame_ms = dc + cc + decode["cpu_ms_per_frame"]
+        out["fps"] = 1000 * cores / per_frame_ms
+        out["formula"] = (
+            f"cores / (detector + ViT + decode CPU per frame) = {cores} / ({dc:.1f} + {cc:.1f} + "
+            f"{decode['cpu_ms_per_frame']:.1f} ms) (detector batch {db}, ViT batch {cb}, single-threaded)"
+        )
+    else:
+        (db, dw), (cb, cw) = best(det_t, "wall_ms_per_frame"), best(cls_t, "wall_ms_per_frame")
+        model_fps, decode_fps = 1000 / (dw + cw), 1000 * cores / decode["cpu_ms_per_frame"]
+        out["fps"] = min(model_fps, decode_fps)
+        out["formula"] = (
+            f"min(1 / (detector + ViT per frame), cores / decode CPU per frame) = min(1000 / ({dw:.2f} + "
+            f"{cw:.2f} ms), {cores} x 1000 / {decode['cpu_ms_per_frame']:.2f} ms) = min({model_fps:.0f}, "
+            f"{decode_fps:.0f}) (detector batch {db}, ViT batch {cb}; the workers' batch calls, their CPU "
+            "preprocessing included)"
+        )
+    out["best_batch"] = {"detector": db, "vit": cb}
+    return out
+
+
+# -- baseline -----------------------------------------------------------------------------------
+
+
+class Recorder:
+    """Completion times and latencies of frames, from many threads."""
+
+    def __init__(self, cameras: int) -> None:
+        self._lock = threading.Lock()
+        self.samples: list[tuple[float, float]] = []  # (done_at monotonic, latency_s)
+        self._started: set[int] = set()
+        self.all_started = threading.Event()
+        self._cameras = cameras
+        self.errors: list[str] = []
+
+    def add(self, camera: int, done_at: float, latency_s: float) -> None:
+        with self._lock:
+            self.samples.append((done_at, latency_s))
+            self._started.add(camera)
+            if len(self._started) == self._cameras:
+                self.all_started.set()
+
+    def fail(self, message: str) -> None:
+        with self._lock:
+            self.errors.append(message)
+        self.all_started.set()
+
+    def window(self, t0: float, t1: float) -> dict[str, Any]:
+        with self._lock:
+            lat = [lat for done, lat in self.samples if t0 <= done <= t1]
+        return {"fps": len(lat) / (t1 - t0), "frames": len(lat), **quantiles_s(lat)}
+
+
+def baseline_camera(spec: ModeSpec, camera: int, rec: Recorder, stop: threading.Event) -> None:
+    """What a user writes from the ultralytics threading docs: its own YOLO per thread, tracking a
+    stream, and the ViT on every frame. Latency: from asking for the frame to the ViT's output."""
+    import torch
+    from ultralytics import YOLO  # type: ignore[attr-defined]
+
+    from workers.classifier import load_model, preprocess
+
+    det_cfg = spec.cfg.models.detector
+    device = "cuda:0" if torch.cuda.is_available() else "cpu"
+    model = YOLO(det_cfg.weights, task="detect")
+    vit, _labels, size = load_model(spec.cfg.models.classifier)
+    vit = vit.to(device).eval()
+    kwargs = {"imgsz": det_cfg.imgsz, "conf": det_cfg.confidence, "iou": det_cfg.iou, "max_det": det_cfg.max_det}
+    quantize = 16 if det_cfg.half and device != "cpu" else None
+    while not stop.is_set():
+        t_ask = time.perf_counter()
+        stream = model.track(
+            source=str(spec.video), stream=True, persist=True, device=device, quantize=quantize, verbose=False, **kwargs
+        )
+        for result in stream:
+            with torch.inference_mode():
+                _emb, logits = vit(preprocess([result.orig_img], size).to(device))
+                torch.softmax(logits, dim=1).cpu().numpy()
+            now = time.perf_counter()
+            rec.add(camera, now, now - t_ask)
+            if stop.is_set():
+                break
+            t_ask = time.perf_counter()
+
+
+def run_threads(spec: ModeSpec, target: Callable[[int, Recorder, threading.Event], None]) -> dict[str, Any]:
+    """Start one thread per camera, measure ``spec.seconds`` once every camera has a frame out."""
+    rec, stop = Recorder(spec.cameras), threading.Event()
+
+    def guarded(i: int) -> None:
+        try:
+            target(i, rec, stop)
+        except Exception as exc:  # reported to the parent, which prints it as one line
+            rec.fail(f"camera {i}: {type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=guarded, args=(i,), daemon=True) for i in range(spec.cameras)]
+    for t in threads:
+        t.start()
+    report(progress="loading models, first frames")
+    rec.all_started.wait()
+    if rec.errors:
+        raise RuntimeError(rec.errors[0])
+    t0 = time.perf_counter()
+    report(window="start")
+    wait_window(spec.seconds, lambda: rec.window(t0, time.perf_counter())["frames"])
+    t1 = time.perf_counter()
+    report(window="end")
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    return rec.window(t0, t1)
+
+
+def wait_window(seconds: float, frames: Callable[[], int]) -> None:
+    t0 = time.perf_counter()
+    while (elapsed := time.perf_counter() - t0) < seconds:
+        time.sleep(min(0.5, seconds - elapsed))
+        report(progress=f"{frames()} frames", fraction=min(1.0, (time.perf_counter() - t0) / seconds))
+
+
+def run_baseline(spec: ModeSpec) -> dict[str, Any]:
+    import torch
+
+    result = run_threads(spec, lambda i, rec, stop: baseline_camera(spec, i, rec, stop))
+    result["torch_threads"] = torch.get_num_threads()  # torch's default: one per core, in every thread
+    return result
+
+
+# -- workers: Vigil's batched model workers in-process, no Ray, no Redis --------------------------
+
+
+def run_workers(spec: ModeSpec) -> dict[str, Any]:
+    """Each camera: Vigil's decoder (file mode) -> the shared batched Detector and Classifier
+    (called concurrently, as the camera actor does) -> its own tracker. No clip head, no events."""
+    from workers.classifier import Classifier
+    from workers.decoder import FrameSource
+    from workers.detector import Detector
+    from workers.tracking import Tracker
+
+    threads = spec.cfg.ray.detector.torch_threads
+    det, cls = Detector(spec.cfg.models.detector, threads), Classifier(spec.cfg.models.classifier, threads)
+    cams = bench_cameras(spec)
+
+    def camera(i: int, rec: Recorder, stop: threading.Event) -> None:
+        source = FrameSource(cams[i], lambda state, reason: None, lambda reason: None)
+        tracker = Tracker(frame_rate=cams[i].fps)
+        source.start()
+        with ThreadPoolExecutor(1) as pool:
+            while not stop.is_set():
+                packet = source.get(timeout_s=0.5)
+                if packet is None:
+                    continue
+                scene = pool.submit(cls.classify, packet.image_bgr)
+                tracker.update(det.detect(packet.image_bgr))
+                scene.result()
+                rec.add(i, time.perf_counter(), time.time() - packet.captured_at)
+        source.stop()
+
+    result = run_threads(spec, camera)
+    result["variant"] = "workers (no Ray, no Redis, no clip head)"
+    result["batch_mean"] = local_batch_means()
+    return result
+
+
+def local_batch_means() -> dict[str, float]:
+    """Mean frames per forward pass of this process's workers (vigil_batch_size), warm-up included."""
+    from pipeline.metrics import local_families
+
+    sums: dict[str, dict[str, float]] = {}
+    for fam in local_families():
+        for s in fam.samples if fam.name == "vigil_batch_size" else []:
+            if s.name.endswith(("_sum", "_count")):
+                sums.setdefault(s.labels["model"], {})[s.name.rsplit("_", 1)[1]] = s.value
+    return {m: v["sum"] / v["count"] for m, v in sums.items() if v.get("count")}
+
+
+# -- vigil: the real pipeline -------------------------------------------------------------------
+
+
+def run_vigil(spec: ModeSpec) -> dict[str, Any]:
+    """The real pipeline on N file cameras; see ``pipeline.bench_vigil``."""
+    from pipeline.bench_vigil import measure_pipeline
+
+    cfg = spec.cfg.model_copy(update={"cameras": bench_cameras(spec)})
+    return measure_pipeline(cfg, spec.seconds, spec.workdir, report)
+
+
+MODES: dict[str, Callable[[ModeSpec], dict[str, Any]]] = {
+    "limit": run_limit,
+    "baseline": run_baseline,
+    "workers": run_workers,
+    "vigil": run_vigil,
+}
+
+
+@contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """Libraries print to stdout; keep it for the protocol by pointing fd 1 at stderr meanwhile."""
+    saved = os.dup(1)
+    sys.stdout.flush()
+    os.dup2(2, 1)
+    protocol = os.fdopen(saved, "w", buffering=1)
+    real, sys.stdout = sys.stdout, protocol
+    try:
+        yield
+    finally:
+        sys.stdout = real
+
+
+def main() -> None:
+    mode, spec_path = sys.argv[1], Path(sys.argv[2])
+    spec = ModeSpec.from_json(spec_path.read_text())
+    with quiet_stdout():
+        try:
+            result = MODES[mode](spec)
+        except Exception as exc:  # the parent turns this into one line on stderr
+            report(error=f"{mode}: {type(exc).__name__}: {exc}")
+            raise SystemExit(1) from None
+        report(result=result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""`vigil bench` as a user runs it: a tiny run through the CLI writes the JSON report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+MODELS = {"detector": {"weights": "yolo11n.yaml", "imgsz": 160}, "classifier": {"backend": {"kind": "torchvision"}}}
+
+
+def test_bench_reports_every_mode(tmp_path: Path, short_mp4: Path) -> None:
+    config = tmp_path / "bench.yaml"
+    config.write_text(yaml.safe_dump({"cameras": [{"id": "unused", "url": str(short_mp4)}], "models": MODELS}))
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "pipeline.cli", "bench", "--cameras", "2", "--seconds", "2"]
+    cmd += ["--config", str(config), "--video", str(short_mp4), "--batch-sizes", "1,2", "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    assert proc.returncode == 0, proc.stderr
+    assert "vigil bench" in proc.stdout
+    res = json.loads(out.read_text())
+    for mode in ("vigil", "baseline", "limit"):
+        assert res[mode]["fps"] > 0, mode
+        assert res[mode]["cpu_percent"] > 0, mode
+        assert res[mode]["rss_bytes"] > 0, mode
+    assert res["vigil"]["latency_p95_s"] > 0
+    assert res["baseline"]["latency_p95_s"] > 0
+    assert res["ratio_vs_baseline"] > 0
+    assert res["ratio_vs_limit"] > 0
+
+
+def test_bench_rejects_a_missing_video(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "pipeline.cli", "bench", "--video", str(tmp_path / "nope.mp4")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+    assert proc.returncode == 2
+    assert "file not found" in proc.stderr
+    assert "Traceback" not in proc.stderr
