@@ -165,6 +165,9 @@ def train_temporal_cmd(
     out: Annotated[Path | None, typer.Option(help="Default: models/demo/temporal-<kind>.pt")] = None,
     window: Annotated[int, typer.Option(min=2)] = 16,
     epochs: Annotated[int, typer.Option(min=1)] = 40,
+    embedding_features: Annotated[
+        int, typer.Option(min=0, help="Size the ViT embedding is projected to inside the head (0: not used)")
+    ] = 8,
     seed: int = 0,
 ) -> None:
     """Train an LSTM or transformer clip head on features the trained detector + ViT extract."""
@@ -192,6 +195,7 @@ def train_temporal_cmd(
                 clips_dir=clips,
                 window=window,
                 epochs=epochs,
+                embedding_features=embedding_features,
                 seed=seed,
                 progress=update,
             )

@@ -47,6 +47,7 @@ Point = tuple[float, float]
 MARGIN = 12  # canvas margin (px) around the frame: room for the shaky-camera crop
 MIN_INSIDE = 0.35  # minimum fraction of a box inside the frame for it to be ground truth
 MIN_VISIBLE = 0.25  # minimum fraction of an object's pixels not hidden by nearer objects
+LOITER_DWELL_S = 3.0  # a person in one area this long starts loitering
 
 
 # -- geometry of drawn shapes ----------------------------------------------------------------------
@@ -272,11 +273,13 @@ class Layout:
     person_y: tuple[float, float]
     vehicle_lanes: tuple[float, ...]
     parked_rows: tuple[float, ...] = ()
+    activity_y: tuple[float, float] | None = None  # where activities happen, if not anywhere in person_y
 
 
 LAYOUTS = {
     "street": Layout(person_y=(0.76, 0.97), vehicle_lanes=(0.6, 0.7)),
-    "parking": Layout(person_y=(0.55, 0.97), vehicle_lanes=(0.62,), parked_rows=(0.42, 0.86)),
+    # Activities in front of the driving lane (cars would hide them) and behind the near parked row.
+    "parking": Layout(person_y=(0.55, 0.97), vehicle_lanes=(0.62,), parked_rows=(0.42, 0.86), activity_y=(0.64, 0.71)),
     "corridor": Layout(person_y=(0.58, 0.97), vehicle_lanes=()),
 }
 
@@ -427,8 +430,9 @@ class Director:
         self.s.actors.append(a)
         return a
 
-    def person_y(self) -> float:
-        lo, hi = LAYOUTS[self.s.scene].person_y
+    def person_y(self, activity: bool = False) -> float:
+        layout = LAYOUTS[self.s.scene]
+        lo, hi = layout.activity_y if activity and layout.activity_y else layout.person_y
         return float(self.rng.uniform(lo, hi)) * self.h
 
     def walk_keys(
@@ -575,7 +579,7 @@ class Director:
     def _spot(self, left: bool) -> tuple[float, float]:
         """A place not far from the side the actor enters from."""
         x = float(self.rng.uniform(0.2, 0.5)) * self.w
-        return (x if left else self.w - x), self.person_y()
+        return (x if left else self.w - x), self.person_y(activity=True)
 
     def _walk_in(self, left: bool, x: float, y: float) -> list[Key]:
         return self.walk_keys(0, self.offscreen_x(left), y, x, y, float(self.rng.uniform(55, 75)))
@@ -620,7 +624,8 @@ class Director:
                 t, cx, cy = step[-1].frame, nx, ny
         keys.append(Key(t, cx, cy, "walk"))
         keys.append(self.walk_keys(t, cx, cy, self.offscreen_x(not left), cy, float(self.rng.uniform(50, 70)))[-1])
-        return Plan("loiter", t0, t, [self._person(keys, 0)], (0,))
+        # Loitering is staying a while: the segment starts after LOITER_DWELL_S in the area.
+        return Plan("loiter", t0 + self.sec(LOITER_DWELL_S), t, [self._person(keys, 0)], (0,))
 
     def act_run(self) -> Plan:
         y = self.person_y()
@@ -678,7 +683,7 @@ class Director:
         return Plan("abandoned_object", t_drop, t_pick, [owner, picker, bag, away], (0, 2))
 
     def act_crowd(self) -> Plan:
-        cx, cy = float(self.rng.uniform(0.3, 0.7)) * self.w, self.person_y()
+        cx, cy = float(self.rng.uniform(0.3, 0.7)) * self.w, self.person_y(activity=True)
         n = int(self.rng.integers(4, 7))
         t_arrive = self.sec(3.0)
         t_leave = t_arrive + self.sec(float(self.rng.uniform(6, 9)))

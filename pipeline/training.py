@@ -88,6 +88,11 @@ def write_card(weights: Path, card: dict[str, Any]) -> None:
         f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU'}",
         **card,
     }
+    save_card(weights, card)
+
+
+def save_card(weights: Path, card: dict[str, Any]) -> None:
+    """Write a card as JSON and as Markdown (also used to add evaluation figures to a card)."""
     weights.with_suffix(".card.json").write_text(json.dumps(card, indent=2, default=str) + "\n")
     lines = [f"# Model card: {weights.name}", ""]
     for key in (
@@ -102,6 +107,7 @@ def write_card(weights: Path, card: dict[str, Any]) -> None:
         "train_seconds",
         "machine",
         "history",
+        "evaluation",
         "notes",
     ):
         if key in card:
@@ -541,6 +547,7 @@ def train_temporal(
     seed: int = 0,
     imgsz: int = 320,
     cache: Path | None = Path(".vigil/train/features"),
+    embedding_features: int = 8,
     progress: Progress = _no_progress,
 ) -> dict[str, Any]:
     """Train an LSTM or transformer clip head on extracted feature windows."""
@@ -565,7 +572,11 @@ def train_temporal(
         ys[split] += wy
     if not xs["train"]:
         raise ValueError(f"no training windows: videos shorter than the window ({window} frames)?")
-    head_cfg: LSTMHead | TransformerHead = LSTMHead() if kind == "lstm" else TransformerHead()
+    head_cfg: LSTMHead | TransformerHead = (
+        LSTMHead(embedding_features=embedding_features)
+        if kind == "lstm"
+        else TransformerHead(embedding_features=embedding_features)
+    )
     emb_dim = extractor.classifier.embedding_dim()
     model = build_head(head_cfg, extractor.dim, len(labels), seed=seed, emb_dim=emb_dim)
     x_train = torch.from_numpy(np.stack(xs["train"]))

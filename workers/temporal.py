@@ -28,7 +28,7 @@ from workers.common import MetricsExporter, configure_torch, set_process_role
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "vigil-temporal/3"
-FEATURE_VERSION = 3  # bump when FrameSummarizer changes: cached features and trained heads go stale
+FEATURE_VERSION = 5  # bump when FrameSummarizer changes: cached features and trained heads go stale
 SUMMARY_STATS = 6  # count, mean confidence, mean area, mean aspect, mean centre x, mean centre y
 MOTION_STATS = 8  # see FrameSummarizer
 PERSON_NAMES = frozenset({"person", "pedestrian"})
@@ -83,7 +83,7 @@ class FrameSummarizer:
     [max person speed (body lengths/s / 4), mean person speed, min person h/w / 4, fraction of
     persons lying (h/w < 1), max person stillness over 4 s (1 - spread in body lengths; 1 = stayed
     put), largest group of persons within 0.12 W / 10, unattended bag (a still bag that a person
-    was next to and none is within 0.1 W now), oldest person trail age / 20 s]
+    stood by and none stands by now, see ``_someone_at``), oldest person trail age / 20 s]
 
     Speeds and spreads are in body lengths, so near and far people (perspective) compare.
 
@@ -96,7 +96,8 @@ class FrameSummarizer:
     """
 
     HISTORY_S = 6.0
-    KEEP_S = 1.0  # a trail unseen this long is dropped
+    KEEP_S = 1.0  # a person trail unseen this long is dropped
+    BAG_KEEP_S = 4.0  # bags stand still: one missed by the detector for a while is still there
     RADIUS = 0.12  # association radius, in frame widths
 
     def __init__(self, class_names: tuple[str, ...]) -> None:
@@ -140,16 +141,14 @@ class FrameSummarizer:
             d = np.linalg.norm(persons[:, None] - persons[None], axis=2)
             group = int((d < 0.12 * w).sum(axis=1).max())
         unattended = 0.0
-        for trail in (t for t in trails if t.kind == "bag"):
+        for trail in (t for t in self._trails if t.kind == "bag"):  # seen now or lately
             pts = trail.points
-            here = np.array(pts[-1][1:])
-            near = float(np.linalg.norm(persons - here, axis=1).min()) if len(persons) else np.inf
-            if near <= 0.1 * w:
+            if self._someone_at(pts[-1][1:], persons, sizes[is_person]):
                 trail.attended = True
                 continue
             if not trail.attended or pts[-1][0] - pts[0][0] < 1.5:
                 continue
-            recent = np.array([(x, y) for t, x, y in pts if t >= ts - 2.0])
+            recent = np.array([(x, y) for t, x, y in pts if t >= pts[-1][0] - 2.0])
             if float(np.linalg.norm(recent - recent[-1], axis=1).max()) <= 0.03 * w:
                 unattended = 1.0
         out[SUMMARY_STATS + self.num_classes :] = (
@@ -164,11 +163,24 @@ class FrameSummarizer:
         )
         return out
 
+    @staticmethod
+    def _someone_at(point: tuple[float, float], persons: FloatArray, sizes: FloatArray) -> bool:
+        """A person stands by ``point`` (a bag's foot point): within 0.6 of their body length
+        sideways and 0.4 in depth (foot height). Passers-by nearer or farther from the camera are
+        not with the bag, however close they look in the picture."""
+        if not len(persons):
+            return False
+        dx = np.abs(persons[:, 0] - point[0]) / sizes
+        dy = np.abs(persons[:, 1] - point[1]) / sizes
+        return bool(((dx < 0.6) & (dy < 0.4)).any())
+
     def _associate(
         self, feet: FloatArray, person: npt.NDArray[np.bool_], sizes: FloatArray, ts: float, w: float
     ) -> list[_Trail]:
         """Extend trails with this frame's foot points (greedy nearest first); return the matched trails."""
-        self._trails = [t for t in self._trails if ts - t.points[-1][0] <= self.KEEP_S]
+        self._trails = [
+            t for t in self._trails if ts - t.points[-1][0] <= (self.KEEP_S if t.kind == "person" else self.BAG_KEEP_S)
+        ]
         matched: list[_Trail] = []
         free = set(range(len(self._trails)))
         pairs = sorted(
