@@ -21,6 +21,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,6 @@ import numpy.typing as npt
 
 from pipeline.config import CameraConfig, CameraMode, VigilConfig
 from pipeline.synth import CLASSES, load_set
-from pipeline.training import temporal_config
 
 Progress = Callable[[str, float, float], None]
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
@@ -56,7 +56,7 @@ def evaluate(cfg: VigilConfig, data: Path, heads: dict[str, Path], progress: Pro
     with tempfile.TemporaryDirectory(prefix="vigil-eval-") as tmp:
         for n, (kind, weights) in enumerate(heads.items()):
             record = Path(tmp) / f"record-{kind}"
-            run_cfg = eval_config(cfg, videos, kind, weights, Path(tmp) / f"spool-{kind}")
+            run_cfg = eval_config(cfg, videos, weights, Path(tmp) / f"spool-{kind}")
             clip_events, seconds, processed = run_pipeline(run_cfg, record, kind, progress)
             fps.append(processed / seconds)
             events[kind] = score_events(videos, clip_events)
@@ -69,17 +69,14 @@ def evaluate(cfg: VigilConfig, data: Path, heads: dict[str, Path], progress: Pro
     return report
 
 
-def eval_config(
-    cfg: VigilConfig, videos: list[tuple[Path, dict[str, Any]]], kind: str, weights: Path, spool: Path
-) -> VigilConfig:
-    """The user's models and rules; one file-mode camera per video; head ``kind``; an embedded Redis."""
+def eval_config(cfg: VigilConfig, videos: list[tuple[Path, dict[str, Any]]], weights: Path, spool: Path) -> VigilConfig:
+    """The user's models and rules; one file-mode camera per video; the clip head ``weights``; an embedded Redis."""
     cameras = [
         CameraConfig(id=video.stem, url=str(video.resolve()), mode=CameraMode.FILE, fps=gt["fps"], loop=False)
         for video, gt in videos
     ]
-    temporal = temporal_config(kind, weights).model_copy(
-        update={"window": cfg.models.temporal.window, "stride": cfg.models.temporal.stride}
-    )
+    # A checkpoint brings its own head architecture and labels; window and stride stay the config's.
+    temporal = cfg.models.temporal.model_copy(update={"weights": weights})
     models = cfg.models.model_copy(update={"temporal": temporal})
     events = cfg.events.model_copy(
         update={
@@ -105,12 +102,11 @@ def run_pipeline(cfg: VigilConfig, record: Path, kind: str, progress: Progress |
     from pipeline.driver import Pipeline, PipelineError, init_ray
     from pipeline.redis_server import EmbeddedRedis, RedisUnavailable
 
-    try:
-        server = EmbeddedRedis()
-        server.__enter__()
-    except RedisUnavailable as exc:
-        raise EvalError(str(exc)) from None
-    try:
+    with ExitStack() as stack:
+        try:
+            server = stack.enter_context(EmbeddedRedis())
+        except RedisUnavailable as exc:
+            raise EvalError(str(exc)) from None
         init_ray(cfg, log_to_driver=False)
         pipeline = Pipeline(cfg, server.url, record_dir=record)
         try:
@@ -139,8 +135,6 @@ def run_pipeline(cfg: VigilConfig, record: Path, kind: str, progress: Progress |
         finally:
             client.close()
         return clip, seconds, processed
-    finally:
-        server.__exit__(None, None, None)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

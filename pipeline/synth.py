@@ -406,27 +406,13 @@ class Director:
         return tuple(int(c) for c in self.rng.integers(25, 235, 3))  # type: ignore[return-value]
 
     def person(self, keys: list[Key]) -> Actor:
-        a = Actor(
-            self.s.new_id(),
-            "person",
-            self.color(),
-            float(self.rng.uniform(66, 86)),
-            float(self.rng.uniform(18, 26)),
-            keys,
-            fall_dir=1 if self.rng.random() < 0.5 else -1,
-        )
+        """A background person (gets a track id now; activity actors get theirs when committed)."""
+        a = self._person(keys, self.s.new_id())
         self.s.actors.append(a)
         return a
 
     def bag(self) -> Actor:
-        a = Actor(
-            self.s.new_id(),
-            "bag",
-            self.bag_color(),
-            float(self.rng.uniform(22, 30)),
-            float(self.rng.uniform(24, 34)),
-            [],
-        )
+        a = self._bag(self.s.new_id())
         self.s.actors.append(a)
         return a
 
@@ -553,9 +539,9 @@ class Director:
             Activity(plan.label, plan.seg_start + offset, plan.seg_end + offset, tuple(ids[t] for t in plan.track_ids))
         )
 
-    def _person(self, keys: list[Key], local_id: int) -> Actor:
+    def _person(self, keys: list[Key], track_id: int) -> Actor:
         return Actor(
-            local_id,
+            track_id,
             "person",
             self.color(),
             float(self.rng.uniform(66, 86)),
@@ -564,9 +550,9 @@ class Director:
             fall_dir=1 if self.rng.random() < 0.5 else -1,
         )
 
-    def _bag(self, local_id: int) -> Actor:
+    def _bag(self, track_id: int) -> Actor:
         return Actor(
-            local_id, "bag", self.bag_color(), float(self.rng.uniform(22, 30)), float(self.rng.uniform(24, 34)), []
+            track_id, "bag", self.bag_color(), float(self.rng.uniform(22, 30)), float(self.rng.uniform(24, 34)), []
         )
 
     def bag_color(self) -> tuple[int, int, int]:
@@ -978,13 +964,6 @@ def load_set(data_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
         raise FileNotFoundError(f"{data_dir}: no index.json (make one with `vigil synth --out {data_dir}`)")
     index = json.loads(index_path.read_text())
     return [(data_dir / v["video"], json.loads((data_dir / v["ground_truth"]).read_text())) for v in index["videos"]]
-
-
-def render_frames(
-    seed: int, scene: str, seconds: float, fps: int, size_wh: tuple[int, int] = (640, 360), night: bool = False
-) -> list[Image]:
-    """Just the frames of a labelled video (for cameras that only need pictures)."""
-    return render_video(seed, scene, night, seconds, fps, size_wh)[0]
 
 
 def ensure_video(path: Path, seed: int, scene: str, seconds: float = 20.0, fps: int = 10, night: bool = False) -> Path:

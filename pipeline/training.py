@@ -36,11 +36,11 @@ from pipeline.config import (
     ClassifierConfig,
     DetectorConfig,
     LSTMHead,
-    TemporalConfig,
     TorchvisionViT,
     TransformerHead,
 )
 from pipeline.synth import ACTIVITIES, CLASSES, SCENES, load_set
+from workers.temporal import FEATURE_VERSION, FrameSummarizer, summary_dim
 
 Progress = Callable[[str, float, float], None]  # (task description, done, total)
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
@@ -419,12 +419,10 @@ class FeatureExtractor:
         )
         self.classifier = Classifier(ClassifierConfig(weights=self.classifier_weights), threads)
         self.class_names = self.detector.names()
-        self.dim = self.classifier.embedding_dim() + _summary_dim(len(self.class_names))
+        self.dim = self.classifier.embedding_dim() + summary_dim(len(self.class_names))
 
     def video(self, path: Path, fps: float | None = None) -> npt.NDArray[np.float32]:
         """(frames, features) for every frame of a video, in order."""
-        from workers.temporal import FrameSummarizer
-
         cap = cv2.VideoCapture(str(path))
         rate = fps or float(cap.get(cv2.CAP_PROP_FPS) or 10.0)
         cap.release()
@@ -441,7 +439,7 @@ class FeatureExtractor:
         return np.stack(rows).astype(np.float32) if rows else np.zeros((0, self.dim), np.float32)
 
     def _batch(
-        self, batch: list[tuple[int, npt.NDArray[np.uint8]]], summarizer: Any, rate: float
+        self, batch: list[tuple[int, npt.NDArray[np.uint8]]], summarizer: FrameSummarizer, rate: float
     ) -> list[npt.NDArray[np.float32]]:
         frames = [f for _, f in batch]
         dets = self.detector.detect_batch(frames)
@@ -451,12 +449,6 @@ class FeatureExtractor:
             summary = summarizer(det, (frame.shape[1], frame.shape[0]), i / rate)
             out.append(np.concatenate([scene.embedding, summary]).astype(np.float32))
         return out
-
-
-def _summary_dim(num_classes: int) -> int:
-    from workers.temporal import summary_dim
-
-    return summary_dim(num_classes)
 
 
 def frame_labels(gt: dict[str, Any], labels: tuple[str, ...]) -> npt.NDArray[np.int64]:
@@ -499,8 +491,6 @@ def collect_sequences(
     progress: Progress = _no_progress,
 ) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]]:
     """(features, per-frame labels) for each video of synth folders and/or a clips folder."""
-    from workers.temporal import FEATURE_VERSION
-
     jobs: list[tuple[Path, Callable[[int], npt.NDArray[np.int64]]]] = []
     for d in data_dirs:
         for video, gt in load_set(d):
@@ -633,7 +623,3 @@ def train_temporal(
         },
     )
     return metrics
-
-
-def temporal_config(kind: str, weights: Path) -> TemporalConfig:
-    return TemporalConfig(head=LSTMHead() if kind == "lstm" else TransformerHead(), weights=weights)

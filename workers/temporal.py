@@ -107,16 +107,12 @@ class FrameSummarizer:
         self._bag = np.array([n in BAG_NAMES for n in class_names] + [False])
         self._trails: list[_Trail] = []
 
-    def reset(self) -> None:
-        self._trails.clear()
-
     def __call__(self, det: Detections, resolution_wh: tuple[int, int], ts: float) -> FloatArray:
         out = detection_summary(det, resolution_wh, self.num_classes)
         w = float(resolution_wh[0])
         if len(det) == 0:
             self._associate(np.zeros((0, 2), np.float32), np.zeros(0, bool), np.zeros(0, np.float32), ts, w)
-            out[SUMMARY_STATS + self.num_classes :] = 0.0
-            return out
+            return out  # motion stats stay zero
         cls = np.clip(det.class_id, -1, self.num_classes)
         is_person, is_bag = self._person[cls], self._bag[cls]
         x1, y1, x2, y2 = det.xyxy.T
