@@ -92,6 +92,13 @@ class CameraConfig(_Strict):
         default=None, description="Resize frames to [width, height] right after decoding (boxes are in this size)"
     )
     motion: MotionConfig = Field(default_factory=MotionConfig)
+    max_in_flight: int = Field(
+        default=2,
+        ge=1,
+        le=32,
+        description="Frames of this camera in the model workers at once (results are applied in frame order); "
+        "more lets the workers batch several frames of one camera",
+    )
     reconnect_initial_s: float = Field(default=0.5, gt=0, le=60, description="First reconnect delay")
     reconnect_max_s: float = Field(
         default=2.0, gt=0, le=600, description="Cap of the exponential reconnect delay (jittered to 50-100 %)"
@@ -170,6 +177,18 @@ class DetectorConfig(_Strict):
     half: bool = Field(default=True, description="fp16 inference when on a GPU")
     max_batch: int = Field(default=8, ge=1, le=256, description="Frames from all cameras per forward pass (cap)")
     max_wait_ms: float = Field(default=5.0, ge=0, le=1000, description="How long a batch waits for more frames")
+    export: Literal["onnx", "engine"] | None = Field(
+        default=None,
+        description="Run an ultralytics export of the .pt weights: onnx (ONNX Runtime, CPU or CUDA) or engine "
+        "(TensorRT, NVIDIA GPU; fp16 with half). Exported once per weights/size/batch into export_dir, then reused",
+    )
+    export_dir: Path = Field(default=Path(".vigil/exports"), description="Cache of exported detector models")
+
+    @model_validator(mode="after")
+    def _exportable(self) -> DetectorConfig:
+        if self.export is not None and not self.weights.endswith((".pt", ".yaml", ".yml")):
+            raise ValueError(f"export: {self.weights!r} is not .pt or .yaml weights; give the .pt to export from")
+        return self
 
 
 class TorchvisionViT(_Strict):
@@ -306,7 +325,10 @@ class EventsConfig(_Strict):
 
 
 class WorkerResources(_Strict):
-    num_cpus: float = Field(default=1.0, ge=0, le=256, description="Ray CPUs reserved by the actor")
+    replicas: int = Field(
+        default=1, ge=1, le=64, description="Actors of this kind; cameras spread their frames over them round-robin"
+    )
+    num_cpus: float = Field(default=1.0, ge=0, le=256, description="Ray CPUs reserved by each actor")
     num_gpus: float | Literal["auto"] = Field(
         default="auto", description="GPUs per actor; auto: 0.5 with a GPU (detector and classifier share one)"
     )
@@ -322,6 +344,13 @@ class RayConfig(_Strict):
     detector: WorkerResources = Field(default_factory=WorkerResources)
     classifier: WorkerResources = Field(default_factory=lambda: WorkerResources(num_cpus=0.5))
     temporal: WorkerResources = Field(default_factory=lambda: WorkerResources(num_cpus=0, num_gpus=0))
+
+    @field_validator("temporal")
+    @classmethod
+    def _one_clip_head(cls, res: WorkerResources) -> WorkerResources:
+        if res.replicas != 1:
+            raise ValueError("replicas: the clip head runs as one actor (it is called once per window, not per frame)")
+        return res
 
 
 class VigilConfig(_Strict):

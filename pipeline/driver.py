@@ -148,11 +148,14 @@ class Pipeline:
             max_concurrency=4 * models.classifier.max_batch,
             **_gpu_options(res.classifier),
         )
-        det = detector.remote(models.detector, res.detector.torch_threads)
-        cls = classifier.remote(models.classifier, res.classifier.torch_threads)
+        dets = tuple(detector.remote(models.detector, res.detector.torch_threads) for _ in range(res.detector.replicas))
+        clss = tuple(
+            classifier.remote(models.classifier, res.classifier.torch_threads) for _ in range(res.classifier.replicas)
+        )
         try:
-            self._class_names = ray.get(det.names.remote(), timeout=WORKER_START_TIMEOUT_S)
-            embed_dim = ray.get(cls.embedding_dim.remote(), timeout=WORKER_START_TIMEOUT_S)
+            # Every replica has loaded its model before any camera starts.
+            self._class_names = ray.get([d.names.remote() for d in dets], timeout=WORKER_START_TIMEOUT_S)[0]
+            embed_dim = ray.get([c.embedding_dim.remote() for c in clss], timeout=WORKER_START_TIMEOUT_S)[0]
             in_dim = embed_dim + summary_dim(len(self._class_names))
             temporal: Any = ray.remote(TemporalHead).options(
                 max_restarts=-1, max_task_retries=2, **_gpu_options(res.temporal)
@@ -167,7 +170,7 @@ class Pipeline:
                 f"resources they ask for (ray.detector / ray.classifier / ray.temporal; cluster has "
                 f"{ray.cluster_resources()})"  # type: ignore[no-untyped-call]
             ) from None
-        return WorkerHandles(det, cls, tmp)
+        return WorkerHandles(dets, clss, tmp)
 
     def _camera_settings(self) -> CameraSettings:
         t = self.cfg.models.temporal
@@ -187,8 +190,9 @@ class Pipeline:
         hosts = self.hosts.actors() if self.hosts is not None else []
         named = {f"camera-host:{i}": ("camera", a) for i, a in enumerate(hosts)}
         if self.workers is not None:
-            for kind in ("detector", "classifier", "temporal"):
-                named[kind] = (kind, getattr(self.workers, kind))
+            for kind, pool in (("detector", self.workers.detectors), ("classifier", self.workers.classifiers)):
+                named.update({f"{kind}:{i}": (kind, handle) for i, handle in enumerate(pool)})
+            named["temporal"] = ("temporal", self.workers.temporal)
         return named
 
     def _fetch_actor_metrics(self) -> list[list[Metric]]:

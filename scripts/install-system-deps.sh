@@ -22,7 +22,9 @@ if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
 fi
 echo "vigil setup: apt-get install ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Wait for another apt/dpkg run (unattended upgrades, a second `make`) instead of failing on its lock.
+apt_opts=(-o DPkg::Lock::Timeout=600)
+apt-get "${apt_opts[@]}" update -qq
+apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The first GStreamer start after install builds the plugin cache (up to ~12 s); do it now.
 command -v gst-inspect-1.0 >/dev/null 2>&1 && gst-inspect-1.0 >/dev/null 2>&1 || true

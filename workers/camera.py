@@ -8,10 +8,12 @@ Ray's object store once and read by the detector and the classifier in parallel.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
 import time
+import zlib
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,11 +81,21 @@ class CameraSettings:
 
 @dataclass(frozen=True)
 class WorkerHandles:
-    """Ray actor handles of the shared model workers."""
+    """Ray actor handles of the shared model workers (detector and classifier: one per replica)."""
 
-    detector: Any
-    classifier: Any
+    detectors: tuple[Any, ...]
+    classifiers: tuple[Any, ...]
     temporal: Any
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """A frame sent to the model workers, waiting for its results (refs None: a still frame)."""
+
+    packet: FramePacket
+    submitted_at: float
+    det_ref: Any
+    scene_ref: Any
 
 
 class RateMeter:
@@ -134,6 +146,7 @@ class CameraRunner:
         self._summarizer = FrameSummarizer(settings.class_names)
         self._window: deque[FrameFeatures] = deque(maxlen=settings.window)
         self._since_clip = 0
+        self._turn = itertools.count(zlib.crc32(cam.id.encode()))  # cameras start on different replicas
         self._counts = {"decoded": 0, "processed": 0, "dropped": 0}
         self._in_rate, self._out_rate = RateMeter(), RateMeter()
         self._last_latency_s: float | None = None
@@ -256,32 +269,56 @@ class CameraRunner:
                 self._on_state(*self._deferred_state)
 
     def _run_loop(self) -> None:
+        """Keep up to ``max_in_flight`` frames of this camera in the model workers at once (so the
+        workers can batch across frames, not only across cameras) and apply their results strictly in
+        frame order: tracking, clip windows and events see the same sequence as with one in flight."""
+        pending: deque[_InFlight] = deque()
         while not self._stop.is_set():
-            packet = self._source.get(timeout_s=0.5)
-            if packet is None:
-                if self._source.finished.is_set():
-                    break
-                continue
-            try:
-                self._process(packet)
-            except (ray.exceptions.RayError, TimeoutError) as exc:
-                # A worker died or timed out: Ray restarts it; this frame is lost, counted, and we go on.
-                self._on_drop("worker_error")
-                log.warning("camera %s: frame %d not processed: %s", self.cam.id, packet.frame_id, exc)
-                self._stop.wait(0.5)
+            if len(pending) < self.cam.max_in_flight:
+                # Nothing in flight: wait for a frame. Otherwise only take one that is already there.
+                packet = self._source.get(timeout_s=0.0 if pending else 0.5)
+                if packet is not None:
+                    pending.append(self._submit(packet, pending))
+                    continue
+                if not pending:
+                    if self._source.finished.is_set():
+                        break
+                    continue
+            self._finish(pending.popleft())
+        while pending:  # stopping: frames already sent to the models are still applied, in order
+            self._finish(pending.popleft())
         # The source ended or the camera is stopping: close every open incident.
         self._publisher.publish(self._engine.close())
 
-    def _process(self, packet: FramePacket) -> None:
-        if self._skip_still(packet):
-            return
+    def _submit(self, packet: FramePacket, pending: deque[_InFlight]) -> _InFlight:
+        """Send one frame to the detector and the classifier (or mark it still, for motion gating)."""
+        if self._is_still(packet, pending):
+            return _InFlight(packet, time.time(), None, None)
         t0 = time.time()
         image_ref = ray.put(packet.image_bgr)
-        det_ref = self.workers.detector.detect.remote(image_ref)
-        scene_ref = self.workers.classifier.classify.remote(image_ref)
-        detections = ray.get(det_ref, timeout=WORKER_TIMEOUT_S)
+        n = next(self._turn)  # replicas take this camera's frames in turn
+        dets, clss = self.workers.detectors, self.workers.classifiers
+        det_ref = dets[n % len(dets)].detect.remote(image_ref)
+        scene_ref = clss[n % len(clss)].classify.remote(image_ref)
+        return _InFlight(packet, t0, det_ref, scene_ref)
+
+    def _finish(self, item: _InFlight) -> None:
+        if item.det_ref is None:
+            self._advance_still(item.packet)
+            return
+        try:
+            self._apply(item)
+        except (ray.exceptions.RayError, TimeoutError) as exc:
+            # A worker died or timed out: Ray restarts it; this frame is lost, counted, and we go on.
+            self._on_drop("worker_error")
+            log.warning("camera %s: frame %d not processed: %s", self.cam.id, item.packet.frame_id, exc)
+            self._stop.wait(0.5)
+
+    def _apply(self, item: _InFlight) -> None:
+        packet, t0 = item.packet, item.submitted_at
+        detections: Detections = ray.get(item.det_ref, timeout=WORKER_TIMEOUT_S)
         STAGE_LATENCY.labels("detect").observe(time.time() - t0)
-        scene: SceneResult = ray.get(scene_ref, timeout=WORKER_TIMEOUT_S)
+        scene: SceneResult = ray.get(item.scene_ref, timeout=WORKER_TIMEOUT_S)
         STAGE_LATENCY.labels("classify").observe(time.time() - t0)
 
         if self._record is not None:
@@ -309,18 +346,21 @@ class CameraRunner:
         row = {"frame_id": packet.frame_id, "boxes": boxes, "scene": scene.label, "scene_confidence": scene.confidence}
         self._record.write(json.dumps(row) + "\n")
 
-    def _skip_still(self, packet: FramePacket) -> bool:
-        """Motion gating: a still frame skips the models. Its tracks and clip window advance with the
-        last processed frame's detections and features, so incidents and windows stay consistent."""
+    def _is_still(self, packet: FramePacket, pending: deque[_InFlight]) -> bool:
+        """Motion gating: a still frame skips the models once some earlier frame went through them."""
         if self._motion is None:
             return False
         moved = self._motion.has_motion(packet.image_bgr)
-        if moved or self._last is None:
-            return False
+        return not moved and (self._last is not None or any(p.det_ref is not None for p in pending))
+
+    def _advance_still(self, packet: FramePacket) -> None:
+        """A still frame's tracks and clip window advance with the last processed frame's detections
+        and features, so incidents and windows stay consistent."""
         self._on_drop("motion_skip")
+        if self._last is None:  # the frame it would have reused was lost to a worker error
+            return
         tracked, vector = self._last
         self._advance(packet, tracked, vector)
-        return True
 
     def _advance(self, packet: FramePacket, tracked: Detections, vector: FloatArray) -> None:
         """Events, clip window and publishing for one frame."""

@@ -6,8 +6,14 @@ one). It is stateless across frames: tracking lives with each camera (``workers.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import importlib.util
 import logging
+import shutil
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +42,54 @@ def results_to_detections(result: Any, class_names: tuple[str, ...]) -> Detectio
     )
 
 
+def export_detector(cfg: DetectorConfig, device: str) -> Path:
+    """Export ``cfg.weights`` with ultralytics (``cfg.export`` format) once, into ``cfg.export_dir``.
+
+    The file name holds everything the export depends on (the weights' content, size, batch, fp16,
+    device kind), so a changed model or config never reuses a stale export. Replicas starting
+    together take turns through a lock file: one exports, the others load its result.
+    """
+    from ultralytics import YOLO  # type: ignore[attr-defined]
+
+    if cfg.export == "engine" and device == "cpu":
+        raise RuntimeError("models.detector.export: engine (TensorRT) needs an NVIDIA GPU; use onnx on a CPU")
+    source = Path(cfg.weights)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12] if source.is_file() else source.stem
+    half = cfg.half and device != "cpu"
+    kind = "cuda" if device != "cpu" else "cpu"
+    name = f"{source.stem}-{digest}-{cfg.imgsz}-b{cfg.max_batch}-{'fp16' if half else 'fp32'}-{kind}.{cfg.export}"
+    target = cfg.export_dir / name
+    cfg.export_dir.mkdir(parents=True, exist_ok=True)
+    with (cfg.export_dir / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.is_file():
+            return target
+        log.info("exporting %s to %s (once; cached in %s)", cfg.weights, cfg.export, cfg.export_dir)
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory(dir=cfg.export_dir) as tmp:
+            staged = Path(tmp) / f"{source.stem}.pt"
+            model = YOLO(cfg.weights, task="detect")
+            if not source.is_file():  # an architecture yaml: export needs a checkpoint file to write beside
+                model.save(staged)
+                model = YOLO(str(staged), task="detect")
+            elif source.suffix == ".pt":
+                shutil.copy(source, staged)
+                model = YOLO(str(staged), task="detect")
+            out = model.export(
+                format=cfg.export,
+                imgsz=cfg.imgsz,
+                batch=cfg.max_batch,
+                dynamic=True,  # any batch size up to max_batch
+                half=half,
+                simplify=importlib.util.find_spec("onnxslim") is not None,
+                device=device,
+                verbose=False,
+            )
+            Path(out).replace(target)
+        log.info("exported %s in %.0f s", target, time.perf_counter() - t0)
+        return target
+
+
 class Detector(MetricsExporter):
     """Runs YOLO on frames. ``weights``: a name, a local .pt path, or an architecture .yaml."""
 
@@ -46,7 +100,7 @@ class Detector(MetricsExporter):
         self.cfg = cfg
         self.device = configure_torch(torch_threads)
         t0 = time.perf_counter()
-        self.model = YOLO(cfg.weights, task="detect")
+        self.model = YOLO(str(export_detector(cfg, self.device)) if cfg.export else cfg.weights, task="detect")
         names = self.model.names
         self.class_names = tuple(str(names[i]) for i in sorted(names))
         # The first call builds the fused model; do it now so the first frame is not an outlier.

@@ -192,7 +192,7 @@ def test_killed_worker_is_restarted_counted_and_cameras_go_on(observed: dict[str
     scrape()  # the driver records every actor's process id
     before = next(s for s in pipeline.statuses() if s.camera_id == "lobby").frames_processed
     assert pipeline.workers is not None
-    ray.kill(pipeline.workers.detector, no_restart=False)
+    ray.kill(pipeline.workers.detectors[0], no_restart=False)
     wait_for(
         lambda: 'vigil_worker_restarts_total{worker="detector"} 1.0' in scrape(),
         120,

@@ -108,7 +108,9 @@ def test_cameras_command_without_a_running_pipeline() -> None:
 
 
 def ray_workers() -> int:
-    return sum(1 for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("ray::"))
+    """Ray worker processes of this test's own Ray (started by this process): other Ray sessions on
+    the machine do not count."""
+    return sum(1 for p in psutil.Process().children(recursive=True) if p.name().startswith("ray::"))
 
 
 def test_200_add_remove_cycles_leak_nothing(running: dict[str, Any]) -> None:
