@@ -1,4 +1,4 @@
-"""``vigil synth``, ``vigil train detector|classifier|temporal`` and ``vigil eval``: the model commands.
+"""``vigil synth``, ``vigil train detector|classifier|crops|temporal`` and ``vigil eval``: the model commands.
 
 They live beside ``pipeline.cli``, which registers them (``register``); errors go through its
 ``fail`` (imported when needed: this module must not import the CLI at load time, since the CLI
@@ -151,6 +151,31 @@ def train_classifier_cmd(
             data, out, arch=arch, image_size=image_size, epochs=epochs, every=every, seed=seed, progress=update
         )
     console.print(f"classifier: validation accuracy {metrics['val_accuracy']:.3f} -> {out}", highlight=False)
+
+
+@train_app.command("crops")
+def train_crops_cmd(
+    data: DataDirs,
+    out: Annotated[Path, typer.Option(help="Where the checkpoint goes (.pt)")] = Path("models/demo/crops.pt"),
+    examples: Annotated[int, typer.Option(min=100, help="Generated people to train on")] = 6000,
+    image_size: Annotated[int, typer.Option(min=32)] = 64,
+    epochs: Annotated[int, typer.Option(min=1)] = 8,
+    seed: int = 0,
+) -> None:
+    """Train the crop classifier (models.crops): a person's posture, upright or down, from its box.
+    Trains on generated people; --data folders (`vigil synth`) are the validation set."""
+    from pipeline.training import train_crops
+
+    _check_dirs(data)
+    with progress_bar() as update:
+        metrics = train_crops(
+            data, out, examples=examples, image_size=image_size, epochs=epochs, seed=seed, progress=update
+        )
+    console.print(
+        f"crops: validation accuracy {metrics['val_accuracy']:.3f}, 'down' recall {metrics['down_recall']:.3f} "
+        f"precision {metrics['down_precision']:.3f} ({metrics['val_crops']} video crops) -> {out}",
+        highlight=False,
+    )
 
 
 @train_app.command("temporal")

@@ -263,9 +263,28 @@ class TemporalConfig(_Strict):
         return self
 
 
+class CropClassifierConfig(ClassifierConfig):
+    """Second stage (like DeepStream's secondary GIEs): a ViT labelling the crops of chosen detection
+    classes, batched across boxes, frames and cameras. The demo pack's tells a person's posture."""
+
+    labels: tuple[str, ...] = Field(
+        default=("upright", "down"), min_length=1, description="Crop labels (ignored with weights)"
+    )
+    image_size: int = Field(default=64, ge=32, le=1024, multiple_of=16, description="Crop input size (pixels)")
+    max_batch: int = Field(default=32, ge=1, le=1024, description="Crops from all cameras per forward pass (cap)")
+    classes: tuple[str, ...] = Field(
+        default=("person",), min_length=1, description="Detector class names whose boxes are classified"
+    )
+    min_box_px: int = Field(default=12, ge=1, le=4096, description="Boxes with a smaller side are not classified")
+    padding: float = Field(default=0.1, ge=0, le=1, description="Context added around each box (fraction of size)")
+
+
 class ModelsConfig(_Strict):
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    crops: CropClassifierConfig | None = Field(
+        default=None, description="Optional crop classifier for object events; null: off"
+    )
     temporal: TemporalConfig = Field(default_factory=TemporalConfig)
     allow_download: bool = Field(default=False, description="Let ultralytics/timm reach their hubs at run time")
 
@@ -320,6 +339,9 @@ class EventsConfig(_Strict):
     update_interval_s: float = Field(
         default=5.0, gt=0, le=3600, description="At most one update event per incident this often"
     )
+    crop_min_frames: int = Field(
+        default=3, ge=1, le=100, description="Frames in a row a new crop label needs before an object's update"
+    )
     snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
 
@@ -343,6 +365,7 @@ class RayConfig(_Strict):
     num_cpus: int | None = Field(default=None, ge=1, description="CPUs of a locally started Ray")
     detector: WorkerResources = Field(default_factory=WorkerResources)
     classifier: WorkerResources = Field(default_factory=lambda: WorkerResources(num_cpus=0.5))
+    crops: WorkerResources = Field(default_factory=lambda: WorkerResources(num_cpus=0.5))
     temporal: WorkerResources = Field(default_factory=lambda: WorkerResources(num_cpus=0, num_gpus=0))
 
     @field_validator("temporal")

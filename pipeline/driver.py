@@ -28,7 +28,7 @@ from pipeline.hosts import CameraHosts
 from pipeline.messages import CameraState, CameraStatus
 from pipeline.metrics import WORKER_RESTARTS, MetricsReport, MetricsServer
 from workers.camera import CameraSettings, WorkerHandles
-from workers.classifier import Classifier
+from workers.classifier import Classifier, CropClassifier
 from workers.detector import Detector
 from workers.temporal import TemporalHead, summary_dim
 
@@ -63,7 +63,10 @@ def check_local_models(cfg: VigilConfig) -> list[str]:
             f"models.detector.weights: {weights!r} is not a local file and downloads are off "
             "(give a path, an architecture .yaml, or set models.allow_download: true where there is internet)"
         )
-    for key, path in (("classifier", cfg.models.classifier.weights), ("temporal", cfg.models.temporal.weights)):
+    m = cfg.models
+    model_files: dict[str, Path | None] = {"classifier": m.classifier.weights, "temporal": m.temporal.weights}
+    model_files["crops"] = m.crops.weights if m.crops is not None else None
+    for key, path in model_files.items():
         if path is not None and not path.is_file():
             problems.append(f"models.{key}.weights: file not found: {path}")
     return problems
@@ -113,7 +116,7 @@ class Pipeline:
     _pids: dict[str, int] = field(default_factory=dict)
 
     def start(self) -> None:
-        for kind in ("detector", "classifier", "temporal", "camera"):
+        for kind in ("detector", "classifier", "crops", "temporal", "camera"):
             WORKER_RESTARTS.labels(kind)
         self.workers = self._start_workers()
         self.hosts = CameraHosts(self._camera_settings(), self.workers, self.cfg.ray.cameras_per_host)
@@ -152,10 +155,20 @@ class Pipeline:
         clss = tuple(
             classifier.remote(models.classifier, res.classifier.torch_threads) for _ in range(res.classifier.replicas)
         )
+        crops: tuple[Any, ...] = ()
+        if models.crops is not None:
+            crop_actor: Any = ray.remote(CropClassifier).options(
+                max_restarts=-1,
+                max_task_retries=2,
+                max_concurrency=64,  # one call per frame (all its boxes): callers, not crops
+                **_gpu_options(res.crops),
+            )
+            crops = tuple(crop_actor.remote(models.crops, res.crops.torch_threads) for _ in range(res.crops.replicas))
         try:
             # Every replica has loaded its model before any camera starts.
             self._class_names = ray.get([d.names.remote() for d in dets], timeout=WORKER_START_TIMEOUT_S)[0]
             embed_dim = ray.get([c.embedding_dim.remote() for c in clss], timeout=WORKER_START_TIMEOUT_S)[0]
+            ray.get([c.embedding_dim.remote() for c in crops], timeout=WORKER_START_TIMEOUT_S)
             in_dim = embed_dim + summary_dim(len(self._class_names))
             temporal: Any = ray.remote(TemporalHead).options(
                 max_restarts=-1, max_task_retries=2, **_gpu_options(res.temporal)
@@ -170,7 +183,7 @@ class Pipeline:
                 f"resources they ask for (ray.detector / ray.classifier / ray.temporal; cluster has "
                 f"{ray.cluster_resources()})"  # type: ignore[no-untyped-call]
             ) from None
-        return WorkerHandles(dets, clss, tmp)
+        return WorkerHandles(dets, clss, tmp, crops)
 
     def _camera_settings(self) -> CameraSettings:
         t = self.cfg.models.temporal
@@ -183,6 +196,7 @@ class Pipeline:
             class_names=tuple(self._class_names),
             head_kind=self._head_kind,
             record_dir=self.record_dir,
+            crops=self.cfg.models.crops,
         )
 
     def _named_actors(self) -> dict[str, tuple[str, Any]]:
@@ -190,7 +204,8 @@ class Pipeline:
         hosts = self.hosts.actors() if self.hosts is not None else []
         named = {f"camera-host:{i}": ("camera", a) for i, a in enumerate(hosts)}
         if self.workers is not None:
-            for kind, pool in (("detector", self.workers.detectors), ("classifier", self.workers.classifiers)):
+            w = self.workers
+            for kind, pool in (("detector", w.detectors), ("classifier", w.classifiers), ("crops", w.crops)):
                 named.update({f"{kind}:{i}": (kind, handle) for i, handle in enumerate(pool)})
             named["temporal"] = ("temporal", self.workers.temporal)
         return named

@@ -8,7 +8,8 @@ not spam subscribers:
   for ``object_cooldown_s`` it ends.
 - clips: a label seen in ``clip_min_windows`` windows starts; missing from ``clip_end_windows``
   consecutive windows it ends. An incident that never started is forgotten silently.
-- updates: at most one per ``update_interval_s`` per incident.
+- updates: at most one per ``update_interval_s`` per incident, and one at once when an object's
+  crop label (models.crops) changes and holds for ``crop_min_frames`` frames.
 
 Time is the frames' capture time, so the engine is deterministic and replayable. One engine per
 camera; it lives with the camera's other state and is not thread-safe.
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from pipeline.config import EventsConfig
-from pipeline.messages import ClipLabel, Detections, Event, utc_iso
+from pipeline.messages import ClipLabel, Detections, Event, LabelScore, utc_iso
 
 Phase = Literal["start", "update", "end"]
 
@@ -47,6 +48,21 @@ class Incident:
     track_id: int | None = None
     start_frame_id: int | None = None
     head: str | None = None
+    crop: LabelScore | None = None
+    crop_candidate: tuple[str, int] = ("", 0)  # a different crop label and how many frames in a row
+
+    def see_crop(self, crop: LabelScore, min_frames: int) -> bool:
+        """Take the crop classifier's label once it holds ``min_frames`` frames in a row (the first
+        label at once). True when the incident's crop label changed."""
+        if self.crop is None or crop.label == self.crop.label:
+            self.crop, self.crop_candidate = crop, ("", 0)
+            return False
+        label, n = self.crop_candidate
+        self.crop_candidate = (crop.label, n + 1 if label == crop.label else 1)
+        if self.crop_candidate[1] < min_frames:
+            return False
+        self.crop, self.crop_candidate = crop, ("", 0)
+        return True
 
     def observe(self, ts: float, confidence: float, frame_id: int) -> None:
         self.last_seen, self.confidence, self.frame_id = ts, confidence, frame_id
@@ -64,8 +80,11 @@ class EventEngine:
         self._objects: dict[int, Incident] = {}
         self._clips: dict[str, Incident] = {}
 
-    def on_detections(self, frame_id: int, captured_at: float, det: Detections) -> list[Event]:
-        """Advance object incidents with one frame's tracked detections."""
+    def on_detections(
+        self, frame_id: int, captured_at: float, det: Detections, crops: dict[int, LabelScore] | None = None
+    ) -> list[Event]:
+        """Advance object incidents with one frame's tracked detections and, by track id, the crop
+        classifier's labels. A started incident whose crop label changes gets an update at once."""
         events: list[Event] = []
         for i in range(len(det)):
             track_id, label = int(det.tracker_id[i]), det.label(i)
@@ -81,9 +100,11 @@ class EventEngine:
                 self._objects[track_id] = inc
             inc.observe(captured_at, conf, frame_id)
             inc.bbox_xyxy = tuple(round(float(v), 1) for v in det.xyxy[i])  # type: ignore[assignment]
+            crop = crops.get(track_id) if crops else None
+            relabelled = crop is not None and inc.see_crop(crop, self.cfg.crop_min_frames)
             if not inc.started and captured_at - inc.first_seen >= self.cfg.object_min_duration_s:
                 events.append(self._emit(inc, "start", captured_at))
-            elif inc.started and captured_at - inc.last_emit >= self.cfg.update_interval_s:
+            elif inc.started and (relabelled or captured_at - inc.last_emit >= self.cfg.update_interval_s):
                 events.append(self._emit(inc, "update", captured_at))
         for track_id, inc in list(self._objects.items()):
             if captured_at - inc.last_seen >= self.cfg.object_cooldown_s:
@@ -158,5 +179,7 @@ class EventEngine:
             track_id=inc.track_id,
             start_frame_id=inc.start_frame_id,
             head=inc.head,
+            crop_label=inc.crop.label if inc.crop else None,
+            crop_confidence=round(inc.crop.confidence, 4) if inc.crop else None,
             captured_at=ts,
         )

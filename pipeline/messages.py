@@ -173,6 +173,10 @@ class Event(BaseModel):
     start_frame_id: int | None = Field(default=None, description="Clips: first frame of the window")
     head: str | None = Field(default=None, description="Clips: lstm | transformer")
     snapshot: str | None = Field(default=None, description="Start events: Redis key or file path of the JPEG")
+    crop_label: str | None = Field(
+        default=None, description="Objects: the crop classifier's latest label (models.crops), e.g. down"
+    )
+    crop_confidence: float | None = Field(default=None, ge=0, le=1, description="Objects: its confidence")
     captured_at: float = Field(description="UNIX seconds the frame was captured (for latency)")
 
 

@@ -975,3 +975,72 @@ def ensure_video(path: Path, seed: int, scene: str, seconds: float = 20.0, fps: 
         tmp.replace(path)
         path.with_suffix(".json").write_bytes(gt_bytes({"video": path.name, **gt}))
     return path
+
+
+# -- posture crops (the crop classifier's training data) ----------------------------------------
+
+POSTURES = ("upright", "down")
+_UPRIGHT_POSES = ("walk", "run", "stand")
+
+
+def _posed_person(rng: np.random.Generator, x: float, y: float, scale: float, pose: str, t: float) -> Shape:
+    color: tuple[int, int, int] = tuple(int(c) for c in rng.integers(25, 235, 3))  # type: ignore[assignment]
+    keys = [Key(0, x, y, pose), Key(10, x + float(rng.choice([-1, 1])), y, pose)]
+    actor = Actor(0, "person", color, float(rng.uniform(66, 86)), float(rng.uniform(18, 26)), keys)
+    actor.fall_dir = int(rng.choice([-1, 1]))
+    return person_shape(actor, x, y, pose, t, float(rng.uniform(0, 200)), scale, 0)
+
+
+def posture_examples(
+    n: int, seed: int, size_wh: tuple[int, int] = (640, 360)
+) -> tuple[list[tuple[Image, tuple[float, float, float, float]]], list[int]]:
+    """``n`` labelled person images for the crop classifier: (frame, person box xyxy), label index
+    in ``POSTURES``. Each is a fresh person (colour, size, pose, fall direction) on a scene
+    background, sometimes beside another person, with the videos' noise, blur and lighting range.
+    ``down``: lying, or past the middle of a fall or before the middle of getting up."""
+    rng = np.random.default_rng([seed, 7])
+    w, h = size_wh
+    backgrounds = [
+        background(str(scene), (w, h), bool(night), seed=int(rng.integers(1 << 30)))
+        for scene in SCENES
+        for night in (False, True)
+        for _ in range(3)
+    ]
+    examples: list[tuple[Image, tuple[float, float, float, float]]] = []
+    labels: list[int] = []
+    for _ in range(n):
+        label = int(rng.random() < 0.5)
+        b = int(rng.integers(len(backgrounds)))
+        canvas = backgrounds[b].copy()
+        night = b % 6 >= 3
+        x, y = float(rng.uniform(0.15, 0.85) * w), float(rng.uniform(0.55, 0.97) * h)
+        s = perspective(y, h) * float(rng.uniform(0.8, 1.2))
+
+        if label:
+            pose = str(rng.choice(["lie", "lie", "fall", "rise"]))
+            t = {"lie": 0.0, "fall": float(rng.uniform(0.6, 1.0)), "rise": float(rng.uniform(0.0, 0.4))}[pose]
+        else:
+            pose, t = str(rng.choice(_UPRIGHT_POSES)), 0.0
+        target = _posed_person(rng, x, y, s, pose, t)
+        if rng.random() < 0.3:  # a neighbour, in front or behind
+            nx = x + float(rng.uniform(-1.2, 1.2)) * 40 * s
+            other = _posed_person(rng, nx, y, s, str(rng.choice(_UPRIGHT_POSES)), 0.0)
+            first, second = (other, target) if rng.random() < 0.5 else (target, other)
+            first.draw(canvas)
+            second.draw(canvas)
+        else:
+            target.draw(canvas)
+        img = canvas.astype(np.float32) * float(rng.uniform(0.85, 1.15))
+        noise = float(rng.uniform(5, 9) if night else rng.uniform(2, 5))
+        img += rng.standard_normal(img.shape, dtype=np.float32) * noise
+        out = np.clip(img, 0, 255).astype(np.uint8)
+        blur = int(rng.choice([0, 0, 3, 5]))
+        if blur:
+            out = np.asarray(cv2.GaussianBlur(out, (blur, blur), 0), dtype=np.uint8)
+        ok, jpeg = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(35, 90))])
+        if ok:  # the videos' H.264 blocks, roughly
+            out = np.asarray(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), dtype=np.uint8)
+        x1, y1, x2, y2 = target.bounds()
+        examples.append((out, (max(0.0, x1), max(0.0, y1), min(float(w), x2), min(float(h), y2))))
+        labels.append(label)
+    return examples, labels

@@ -39,7 +39,8 @@ from pipeline.config import (
     TorchvisionViT,
     TransformerHead,
 )
-from pipeline.synth import ACTIVITIES, CLASSES, SCENES, load_set
+from pipeline.synth import ACTIVITIES, CLASSES, POSTURES, SCENES, load_set, posture_examples
+from workers.classifier import build_model, crop_boxes, preprocess, save_checkpoint
 from workers.temporal import FEATURE_VERSION, FrameSummarizer, summary_dim
 
 Progress = Callable[[str, float, float], None]  # (task description, done, total)
@@ -332,49 +333,32 @@ def train_classifier(
     progress: Progress = _no_progress,
 ) -> dict[str, Any]:
     """Train the scene ViT; writes a Vigil classifier checkpoint (fp16 weights) to ``out``."""
-    from workers.classifier import build_model, preprocess, save_checkpoint
-
     t0 = time.time()
-    seed_everything(seed)
     images, labels, groups = _scene_frames(data_dirs, every)
-    rng = np.random.default_rng(seed)
-    n_groups = max(groups) + 1
-    val_groups = set(rng.choice(n_groups, size=max(1, n_groups // 7), replace=False).tolist())
-    train_idx = [i for i, g in enumerate(groups) if g not in val_groups]
-    val_idx = [i for i, g in enumerate(groups) if g in val_groups]
-    backend = TorchvisionViT(arch=arch)
-    model = build_model(backend, SCENES, image_size, seed=seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
-    steps = epochs * max(1, len(train_idx) // batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, steps), pct_start=0.15)
-    y_all = torch.tensor(labels)
-    step = 0
-    for _epoch in range(epochs):
-        model.train()
-        order = rng.permutation(train_idx)
-        for b in range(0, len(order) - batch + 1, batch):
-            idx = order[b : b + batch]
-            x = preprocess([_augment(images[i], rng) for i in idx], image_size)
-            _, logits = model(x)
-            loss = nn.functional.cross_entropy(logits, y_all[idx], label_smoothing=0.05)
-            opt.zero_grad()
-            loss.backward()  # type: ignore[no-untyped-call]
-            opt.step()
-            sched.step()
-            step += 1
-            progress("training classifier", step, steps)
-    accuracy = _classifier_accuracy(model, [images[i] for i in val_idx], y_all[val_idx], image_size)
-    model.half()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out, model, backend, SCENES, image_size)
-    metrics = {"val_accuracy": accuracy, "val_frames": len(val_idx)}
+    train_idx, val_idx = _split_by_video(groups, seed)
+    metrics, dim = _fit_vit(
+        ([images[i] for i in train_idx], [labels[i] for i in train_idx]),
+        ([images[i] for i in val_idx], [labels[i] for i in val_idx]),
+        SCENES,
+        out,
+        arch,
+        image_size,
+        epochs,
+        batch,
+        lr,
+        seed,
+        progress,
+        "classifier",
+    )
+    metrics["val_frames"] = len(val_idx)
+    card_data = {"dirs": [str(d) for d in data_dirs], "train_frames": len(train_idx), "frame_every": every}
     write_card(
         out,
         {
-            "model": f"torchvision {arch} ViT, {image_size}px, embedding {model.embed_dim}",
+            "model": f"torchvision {arch} ViT, {image_size}px, embedding {dim}",
             "task": "scene classification",
             "labels": list(SCENES),
-            "data": {"dirs": [str(d) for d in data_dirs], "train_frames": len(train_idx), "frame_every": every},
+            "data": card_data,
             "seed": seed,
             "epochs": epochs,
             "metrics": metrics,
@@ -385,16 +369,153 @@ def train_classifier(
     return metrics
 
 
-@torch.inference_mode()
-def _classifier_accuracy(model: nn.Module, images: list[npt.NDArray[np.uint8]], y: torch.Tensor, size: int) -> float:
-    from workers.classifier import preprocess
+FALL_SETTLE_S = 0.3  # the first moments of a fall are still upright-looking; not used as examples
 
+
+def video_posture_crops(
+    data_dirs: list[Path], every: int, padding: float, min_px: int
+) -> tuple[list[npt.NDArray[np.uint8]], list[int]]:
+    """Person crops from `vigil synth` videos labelled by posture: ``down`` inside a ``fall``
+    segment of that track (once it has settled), ``upright`` otherwise."""
+    crops, labels = [], []
+    for video, gt in (v for d in data_dirs for v in load_set(d)):
+        settle = round(FALL_SETTLE_S * gt["fps"])
+        activities = gt["activities"]
+        falls = [(a["start_frame"], a["end_frame"], set(a["track_ids"])) for a in activities if a["label"] == "fall"]
+        down_frames = {f for s, e, _ in falls for f in range(s, e + 1)}
+        for i, frame in read_frames(video, 1):
+            if i % every and i not in down_frames:  # every frame of a fall, every n-th otherwise
+                continue
+            for obj in gt["frames"][i]["objects"]:
+                x1, y1, x2, y2 = obj["xyxy"]
+                if obj["class"] != "person" or obj["visibility"] < 0.6 or min(x2 - x1, y2 - y1) < min_px:
+                    continue
+                in_fall = [s for s, e, ids in falls if obj["track_id"] in ids and s <= i <= e]
+                if in_fall and i < in_fall[0] + settle:
+                    continue
+                crops += crop_boxes(frame, np.array([obj["xyxy"]], np.float32), padding)
+                labels.append(1 if in_fall else 0)
+    return crops, labels
+
+
+def train_crops(
+    val_dirs: list[Path],
+    out: Path,
+    *,
+    examples: int = 6000,
+    arch: str = "vit_tiny",
+    image_size: int = 64,
+    epochs: int = 8,
+    every: int = 10,
+    batch: int = 64,
+    lr: float = 5e-4,
+    padding: float = 0.1,
+    seed: int = 0,
+    progress: Progress = _no_progress,
+) -> dict[str, Any]:
+    """Train the crop classifier (posture: upright or down) on ``examples`` generated people, each
+    a fresh figure (a video has only a few falls, which a ViT would memorise), and score it on the
+    person crops of the `vigil synth` videos in ``val_dirs``. Writes a classifier checkpoint that
+    ``models.crops.weights`` loads."""
+    t0 = time.time()
+    progress("rendering posture examples", 0, 1)
+    generated, train_labels = posture_examples(examples, seed)
+    train_crops_ = [crop_boxes(img, np.array([box], np.float32), padding)[0] for img, box in generated]
+    val = video_posture_crops(val_dirs, every, padding, min_px=12)
+    metrics, dim = _fit_vit(
+        (train_crops_, train_labels), val, POSTURES, out, arch, image_size, epochs, batch, lr, seed, progress, "crops"
+    )
+    metrics["val_crops"] = len(val[1])
+    write_card(
+        out,
+        {
+            "model": f"torchvision {arch} ViT, {image_size}px, embedding {dim}",
+            "task": "person posture from detection crops (models.crops)",
+            "labels": list(POSTURES),
+            "data": {
+                "train": f"{examples} generated people (pipeline.synth.posture_examples, seed {seed})",
+                "validation": [str(d) for d in val_dirs],
+                "val_crops_by_label": {p: val[1].count(i) for i, p in enumerate(POSTURES)},
+            },
+            "seed": seed,
+            "epochs": epochs,
+            "metrics": metrics,
+            "train_seconds": round(time.time() - t0, 1),
+            "notes": "validation: ground-truth person boxes of the videos, 'down' inside fall segments",
+        },
+    )
+    return metrics
+
+
+def _split_by_video(groups: list[int], seed: int) -> tuple[list[int], list[int]]:
+    """Indices of training and validation examples, a seventh of the videos held out."""
+    rng = np.random.default_rng(seed)
+    n_groups = max(groups) + 1
+    val_groups = set(rng.choice(n_groups, size=max(1, n_groups // 7), replace=False).tolist())
+    val = [i for i, g in enumerate(groups) if g in val_groups]
+    return [i for i, g in enumerate(groups) if g not in val_groups], val
+
+
+def _fit_vit(
+    train: tuple[list[npt.NDArray[np.uint8]], list[int]],
+    val: tuple[list[npt.NDArray[np.uint8]], list[int]],
+    names: tuple[str, ...],
+    out: Path,
+    arch: str,
+    image_size: int,
+    epochs: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    progress: Progress,
+    what: str,
+) -> tuple[dict[str, Any], int]:
+    """Train a ViT classifier, score it on ``val``, save it in fp16. Returns (metrics, dim)."""
+    images, labels = train
+    if len(set(labels)) < 2:
+        raise ValueError(f"{what}: the data has examples of {len(set(labels))} label(s); it needs at least two")
+    seed_everything(seed)
+    rng = np.random.default_rng(seed)
+    backend = TorchvisionViT(arch=arch)
+    model = build_model(backend, names, image_size, seed=seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+    steps = epochs * max(1, len(images) // batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, steps), pct_start=0.15)
+    y_all = torch.tensor(labels)
+    step = 0
+    for _epoch in range(epochs):
+        model.train()
+        order = rng.permutation(len(images))
+        for b in range(0, len(order) - batch + 1, batch):
+            idx = order[b : b + batch]
+            x = preprocess([_augment(images[i], rng) for i in idx], image_size)
+            _, logits = model(x)
+            loss = nn.functional.cross_entropy(logits, y_all[idx], label_smoothing=0.05)
+            opt.zero_grad()
+            loss.backward()  # type: ignore[no-untyped-call]
+            opt.step()
+            sched.step()
+            step += 1
+            progress(f"training {what}", step, steps)
+    predicted = _predict_labels(model, val[0], image_size)
+    truth = torch.tensor(val[1], dtype=torch.int64)
+    metrics: dict[str, Any] = {"val_accuracy": float((predicted == truth).float().mean()) if len(truth) else 0.0}
+    if len(names) == 2:  # binary: how well each label is found and how often it is right
+        for k, name in enumerate(names):
+            hit = int(((predicted == k) & (truth == k)).sum())
+            metrics[f"{name}_recall"] = hit / max(1, int((truth == k).sum()))
+            metrics[f"{name}_precision"] = hit / max(1, int((predicted == k).sum()))
+    model.half()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out, model, backend, names, image_size)
+    return metrics, int(model.embed_dim)
+
+
+@torch.inference_mode()
+def _predict_labels(model: nn.Module, images: list[npt.NDArray[np.uint8]], size: int) -> torch.Tensor:
     model.eval()
-    correct = 0
-    for b in range(0, len(images), 64):
-        _, logits = model(preprocess(images[b : b + 64], size))
-        correct += int((logits.argmax(1) == y[b : b + 64]).sum())
-    return correct / max(1, len(images))
+    out = [model(preprocess(images[b : b + 64], size))[1].argmax(1) for b in range(0, len(images), 64)]
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64)
 
 
 # -- temporal --------------------------------------------------------------------------------------

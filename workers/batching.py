@@ -34,9 +34,16 @@ class Batcher(Generic[T, R]):
 
     def submit(self, item: T) -> R:
         """Queue ``item`` and block until its result (the batch's exception is raised here too)."""
-        future: Future[R] = Future()
-        self._queue.put((item, future))
-        return future.result()
+        return self.submit_many([item])[0]
+
+    def submit_many(self, items: list[T]) -> list[R]:
+        """Queue several items at once (they may share batches with anyone's) and wait for all."""
+        futures: list[Future[R]] = []
+        for item in items:
+            future: Future[R] = Future()
+            self._queue.put((item, future))
+            futures.append(future)
+        return [f.result() for f in futures]
 
     def _collect(self) -> list[tuple[T, Future[R]]]:
         batch = [self._queue.get()]

@@ -22,7 +22,7 @@ from typing import Any, TextIO
 import numpy as np
 import ray
 
-from pipeline.config import CameraConfig, EventsConfig, RedisConfig
+from pipeline.config import CameraConfig, CropClassifierConfig, EventsConfig, RedisConfig
 from pipeline.events import EventEngine
 from pipeline.messages import (
     CameraState,
@@ -77,6 +77,7 @@ class CameraSettings:
     class_names: tuple[str, ...]
     head_kind: str
     record_dir: Path | None = None  # `vigil eval`: one JSON line per processed frame (raw detections, scene)
+    crops: CropClassifierConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class WorkerHandles:
     detectors: tuple[Any, ...]
     classifiers: tuple[Any, ...]
     temporal: Any
+    crops: tuple[Any, ...] = ()  # models.crops off: none
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class _InFlight:
     submitted_at: float
     det_ref: Any
     scene_ref: Any
+    image_ref: Any = None
 
 
 class RateMeter:
@@ -300,7 +303,7 @@ class CameraRunner:
         dets, clss = self.workers.detectors, self.workers.classifiers
         det_ref = dets[n % len(dets)].detect.remote(image_ref)
         scene_ref = clss[n % len(clss)].classify.remote(image_ref)
-        return _InFlight(packet, t0, det_ref, scene_ref)
+        return _InFlight(packet, t0, det_ref, scene_ref, image_ref)
 
     def _finish(self, item: _InFlight) -> None:
         if item.det_ref is None:
@@ -324,10 +327,11 @@ class CameraRunner:
         if self._record is not None:
             self._record_frame(packet, detections, scene)
         tracked = self._tracker.update(detections)
+        crops = self._classify_crops(item, tracked)
         summary = self._summarizer(detections, packet.resolution_wh, packet.stream_ts)
         vector = np.concatenate([scene.embedding, summary]).astype(np.float32)
         self._last = (tracked, vector)
-        self._advance(packet, tracked, vector)
+        self._advance(packet, tracked, vector, crops)
 
         latency = time.time() - packet.captured_at
         E2E_LATENCY.labels(self.cam.id).observe(latency)
@@ -339,6 +343,21 @@ class CameraRunner:
             self._counts["processed"] += 1
             self._last_latency_s = latency
             self._scene = f"{scene.label} {scene.confidence:.2f}"
+
+    def _classify_crops(self, item: _InFlight, tracked: Detections) -> dict[int, LabelScore]:
+        """Second stage: the crop classifier's label for each tracked box of the chosen classes."""
+        cfg, pool = self.settings.crops, self.workers.crops
+        if cfg is None or not pool or len(tracked) == 0:
+            return {}
+        sizes = np.minimum(tracked.xyxy[:, 2] - tracked.xyxy[:, 0], tracked.xyxy[:, 3] - tracked.xyxy[:, 1])
+        chosen = [i for i in range(len(tracked)) if tracked.label(i) in cfg.classes and sizes[i] >= cfg.min_box_px]
+        if not chosen:
+            return {}
+        t0 = time.time()
+        worker = pool[item.packet.frame_id % len(pool)]
+        scores = ray.get(worker.classify_crops.remote(item.image_ref, tracked.xyxy[chosen]), timeout=WORKER_TIMEOUT_S)
+        STAGE_LATENCY.labels("crops").observe(time.time() - t0)
+        return {int(tracked.tracker_id[i]): score for i, score in zip(chosen, scores, strict=True)}
 
     def _record_frame(self, packet: FramePacket, det: Detections, scene: SceneResult) -> None:
         assert self._record is not None
@@ -362,9 +381,11 @@ class CameraRunner:
         tracked, vector = self._last
         self._advance(packet, tracked, vector)
 
-    def _advance(self, packet: FramePacket, tracked: Detections, vector: FloatArray) -> None:
+    def _advance(
+        self, packet: FramePacket, tracked: Detections, vector: FloatArray, crops: dict[int, LabelScore] | None = None
+    ) -> None:
         """Events, clip window and publishing for one frame."""
-        events = self._engine.on_detections(packet.frame_id, packet.captured_at, tracked)
+        events = self._engine.on_detections(packet.frame_id, packet.captured_at, tracked, crops)
         track_ids = tuple(int(t) for t in tracked.tracker_id)
         self._window.append(FrameFeatures(packet.frame_id, packet.captured_at, vector, track_ids))
         self._since_clip += 1

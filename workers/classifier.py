@@ -18,8 +18,8 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from pipeline.config import ClassifierConfig, TimmViT, TorchvisionViT
-from pipeline.messages import SceneResult
+from pipeline.config import ClassifierConfig, CropClassifierConfig, TimmViT, TorchvisionViT
+from pipeline.messages import LabelScore, SceneResult
 from pipeline.metrics import BATCH_SIZE, MODEL_LOAD_SECONDS
 from workers.batching import Batcher
 from workers.common import MetricsExporter, configure_torch, set_process_role
@@ -121,15 +121,17 @@ def preprocess(images_bgr: list[npt.NDArray[np.uint8]], size: int) -> torch.Tens
 class Classifier(MetricsExporter):
     """Scene label + embedding per frame."""
 
+    role = "classifier"  # process role and metric label
+
     def __init__(self, cfg: ClassifierConfig, torch_threads: int = 1) -> None:
-        set_process_role("classifier")
+        set_process_role(self.role)
         self.device = configure_torch(torch_threads)
         t0 = time.perf_counter()
         model, self.labels, self.image_size = load_model(cfg)
         self.model = model.to(self.device).eval()
-        MODEL_LOAD_SECONDS.labels("classifier").observe(time.perf_counter() - t0)
-        self._batcher = Batcher(self.classify_batch, cfg.max_batch, cfg.max_wait_ms / 1000, name="classifier-batcher")
-        log.info("classifier loaded on %s: %d labels, embedding %d", self.device, len(self.labels), model.embed_dim)
+        MODEL_LOAD_SECONDS.labels(self.role).observe(time.perf_counter() - t0)
+        self._batcher = Batcher(self.classify_batch, cfg.max_batch, cfg.max_wait_ms / 1000, name=f"{self.role}-batcher")
+        log.info("%s loaded on %s: %d labels, embedding %d", self.role, self.device, len(self.labels), model.embed_dim)
 
     def embedding_dim(self) -> int:
         return int(self.model.embed_dim)
@@ -140,7 +142,7 @@ class Classifier(MetricsExporter):
 
     @torch.inference_mode()
     def classify_batch(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[SceneResult]:
-        BATCH_SIZE.labels("classifier").observe(len(images_bgr))
+        BATCH_SIZE.labels(self.role).observe(len(images_bgr))
         x = preprocess(images_bgr, self.image_size).to(self.device)
         emb, logits = self.model(x)
         probs = torch.softmax(logits.float(), dim=1).cpu().numpy()
@@ -150,3 +152,37 @@ class Classifier(MetricsExporter):
             k = int(probs[i].argmax())
             out.append(SceneResult(self.labels[k], float(probs[i, k]), emb_np[i]))
         return out
+
+
+def crop_boxes(
+    image_bgr: npt.NDArray[np.uint8], xyxy: npt.NDArray[np.float32], padding: float
+) -> list[npt.NDArray[np.uint8]]:
+    """A square crop around each box: its longer side plus ``padding`` x that side of context on
+    every side, so the classifier sees the object's true shape (a lying person stays flat, not
+    stretched into a square). What falls outside the frame is grey (114, as YOLO letterboxes)."""
+    h, w = image_bgr.shape[:2]
+    crops = []
+    for x1, y1, x2, y2 in xyxy:
+        side = max(1, round(max(x2 - x1, y2 - y1) * (1 + 2 * padding)))
+        left, top = round((x1 + x2 - side) / 2), round((y1 + y2 - side) / 2)
+        crop = np.full((side, side, 3), 114, np.uint8)
+        a, b, c, d = max(0, left), max(0, top), min(w, left + side), min(h, top + side)
+        if c > a and d > b:
+            crop[b - top : d - top, a - left : c - left] = image_bgr[b:d, a:c]
+        crops.append(crop)
+    return crops
+
+
+class CropClassifier(Classifier):
+    """Second stage: labels object crops. Boxes from all cameras' frames share forward passes."""
+
+    role = "crops"
+
+    def __init__(self, cfg: CropClassifierConfig, torch_threads: int = 1) -> None:
+        super().__init__(cfg, torch_threads)
+        self.padding = cfg.padding
+
+    def classify_crops(self, image_bgr: npt.NDArray[np.uint8], xyxy: npt.NDArray[np.float32]) -> list[LabelScore]:
+        """One label per box of one frame (boxes in the frame's pixels)."""
+        results = self._batcher.submit_many(crop_boxes(image_bgr, xyxy, self.padding))
+        return [LabelScore(r.label, r.confidence) for r in results]

@@ -98,6 +98,12 @@ def test_fatal_rtsp_errors_fail_that_camera_only(
     assert healthy.state is not CameraState.FAILED
 
 
+def ray_logs_dir() -> str:
+    from ray._private.worker import global_worker
+
+    return str(global_worker.node.get_logs_dir_path())
+
+
 def test_credentials_never_reach_logs_events_status_or_metrics(
     ray_session: None, auth_server: RtspServer, tmp_path: Path
 ) -> None:
@@ -140,7 +146,8 @@ def test_credentials_never_reach_logs_events_status_or_metrics(
         client.close()
     assert b"rtsp://***@127.0.0.1" in stored  # the status stream carries the redacted URL
     texts = {"status": repr(statuses), "metrics": metrics.decode(), "redis": stored.decode(errors="replace")}
-    session_logs = glob.glob("/tmp/ray/session_latest/logs/worker-*") + glob.glob("/tmp/ray/session_latest/logs/*.log")
+    logs = ray_logs_dir()  # this test's own Ray session (another Ray on the machine may be "session_latest")
+    session_logs = glob.glob(f"{logs}/worker-*") + glob.glob(f"{logs}/*.log")
     texts["ray logs"] = "".join(Path(p).read_text(errors="replace") for p in session_logs)
     assert "door_wrong" in texts["ray logs"], "the camera actors' logs were not found where Ray writes them"
     for where, text in texts.items():

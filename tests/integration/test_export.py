@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,7 @@ def test_onnx_export_matches_the_pt_weights_and_is_cached(tmp_path: Path) -> Non
 
 
 def test_export_errors_are_clear(tmp_path: Path) -> None:
-    with pytest.raises(ValidationError, match="export: 'model.onnx' is not .pt or .yaml weights"):
+    with pytest.raises(ValidationError, match=re.escape("export: 'model.onnx' is not .pt or .yaml weights")):
         DetectorConfig(weights="model.onnx", export="onnx")
     cfg = DetectorConfig(weights=str(PACK_DETECTOR), export="engine", export_dir=tmp_path)
     with pytest.raises(RuntimeError, match="engine \\(TensorRT\\) needs an NVIDIA GPU"):

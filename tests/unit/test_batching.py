@@ -37,6 +37,19 @@ def test_concurrent_calls_share_batches_and_get_their_own_results() -> None:
     assert sum(sizes) == 12
 
 
+def test_many_items_of_one_call_fill_batches_and_come_back_in_order() -> None:
+    sizes: list[int] = []
+
+    def square(batch: list[int]) -> list[int]:
+        sizes.append(len(batch))
+        return [x * x for x in batch]
+
+    batcher: Batcher[int, int] = Batcher(square, max_batch=4, max_wait_s=0.05)
+    assert batcher.submit_many([3, 1, 4, 1, 5, 9]) == [9, 1, 16, 1, 25, 81]
+    assert sizes == [4, 2]
+    assert batcher.submit_many([]) == []
+
+
 def test_a_lone_call_waits_at_most_max_wait() -> None:
     batcher: Batcher[int, int] = Batcher(lambda b: b, max_batch=8, max_wait_s=0.05)
     t0 = time.monotonic()

@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.config import EventsConfig
 from pipeline.events import EventEngine
-from pipeline.messages import ClipLabel, Detections, Event
+from pipeline.messages import ClipLabel, Detections, Event, LabelScore
 
 NAMES = ("person", "car", "bag")
 
@@ -47,6 +47,19 @@ def test_object_lifecycle_start_update_end() -> None:
     assert end.duration_s == pytest.approx(4.9)
     assert end.peak_confidence == pytest.approx(0.9)
     assert end.ts == "1970-01-01T00:16:44.900Z"  # the last sighting, not the moment the cooldown expired
+
+
+def test_a_crop_label_change_that_holds_gives_an_update_at_once() -> None:
+    cfg = EventsConfig(object_min_duration_s=0.2, update_interval_s=60, crop_min_frames=3)
+    engine = EventEngine("cam", cfg)
+    # A person upright for 1 s, one frame misread as down, then down for good from frame 15.
+    labels = ["upright"] * 10 + ["down"] + ["upright"] * 4 + ["down"] * 10
+    events: list[Event] = []
+    for i, label in enumerate(labels):
+        crops = {7: LabelScore(label, 0.9)}
+        events += engine.on_detections(i, 1000.0 + i / 10, dets([(7, 0, 0.8)]), crops)
+    assert [(e.phase, e.crop_label, e.frame_id) for e in events] == [("start", "upright", 2), ("update", "down", 17)]
+    assert events[1].crop_confidence == pytest.approx(0.9)
 
 
 def test_short_lived_or_weak_tracks_raise_nothing() -> None:
