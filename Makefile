@@ -23,7 +23,7 @@ demo: setup
 
 # The demo model pack (models/demo), regenerated from scratch: labelled synthetic videos -> YOLO
 # detector (three fine-tuning stages; ~7 min on one GPU, ~3 h on 2 CPU cores), scene ViT (~5 min
-# on CPU), LSTM and transformer clip heads (~10 min on CPU, most of it feature extraction).
+# on CPU), crop ViT (~6 min), LSTM and transformer clip heads (~10 min on CPU, most of it feature extraction).
 DATA ?= .vigil/data
 models: setup
 	$(VENV)/bin/vigil synth --out $(DATA)/train --videos 24 --seed 1
@@ -32,6 +32,7 @@ models: setup
 	$(VENV)/bin/vigil train detector --data $(DATA)/train --model models/demo/detector.pt --epochs 40 --every 24 --batch 32
 	$(VENV)/bin/vigil train detector --data $(DATA)/train --model models/demo/detector.pt --epochs 70 --every 12 --batch 32
 	$(VENV)/bin/vigil train classifier --data $(DATA)/train --seed 0
+	$(VENV)/bin/vigil train crops --data $(DATA)/train --out models/demo/crops.pt --examples 10000 --epochs 10 --seed 0
 	$(VENV)/bin/vigil train temporal --kind lstm --data $(DATA)/temporal --seed 0
 	$(VENV)/bin/vigil train temporal --kind transformer --data $(DATA)/temporal --seed 0
 

@@ -385,6 +385,8 @@ def bench(
     if max_batch is not None:
         overrides.update({"models.detector.max_batch": max_batch, "models.classifier.max_batch": max_batch})
     cfg = _load(config, overrides)
+    # Like with like: the baseline and the limit run a detector and a ViT per frame, no second stage.
+    cfg = cfg.model_copy(update={"models": cfg.models.model_copy(update={"crops": None})})
     try:
         sizes = None if batch_sizes is None else tuple(int(b) for b in batch_sizes.split(","))
     except ValueError:

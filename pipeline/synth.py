@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -983,8 +983,13 @@ POSTURES = ("upright", "down")
 _UPRIGHT_POSES = ("walk", "run", "stand")
 
 
+def _rand_color(rng: np.random.Generator) -> tuple[int, int, int]:
+    b, g, r = (int(c) for c in rng.integers(25, 235, 3))
+    return b, g, r
+
+
 def _posed_person(rng: np.random.Generator, x: float, y: float, scale: float, pose: str, t: float) -> Shape:
-    color: tuple[int, int, int] = tuple(int(c) for c in rng.integers(25, 235, 3))  # type: ignore[assignment]
+    color = _rand_color(rng)
     keys = [Key(0, x, y, pose), Key(10, x + float(rng.choice([-1, 1])), y, pose)]
     actor = Actor(0, "person", color, float(rng.uniform(66, 86)), float(rng.uniform(18, 26)), keys)
     actor.fall_dir = int(rng.choice([-1, 1]))
@@ -993,9 +998,9 @@ def _posed_person(rng: np.random.Generator, x: float, y: float, scale: float, po
 
 def posture_examples(
     n: int, seed: int, size_wh: tuple[int, int] = (640, 360)
-) -> tuple[list[tuple[Image, tuple[float, float, float, float]]], list[int]]:
-    """``n`` labelled person images for the crop classifier: (frame, person box xyxy), label index
-    in ``POSTURES``. Each is a fresh person (colour, size, pose, fall direction) on a scene
+) -> Iterator[tuple[Image, tuple[float, float, float, float], int]]:
+    """``n`` labelled person images for the crop classifier, one at a time: (frame, person box xyxy,
+    label index in ``POSTURES``). Each is a fresh person (colour, size, pose, fall direction) on a scene
     background, sometimes beside another person, with the videos' noise, blur and lighting range.
     ``down``: lying, or past the middle of a fall or before the middle of getting up."""
     rng = np.random.default_rng([seed, 7])
@@ -1006,14 +1011,12 @@ def posture_examples(
         for night in (False, True)
         for _ in range(3)
     ]
-    examples: list[tuple[Image, tuple[float, float, float, float]]] = []
-    labels: list[int] = []
     for _ in range(n):
         label = int(rng.random() < 0.5)
         b = int(rng.integers(len(backgrounds)))
         canvas = backgrounds[b].copy()
         night = b % 6 >= 3
-        x, y = float(rng.uniform(0.15, 0.85) * w), float(rng.uniform(0.55, 0.97) * h)
+        x, y = float(rng.uniform(0.0, 1.0) * w), float(rng.uniform(0.55, 0.97) * h)  # at the edges: half cut off
         s = perspective(y, h) * float(rng.uniform(0.8, 1.2))
 
         if label:
@@ -1022,14 +1025,23 @@ def posture_examples(
         else:
             pose, t = str(rng.choice(_UPRIGHT_POSES)), 0.0
         target = _posed_person(rng, x, y, s, pose, t)
-        if rng.random() < 0.3:  # a neighbour, in front or behind
-            nx = x + float(rng.uniform(-1.2, 1.2)) * 40 * s
-            other = _posed_person(rng, nx, y, s, str(rng.choice(_UPRIGHT_POSES)), 0.0)
-            first, second = (other, target) if rng.random() < 0.5 else (target, other)
-            first.draw(canvas)
-            second.draw(canvas)
-        else:
-            target.draw(canvas)
+        # What stands around people in the videos: vehicles behind, neighbours, carried bags.
+        behind: list[Shape] = []
+        if rng.random() < 0.35:
+            car = Actor(0, "vehicle", _rand_color(rng), float(rng.uniform(46, 60)), float(rng.uniform(110, 160)), [])
+            car.keys = [Key(0, x, y, "drive"), Key(10, x + float(rng.choice([-1, 1])), y, "drive")]
+            cy = y - float(rng.uniform(0.05, 0.2)) * h
+            behind.append(vehicle_shape(car, x + float(rng.uniform(-60, 60)), cy, s * 0.9, 0, night))
+        around = [target]
+        for _ in range(int(rng.choice([0, 0, 0, 1, 1, 2, 3]))):
+            nx = x + float(rng.uniform(-1.5, 1.5)) * 30 * s
+            around.append(_posed_person(rng, nx, y + float(rng.uniform(-8, 8)), s, str(rng.choice(_UPRIGHT_POSES)), 0))
+        if rng.random() < 0.3 and not label:  # a bag held at the hand
+            bag = Actor(0, "bag", _rand_color(rng), float(rng.uniform(22, 30)), float(rng.uniform(24, 34)), [])
+            side = float(rng.choice([-1, 1]))
+            around.append(bag_shape(bag, x + side * 0.45 * 22 * s, y - 0.33 * 76 * s, s))
+        for shape in behind + [around[i] for i in rng.permutation(len(around))]:
+            shape.draw(canvas)
         img = canvas.astype(np.float32) * float(rng.uniform(0.85, 1.15))
         noise = float(rng.uniform(5, 9) if night else rng.uniform(2, 5))
         img += rng.standard_normal(img.shape, dtype=np.float32) * noise
@@ -1041,6 +1053,4 @@ def posture_examples(
         if ok:  # the videos' H.264 blocks, roughly
             out = np.asarray(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), dtype=np.uint8)
         x1, y1, x2, y2 = target.bounds()
-        examples.append((out, (max(0.0, x1), max(0.0, y1), min(float(w), x2), min(float(h), y2))))
-        labels.append(label)
-    return examples, labels
+        yield out, (max(0.0, x1), max(0.0, y1), min(float(w), x2), min(float(h), y2)), label

@@ -419,8 +419,10 @@ def train_crops(
     ``models.crops.weights`` loads."""
     t0 = time.time()
     progress("rendering posture examples", 0, 1)
-    generated, train_labels = posture_examples(examples, seed)
-    train_crops_ = [crop_boxes(img, np.array([box], np.float32), padding)[0] for img, box in generated]
+    train_crops_, train_labels = [], []
+    for img, box, label in posture_examples(examples, seed):  # keep only the crop of each frame
+        train_crops_ += crop_boxes(img, np.array([box], np.float32), padding)
+        train_labels.append(label)
     val = video_posture_crops(val_dirs, every, padding, min_px=12)
     metrics, dim = _fit_vit(
         (train_crops_, train_labels), val, POSTURES, out, arch, image_size, epochs, batch, lr, seed, progress, "crops"

@@ -18,6 +18,7 @@ from pipeline.synth import (
     gt_bytes,
     load_set,
     make_script,
+    posture_examples,
     render_video,
     synth_set,
 )
@@ -146,3 +147,16 @@ def test_synth_set_writes_videos_ground_truth_and_index(tmp_path: Path) -> None:
         cap.release()
         assert gt["format"] == "vigil-synth/1" and len(gt["frames"]) == 15
     assert json.loads((tmp_path / "index.json").read_text())["seed"] == 5
+
+
+def test_posture_examples_are_seeded_balanced_and_boxed() -> None:
+    a = list(posture_examples(60, seed=5))
+    b = list(posture_examples(60, seed=5))
+    assert all(np.array_equal(x[0], y[0]) and x[1:] == y[1:] for x, y in zip(a, b, strict=True))
+    labels = [label for _img, _box, label in a]
+    assert 15 <= labels.count(1) <= 45  # both postures, about half each
+    for img, (x1, y1, x2, y2), label in a:
+        assert 0 <= x1 < x2 <= img.shape[1] and 0 <= y1 < y2 <= img.shape[0]
+        wide = (x2 - x1) > (y2 - y1)
+        if not label:
+            assert not wide or x1 == 0 or x2 == img.shape[1]  # upright people are taller than wide (unless cut off)

@@ -1,0 +1,54 @@
+"""The crop classifier as a second stage in the running pipeline: a person who falls in front of a
+camera gets an object update saying "down" while on the ground, from the shipped crop model, with
+real Ray, Redis, detector and tracker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import redis
+
+from pipeline.config import parse_config
+from pipeline.driver import Pipeline
+from pipeline.messages import CameraState, Event
+from pipeline.publisher import camera_stream
+from pipeline.redis_server import EmbeddedRedis
+from pipeline.synth import render_video, write_mp4
+from tests.support.wait import wait_for
+
+PACK = Path(__file__).resolve().parents[2] / "models" / "demo"
+
+
+def test_a_person_who_falls_gets_a_down_update(ray_session: None, redis_server: EmbeddedRedis, tmp_path: Path) -> None:
+    frames, gt = render_video(31337, "corridor", night=False, seconds=12, fps=10, order=["fall"])
+    video = write_mp4(tmp_path / "fall.mp4", frames, fps=10)
+    [fall] = gt["activities"]
+    cfg = parse_config(
+        {
+            "cameras": [{"id": "hall", "url": str(video), "fps": 10}],
+            "metrics": {"port": 0},
+            "models": {
+                "detector": {"weights": str(PACK / "detector.pt"), "imgsz": 320},
+                "classifier": {"weights": str(PACK / "classifier.pt")},
+                "temporal": {"weights": str(PACK / "temporal-lstm.pt")},
+                "crops": {"weights": str(PACK / "crops.pt")},
+            },
+            "events": {"object_min_duration_s": 0.3, "update_interval_s": 60, "spool": {"dir": str(tmp_path)}},
+        }
+    )
+    pipeline = Pipeline(cfg, redis_server.url)
+    pipeline.start()
+    try:
+        wait_for(lambda: [s.state for s in pipeline.statuses()] == [CameraState.STOPPED], 120, "the file to end")
+    finally:
+        pipeline.stop()
+    client = redis.Redis.from_url(redis_server.url)
+    events = [Event.model_validate_json(f[b"event"]) for _id, f in client.xrange(camera_stream("hall"))]
+    client.close()
+    people = [e for e in events if e.kind == "object" and e.label == "person"]
+    assert people and all(e.crop_label in ("upright", "down") for e in people), people
+    assert any(e.phase == "start" and e.crop_label == "upright" for e in people)
+    down = [e for e in people if e.crop_label == "down" and e.phase == "update"]
+    assert down, f"no 'down' update for the fall in frames {fall['start_frame']}-{fall['end_frame']}"
+    # Said while the person is on the ground: after the fall starts, before they are up again.
+    assert all(fall["start_frame"] <= e.frame_id <= fall["end_frame"] + 6 for e in down), [e.frame_id for e in down]
