@@ -59,6 +59,7 @@ class BenchSpec:
     seconds: float
     no_ray: bool = False
     batch_sizes: tuple[int, ...] | None = None
+    in_flight: int = 2
 
 
 def child_env(allow_download: bool) -> dict[str, str]:
@@ -244,12 +245,16 @@ def run_bench(spec: BenchSpec, progress: Progress) -> dict[str, Any]:
         "seconds": spec.seconds,
         "video": str(spec.video),
         "imgsz": spec.cfg.models.detector.imgsz,
+        "in_flight": spec.in_flight,
+        "detector_export": spec.cfg.models.detector.export,
         "device": torch.cuda.get_device_name(0) if gpu else "cpu",
         "cores": len(os.sched_getaffinity(0)),
         "load_average_before": list(os.getloadavg()),
     }
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
-        mode_spec = ModeSpec(spec.cfg, spec.video.resolve(), spec.cameras, spec.seconds, sizes, Path(tmp))
+        mode_spec = ModeSpec(
+            spec.cfg, spec.video.resolve(), spec.cameras, spec.seconds, sizes, Path(tmp), spec.in_flight
+        )
         for key, mode in (
             ("limit", "limit"),
             ("baseline", "baseline"),

@@ -46,6 +46,7 @@ class ModeSpec:
     seconds: float
     batch_sizes: tuple[int, ...]
     workdir: Path
+    in_flight: int = 2  # Vigil's cameras: frames in the model workers at once
 
     def to_json(self) -> str:
         return json.dumps(
@@ -56,6 +57,7 @@ class ModeSpec:
                 "seconds": self.seconds,
                 "batch_sizes": list(self.batch_sizes),
                 "workdir": str(self.workdir),
+                "in_flight": self.in_flight,
             }
         )
 
@@ -69,6 +71,7 @@ class ModeSpec:
             float(raw["seconds"]),
             tuple(int(b) for b in raw["batch_sizes"]),
             Path(raw["workdir"]),
+            int(raw["in_flight"]),
         )
 
 
@@ -98,7 +101,14 @@ def bench_cameras(spec: ModeSpec) -> tuple[CameraConfig, ...]:
     """N file cameras on the same video: every frame, backpressure, looping so none runs dry."""
     fps = video_fps(spec.video)
     return tuple(
-        CameraConfig(id=f"cam{i}", url=str(spec.video), mode="file", loop=True, fps=fps)  # type: ignore[arg-type]
+        CameraConfig(
+            id=f"cam{i}",
+            url=str(spec.video),
+            mode="file",  # type: ignore[arg-type]
+            loop=True,
+            fps=fps,
+            max_in_flight=spec.in_flight,
+        )
         for i in range(spec.cameras)
     )
 

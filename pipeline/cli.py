@@ -373,6 +373,8 @@ def bench(
     imgsz: Annotated[int | None, typer.Option(help="Overrides models.detector.imgsz")] = None,
     max_batch: Annotated[int | None, typer.Option(help="Overrides the detector's and classifier's max_batch")] = None,
     batch_sizes: Annotated[str | None, typer.Option(help="Limit: batch sizes to try, e.g. 1,2,4,8")] = None,
+    in_flight: Annotated[int, typer.Option(min=1, max=32, help="Vigil: frames per camera in the workers")] = 2,
+    export: Annotated[str | None, typer.Option(help="Overrides models.detector.export (onnx, engine)")] = None,
     no_ray: Annotated[bool, typer.Option(help="Vigil's batched workers in-process, without Ray and Redis")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full results as JSON here")] = None,
 ) -> None:
@@ -382,6 +384,8 @@ def bench(
     from pipeline.bench import BenchError, BenchSpec, default_video, render_table, run_bench
 
     overrides: dict[str, object] = {} if imgsz is None else {"models.detector.imgsz": imgsz}
+    if export is not None:
+        overrides["models.detector.export"] = export
     if max_batch is not None:
         overrides.update({"models.detector.max_batch": max_batch, "models.classifier.max_batch": max_batch})
     cfg = _load(config, overrides)
@@ -402,7 +406,7 @@ def bench(
     try:
         with Progress(*columns, console=console, transient=True) as bar:
             task = bar.add_task("starting", total=1.0)
-            spec = BenchSpec(cfg, video, cameras, seconds, no_ray=no_ray, batch_sizes=sizes)
+            spec = BenchSpec(cfg, video, cameras, seconds, no_ray=no_ray, batch_sizes=sizes, in_flight=in_flight)
             results = run_bench(
                 spec, lambda text, done: bar.update(task, description=text, completed=done, refresh=True)
             )

@@ -82,6 +82,13 @@ class Detections:
         cid = int(self.class_id[i])
         return self.class_names[cid] if 0 <= cid < len(self.class_names) else str(cid)
 
+    def scaled(self, factor: float) -> Detections:
+        """The same detections with boxes multiplied by ``factor`` (model input -> frame pixels)."""
+        if factor == 1.0:
+            return self
+        xyxy = (self.xyxy * np.float32(factor)).astype(np.float32)
+        return Detections(xyxy, self.confidence, self.class_id, self.tracker_id, self.class_names)
+
     def with_tracker_ids(self, tracker_id: IntArray) -> Detections:
         return Detections(self.xyxy, self.confidence, self.class_id, tracker_id, self.class_names)
 

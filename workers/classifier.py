@@ -180,9 +180,7 @@ class CropClassifier(Classifier):
 
     def __init__(self, cfg: CropClassifierConfig, torch_threads: int = 1) -> None:
         super().__init__(cfg, torch_threads)
-        self.padding = cfg.padding
 
-    def classify_crops(self, image_bgr: npt.NDArray[np.uint8], xyxy: npt.NDArray[np.float32]) -> list[LabelScore]:
-        """One label per box of one frame (boxes in the frame's pixels)."""
-        results = self._batcher.submit_many(crop_boxes(image_bgr, xyxy, self.padding))
-        return [LabelScore(r.label, r.confidence) for r in results]
+    def classify_crops(self, crops_bgr: list[npt.NDArray[np.uint8]]) -> list[LabelScore]:
+        """One label per crop (``crop_boxes`` cuts them where the full-resolution frame is)."""
+        return [LabelScore(r.label, r.confidence) for r in self._batcher.submit_many(crops_bgr)]
