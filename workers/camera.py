@@ -1,9 +1,11 @@
 """One camera end to end: decode -> detect + classify -> track -> clip window -> events -> publish.
 
 All per-camera state (decoder thread, tracker, feature window, event rules, publisher) lives in
-its ``CameraRunner``; the model workers it calls are shared and stateless. The frame is put into
-Ray's object store once and read by the detector and the classifier in parallel. Runners live in
-``CameraHost`` actors (``workers.camera_host``), many cameras per process.
+its ``CameraRunner``; the model workers it calls are shared and stateless. The frame, scaled to
+the models' size, is put into Ray's object store once and read by the detector and the classifier
+in parallel; up to ``max_in_flight`` frames are in the workers at once and their results are
+applied in frame order. Crops for the second stage are cut here, from the full-resolution frame.
+Runners live in ``CameraHost`` actors (``workers.camera_host``), many cameras per process.
 """
 
 from __future__ import annotations
