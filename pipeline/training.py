@@ -40,6 +40,7 @@ from pipeline.config import (
     TransformerHead,
 )
 from pipeline.synth import ACTIVITIES, CLASSES, POSTURES, SCENES, load_set, posture_examples
+from workers.camera import model_input
 from workers.classifier import build_model, crop_boxes, preprocess, save_checkpoint
 from workers.temporal import FEATURE_VERSION, FrameSummarizer, summary_dim
 
@@ -564,12 +565,13 @@ class FeatureExtractor:
     def _batch(
         self, batch: list[tuple[int, npt.NDArray[np.uint8]]], summarizer: FrameSummarizer, rate: float
     ) -> list[npt.NDArray[np.float32]]:
-        frames = [f for _, f in batch]
-        dets = self.detector.detect_batch(frames)
-        scenes = self.classifier.classify_batch(frames)
+        # As the cameras do: the models see the frame scaled to their size, boxes map back to it.
+        small = [model_input(f, max(self.imgsz, self.classifier.image_size)) for _, f in batch]
+        dets = self.detector.detect_batch([f for f, _ in small])
+        scenes = self.classifier.classify_batch([f for f, _ in small])
         out = []
-        for (i, frame), det, scene in zip(batch, dets, scenes, strict=True):
-            summary = summarizer(det, (frame.shape[1], frame.shape[0]), i / rate)
+        for (i, frame), (_, scale), det, scene in zip(batch, small, dets, scenes, strict=True):
+            summary = summarizer(det.scaled(1 / scale), (frame.shape[1], frame.shape[0]), i / rate)
             out.append(np.concatenate([scene.embedding, summary]).astype(np.float32))
         return out
 

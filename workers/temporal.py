@@ -28,7 +28,7 @@ from workers.common import MetricsExporter, configure_torch, set_process_role
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "vigil-temporal/3"
-FEATURE_VERSION = 5  # bump when FrameSummarizer changes: cached features and trained heads go stale
+FEATURE_VERSION = 6  # bump when features change (FrameSummarizer, or how frames reach the models): caches go stale
 SUMMARY_STATS = 6  # count, mean confidence, mean area, mean aspect, mean centre x, mean centre y
 MOTION_STATS = 8  # see FrameSummarizer
 PERSON_NAMES = frozenset({"person", "pedestrian"})
