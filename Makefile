@@ -33,8 +33,8 @@ models: setup
 	$(VENV)/bin/vigil train detector --data $(DATA)/train --model models/demo/detector.pt --epochs 70 --every 12 --batch 32
 	$(VENV)/bin/vigil train classifier --data $(DATA)/train --seed 0
 	$(VENV)/bin/vigil train crops --data $(DATA)/train --out models/demo/crops.pt --examples 10000 --epochs 10 --seed 0
-	$(VENV)/bin/vigil train temporal --kind lstm --data $(DATA)/temporal --seed 0
-	$(VENV)/bin/vigil train temporal --kind transformer --data $(DATA)/temporal --seed 0
+	$(VENV)/bin/vigil train temporal --kind transformer --data $(DATA)/temporal --embedding-features 0 --seed 0
+	$(VENV)/bin/vigil train temporal --kind lstm --data $(DATA)/temporal --embedding-features 0 --seed 0
 
 # Score the pack with the full pipeline on videos it never saw (seed 1000).
 eval: setup

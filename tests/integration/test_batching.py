@@ -96,3 +96,38 @@ def test_several_cameras_share_forward_passes(ray_session: None, street_mp4: Pat
 
     for model in ("detector", "classifier"):
         assert bucket(model, "+Inf") > bucket(model, "1.0"), f"{model}: every forward pass had one frame"
+
+
+def test_detector_replicas_share_every_cameras_frames(ray_session: None, street_mp4: Path, tmp_path: Path) -> None:
+    """ray.detector.replicas: 2 starts two detector actors and each camera's frames reach both
+    (cameras hand frames to the replicas in turn), with several frames in flight per camera."""
+    cameras = [{"id": f"cam{i}", "url": str(street_mp4), "fps": 10, "loop": True, "max_in_flight": 3} for i in range(2)]
+    cfg = chatty_config(cameras, tmp_path / "spool")
+    cfg = cfg.model_copy(
+        update={
+            "ray": cfg.ray.model_copy(
+                update={"detector": cfg.ray.detector.model_copy(update={"replicas": 2, "num_cpus": 0.5})}
+            )
+        }
+    )
+    with EmbeddedRedis() as server:
+        pipeline = Pipeline(cfg, server.url)
+        pipeline.start()
+        try:
+            wait_for(lambda: all(s.frames_processed >= 20 for s in pipeline.statuses()), 120, "frames on 2 cameras")
+            assert pipeline.workers is not None and len(pipeline.workers.detectors) == 2
+            processed = sum(s.frames_processed for s in pipeline.statuses())  # first: each went through a batch
+            frames_per_replica = [
+                batch_sum(ray.get(d.collect_metrics.remote()).families) for d in pipeline.workers.detectors
+            ]
+        finally:
+            pipeline.stop()
+    assert all(n >= 10 for n in frames_per_replica), frames_per_replica
+    assert sum(frames_per_replica) >= processed  # every processed frame went through one of them
+
+
+def batch_sum(families: list) -> float:  # type: ignore[type-arg]
+    """Frames a model worker has run (the sum of vigil_batch_size), the warm-up pass excluded."""
+    return sum(
+        s.value for fam in families if fam.name == "vigil_batch_size" for s in fam.samples if s.name.endswith("_sum")
+    )
