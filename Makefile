@@ -28,13 +28,14 @@ DATA ?= .vigil/data
 models: setup
 	$(VENV)/bin/vigil synth --out $(DATA)/train --videos 24 --seed 1
 	$(VENV)/bin/vigil synth --out $(DATA)/temporal --videos 30 --seed 2
+	$(VENV)/bin/vigil synth --out $(DATA)/temporal2 --videos 30 --seed 3
 	$(VENV)/bin/vigil train detector --data $(DATA)/train --epochs 25 --every 16 --seed 0
 	$(VENV)/bin/vigil train detector --data $(DATA)/train --model models/demo/detector.pt --epochs 40 --every 24 --batch 32
 	$(VENV)/bin/vigil train detector --data $(DATA)/train --model models/demo/detector.pt --epochs 70 --every 12 --batch 32
 	$(VENV)/bin/vigil train classifier --data $(DATA)/train --seed 0
 	$(VENV)/bin/vigil train crops --data $(DATA)/train --out models/demo/crops.pt --examples 10000 --epochs 10 --seed 0
-	$(VENV)/bin/vigil train temporal --kind transformer --data $(DATA)/temporal --embedding-features 0 --seed 0
-	$(VENV)/bin/vigil train temporal --kind lstm --data $(DATA)/temporal --embedding-features 0 --seed 0
+	$(VENV)/bin/vigil train temporal --kind transformer --data $(DATA)/temporal --data $(DATA)/temporal2 --embedding-features 0 --seed 0
+	$(VENV)/bin/vigil train temporal --kind lstm --data $(DATA)/temporal --data $(DATA)/temporal2 --embedding-features 0 --seed 0
 
 # Score the pack with the full pipeline on videos it never saw (seed 1000).
 eval: setup
