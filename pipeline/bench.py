@@ -110,6 +110,7 @@ class TreeMeter:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._t0 = self._t1 = 0.0
         self._open = False
+        self._closed = False  # once closed, late samples (the sampler thread's last one) change nothing
 
     def _sample(self) -> None:
         try:
@@ -118,6 +119,8 @@ class TreeMeter:
             return
         rss = 0
         with self._lock:
+            if self._closed:
+                return
             for p in procs:
                 try:
                     times = p.cpu_times()
@@ -151,7 +154,7 @@ class TreeMeter:
     def close_window(self) -> None:
         self._sample()
         with self._lock:
-            self._open, self._t1 = False, time.perf_counter()
+            self._open, self._closed, self._t1 = False, True, time.perf_counter()
         self._stop.set()
 
     def result(self) -> dict[str, Any]:
