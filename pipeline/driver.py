@@ -90,6 +90,14 @@ def init_ray(cfg: VigilConfig, log_to_driver: bool = True) -> None:
     ray.init(address=cfg.ray.address, **kwargs)
 
 
+def _pool(cls: type, model_cfg: Any, res: WorkerResources, concurrency: int) -> tuple[Any, ...]:
+    """``res.replicas`` restartable, threaded actors of a model worker class."""
+    actor: Any = ray.remote(cls).options(
+        max_restarts=-1, max_task_retries=2, max_concurrency=concurrency, **_gpu_options(res)
+    )
+    return tuple(actor.remote(model_cfg, res.torch_threads) for _ in range(res.replicas))
+
+
 def _gpu_options(res: WorkerResources) -> dict[str, float]:
     if res.num_gpus == "auto":
         resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
@@ -139,31 +147,10 @@ class Pipeline:
     def _start_workers(self) -> WorkerHandles:
         models, res = self.cfg.models, self.cfg.ray
         # Threaded actors: concurrent calls from all cameras wait in the worker's batcher.
-        detector: Any = ray.remote(Detector).options(
-            max_restarts=-1,
-            max_task_retries=2,
-            max_concurrency=4 * models.detector.max_batch,
-            **_gpu_options(res.detector),
-        )
-        classifier: Any = ray.remote(Classifier).options(
-            max_restarts=-1,
-            max_task_retries=2,
-            max_concurrency=4 * models.classifier.max_batch,
-            **_gpu_options(res.classifier),
-        )
-        dets = tuple(detector.remote(models.detector, res.detector.torch_threads) for _ in range(res.detector.replicas))
-        clss = tuple(
-            classifier.remote(models.classifier, res.classifier.torch_threads) for _ in range(res.classifier.replicas)
-        )
-        crops: tuple[Any, ...] = ()
-        if models.crops is not None:
-            crop_actor: Any = ray.remote(CropClassifier).options(
-                max_restarts=-1,
-                max_task_retries=2,
-                max_concurrency=64,  # one call per frame (all its boxes): callers, not crops
-                **_gpu_options(res.crops),
-            )
-            crops = tuple(crop_actor.remote(models.crops, res.crops.torch_threads) for _ in range(res.crops.replicas))
+        dets = _pool(Detector, models.detector, res.detector, 4 * models.detector.max_batch)
+        clss = _pool(Classifier, models.classifier, res.classifier, 4 * models.classifier.max_batch)
+        # Crops: one call per frame carries all its boxes, so concurrency counts callers, not crops.
+        crops = () if models.crops is None else _pool(CropClassifier, models.crops, res.crops, 64)
         try:
             # Every replica has loaded its model before any camera starts.
             self._class_names = ray.get([d.names.remote() for d in dets], timeout=WORKER_START_TIMEOUT_S)[0]
@@ -208,7 +195,7 @@ class Pipeline:
             w = self.workers
             for kind, pool in (("detector", w.detectors), ("classifier", w.classifiers), ("crops", w.crops)):
                 named.update({f"{kind}:{i}": (kind, handle) for i, handle in enumerate(pool)})
-            named["temporal"] = ("temporal", self.workers.temporal)
+            named["temporal"] = ("temporal", w.temporal)
         return named
 
     def _fetch_actor_metrics(self) -> list[list[Metric]]:

@@ -18,7 +18,7 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from pipeline.config import ClassifierConfig, CropClassifierConfig, TimmViT, TorchvisionViT
+from pipeline.config import ClassifierConfig, TimmViT, TorchvisionViT
 from pipeline.messages import LabelScore, SceneResult
 from pipeline.metrics import BATCH_SIZE, MODEL_LOAD_SECONDS
 from workers.batching import Batcher
@@ -176,10 +176,7 @@ def crop_boxes(
 class CropClassifier(Classifier):
     """Second stage: labels object crops. Boxes from all cameras' frames share forward passes."""
 
-    role = "crops"
-
-    def __init__(self, cfg: CropClassifierConfig, torch_threads: int = 1) -> None:
-        super().__init__(cfg, torch_threads)
+    role = "crops"  # its config is a CropClassifierConfig (a ClassifierConfig with box selection)
 
     def classify_crops(self, crops_bgr: list[npt.NDArray[np.uint8]]) -> list[LabelScore]:
         """One label per crop (``crop_boxes`` cuts them where the full-resolution frame is)."""

@@ -67,15 +67,13 @@ def export_detector(cfg: DetectorConfig, device: str) -> Path:
         log.info("exporting %s to %s (once; cached in %s)", cfg.weights, cfg.export, cfg.export_dir)
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory(dir=cfg.export_dir) as tmp:
+            # ultralytics writes the export beside its input: stage a checkpoint in the cache directory.
             staged = Path(tmp) / f"{source.stem}.pt"
-            model = YOLO(cfg.weights, task="detect")
-            if not source.is_file():  # an architecture yaml: export needs a checkpoint file to write beside
-                model.save(staged)
-                model = YOLO(str(staged), task="detect")
-            elif source.suffix == ".pt":
+            if source.suffix == ".pt" and source.is_file():
                 shutil.copy(source, staged)
-                model = YOLO(str(staged), task="detect")
-            out = model.export(
+            else:  # an architecture yaml: build it and save it as a checkpoint
+                YOLO(cfg.weights, task="detect").save(staged)
+            out = YOLO(str(staged), task="detect").export(
                 format=cfg.export,
                 imgsz=cfg.imgsz,
                 batch=cfg.max_batch,
