@@ -81,9 +81,12 @@ def process_role(proc: psutil.Process, root_pid: int) -> str:
         return "other"
     if cmd.startswith("ray::"):
         actor = cmd[5:].split(".", 1)[0].split()[0]
-        return {"CameraHost": "camera", "Detector": "detector", "Classifier": "classifier"}.get(
-            actor, "temporal" if actor == "TemporalHead" else "ray-worker-idle"
-        )
+        return {
+            "CameraHost": "camera",
+            "Detector": "detector",
+            "Classifier": "classifier",
+            "VisionWorker": "vision",
+        }.get(actor, "temporal" if actor == "TemporalHead" else "ray-worker-idle")
     if "redis-server" in cmd:
         return "redis"
     name = Path(cmd.split()[0]).name if cmd else proc.name()
@@ -250,6 +253,8 @@ def run_bench(spec: BenchSpec, progress: Progress) -> dict[str, Any]:
         "imgsz": spec.cfg.models.detector.imgsz,
         "in_flight": spec.in_flight,
         "detector_export": spec.cfg.models.detector.export,
+        "fused": spec.cfg.ray.fused,
+        "detector_replicas": spec.cfg.ray.detector.replicas,
         "device": torch.cuda.get_device_name(0) if gpu else "cpu",
         "cores": len(os.sched_getaffinity(0)),
         "load_average_before": list(os.getloadavg()),

@@ -363,6 +363,18 @@ class RayConfig(_Strict):
         default=16, ge=1, le=1024, description="Cameras sharing one camera-host actor (process)"
     )
     num_cpus: int | None = Field(default=None, ge=1, description="CPUs of a locally started Ray")
+    max_inline_bytes: int = Field(
+        default=1 << 20,
+        ge=0,
+        le=64 << 20,
+        description="Call arguments up to this size travel inside the call, not through the object store "
+        "(Ray's max_direct_call_object_size, 100 KiB by default); only where Vigil starts Ray itself",
+    )
+    fused: bool = Field(
+        default=False,
+        description="Detector and scene classifier in one actor (one call and one frame copy per frame; "
+        "replicas and resources from ray.detector). For few cores or a light ViT",
+    )
     detector: WorkerResources = Field(default_factory=WorkerResources)
     classifier: WorkerResources = Field(default_factory=lambda: WorkerResources(num_cpus=0.5))
     crops: WorkerResources = Field(default_factory=lambda: WorkerResources(num_cpus=0.5))
@@ -374,6 +386,17 @@ class RayConfig(_Strict):
         if res.replicas != 1:
             raise ValueError("replicas: the clip head runs as one actor (it is called once per window, not per frame)")
         return res
+
+    @model_validator(mode="after")
+    def _fused_takes_detector_resources(self) -> RayConfig:
+        # Compared with the default, not with what was written, so a dumped and reloaded config passes.
+        if self.fused and self.classifier != RayConfig.model_fields["classifier"].get_default(
+            call_default_factory=True
+        ):
+            raise ValueError(
+                "classifier: not used with fused: true (the fused worker takes ray.detector's replicas and resources)"
+            )
+        return self
 
 
 class VigilConfig(_Strict):

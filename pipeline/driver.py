@@ -1,8 +1,8 @@
 """The one wiring point: builds the Ray actor graph in an explicit order and runs it.
 
     detector ─┐
-    classifier├─ shared, stateless model workers (GPU when the cluster has one)
-    temporal ─┘
+    classifier├─ shared, stateless model workers (GPU when the cluster has one;
+    temporal ─┘  ray.fused: detector + classifier in one "vision" actor)
     camera[i] ── one actor per camera: decode, track, clip window, events, publish
 
 Order: Ray -> model workers (and wait until their models loaded) -> camera actors -> /metrics.
@@ -31,6 +31,7 @@ from workers.camera import CameraSettings, WorkerHandles
 from workers.classifier import Classifier, CropClassifier
 from workers.detector import Detector
 from workers.temporal import TemporalHead, summary_dim
+from workers.vision import VisionWorker
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,10 @@ def init_ray(cfg: VigilConfig, log_to_driver: bool = True) -> None:
     }
     if cfg.ray.address is None:
         kwargs.update(num_cpus=cfg.ray.num_cpus, include_dashboard=False)
+        # A model-size frame (640x360 = 675 KiB) then goes to a fused worker inside the call itself:
+        # no object-store put and no raylet work per frame (BENCHMARKS.md). A cluster sets this at
+        # its own start (RAY_max_direct_call_object_size on every node).
+        kwargs["_system_config"] = {"max_direct_call_object_size": cfg.ray.max_inline_bytes}
     # Ray announces its (welcome) token auth on every start; keep it out of the user's terminal.
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     ray.init(address=cfg.ray.address, **kwargs)
@@ -124,7 +129,7 @@ class Pipeline:
     _pids: dict[str, int] = field(default_factory=dict)
 
     def start(self) -> None:
-        for kind in ("detector", "classifier", "crops", "temporal", "camera"):
+        for kind in ("vision" if self.cfg.ray.fused else "detector", "classifier", "crops", "temporal", "camera"):
             WORKER_RESTARTS.labels(kind)
         self.workers = self._start_workers()
         self.hosts = CameraHosts(self._camera_settings(), self.workers, self.cfg.ray.cameras_per_host)
@@ -147,8 +152,14 @@ class Pipeline:
     def _start_workers(self) -> WorkerHandles:
         models, res = self.cfg.models, self.cfg.ray
         # Threaded actors: concurrent calls from all cameras wait in the worker's batcher.
-        dets = _pool(Detector, models.detector, res.detector, 4 * models.detector.max_batch)
-        clss = _pool(Classifier, models.classifier, res.classifier, 4 * models.classifier.max_batch)
+        if res.fused:  # both models in each detector replica; cameras make one call per frame
+            dets = _pool(
+                VisionWorker, (models.detector, models.classifier), res.detector, 4 * models.detector.max_batch
+            )
+            clss = dets
+        else:
+            dets = _pool(Detector, models.detector, res.detector, 4 * models.detector.max_batch)
+            clss = _pool(Classifier, models.classifier, res.classifier, 4 * models.classifier.max_batch)
         # Crops: one call per frame carries all its boxes, so concurrency counts callers, not crops.
         crops = () if models.crops is None else _pool(CropClassifier, models.crops, res.crops, 64)
         try:
@@ -170,7 +181,7 @@ class Pipeline:
                 f"resources they ask for (ray.detector / ray.classifier / ray.temporal; cluster has "
                 f"{ray.cluster_resources()})"  # type: ignore[no-untyped-call]
             ) from None
-        return WorkerHandles(dets, clss, tmp, crops)
+        return WorkerHandles(dets, () if res.fused else clss, tmp, crops, fused=res.fused)
 
     def _camera_settings(self) -> CameraSettings:
         t = self.cfg.models.temporal
@@ -193,7 +204,12 @@ class Pipeline:
         named = {f"camera-host:{i}": ("camera", a) for i, a in enumerate(hosts)}
         if self.workers is not None:
             w = self.workers
-            for kind, pool in (("detector", w.detectors), ("classifier", w.classifiers), ("crops", w.crops)):
+            pools = (
+                ("vision" if w.fused else "detector", w.detectors),
+                ("classifier", w.classifiers),
+                ("crops", w.crops),
+            )
+            for kind, pool in pools:
                 named.update({f"{kind}:{i}": (kind, handle) for i, handle in enumerate(pool)})
             named["temporal"] = ("temporal", w.temporal)
         return named

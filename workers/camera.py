@@ -90,10 +90,11 @@ class CameraSettings:
 class WorkerHandles:
     """Ray actor handles of the shared model workers (detector and classifier: one per replica)."""
 
-    detectors: tuple[Any, ...]
-    classifiers: tuple[Any, ...]
+    detectors: tuple[Any, ...]  # fused: the VisionWorker replicas (detector + classifier)
+    classifiers: tuple[Any, ...]  # fused: none
     temporal: Any
     crops: tuple[Any, ...] = ()  # models.crops off: none
+    fused: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,8 @@ class _InFlight:
 
     packet: FramePacket
     submitted_at: float
-    det_ref: Any
-    scene_ref: Any
+    det_ref: Any  # fused workers: (Detections, SceneResult) from one call
+    scene_ref: Any  # fused workers: None
     scale: float = 1.0  # model input pixels per frame pixel
 
 
@@ -319,9 +320,11 @@ class CameraRunner:
         # imgsz, the ViT to its size anyway): a quarter of the bytes through the object store for a
         # 640x360 camera at imgsz 320, a twentieth for 1080p. Full resolution stays here (snapshots, crops).
         image, scale = model_input(packet.image_bgr, self.settings.model_input_px)
-        image_ref = ray.put(image)
         n = next(self._turn)  # replicas take this camera's frames in turn
         dets, clss = self.workers.detectors, self.workers.classifiers
+        if self.workers.fused:  # one worker, one call: Ray moves the frame (inline when small)
+            return _InFlight(packet, t0, dets[n % len(dets)].analyze.remote(image), None, scale)
+        image_ref = ray.put(image)  # stored once, read by both workers
         det_ref = dets[n % len(dets)].detect.remote(image_ref)
         scene_ref = clss[n % len(clss)].classify.remote(image_ref)
         return _InFlight(packet, t0, det_ref, scene_ref, scale)
@@ -340,10 +343,16 @@ class CameraRunner:
 
     def _apply(self, item: _InFlight) -> None:
         packet, t0 = item.packet, item.submitted_at
-        detections: Detections = ray.get(item.det_ref, timeout=WORKER_TIMEOUT_S).scaled(1 / item.scale)
-        STAGE_LATENCY.labels("detect").observe(time.time() - t0)
-        scene: SceneResult = ray.get(item.scene_ref, timeout=WORKER_TIMEOUT_S)
-        STAGE_LATENCY.labels("classify").observe(time.time() - t0)
+        scene: SceneResult
+        if item.scene_ref is None:  # a fused worker answered both
+            detections, scene = ray.get(item.det_ref, timeout=WORKER_TIMEOUT_S)
+            STAGE_LATENCY.labels("vision").observe(time.time() - t0)
+        else:
+            detections = ray.get(item.det_ref, timeout=WORKER_TIMEOUT_S)
+            STAGE_LATENCY.labels("detect").observe(time.time() - t0)
+            scene = ray.get(item.scene_ref, timeout=WORKER_TIMEOUT_S)
+            STAGE_LATENCY.labels("classify").observe(time.time() - t0)
+        detections = detections.scaled(1 / item.scale)
 
         if self._record is not None:
             self._record_frame(packet, detections, scene)

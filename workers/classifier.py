@@ -123,14 +123,18 @@ class Classifier(MetricsExporter):
 
     role = "classifier"  # process role and metric label
 
-    def __init__(self, cfg: ClassifierConfig, torch_threads: int = 1) -> None:
+    def __init__(self, cfg: ClassifierConfig, torch_threads: int = 1, batching: bool = True) -> None:
+        """``batching=False``: no batcher of its own (``classify`` unusable); a ``VisionWorker`` batches."""
         set_process_role(self.role)
         self.device = configure_torch(torch_threads)
         t0 = time.perf_counter()
         model, self.labels, self.image_size = load_model(cfg)
         self.model = model.to(self.device).eval()
         MODEL_LOAD_SECONDS.labels(self.role).observe(time.perf_counter() - t0)
-        self._batcher = Batcher(self.classify_batch, cfg.max_batch, cfg.max_wait_ms / 1000, name=f"{self.role}-batcher")
+        if batching:
+            self._batcher = Batcher(
+                self.classify_batch, cfg.max_batch, cfg.max_wait_ms / 1000, name=f"{self.role}-batcher"
+            )
         log.info("%s loaded on %s: %d labels, embedding %d", self.role, self.device, len(self.labels), model.embed_dim)
 
     def embedding_dim(self) -> int:

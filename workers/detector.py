@@ -91,7 +91,8 @@ def export_detector(cfg: DetectorConfig, device: str) -> Path:
 class Detector(MetricsExporter):
     """Runs YOLO on frames. ``weights``: a name, a local .pt path, or an architecture .yaml."""
 
-    def __init__(self, cfg: DetectorConfig, torch_threads: int = 1) -> None:
+    def __init__(self, cfg: DetectorConfig, torch_threads: int = 1, batching: bool = True) -> None:
+        """``batching=False``: no batcher of its own (``detect`` unusable); a ``VisionWorker`` batches."""
         set_process_role("detector")
         from ultralytics import YOLO  # type: ignore[attr-defined]
 
@@ -104,7 +105,8 @@ class Detector(MetricsExporter):
         # The first call builds the fused model; do it now so the first frame is not an outlier.
         self._predict([np.zeros((cfg.imgsz, cfg.imgsz, 3), np.uint8)])
         MODEL_LOAD_SECONDS.labels("detector").observe(time.perf_counter() - t0)
-        self._batcher = Batcher(self.detect_batch, cfg.max_batch, cfg.max_wait_ms / 1000, name="detector-batcher")
+        if batching:
+            self._batcher = Batcher(self.detect_batch, cfg.max_batch, cfg.max_wait_ms / 1000, name="detector-batcher")
         log.info("detector %s loaded on %s (%d classes)", cfg.weights, self.device, len(self.class_names))
 
     def names(self) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ from tests.support.configs import chatty_config
 from tests.support.wait import wait_for
 from workers.classifier import Classifier
 from workers.detector import Detector
+from workers.vision import VisionWorker
 
 
 def distinct_frames(video: Path, n: int) -> list[np.ndarray]:
@@ -34,13 +35,13 @@ def distinct_frames(video: Path, n: int) -> list[np.ndarray]:
     return frames
 
 
-def batch_counts(families: list) -> dict[str, float]:  # type: ignore[type-arg]
+def batch_counts(families: list, model: str | None = None) -> dict[str, float]:  # type: ignore[type-arg]
     """Bucket counts of vigil_batch_size by upper bound, for one model's worker."""
     out: dict[str, float] = {}
     for fam in families:
         if fam.name == "vigil_batch_size":
             for s in fam.samples:
-                if s.name.endswith("_bucket"):
+                if s.name.endswith("_bucket") and model in (None, s.labels["model"]):
                     out[s.labels["le"]] = s.value
     return out
 
@@ -131,3 +132,53 @@ def batch_sum(families: list) -> float:  # type: ignore[type-arg]
     return sum(
         s.value for fam in families if fam.name == "vigil_batch_size" for s in fam.samples if s.name.endswith("_sum")
     )
+
+
+def test_fused_worker_gives_each_caller_the_separate_models_results(ray_session: None, street_mp4: Path) -> None:
+    """ray.fused: one VisionWorker runs the detector and the ViT on the same batch; each concurrent
+    caller gets its own frame's detections and scene, the same as the separate workers give."""
+    frames = distinct_frames(street_mp4, 4)
+    det_cfg = DetectorConfig(weights="models/demo/detector.pt", max_batch=4, max_wait_ms=200)
+    cls_cfg = ClassifierConfig(weights=Path("models/demo/classifier.pt"), max_batch=2)  # the ViT's own cap holds
+    vision = ray.remote(VisionWorker).options(max_concurrency=16).remote((det_cfg, cls_cfg))
+    try:
+        fused = ray.get([vision.analyze.remote(ray.put(f)) for f in frames])
+        families = ray.get(vision.collect_metrics.remote()).families
+    finally:
+        ray.kill(vision)
+    detector, classifier = Detector(det_cfg), Classifier(cls_cfg)
+    for frame, (dets, scene) in zip(frames, fused, strict=True):
+        alone_dets, alone_scene = detector.detect_batch([frame])[0], classifier.classify_batch([frame])[0]
+        assert len(dets) == len(alone_dets) > 0
+        assert np.allclose(dets.xyxy, alone_dets.xyxy, atol=0.5)
+        assert scene.label == alone_scene.label
+        assert np.allclose(scene.embedding, alone_scene.embedding, atol=1e-4)
+    assert not np.allclose(fused[0][1].embedding, fused[1][1].embedding, atol=1e-4)
+    buckets = batch_counts(families, "detector")
+    assert batch_sum(families) == 8  # 4 frames through the detector + 4 through the ViT, warm-up aside
+    assert buckets["4.0"] - buckets["2.0"] >= 1, f"the detector never ran 3-4 frames at once: {buckets}"
+
+
+def test_fused_pipeline_runs_both_models_in_one_worker(ray_session: None, street_mp4: Path, tmp_path: Path) -> None:
+    cameras = [{"id": f"cam{i}", "url": str(street_mp4), "fps": 10, "loop": True} for i in range(3)]
+    cfg = chatty_config(cameras, tmp_path / "spool")
+    cfg = cfg.model_copy(update={"ray": cfg.ray.model_copy(update={"fused": True})})
+    with EmbeddedRedis() as server:
+        pipeline = Pipeline(cfg, server.url)
+        pipeline.start()
+        try:
+            wait_for(lambda: all(s.frames_processed >= 15 for s in pipeline.statuses()), 120, "frames on 3 cameras")
+            statuses = pipeline.statuses()
+            assert pipeline.workers is not None and pipeline.workers.classifiers == ()
+            time.sleep(0.5)  # let the metrics of the last batches land
+            body = urllib.request.urlopen(f"http://127.0.0.1:{pipeline.metrics_port}/metrics", timeout=10).read()
+        finally:
+            pipeline.stop()
+    assert all(s.scene is not None for s in statuses)
+    text = body.decode()
+    vision_calls = re.search(r'vigil_stage_latency_seconds_count\{stage="vision"\} (\S+)', text)
+    assert vision_calls is not None and float(vision_calls.group(1)) >= 45
+    assert 'stage="detect"' not in text and 'stage="classify"' not in text  # one call per frame, not two
+    multi = re.search(r'vigil_batch_size_bucket\{le="1.0",model="detector"\} (\S+)', text)
+    total = re.search(r'vigil_batch_size_count\{model="detector"\} (\S+)', text)
+    assert multi is not None and total is not None and float(total.group(1)) > float(multi.group(1))

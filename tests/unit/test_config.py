@@ -69,6 +69,10 @@ def test_looped_file_plays_as_live_camera() -> None:
             "cameras:\n  - {id: a, url: /x}\nredis: {url: 'localhost:6379'}\n",
             "redis.url (line 3): must start with redis://",
         ),
+        (
+            "cameras:\n  - {id: a, url: /x}\nray:\n  fused: true\n  classifier: {replicas: 2}\n",
+            "ray (line 3): classifier: not used with fused: true",
+        ),
         ("cameras: [\n", "invalid YAML (line 2)"),
         ("- just a list\n", "top level must be a mapping"),
     ],
