@@ -212,25 +212,35 @@ def run_mode(mode: str, spec: ModeSpec, env: dict[str, str], progress: Progress)
 
 
 def overhead(limit: dict[str, Any], vigil: dict[str, Any]) -> dict[str, Any]:
-    """CPU the pipeline spent beyond decoding and forward passes of the frames it processed.
+    """CPU the pipeline spent beyond decoding and the model calls of the frames it processed.
 
-    The forward cost per frame is the limit run's single-threaded CPU time at the batch size
-    nearest to the mean batch the pipeline's workers ran."""
+    The model calls' CPU is what the workers measured during the run (``vigil_model_cpu_seconds``:
+    the same machine at the same moment, so a CPU that runs faster or slower between modes does
+    not leak into the overhead); without it (``--no-ray``), the limit run's single-threaded CPU
+    time at the batch size nearest to the workers' mean batch. Decoding comes from the limit run."""
 
     def at_batch(table: dict[str, dict[str, float]], batch: float) -> float:
         return table[min(table, key=lambda b: abs(int(b) - batch))]["cpu_ms_per_frame"] / 1000
 
     frames = vigil["frames"]
     batches = vigil.get("batch_mean", {})
-    det_s = frames * at_batch(limit["detector"], batches.get("detector", 1.0))
-    vit_s = frames * at_batch(limit["vit"], batches.get("classifier", 1.0))
+    measured = vigil.get("model_cpu_s", {})
+    estimate = {
+        "detector": frames * at_batch(limit["detector"], batches.get("detector", 1.0)),
+        "classifier": frames * at_batch(limit["vit"], batches.get("classifier", 1.0)),
+    }
+    source = "measured" if all(measured.get(k, 0) > 0 for k in estimate) else "limit"
+    models = {k: measured.get(k, 0.0) for k in measured} if source == "measured" else estimate
     dec_s = frames * limit["decode"]["cpu_ms_per_frame"] / 1000
     total = vigil["cpu_s"]
-    rest = total - det_s - vit_s - dec_s
+    rest = total - sum(models.values()) - dec_s
     return {
         "cpu_s_total": total,
-        "cpu_s_forward_detector": det_s,
-        "cpu_s_forward_vit": vit_s,
+        "cpu_s_forward_detector": models["detector"],
+        "cpu_s_forward_vit": models["classifier"],
+        "cpu_s_models": models,  # every model the run called (the clip head too, when measured)
+        "forward_source": source,
+        "forward_estimate_from_limit": estimate,
         "cpu_s_decode": dec_s,
         "cpu_s_other": rest,
         "other_share": rest / total if total > 0 else None,

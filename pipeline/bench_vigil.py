@@ -86,6 +86,7 @@ def summarize(before: Samples, after: Samples) -> dict[str, Any]:
         "batch_mean": {k: batch_sum[k] / n for k, n in batch_n.items() if n > 0},
         "batches": batch_n,
         "cpu_s_by_actor": by_label(delta(before, after, "vigil_process_cpu_seconds_total"), "actor"),
+        "model_cpu_s": by_label(delta(before, after, "vigil_model_cpu_seconds_total"), "model"),
     }
 
 

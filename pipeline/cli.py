@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -419,12 +419,14 @@ def bench(
         console.print(f"results: {json_out}", highlight=False)
 
 
-def _overhead_line(o: dict[str, float]) -> str:
+def _overhead_line(o: dict[str, Any]) -> str:
     share = o["other_share"]
+    names = {"detector": "detector", "classifier": "ViT", "temporal": "clip head", "crops": "crops"}
+    models = ", ".join(f"{names.get(k, k)} {v:.1f}" for k, v in o.get("cpu_s_models", {}).items())
+    how = "measured in the workers" if o.get("forward_source") == "measured" else "estimated from the limit run"
     return (
-        f"{o['cpu_s_total']:.0f} CPU-s in the window: decode {o['cpu_s_decode']:.0f}, detector forward "
-        f"{o['cpu_s_forward_detector']:.0f}, ViT forward {o['cpu_s_forward_vit']:.0f}, everything else "
-        f"{o['cpu_s_other']:.0f}" + ("" if share is None else f" ({share:.0%})")
+        f"{o['cpu_s_total']:.0f} CPU-s in the window: decode {o['cpu_s_decode']:.1f}, model calls ({how}) "
+        f"{models}, everything else {o['cpu_s_other']:.1f}" + ("" if share is None else f" ({share:.0%})")
     )
 
 

@@ -122,6 +122,11 @@ OVERVIEW = Dashboard(
             (_q(f"histogram_quantile(0.5, sum by (le, model) (rate(vigil_batch_size_bucket[{RATE}])))", "{{model}}"),),
         ),
         Panel(
+            "Model call time p95 by model",
+            (_q(f"histogram_quantile(0.95, sum by (le, model) (rate(vigil_batch_seconds_bucket[{RATE}])))", "{{model}}"),),
+            unit="s",
+        ),
+        Panel(
             "CPU by actor type",
             (_q(f"sum by (actor) (rate(vigil_process_cpu_seconds_total[{RATE}]))", "{{actor}}"),),
             unit="percentunit",

@@ -13,7 +13,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
@@ -107,6 +109,19 @@ BATCH_SIZE = Histogram(
     buckets=BATCH_BUCKETS,
     registry=VIGIL_REGISTRY,
 )
+BATCH_SECONDS = Histogram(
+    "vigil_batch_seconds",
+    "Wall time of one batched model call (pre-processing, forward pass, post-processing)",
+    ["model"],
+    buckets=LATENCY_BUCKETS_S,
+    registry=VIGIL_REGISTRY,
+)
+MODEL_CPU_SECONDS = Counter(
+    "vigil_model_cpu_seconds",
+    "CPU time of the model calls' thread (with torch_threads > 1 its intra-op threads are not included)",
+    ["model"],
+    registry=VIGIL_REGISTRY,
+)
 INCIDENTS = Counter(
     "vigil_incidents",
     "Incidents started (start events), by kind and label",
@@ -178,6 +193,19 @@ VIGIL_REGISTRY.register(PROCESS)
 VIGIL_REGISTRY.register(GpuCollector())
 
 
+@contextmanager
+def model_call(model: str, batch: int) -> Iterator[None]:
+    """Count one batched model call: its size, wall time and the calling thread's CPU time (what
+    `vigil bench` subtracts from a run's CPU to find the orchestration overhead)."""
+    BATCH_SIZE.labels(model).observe(batch)
+    wall, cpu = time.perf_counter(), time.thread_time()
+    try:
+        yield
+    finally:
+        BATCH_SECONDS.labels(model).observe(time.perf_counter() - wall)
+        MODEL_CPU_SECONDS.labels(model).inc(time.thread_time() - cpu)
+
+
 def set_process_role(actor: str) -> None:
     """Label this process's CPU/RSS metrics with its actor type (camera, detector, ...)."""
     PROCESS.actor = actor
@@ -223,6 +251,8 @@ _DECLARED = (
     PROCESSED_FPS,
     QUEUE_DEPTH,
     BATCH_SIZE,
+    BATCH_SECONDS,
+    MODEL_CPU_SECONDS,
     INCIDENTS,
     WORKER_RESTARTS,
 )

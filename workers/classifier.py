@@ -20,7 +20,7 @@ from torch import nn
 
 from pipeline.config import ClassifierConfig, TimmViT, TorchvisionViT
 from pipeline.messages import LabelScore, SceneResult
-from pipeline.metrics import BATCH_SIZE, MODEL_LOAD_SECONDS
+from pipeline.metrics import MODEL_LOAD_SECONDS, model_call
 from workers.batching import Batcher
 from workers.common import MetricsExporter, configure_torch, set_process_role
 
@@ -144,9 +144,12 @@ class Classifier(MetricsExporter):
         """One frame; concurrent calls (from all cameras) are batched into one forward pass."""
         return self._batcher.submit(image_bgr)
 
-    @torch.inference_mode()
     def classify_batch(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[SceneResult]:
-        BATCH_SIZE.labels(self.role).observe(len(images_bgr))
+        with model_call(self.role, len(images_bgr)):
+            return self._classify(images_bgr)
+
+    @torch.inference_mode()
+    def _classify(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[SceneResult]:
         x = preprocess(images_bgr, self.image_size).to(self.device)
         emb, logits = self.model(x)
         probs = torch.softmax(logits.float(), dim=1).cpu().numpy()

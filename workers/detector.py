@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from pipeline.config import DetectorConfig
 from pipeline.messages import Detections
-from pipeline.metrics import BATCH_SIZE, MODEL_LOAD_SECONDS
+from pipeline.metrics import MODEL_LOAD_SECONDS, model_call
 from workers.batching import Batcher
 from workers.common import MetricsExporter, configure_torch, set_process_role
 
@@ -119,8 +119,8 @@ class Detector(MetricsExporter):
 
     def detect_batch(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[Detections]:
         """One forward pass over a batch of BGR frames (any sizes; ultralytics letterboxes)."""
-        BATCH_SIZE.labels("detector").observe(len(images_bgr))
-        return self._predict(images_bgr)
+        with model_call("detector", len(images_bgr)):
+            return self._predict(images_bgr)
 
     def _predict(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[Detections]:
         results = self.model.predict(

@@ -22,7 +22,7 @@ from torch import nn
 
 from pipeline.config import LSTMHead, TemporalConfig, TransformerHead
 from pipeline.messages import Detections, FloatArray, LabelScore
-from pipeline.metrics import BATCH_SIZE, MODEL_LOAD_SECONDS
+from pipeline.metrics import MODEL_LOAD_SECONDS, model_call
 from workers.common import MetricsExporter, configure_torch, set_process_role
 
 log = logging.getLogger(__name__)
@@ -356,10 +356,13 @@ class TemporalHead(MetricsExporter):
     def head_kind(self) -> str:
         return self.kind
 
-    @torch.inference_mode()
     def classify_batch(self, windows: list[FloatArray]) -> list[LabelScore]:
         """Label each (T, F) window. Windows in one call share T."""
-        BATCH_SIZE.labels("temporal").observe(len(windows))
+        with model_call("temporal", len(windows)):
+            return self._classify(windows)
+
+    @torch.inference_mode()
+    def _classify(self, windows: list[FloatArray]) -> list[LabelScore]:
         x = torch.from_numpy(np.stack(windows).astype(np.float32)).to(self.device)
         probs = torch.softmax(self.model(x).float(), dim=1).cpu().numpy()
         return [LabelScore(self.labels[int(p.argmax())], float(p.max())) for p in probs]

@@ -1,0 +1,40 @@
+"""The bench's orchestration overhead: CPU of the run minus decoding and the model calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pipeline.bench import overhead
+
+LIMIT: dict[str, Any] = {
+    "detector": {"1": {"cpu_ms_per_frame": 30.0}, "4": {"cpu_ms_per_frame": 20.0}},
+    "vit": {"1": {"cpu_ms_per_frame": 6.0}, "4": {"cpu_ms_per_frame": 5.0}},
+    "decode": {"cpu_ms_per_frame": 1.0},
+}
+
+
+def test_model_cpu_measured_in_the_run_is_what_gets_subtracted() -> None:
+    # The machine ran slower during the vigil run than during the limit run: the workers measured
+    # 25 ms per frame of detector calls where the limit said 20. The overhead must not absorb that.
+    vigil = {
+        "frames": 1000,
+        "cpu_s": 40.0,
+        "batch_mean": {"detector": 3.8, "classifier": 3.8},
+        "model_cpu_s": {"detector": 25.0, "classifier": 6.0, "temporal": 0.5},
+    }
+    o = overhead(LIMIT, vigil)
+    assert o["forward_source"] == "measured"
+    assert o["cpu_s_other"] == pytest.approx(40.0 - 25.0 - 6.0 - 0.5 - 1.0)
+    assert o["other_share"] == pytest.approx(7.5 / 40)
+    assert o["forward_estimate_from_limit"] == {"detector": pytest.approx(20.0), "classifier": pytest.approx(5.0)}
+
+
+def test_without_worker_figures_the_limit_run_estimates_the_model_calls() -> None:
+    vigil = {"frames": 1000, "cpu_s": 40.0, "batch_mean": {"detector": 1.2, "classifier": 3.9}}
+    o = overhead(LIMIT, vigil)
+    assert o["forward_source"] == "limit"
+    assert o["cpu_s_forward_detector"] == pytest.approx(30.0)  # batch 1.2 -> the batch-1 figure
+    assert o["cpu_s_forward_vit"] == pytest.approx(5.0)  # batch 3.9 -> the batch-4 figure
+    assert o["cpu_s_other"] == pytest.approx(40.0 - 30.0 - 5.0 - 1.0)
