@@ -123,7 +123,12 @@ OVERVIEW = Dashboard(
         ),
         Panel(
             "Model call time p95 by model",
-            (_q(f"histogram_quantile(0.95, sum by (le, model) (rate(vigil_batch_seconds_bucket[{RATE}])))", "{{model}}"),),
+            (
+                _q(
+                    f"histogram_quantile(0.95, sum by (le, model) (rate(vigil_batch_seconds_bucket[{RATE}])))",
+                    "{{model}}",
+                ),
+            ),
             unit="s",
         ),
         Panel(
