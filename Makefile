@@ -37,10 +37,15 @@ models: setup
 	$(VENV)/bin/vigil train temporal --kind transformer --data $(DATA)/temporal --data $(DATA)/temporal2 --embedding-features 0 --seed 0
 	$(VENV)/bin/vigil train temporal --kind lstm --data $(DATA)/temporal --data $(DATA)/temporal2 --embedding-features 0 --seed 0
 
-# Score the pack with the full pipeline on videos it never saw (seed 1000).
+# Score the pack with the full pipeline on videos it never saw: 9-video sets vary a lot (event F1
+# 0.92 on seed 1000, 0.83 on seed 2000), so two sets by default; `make eval EVAL_SEEDS="1000 2000 3000"`.
+EVAL_SEEDS ?= 1000 2000
 eval: setup
-	$(VENV)/bin/vigil synth --out $(DATA)/eval --videos 9 --seed 1000
-	$(VENV)/bin/vigil eval --data $(DATA)/eval --json $(DATA)/eval.json
+	@for seed in $(EVAL_SEEDS); do \
+		dir=$(DATA)/eval$$( [ $$seed = 1000 ] || echo "-$$seed" ); \
+		$(VENV)/bin/vigil synth --out $$dir --videos 9 --seed $$seed && \
+		$(VENV)/bin/vigil eval --data $$dir --json $$dir.json || exit 1; \
+	done
 
 test: setup
 	$(VENV)/bin/python -m pytest -q -rfEs tests

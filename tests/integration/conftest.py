@@ -31,10 +31,18 @@ def redis_server() -> Iterator[EmbeddedRedis]:
 def ray_session() -> Iterator[None]:
     import ray
 
+    from pipeline.config import RayConfig
     from pipeline.driver import offline_env
 
     env = offline_env(allow_download=False)
-    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": env}, logging_level="WARNING")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        runtime_env={"env_vars": env},
+        logging_level="WARNING",
+        # As pipeline.driver.init_ray starts Ray for users (ray.max_inline_bytes): frames travel inside calls.
+        _system_config={"max_direct_call_object_size": RayConfig().max_inline_bytes},
+    )
     yield
     ray.shutdown()
 
