@@ -156,7 +156,7 @@ class Pipeline:
             dets = _pool(
                 VisionWorker, (models.detector, models.classifier), res.detector, 4 * models.detector.max_batch
             )
-            clss = dets
+            clss: tuple[Any, ...] = ()  # the VisionWorkers hold the ViT
         else:
             dets = _pool(Detector, models.detector, res.detector, 4 * models.detector.max_batch)
             clss = _pool(Classifier, models.classifier, res.classifier, 4 * models.classifier.max_batch)
@@ -165,7 +165,8 @@ class Pipeline:
         try:
             # Every replica has loaded its model before any camera starts.
             self._class_names = ray.get([d.names.remote() for d in dets], timeout=WORKER_START_TIMEOUT_S)[0]
-            embed_dim = ray.get([c.embedding_dim.remote() for c in clss], timeout=WORKER_START_TIMEOUT_S)[0]
+            vits = clss or dets  # fused: the VisionWorkers answer for their ViT
+            embed_dim = ray.get([c.embedding_dim.remote() for c in vits], timeout=WORKER_START_TIMEOUT_S)[0]
             ray.get([c.embedding_dim.remote() for c in crops], timeout=WORKER_START_TIMEOUT_S)
             in_dim = embed_dim + summary_dim(len(self._class_names))
             temporal: Any = ray.remote(TemporalHead).options(
@@ -181,7 +182,7 @@ class Pipeline:
                 f"resources they ask for (ray.detector / ray.classifier / ray.temporal; cluster has "
                 f"{ray.cluster_resources()})"  # type: ignore[no-untyped-call]
             ) from None
-        return WorkerHandles(dets, () if res.fused else clss, tmp, crops, fused=res.fused)
+        return WorkerHandles(dets, clss, tmp, crops, fused=res.fused)
 
     def _camera_settings(self) -> CameraSettings:
         t = self.cfg.models.temporal

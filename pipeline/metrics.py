@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 LOAD_BUCKETS_S = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
-STAGES = ("decode", "detect", "classify", "vision", "crops", "temporal", "publish")  # vision: ray.fused
 
 VIGIL_REGISTRY = CollectorRegistry(auto_describe=True)
 
