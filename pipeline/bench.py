@@ -12,8 +12,8 @@ processes and the embedded Redis included) is sampled with psutil for CPU and me
 - ``vigil``: the real pipeline (Ray, Redis, metrics); or ``workers`` with ``no_ray``: Vigil's batched
   Detector/Classifier, decoder and tracker in-process, where Ray cannot be installed.
 
-The orchestration overhead is the vigil tree's CPU time minus what the limit run says decoding and
-the forward passes of the same frames cost.
+The orchestration overhead is the vigil tree's CPU time minus decoding, the model calls and the
+pipeline's own per-frame work (tracking, resizing, event rules), each measured inside the run.
 """
 
 from __future__ import annotations
@@ -211,13 +211,29 @@ def run_mode(mode: str, spec: ModeSpec, env: dict[str, str], progress: Progress)
     return {**result, **meter.result()}
 
 
+# The camera actors' CPU by step (``vigil_camera_cpu_seconds``), by what the step is: the pipeline's
+# own work (resizing to the model size, motion gating, ByteTrack, the frame summary, event rules), which
+# a user's loop does too, and orchestration: the Ray calls, delivery to Redis (spool, snapshots,
+# the sender thread) and metrics. "decode" is decoding, measured where it happens.
+WORK_STEPS = ("prepare", "track", "features", "events")
+ORCHESTRATION_STEPS = {
+    "ray_calls": ("submit", "wait", "crops", "clip", "queue"),
+    "redis": ("publish", "redis"),
+    "metrics": ("metrics",),
+}
+NOT_WORKERS = ("camera", "driver")
+
+
 def overhead(limit: dict[str, Any], vigil: dict[str, Any]) -> dict[str, Any]:
-    """CPU the pipeline spent beyond decoding and the model calls of the frames it processed.
+    """CPU the pipeline spent beyond decoding and the model calls of the frames it processed, and
+    how much of that is orchestration (Ray, Redis, metrics) rather than the pipeline's own work.
 
     The model calls' CPU is what the workers measured during the run (``vigil_model_cpu_seconds``:
     the same machine at the same moment, so a CPU that runs faster or slower between modes does
     not leak into the overhead); without it (``--no-ray``), the limit run's single-threaded CPU
-    time at the batch size nearest to the workers' mean batch. Decoding comes from the limit run."""
+    time at the batch size nearest to the workers' mean batch. Decoding, and the split of the rest,
+    come from the cameras' own step clocks (``vigil_camera_cpu_seconds``) when the run has them;
+    decoding otherwise from the limit run."""
 
     def at_batch(table: dict[str, dict[str, float]], batch: float) -> float:
         return table[min(table, key=lambda b: abs(int(b) - batch))]["cpu_ms_per_frame"] / 1000
@@ -225,16 +241,17 @@ def overhead(limit: dict[str, Any], vigil: dict[str, Any]) -> dict[str, Any]:
     frames = vigil["frames"]
     batches = vigil.get("batch_mean", {})
     measured = vigil.get("model_cpu_s", {})
+    steps: dict[str, float] = vigil.get("camera_cpu_s", {})
     estimate = {
         "detector": frames * at_batch(limit["detector"], batches.get("detector", 1.0)),
         "classifier": frames * at_batch(limit["vit"], batches.get("classifier", 1.0)),
     }
     source = "measured" if all(measured.get(k, 0) > 0 for k in estimate) else "limit"
     models = {k: measured.get(k, 0.0) for k in measured} if source == "measured" else estimate
-    dec_s = frames * limit["decode"]["cpu_ms_per_frame"] / 1000
+    dec_s = steps["decode"] if "decode" in steps else frames * limit["decode"]["cpu_ms_per_frame"] / 1000
     total = vigil["cpu_s"]
     rest = total - sum(models.values()) - dec_s
-    return {
+    out: dict[str, Any] = {
         "cpu_s_total": total,
         "cpu_s_forward_detector": models["detector"],
         "cpu_s_forward_vit": models["classifier"],
@@ -242,11 +259,32 @@ def overhead(limit: dict[str, Any], vigil: dict[str, Any]) -> dict[str, Any]:
         "forward_source": source,
         "forward_estimate_from_limit": estimate,
         "cpu_s_decode": dec_s,
+        "decode_source": "measured" if "decode" in steps else "limit",
         "cpu_s_other": rest,
         "other_share": rest / total if total > 0 else None,
         "note": "other = everything but decode and forward passes: Ray (transport, object store, raylet/GCS), "
         "tracking, clip head, events, Redis, metrics, Python threads, and batching inefficiency",
     }
+    if not steps or source != "measured":
+        return out
+    by_actor: dict[str, float] = vigil.get("cpu_s_by_actor", {})
+    work = {k: steps.get(k, 0.0) for k in WORK_STEPS}
+    parts = {name: sum(steps.get(k, 0.0) for k in keys) for name, keys in ORCHESTRATION_STEPS.items()}
+    # Camera actors' CPU their step clocks do not see: Ray's core-worker threads, the metrics exporter.
+    parts["camera_unattributed"] = by_actor.get("camera", 0.0) - sum(steps.values())
+    workers = sum(v for k, v in by_actor.items() if k not in NOT_WORKERS)
+    parts["workers_beyond_model_calls"] = workers - sum(models.values())  # dispatch, deserialising, batching
+    parts["driver"] = by_actor.get("driver", 0.0)
+    parts["ray_system_and_redis_server"] = total - sum(by_actor.values())  # raylet, GCS, idle workers, redis
+    orchestration = sum(parts.values())
+    out.update(
+        {
+            "cpu_s_pipeline_work": work,  # resize, ByteTrack, frame summaries, event rules
+            "cpu_s_orchestration": parts,
+            "orchestration_share": orchestration / total if total > 0 else None,
+        }
+    )
+    return out
 
 
 def run_bench(spec: BenchSpec, progress: Progress) -> dict[str, Any]:

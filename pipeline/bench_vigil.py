@@ -87,6 +87,7 @@ def summarize(before: Samples, after: Samples) -> dict[str, Any]:
         "batches": batch_n,
         "cpu_s_by_actor": by_label(delta(before, after, "vigil_process_cpu_seconds_total"), "actor"),
         "model_cpu_s": by_label(delta(before, after, "vigil_model_cpu_seconds_total"), "model"),
+        "camera_cpu_s": by_label(delta(before, after, "vigil_camera_cpu_seconds_total"), "step"),
     }
 
 

@@ -424,9 +424,17 @@ def _overhead_line(o: dict[str, Any]) -> str:
     names = {"detector": "detector", "classifier": "ViT", "temporal": "clip head", "crops": "crops"}
     models = ", ".join(f"{names.get(k, k)} {v:.1f}" for k, v in o.get("cpu_s_models", {}).items())
     how = "measured in the workers" if o.get("forward_source") == "measured" else "estimated from the limit run"
-    return (
+    line = (
         f"{o['cpu_s_total']:.0f} CPU-s in the window: decode {o['cpu_s_decode']:.1f}, model calls ({how}) "
         f"{models}, everything else {o['cpu_s_other']:.1f}" + ("" if share is None else f" ({share:.0%})")
+    )
+    if o.get("orchestration_share") is None:
+        return line
+    work = sum(o["cpu_s_pipeline_work"].values())
+    parts = ", ".join(f"{k.replace('_', ' ')} {v:.1f}" for k, v in o["cpu_s_orchestration"].items())
+    return (
+        f"{line}\n  of which the pipeline's own work (resize, tracking, event rules) {work:.1f}, "
+        f"orchestration {sum(o['cpu_s_orchestration'].values()):.1f} ({o['orchestration_share']:.0%}): {parts}"
     )
 
 

@@ -121,6 +121,12 @@ MODEL_CPU_SECONDS = Counter(
     ["model"],
     registry=VIGIL_REGISTRY,
 )
+CAMERA_CPU_SECONDS = Counter(
+    "vigil_camera_cpu_seconds",
+    "CPU time of the camera actors' own threads, by step (decode, prepare, submit, wait, track, ...)",
+    ["step"],
+    registry=VIGIL_REGISTRY,
+)
 INCIDENTS = Counter(
     "vigil_incidents",
     "Incidents started (start events), by kind and label",
@@ -203,6 +209,24 @@ def model_call(model: str, batch: int) -> Iterator[None]:
     finally:
         BATCH_SECONDS.labels(model).observe(time.perf_counter() - wall)
         MODEL_CPU_SECONDS.labels(model).inc(time.thread_time() - cpu)
+
+
+class StepClock:
+    """Charges one thread's CPU time to named steps: ``lap(step)`` adds the CPU the thread used
+    since the previous lap (or since it was made) to ``vigil_camera_cpu_seconds{step}``. One
+    ``thread_time`` call per lap, so the camera loop can account every step of every frame."""
+
+    def __init__(self) -> None:
+        self._last = time.thread_time()
+        self._children: dict[str, Counter] = {}
+
+    def lap(self, step: str) -> None:
+        now = time.thread_time()
+        child = self._children.get(step)
+        if child is None:
+            child = self._children[step] = CAMERA_CPU_SECONDS.labels(step)
+        child.inc(now - self._last)
+        self._last = now
 
 
 def set_process_role(actor: str) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import redis
 
 from pipeline.messages import Event, StatusEvent
-from pipeline.metrics import EVENTS_PUBLISHED, EVENTS_SPOOLED, PUBLISH_ERRORS
+from pipeline.metrics import EVENTS_PUBLISHED, EVENTS_SPOOLED, PUBLISH_ERRORS, StepClock
 from pipeline.redact import redact
 from pipeline.snapshots import snapshot_key
 from pipeline.spool import Spool, SpoolFullPolicy
@@ -167,12 +167,14 @@ class EventPublisher:
 
     def _run(self) -> None:
         failures = 0
+        clock = StepClock()  # this sender thread's CPU: vigil_camera_cpu_seconds{step="redis"}
         while True:
             self._wake.wait(timeout=1.0)
             self._wake.clear()
             try:
                 while self._send_batch():
                     pass
+                clock.lap("redis")
                 failures = 0
                 self._idle.set()
             except redis.RedisError as exc:

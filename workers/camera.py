@@ -55,6 +55,7 @@ from pipeline.metrics import (
     STREAM_RECONNECTS,
     STREAM_STATE,
     STREAM_UP,
+    StepClock,
     forget_camera,
 )
 from pipeline.publisher import EventPublisher
@@ -181,6 +182,8 @@ class CameraRunner:
         self._motion = MotionGate(cam.motion) if cam.motion.enabled else None
         self._last: tuple[Detections, FloatArray] | None = None  # the last processed frame's results
         self._thread = threading.Thread(target=self._loop, name=f"camera-{cam.id}", daemon=True)
+        self._clock: StepClock | None = None  # the loop thread's CPU by step (made in that thread)
+        self._decode_clock: StepClock | None = None  # the decoder thread's
         self._record: TextIO | None = None
         self._loop_running = False
         self._deferred_state: tuple[CameraState, str] | None = None
@@ -272,6 +275,10 @@ class CameraRunner:
             self._counts["dropped"] += 1
 
     def _on_decoded(self, read_s: float) -> None:
+        if self._decode_clock is None:
+            self._decode_clock = StepClock()
+        else:  # the decoder thread's CPU since the last frame: this read, the last hand-on
+            self._decode_clock.lap("decode")
         FRAMES_DECODED.labels(self.cam.id).inc()
         STAGE_LATENCY.labels("decode").observe(read_s)
         self._in_rate.tick()
@@ -282,6 +289,7 @@ class CameraRunner:
     # -- the camera loop -----------------------------------------------------------------------
 
     def _loop(self) -> None:
+        self._clock = StepClock()
         try:
             self._run_loop()
         finally:
@@ -294,10 +302,12 @@ class CameraRunner:
         workers can batch across frames, not only across cameras) and apply their results strictly in
         frame order: tracking, clip windows and events see the same sequence as with one in flight."""
         pending: deque[_InFlight] = deque()
+        clock = self._lap
         while not self._stop.is_set():
             if len(pending) < self.cam.max_in_flight:
                 # Nothing in flight: wait for a frame. Otherwise only take one that is already there.
                 packet = self._source.get(timeout_s=0.0 if pending else 0.5)
+                clock("queue")
                 if packet is not None:
                     pending.append(self._submit(packet, pending))
                     continue
@@ -306,6 +316,7 @@ class CameraRunner:
                         break
                     continue
             self._finish(pending.popleft())
+            clock("metrics")
         while pending:  # stopping: frames already sent to the models are still applied, in order
             self._finish(pending.popleft())
         # The source ended or the camera is stopping: close every open incident.
@@ -313,21 +324,32 @@ class CameraRunner:
 
     def _submit(self, packet: FramePacket, pending: deque[_InFlight]) -> _InFlight:
         """Send one frame to the detector and the classifier (or mark it still, for motion gating)."""
-        if self._is_still(packet, pending):
+        still = self._is_still(packet, pending)
+        self._lap("prepare")
+        if still:
             return _InFlight(packet, time.time(), None, None)
         t0 = time.time()
         # The workers get the frame downscaled to what the models use (the detector letterboxes to
         # imgsz, the ViT to its size anyway): a quarter of the bytes through the object store for a
         # 640x360 camera at imgsz 320, a twentieth for 1080p. Full resolution stays here (snapshots, crops).
         image, scale = model_input(packet.image_bgr, self.settings.model_input_px)
+        self._lap("prepare")
         n = next(self._turn)  # replicas take this camera's frames in turn
         dets, clss = self.workers.detectors, self.workers.classifiers
         if self.workers.fused:  # one worker, one call: Ray moves the frame (inline when small)
-            return _InFlight(packet, t0, dets[n % len(dets)].analyze.remote(image), None, scale)
-        image_ref = ray.put(image)  # stored once, read by both workers
-        det_ref = dets[n % len(dets)].detect.remote(image_ref)
-        scene_ref = clss[n % len(clss)].classify.remote(image_ref)
-        return _InFlight(packet, t0, det_ref, scene_ref, scale)
+            item = _InFlight(packet, t0, dets[n % len(dets)].analyze.remote(image), None, scale)
+        else:
+            image_ref = ray.put(image)  # stored once, read by both workers
+            det_ref = dets[n % len(dets)].detect.remote(image_ref)
+            scene_ref = clss[n % len(clss)].classify.remote(image_ref)
+            item = _InFlight(packet, t0, det_ref, scene_ref, scale)
+        self._lap("submit")
+        return item
+
+    def _lap(self, step: str) -> None:
+        """Charge the loop thread's CPU since the last lap to ``step`` (vigil_camera_cpu_seconds)."""
+        if self._clock is not None:
+            self._clock.lap(step)
 
     def _finish(self, item: _InFlight) -> None:
         if item.det_ref is None:
@@ -352,15 +374,19 @@ class CameraRunner:
             STAGE_LATENCY.labels("detect").observe(time.time() - t0)
             scene = ray.get(item.scene_ref, timeout=WORKER_TIMEOUT_S)
             STAGE_LATENCY.labels("classify").observe(time.time() - t0)
+        self._lap("wait")
         detections = detections.scaled(1 / item.scale)
 
         if self._record is not None:
             self._record_frame(packet, detections, scene)
         tracked = self._tracker.update(detections)
+        self._lap("track")
         crops = self._classify_crops(item, tracked)
+        self._lap("crops")
         summary = self._summarizer(detections, packet.resolution_wh, packet.stream_ts)
         vector = np.concatenate([scene.embedding, summary]).astype(np.float32)
         self._last = (tracked, vector)
+        self._lap("features")
         self._advance(packet, tracked, vector, crops)
 
         latency = time.time() - packet.captured_at
@@ -420,13 +446,17 @@ class CameraRunner:
         track_ids = tuple(int(t) for t in tracked.tracker_id)
         self._window.append(FrameFeatures(packet.frame_id, packet.captured_at, vector, track_ids))
         self._since_clip += 1
+        self._lap("events")
         clip = self._maybe_label_clip(packet)
+        self._lap("clip")
         if clip is not None:
             in_window = tuple(sorted({t for f in self._window for t in f.track_ids}))
             events += self._engine.on_clip(clip, packet.captured_at, in_window)
             with self._lock:
                 self._clip = f"{clip.label} {clip.confidence:.2f}"
+            self._lap("events")
         self._publish(events, packet, tracked)
+        self._lap("publish")
 
     def _maybe_label_clip(self, packet: FramePacket) -> ClipLabel | None:
         if len(self._window) < self.settings.window or self._since_clip < self.settings.stride:

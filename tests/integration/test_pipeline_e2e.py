@@ -176,6 +176,9 @@ def test_metrics_scraped_over_http(run_result: dict[str, object]) -> None:
     for stage in ("decode", "detect", "classify", "temporal", "publish"):
         assert samples[("vigil_stage_latency_seconds_count", (("stage", stage),))] > 0, stage
         assert samples[("vigil_stage_latency_seconds_sum", (("stage", stage),))] > 0, stage
+    # The cameras account their threads' CPU step by step (what `vigil bench` splits the overhead with).
+    for step in ("decode", "prepare", "submit", "wait", "track", "features", "events", "publish", "redis"):
+        assert samples[("vigil_camera_cpu_seconds_total", (("step", step),))] > 0, step
 
 
 def test_stop_flushes_and_reports_final_state(run_result: dict[str, object]) -> None:

@@ -38,3 +38,28 @@ def test_without_worker_figures_the_limit_run_estimates_the_model_calls() -> Non
     assert o["cpu_s_forward_detector"] == pytest.approx(30.0)  # batch 1.2 -> the batch-1 figure
     assert o["cpu_s_forward_vit"] == pytest.approx(5.0)  # batch 3.9 -> the batch-4 figure
     assert o["cpu_s_other"] == pytest.approx(40.0 - 30.0 - 5.0 - 1.0)
+
+
+def test_camera_step_clocks_split_the_rest_into_pipeline_work_and_orchestration() -> None:
+    vigil = {
+        "frames": 1000,
+        "cpu_s": 50.0,  # the whole process tree
+        "batch_mean": {"detector": 3.8, "classifier": 3.8},
+        "model_cpu_s": {"detector": 25.0, "classifier": 6.0},
+        "cpu_s_by_actor": {"camera": 12.0, "vision": 33.0, "driver": 1.0},
+        "camera_cpu_s": {"decode": 2.0, "prepare": 1.0, "track": 1.5, "features": 0.2, "events": 0.3}
+        | {"submit": 1.0, "wait": 1.5, "queue": 0.1, "publish": 0.8, "redis": 0.2, "metrics": 0.4},
+    }
+    o = overhead(LIMIT, vigil)
+    assert o["cpu_s_decode"] == 2.0 and o["decode_source"] == "measured"  # not the limit's 1.0 ms x 1000
+    assert o["cpu_s_pipeline_work"] == {"prepare": 1.0, "track": 1.5, "features": 0.2, "events": 0.3}
+    parts = o["cpu_s_orchestration"]
+    assert parts["ray_calls"] == pytest.approx(2.6)
+    assert parts["redis"] == pytest.approx(1.0)
+    assert parts["metrics"] == pytest.approx(0.4)
+    assert parts["camera_unattributed"] == pytest.approx(12.0 - 9.0)
+    assert parts["workers_beyond_model_calls"] == pytest.approx(33.0 - 31.0)
+    assert parts["ray_system_and_redis_server"] == pytest.approx(50.0 - 46.0)
+    # Everything is accounted once: models + decode + pipeline work + orchestration = the tree's CPU.
+    assert 31.0 + 2.0 + 3.0 + sum(parts.values()) == pytest.approx(50.0)
+    assert o["orchestration_share"] == pytest.approx(sum(parts.values()) / 50.0)
