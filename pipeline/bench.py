@@ -217,7 +217,7 @@ def run_mode(mode: str, spec: ModeSpec, env: dict[str, str], progress: Progress)
 # the sender thread) and metrics. "decode" is decoding, measured where it happens.
 WORK_STEPS = ("prepare", "track", "features", "events")
 ORCHESTRATION_STEPS = {
-    "ray_calls": ("submit", "wait", "crops", "clip", "queue"),
+    "ray_calls": ("submit", "coalesce", "wait", "crops", "clip", "queue"),
     "redis": ("publish", "redis"),
     "metrics": ("metrics",),
 }

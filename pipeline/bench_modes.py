@@ -118,11 +118,12 @@ def bench_cameras(spec: ModeSpec) -> tuple[CameraConfig, ...]:
 
 def decode_frames(video: Path, keep: int, min_s: float) -> tuple[list[Frame], dict[str, float]]:
     """Decode ``video`` (looping) for at least ``min_s`` and one pass, with the decoder Vigil uses
-    (OpenCV's FFmpeg backend). Returns up to ``keep`` frames and the decode speed."""
+    (OpenCV's FFmpeg backend, one decoding thread: the least CPU per frame). Returns up to ``keep``
+    frames and the decode speed."""
     frames: list[Frame] = []
     n, wall0, cpu0 = 0, time.perf_counter(), time.process_time()
     while True:
-        cap = cv2.VideoCapture(str(video), cv2.CAP_FFMPEG)
+        cap = cv2.VideoCapture(str(video), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
         ok, image = cap.read()
         while ok:
             n += 1

@@ -82,6 +82,13 @@ class CameraConfig(_Strict):
     loop: bool = Field(default=False, description="Files only: restart at the end (plays a file as a camera)")
     rtsp_transport: Literal["tcp", "udp"] = Field(default="tcp", description="RTSP transport")
     open_timeout_s: float = Field(default=5.0, gt=0, le=60, description="Give up opening the source after this")
+    decode_threads: int = Field(
+        default=1,
+        ge=0,
+        le=64,
+        description="FFmpeg decoding threads for this camera (0: FFmpeg's choice, one per core). One thread "
+        "decodes 1080p H.264 well above 30 fps, with less CPU per frame than several and no frame-threading delay",
+    )
     read_timeout_s: float = Field(
         default=1.0,
         gt=0,
@@ -374,6 +381,13 @@ class RayConfig(_Strict):
         default=False,
         description="Detector and scene classifier in one actor (one call and one frame copy per frame; "
         "replicas and resources from ray.detector). For few cores or a light ViT",
+    )
+    host_calls_per_replica: int = Field(
+        default=1,
+        ge=0,
+        le=64,
+        description="Fused workers: calls a camera host keeps in flight to each replica; frames that arrive "
+        "meanwhile leave together in the next call (0: one call per frame)",
     )
     detector: WorkerResources = Field(default_factory=WorkerResources)
     classifier: WorkerResources = Field(default_factory=lambda: WorkerResources(num_cpus=0.5))

@@ -182,7 +182,16 @@ class Pipeline:
                 f"resources they ask for (ray.detector / ray.classifier / ray.temporal; cluster has "
                 f"{ray.cluster_resources()})"  # type: ignore[no-untyped-call]
             ) from None
-        return WorkerHandles(dets, clss, tmp, crops, fused=res.fused)
+        return WorkerHandles(
+            dets,
+            clss,
+            tmp,
+            crops,
+            fused=res.fused,
+            host_calls_per_replica=res.host_calls_per_replica if res.fused else 0,
+            call_max_frames=models.detector.max_batch,
+            call_max_bytes=self.cfg.ray.max_inline_bytes or None,
+        )
 
     def _camera_settings(self) -> CameraSettings:
         t = self.cfg.models.temporal

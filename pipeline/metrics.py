@@ -121,6 +121,12 @@ MODEL_CPU_SECONDS = Counter(
     ["model"],
     registry=VIGIL_REGISTRY,
 )
+CALL_FRAMES = Histogram(
+    "vigil_call_frames",
+    "Frames per actor call from a camera host to a fused worker (ray.host_calls_per_replica)",
+    buckets=BATCH_BUCKETS,
+    registry=VIGIL_REGISTRY,
+)
 CAMERA_CPU_SECONDS = Counter(
     "vigil_camera_cpu_seconds",
     "CPU time of the camera actors' own threads, by step (decode, prepare, submit, wait, track, ...)",

@@ -61,6 +61,7 @@ from pipeline.metrics import (
 from pipeline.publisher import EventPublisher
 from pipeline.snapshots import render_snapshot, snapshot_key, write_snapshot_file
 from workers.classifier import crop_boxes
+from workers.coalescer import Coalescer, PendingResult
 from workers.decoder import FrameSource
 from workers.motion import MotionGate
 from workers.temporal import FrameSummarizer
@@ -96,6 +97,9 @@ class WorkerHandles:
     temporal: Any
     crops: tuple[Any, ...] = ()  # models.crops off: none
     fused: bool = False
+    host_calls_per_replica: int = 0  # fused: a camera host coalesces its cameras' frames (0: a call per frame)
+    call_max_frames: int = 8  # frames per coalesced call (the detector's max batch)
+    call_max_bytes: int | None = None  # and their bytes (ray.max_inline_bytes: calls stay inline)
 
 
 @dataclass(frozen=True)
@@ -149,8 +153,11 @@ class CameraRunner:
     """Runs one camera end to end in its own threads (decoder, loop, publisher) inside a
     ``CameraHost`` actor. Methods are safe to call concurrently."""
 
-    def __init__(self, cam: CameraConfig, settings: CameraSettings, workers: WorkerHandles) -> None:
+    def __init__(
+        self, cam: CameraConfig, settings: CameraSettings, workers: WorkerHandles, coalescer: Coalescer | None = None
+    ) -> None:
         self.cam, self.settings, self.workers = cam, settings, workers
+        self._coalescer = coalescer  # fused workers: the host's, shared by its cameras
         self._lock = threading.Lock()  # guards the counters and labels below
         ev = settings.events
         self._publisher = EventPublisher(
@@ -336,7 +343,9 @@ class CameraRunner:
         self._lap("prepare")
         n = next(self._turn)  # replicas take this camera's frames in turn
         dets, clss = self.workers.detectors, self.workers.classifiers
-        if self.workers.fused:  # one worker, one call: Ray moves the frame (inline when small)
+        if self._coalescer is not None:  # leaves with the frames other cameras of this host have ready
+            item = _InFlight(packet, t0, self._coalescer.submit(image), None, scale)
+        elif self.workers.fused:  # one worker, one call: Ray moves the frame (inline when small)
             item = _InFlight(packet, t0, dets[n % len(dets)].analyze.remote(image), None, scale)
         else:
             image_ref = ray.put(image)  # stored once, read by both workers
@@ -366,7 +375,10 @@ class CameraRunner:
     def _apply(self, item: _InFlight) -> None:
         packet, t0 = item.packet, item.submitted_at
         scene: SceneResult
-        if item.scene_ref is None:  # a fused worker answered both
+        if isinstance(item.det_ref, PendingResult):  # a coalesced call to a fused worker
+            detections, scene = item.det_ref.get(WORKER_TIMEOUT_S)
+            STAGE_LATENCY.labels("vision").observe(time.time() - t0)
+        elif item.scene_ref is None:  # a fused worker answered both
             detections, scene = ray.get(item.det_ref, timeout=WORKER_TIMEOUT_S)
             STAGE_LATENCY.labels("vision").observe(time.time() - t0)
         else:

@@ -13,11 +13,13 @@ import os
 import threading
 from dataclasses import dataclass
 
+import cv2
 import psutil
 
 from pipeline.config import CameraConfig
 from pipeline.messages import CameraStatus
 from workers.camera import CameraRunner, CameraSettings, WorkerHandles
+from workers.coalescer import Coalescer
 from workers.common import MetricsExporter, set_process_role
 
 log = logging.getLogger(__name__)
@@ -38,17 +40,31 @@ class CameraHost(MetricsExporter):
 
     def __init__(self, settings: CameraSettings, workers: WorkerHandles) -> None:
         set_process_role("camera")
+        # Cameras run in parallel threads already; OpenCV's own pool (resizes) would only add
+        # hand-offs, and its CPU would escape the cameras' step clocks.
+        cv2.setNumThreads(1)
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         self.settings, self.workers = settings, workers
         self._cameras: dict[str, CameraRunner] = {}
         self._lock = threading.Lock()
+        self._coalescer = (
+            Coalescer(
+                workers.detectors,
+                "analyze_many",
+                workers.call_max_frames,
+                workers.host_calls_per_replica,
+                workers.call_max_bytes,
+            )
+            if workers.fused and workers.host_calls_per_replica > 0
+            else None
+        )
 
     def add(self, cam: CameraConfig) -> None:
         """Start a camera. Raises ValueError if a camera with this id already runs here."""
         with self._lock:
             if cam.id in self._cameras:
                 raise ValueError(f"camera {cam.id!r} is already running")
-            runner = CameraRunner(cam, self.settings, self.workers)
+            runner = CameraRunner(cam, self.settings, self.workers, self._coalescer)
             self._cameras[cam.id] = runner
         runner.start()
 

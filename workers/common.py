@@ -10,11 +10,14 @@ __all__ = ["MetricsExporter", "configure_torch", "set_process_role"]
 
 
 def configure_torch(threads: int) -> str:
-    """Set torch's CPU threads and return the device to run on ("cuda:0" when one is visible)."""
+    """Set torch's (and OpenCV's, which pre-processes) CPU threads and return the device to run on
+    ("cuda:0" when one is visible)."""
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    import cv2
     import torch
 
     torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
     return "cuda:0" if torch.cuda.is_available() else "cpu"
 
 

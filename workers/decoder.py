@@ -115,6 +115,8 @@ def open_capture(cfg: CameraConfig) -> cv2.VideoCapture:
             int(cfg.open_timeout_s * 1000),
             cv2.CAP_PROP_READ_TIMEOUT_MSEC,
             int(cfg.read_timeout_s * 1000),
+            cv2.CAP_PROP_N_THREADS,
+            cfg.decode_threads,
         ]
         cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
     if not cap.isOpened():

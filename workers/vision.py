@@ -50,6 +50,11 @@ class VisionWorker(MetricsExporter):
         """One frame's detections and scene; concurrent calls (all cameras) share forward passes."""
         return self._batcher.submit(image_bgr)
 
+    def analyze_many(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[tuple[Detections, SceneResult]]:
+        """Several frames in one call (a camera host's coalesced frames); they share forward passes
+        with each other and with other callers'."""
+        return self._batcher.submit_many(images_bgr)
+
     def analyze_batch(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[tuple[Detections, SceneResult]]:
         detections = self._detector.detect_batch(images_bgr)
         step = self._cls_max_batch  # the classifier's own batch cap still holds

@@ -1,0 +1,148 @@
+"""Call coalescing in a camera host (``ray.host_calls_per_replica``): one actor call carries the
+frames that several of the host's cameras have ready.
+
+With fused workers a camera made one actor call per frame, and every call costs CPU in three
+places: the host submitting it and fetching its result, the worker dispatching it, and Ray's own
+processes. On a CPU box that was the largest part of the orchestration (BENCHMARKS.md). The
+coalescer keeps at most ``calls_per_replica`` calls from this host in flight to each replica;
+frames that arrive meanwhile wait here and leave together in the next call. Under load calls carry
+several frames; with light load a frame leaves at once, because a replica is free. The worker's own
+batcher still merges calls from other hosts into its forward passes.
+
+Ray has no caller-side coalescing of actor calls (``serve.batch`` batches on the server side, which
+the workers' ``Batcher`` already does), hence this module. A call's result is fetched once, by
+Ray's completion callback (``ObjectRef.future()``), and shared by the frames it carried.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from typing import Any
+
+from pipeline.metrics import CALL_FRAMES, StepClock
+
+
+class PendingResult:
+    """One frame's place in a coalesced call; ``get`` waits for the call and returns this frame's result."""
+
+    def __init__(self) -> None:
+        self._dispatched = threading.Event()
+        self._future: Future[list[Any]] | None = None
+        self._index = 0
+
+    def _assign(self, future: Future[list[Any]], index: int) -> None:
+        self._future, self._index = future, index
+        self._dispatched.set()
+
+    def get(self, timeout_s: float) -> Any:
+        """The frame's result; raises the call's error (a dead worker: a RayError) or TimeoutError."""
+        deadline = time.monotonic() + timeout_s
+        if not self._dispatched.wait(timeout_s):
+            raise TimeoutError(f"frame not sent to a worker within {timeout_s:.0f} s")
+        assert self._future is not None
+        return self._future.result(timeout=max(0.0, deadline - time.monotonic()))[self._index]
+
+
+class Coalescer:
+    """Sends frames to ``replicas`` (actor handles with ``method(list) -> list``), several per call.
+
+    ``max_frames`` caps a call (the worker's max batch) and ``max_bytes`` its frames' bytes (Ray's
+    inline-argument size: a bigger call would go through the object store); ``calls_per_replica``
+    caps the calls this host has in flight to each replica. Frames leave in the order they were
+    submitted.
+    """
+
+    def __init__(
+        self,
+        replicas: tuple[Any, ...],
+        method: str,
+        max_frames: int,
+        calls_per_replica: int = 1,
+        max_bytes: int | None = None,
+    ) -> None:
+        if not replicas or max_frames < 1 or calls_per_replica < 1:
+            raise ValueError("a coalescer needs replicas, max_frames >= 1 and calls_per_replica >= 1")
+        self._methods = [getattr(r, method) for r in replicas]
+        self._max_frames, self._per_replica, self._max_bytes = max_frames, calls_per_replica, max_bytes
+        self._in_flight = [0] * len(replicas)
+        self._waiting: deque[tuple[Any, PendingResult]] = deque()
+        self._cond = threading.Condition()
+        self._turn = itertools.count()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="coalescer", daemon=True)
+        self._thread.start()
+
+    def submit(self, item: Any) -> PendingResult:
+        slot = PendingResult()
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("coalescer closed")
+            self._waiting.append((item, slot))
+            self._cond.notify()
+        return slot
+
+    def close(self) -> None:
+        """Stop dispatching; frames still waiting get an error (their cameras count them as lost)."""
+        with self._cond:
+            self._closed = True
+            waiting, self._waiting = list(self._waiting), deque()
+            self._cond.notify()
+        failed: Future[list[Any]] = Future()
+        failed.set_exception(RuntimeError("camera host stopping"))
+        for _, slot in waiting:
+            slot._assign(failed, 0)
+        self._thread.join(timeout=5)
+
+    def _free_replica(self) -> int | None:
+        """The replica with the fewest calls in flight (ties in turn), if it can take another."""
+        start = next(self._turn)
+        n = len(self._in_flight)
+        best = min(range(n), key=lambda i: (self._in_flight[i], (i - start) % n))
+        return best if self._in_flight[best] < self._per_replica else None
+
+    def _run(self) -> None:
+        clock = StepClock()  # this thread's CPU: vigil_camera_cpu_seconds{step="coalesce"}
+        while True:
+            with self._cond:
+                replica = None
+                while not self._closed and (not self._waiting or (replica := self._free_replica()) is None):
+                    self._cond.wait()
+                if self._closed or replica is None:
+                    return
+                batch = self._take()
+                self._in_flight[replica] += 1
+            CALL_FRAMES.observe(len(batch))
+            try:
+                future: Future[list[Any]] = self._methods[replica].remote([item for item, _ in batch]).future()
+            except Exception as exc:  # the call could not even be submitted
+                future = Future()
+                future.set_exception(exc)
+            future.add_done_callback(functools.partial(self._done, replica))
+            for i, (_, slot) in enumerate(batch):
+                slot._assign(future, i)
+            clock.lap("coalesce")
+
+    def _take(self) -> list[tuple[Any, PendingResult]]:
+        """The oldest waiting frames that fit in one call (at least one)."""
+        batch = [self._waiting.popleft()]
+        size = _nbytes(batch[0][0])
+        while self._waiting and len(batch) < self._max_frames:
+            size += _nbytes(self._waiting[0][0])
+            if self._max_bytes is not None and size > self._max_bytes:
+                break
+            batch.append(self._waiting.popleft())
+        return batch
+
+    def _done(self, replica: int, _future: Future[list[Any]]) -> None:
+        with self._cond:
+            self._in_flight[replica] -= 1
+            self._cond.notify()
+
+
+def _nbytes(item: Any) -> int:
+    return int(getattr(item, "nbytes", 0))
