@@ -49,7 +49,19 @@ DataDirs = Annotated[list[Path], typer.Option("--data", help="A `vigil synth` fo
 
 @contextmanager
 def progress_bar() -> Iterator[Callable[[str, float, float], None]]:
-    """A rich progress display; yields the callback ``(task, done, total)`` the trainers call."""
+    """A rich progress display; yields the callback ``(task, done, total)`` the trainers call.
+    Where the output is not a terminal (CI, a log file) a plain line per task every 10 %."""
+    if not console.is_terminal:
+        reported: dict[str, int] = {}
+
+        def log_line(task: str, done: float, total: float) -> None:
+            tenth = int(10 * done / total) if total > 0 else 10
+            if tenth > reported.get(task, -1):
+                reported[task] = tenth
+                console.print(f"{task}: {done:g}/{total:g}", highlight=False)
+
+        yield log_line
+        return
     tasks: dict[str, TaskID] = {}
     with Progress(
         TextColumn("{task.description}"),

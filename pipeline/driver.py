@@ -129,7 +129,9 @@ class Pipeline:
     _pids: dict[str, int] = field(default_factory=dict)
 
     def start(self) -> None:
-        for kind in ("vision" if self.cfg.ray.fused else "detector", "classifier", "crops", "temporal", "camera"):
+        models = ("vision",) if self.cfg.ray.fused else ("detector", "classifier")
+        crops = () if self.cfg.models.crops is None else ("crops",)
+        for kind in (*models, *crops, "temporal", "camera"):  # the kinds this pipeline runs
             WORKER_RESTARTS.labels(kind)
         self.workers = self._start_workers()
         self.hosts = CameraHosts(self._camera_settings(), self.workers, self.cfg.ray.cameras_per_host)

@@ -55,3 +55,14 @@ def test_run_with_bad_config_exits_2(tmp_path: Path) -> None:
     result = invoke("run", str(cfg))
     assert result.exit_code == 2
     assert "at least one camera is required" in result.output
+
+
+def test_training_progress_is_plain_lines_where_output_is_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.cli_models import progress_bar
+
+    with progress_bar() as progress:
+        for step in range(101):
+            progress("training lstm head", step, 100)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "training lstm head: 0/100" and lines[-1] == "training lstm head: 100/100"
+    assert len(lines) == 11  # every 10 %, not every step
