@@ -54,7 +54,8 @@ class Coalescer:
     ``max_frames`` caps a call (the worker's max batch) and ``max_bytes`` its frames' bytes (Ray's
     inline-argument size: a bigger call would go through the object store); ``calls_per_replica``
     caps the calls this host has in flight to each replica. Frames leave in the order they were
-    submitted.
+    submitted. A call unanswered after ``stale_after_s`` (a hung worker) stops counting, so one
+    stuck replica does not hold back the frames it would have been sent.
     """
 
     def __init__(
@@ -64,12 +65,15 @@ class Coalescer:
         max_frames: int,
         calls_per_replica: int = 1,
         max_bytes: int | None = None,
+        stale_after_s: float = 60.0,
     ) -> None:
         if not replicas or max_frames < 1 or calls_per_replica < 1:
             raise ValueError("a coalescer needs replicas, max_frames >= 1 and calls_per_replica >= 1")
         self._methods = [getattr(r, method) for r in replicas]
         self._max_frames, self._per_replica, self._max_bytes = max_frames, calls_per_replica, max_bytes
-        self._in_flight = [0] * len(replicas)
+        self._stale_after_s = stale_after_s
+        self._calls: dict[int, tuple[int, float]] = {}  # call id -> (replica, dispatched at), unanswered
+        self._call_ids = itertools.count()
         self._waiting: deque[tuple[Any, PendingResult]] = deque()
         self._cond = threading.Condition()
         self._turn = itertools.count()
@@ -100,10 +104,15 @@ class Coalescer:
 
     def _free_replica(self) -> int | None:
         """The replica with the fewest calls in flight (ties in turn), if it can take another."""
+        n = len(self._methods)
+        busy = [0] * n
+        recent = time.monotonic() - self._stale_after_s
+        for replica, dispatched_at in self._calls.values():
+            if dispatched_at > recent:
+                busy[replica] += 1
         start = next(self._turn)
-        n = len(self._in_flight)
-        best = min(range(n), key=lambda i: (self._in_flight[i], (i - start) % n))
-        return best if self._in_flight[best] < self._per_replica else None
+        best = min(range(n), key=lambda i: (busy[i], (i - start) % n))
+        return best if busy[best] < self._per_replica else None
 
     def _run(self) -> None:
         clock = StepClock()  # this thread's CPU: vigil_camera_cpu_seconds{step="coalesce"}
@@ -111,18 +120,19 @@ class Coalescer:
             with self._cond:
                 replica = None
                 while not self._closed and (not self._waiting or (replica := self._free_replica()) is None):
-                    self._cond.wait()
+                    self._cond.wait(timeout=1.0 if self._waiting else None)  # a call may go stale
                 if self._closed or replica is None:
                     return
                 batch = self._take()
-                self._in_flight[replica] += 1
+                call = next(self._call_ids)
+                self._calls[call] = (replica, time.monotonic())
             CALL_FRAMES.observe(len(batch))
             try:
                 future: Future[list[Any]] = self._methods[replica].remote([item for item, _ in batch]).future()
             except Exception as exc:  # the call could not even be submitted
                 future = Future()
                 future.set_exception(exc)
-            future.add_done_callback(functools.partial(self._done, replica))
+            future.add_done_callback(functools.partial(self._done, call))
             for i, (_, slot) in enumerate(batch):
                 slot._assign(future, i)
             clock.lap("coalesce")
@@ -138,9 +148,9 @@ class Coalescer:
             batch.append(self._waiting.popleft())
         return batch
 
-    def _done(self, replica: int, _future: Future[list[Any]]) -> None:
+    def _done(self, call: int, _future: Future[list[Any]]) -> None:
         with self._cond:
-            self._in_flight[replica] -= 1
+            self._calls.pop(call, None)
             self._cond.notify()
 
 

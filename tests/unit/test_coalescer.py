@@ -122,3 +122,16 @@ def test_a_call_stays_within_max_bytes_but_always_carries_a_frame() -> None:
     assert sizes == [[100, 100], [100], [400]]
     assert [p.get(5) for p in big] == [0, 1, 0, 0]
     c.close()
+
+
+def test_a_hung_call_stops_holding_its_replica_after_stale_after_s() -> None:
+    calls: queue.Queue[tuple[str, list[Any], Future[list[Any]]]] = queue.Queue()
+    c = Coalescer((FakeReplica("a", calls),), "analyze_many", max_frames=8, stale_after_s=0.3)
+    c.submit("f0")
+    next_call(calls)  # never answered
+    later = c.submit("f1")
+    _, items, future = next_call(calls)  # sent once the first call went stale, not held forever
+    assert items == ["f1"]
+    answer(future, items)
+    assert later.get(5) == "result-f1"
+    c.close()
