@@ -144,7 +144,7 @@ class FrameSource:
         on_drop: DropListener,
         on_decoded: Callable[[float], None] = lambda seconds: None,
         backoff: Backoff | None = None,
-        file_queue_size: int = 8,
+        file_queue_size: int = 2,  # file mode: decoded frames waiting; more only adds latency (BENCHMARKS.md)
     ) -> None:
         self.cfg = cfg
         self._on_state, self._on_drop, self._on_decoded = on_state, on_drop, on_decoded
