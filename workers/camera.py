@@ -3,9 +3,12 @@
 All per-camera state (decoder thread, tracker, feature window, event rules, publisher) lives in
 its ``CameraRunner``; the model workers it calls are shared and stateless. The frame, scaled to
 the models' size, is put into Ray's object store once and read by the detector and the classifier
-in parallel; up to ``max_in_flight`` frames are in the workers at once and their results are
-applied in frame order. Crops for the second stage are cut here, from the full-resolution frame.
-Runners live in ``CameraHost`` actors (``workers.camera_host``), many cameras per process.
+in parallel; with fused workers it goes inside one call instead, through the host's coalescer
+(``workers.coalescer``) with the frames other cameras have ready. Up to ``max_in_flight`` frames
+are in the workers at once and their results are applied in frame order. Crops for the second
+stage are cut here, from the full-resolution frame. Runners live in ``CameraHost`` actors
+(``workers.camera_host``), many cameras per process. Each thread's CPU is charged step by step to
+``vigil_camera_cpu_seconds`` (``StepClock``).
 """
 
 from __future__ import annotations
@@ -108,7 +111,7 @@ class _InFlight:
 
     packet: FramePacket
     submitted_at: float
-    det_ref: Any  # fused workers: (Detections, SceneResult) from one call
+    det_ref: Any  # fused workers: (Detections, SceneResult) from one call, or a coalesced call's PendingResult
     scene_ref: Any  # fused workers: None
     scale: float = 1.0  # model input pixels per frame pixel
 
@@ -309,12 +312,11 @@ class CameraRunner:
         workers can batch across frames, not only across cameras) and apply their results strictly in
         frame order: tracking, clip windows and events see the same sequence as with one in flight."""
         pending: deque[_InFlight] = deque()
-        clock = self._lap
         while not self._stop.is_set():
             if len(pending) < self.cam.max_in_flight:
                 # Nothing in flight: wait for a frame. Otherwise only take one that is already there.
                 packet = self._source.get(timeout_s=0.0 if pending else 0.5)
-                clock("queue")
+                self._lap("queue")
                 if packet is not None:
                     pending.append(self._submit(packet, pending))
                     continue
@@ -323,7 +325,7 @@ class CameraRunner:
                         break
                     continue
             self._finish(pending.popleft())
-            clock("metrics")
+            self._lap("metrics")
         while pending:  # stopping: frames already sent to the models are still applied, in order
             self._finish(pending.popleft())
         # The source ended or the camera is stopping: close every open incident.
