@@ -386,8 +386,8 @@ class RayConfig(_Strict):
         default=1,
         ge=0,
         le=64,
-        description="Fused workers: calls a camera host keeps in flight to each replica; frames that arrive "
-        "meanwhile leave together in the next call (0: one call per frame)",
+        description="Fused workers, file-mode cameras: calls a camera host keeps in flight to each replica; "
+        "frames that arrive meanwhile leave together in the next call (0: one call per frame)",
     )
     detector: WorkerResources = Field(default_factory=WorkerResources)
     classifier: WorkerResources = Field(default_factory=lambda: WorkerResources(num_cpus=0.5))

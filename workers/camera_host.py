@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import psutil
 
-from pipeline.config import CameraConfig
+from pipeline.config import CameraConfig, CameraMode
 from pipeline.messages import CameraStatus
 from workers.camera import CameraRunner, CameraSettings, WorkerHandles
 from workers.coalescer import Coalescer
@@ -64,7 +64,10 @@ class CameraHost(MetricsExporter):
         with self._lock:
             if cam.id in self._cameras:
                 raise ValueError(f"camera {cam.id!r} is already running")
-            runner = CameraRunner(cam, self.settings, self.workers, self._coalescer)
+            # File-mode cameras only: coalescing made `vigil bench`'s file cameras 15-20 % faster,
+            # but cost overloaded live cameras 5-9 % of their frames, for no latency gain (BENCHMARKS.md).
+            coalescer = self._coalescer if cam.effective_mode is CameraMode.FILE else None
+            runner = CameraRunner(cam, self.settings, self.workers, coalescer)
             self._cameras[cam.id] = runner
         runner.start()
 

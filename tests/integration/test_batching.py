@@ -160,7 +160,8 @@ def test_fused_worker_gives_each_caller_the_separate_models_results(ray_session:
 def test_fused_pipeline_coalesces_calls_and_survives_a_killed_worker(
     ray_session: None, street_mp4: Path, tmp_path: Path
 ) -> None:
-    cameras = [{"id": f"cam{i}", "url": str(street_mp4), "fps": 10, "loop": True} for i in range(3)]
+    # File mode (every frame, as fast as the workers go): where the camera host coalesces calls.
+    cameras = [{"id": f"cam{i}", "url": str(street_mp4), "fps": 10, "loop": True, "mode": "file"} for i in range(3)]
     cfg = chatty_config(cameras, tmp_path / "spool")
     cfg = cfg.model_copy(update={"ray": cfg.ray.model_copy(update={"fused": True})})
     with EmbeddedRedis() as server:
