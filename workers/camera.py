@@ -3,8 +3,8 @@
 All per-camera state (decoder thread, tracker, feature window, event rules, publisher) lives in
 its ``CameraRunner``; the model workers it calls are shared and stateless. The frame, scaled to
 the models' size, is put into Ray's object store once and read by the detector and the classifier
-in parallel; with fused workers it goes inside one call instead, through the host's coalescer
-(``workers.coalescer``) with the frames other cameras have ready. Up to ``max_in_flight`` frames
+in parallel; with fused workers it goes inside one call instead (for file-mode cameras through the
+host's coalescer, ``workers.coalescer``, with the frames other cameras have ready). Up to ``max_in_flight`` frames
 are in the workers at once and their results are applied in frame order. Crops for the second
 stage are cut here, from the full-resolution frame. Runners live in ``CameraHost`` actors
 (``workers.camera_host``), many cameras per process. Each thread's CPU is charged step by step to
@@ -377,11 +377,10 @@ class CameraRunner:
     def _apply(self, item: _InFlight) -> None:
         packet, t0 = item.packet, item.submitted_at
         scene: SceneResult
-        if isinstance(item.det_ref, PendingResult):  # a coalesced call to a fused worker
-            detections, scene = item.det_ref.get(WORKER_TIMEOUT_S)
-            STAGE_LATENCY.labels("vision").observe(time.time() - t0)
-        elif item.scene_ref is None:  # a fused worker answered both
-            detections, scene = ray.get(item.det_ref, timeout=WORKER_TIMEOUT_S)
+        if item.scene_ref is None:  # a fused worker answered both, in a call of its own or a coalesced one
+            ref = item.det_ref
+            pending = isinstance(ref, PendingResult)
+            detections, scene = ref.get(WORKER_TIMEOUT_S) if pending else ray.get(ref, timeout=WORKER_TIMEOUT_S)
             STAGE_LATENCY.labels("vision").observe(time.time() - t0)
         else:
             detections = ray.get(item.det_ref, timeout=WORKER_TIMEOUT_S)

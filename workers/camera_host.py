@@ -47,29 +47,29 @@ class CameraHost(MetricsExporter):
         self.settings, self.workers = settings, workers
         self._cameras: dict[str, CameraRunner] = {}
         self._lock = threading.Lock()
-        self._coalescer = (
-            Coalescer(
-                workers.detectors,
-                "analyze_many",
-                workers.call_max_frames,
-                workers.host_calls_per_replica,
-                workers.call_max_bytes,
-            )
-            if workers.fused and workers.host_calls_per_replica > 0
-            else None
-        )
+        self._coalescer: Coalescer | None = None  # made with the first file-mode camera
 
     def add(self, cam: CameraConfig) -> None:
         """Start a camera. Raises ValueError if a camera with this id already runs here."""
         with self._lock:
             if cam.id in self._cameras:
                 raise ValueError(f"camera {cam.id!r} is already running")
-            # File-mode cameras only: coalescing made `vigil bench`'s file cameras 15-20 % faster,
-            # but cost overloaded live cameras 5-9 % of their frames, for no latency gain (BENCHMARKS.md).
-            coalescer = self._coalescer if cam.effective_mode is CameraMode.FILE else None
-            runner = CameraRunner(cam, self.settings, self.workers, coalescer)
+            runner = CameraRunner(cam, self.settings, self.workers, self._coalescer_for(cam))
             self._cameras[cam.id] = runner
         runner.start()
+
+    def _coalescer_for(self, cam: CameraConfig) -> Coalescer | None:
+        """The host's coalescer for a file-mode camera (fused workers, host_calls_per_replica > 0).
+        File-mode only: coalescing made `vigil bench`'s file cameras 15-20 % faster, but cost
+        overloaded live cameras 5-9 % of their frames, for no latency gain (BENCHMARKS.md)."""
+        w = self.workers
+        if w.host_calls_per_replica <= 0 or cam.effective_mode is not CameraMode.FILE:
+            return None
+        if self._coalescer is None:
+            self._coalescer = Coalescer(
+                w.detectors, "analyze_many", w.call_max_frames, w.host_calls_per_replica, w.call_max_bytes
+            )
+        return self._coalescer
 
     def remove(self, camera_id: str) -> CameraStatus | None:
         """Stop a camera (its open incidents end, its spool is flushed) and forget its metrics."""
