@@ -389,6 +389,12 @@ class RayConfig(_Strict):
         description="Fused workers, file-mode cameras: calls a camera host keeps in flight to each replica; "
         "frames that arrive meanwhile leave together in the next call (0: one call per frame)",
     )
+    clip_head: Literal["hosts", "actor"] = Field(
+        default="hosts",
+        description="Where the clip head runs. hosts: inside each camera-host process, on its CPU (no call per "
+        "window; right for small heads like the demo's). actor: one TemporalHead actor with ray.temporal's "
+        "resources (a big head that wants a GPU)",
+    )
     detector: WorkerResources = Field(default_factory=WorkerResources)
     classifier: WorkerResources = Field(default_factory=lambda: WorkerResources(num_cpus=0.5))
     crops: WorkerResources = Field(default_factory=lambda: WorkerResources(num_cpus=0.5))
@@ -402,13 +408,19 @@ class RayConfig(_Strict):
         return res
 
     @model_validator(mode="after")
-    def _fused_takes_detector_resources(self) -> RayConfig:
+    def _no_resources_for_unused_workers(self) -> RayConfig:
         # Compared with the default, not with what was written, so a dumped and reloaded config passes.
         if self.fused and self.classifier != RayConfig.model_fields["classifier"].get_default(
             call_default_factory=True
         ):
             raise ValueError(
                 "classifier: not used with fused: true (the fused worker takes ray.detector's replicas and resources)"
+            )
+        if self.clip_head == "hosts" and self.temporal != RayConfig.model_fields["temporal"].get_default(
+            call_default_factory=True
+        ):
+            raise ValueError(
+                "temporal: only used with clip_head: actor (with clip_head: hosts the head runs in the camera hosts)"
             )
         return self
 

@@ -27,7 +27,7 @@ from pipeline.control import ControlServer
 from pipeline.hosts import CameraHosts
 from pipeline.messages import CameraState, CameraStatus
 from pipeline.metrics import WORKER_RESTARTS, MetricsReport, MetricsServer
-from workers.camera import CameraSettings, WorkerHandles
+from workers.camera import CameraSettings, ClipHeadSpec, WorkerHandles
 from workers.classifier import Classifier, CropClassifier
 from workers.detector import Detector
 from workers.temporal import TemporalHead, summary_dim
@@ -171,11 +171,20 @@ class Pipeline:
             embed_dim = ray.get([c.embedding_dim.remote() for c in vits], timeout=WORKER_START_TIMEOUT_S)[0]
             ray.get([c.embedding_dim.remote() for c in crops], timeout=WORKER_START_TIMEOUT_S)
             in_dim = embed_dim + summary_dim(len(self._class_names))
-            temporal: Any = ray.remote(TemporalHead).options(
-                max_restarts=-1, max_task_retries=2, **_gpu_options(res.temporal)
-            )
-            tmp = temporal.remote(models.temporal, in_dim, res.temporal.torch_threads, emb_dim=embed_dim)
-            self._head_kind = ray.get(tmp.head_kind.remote())
+            tmp: Any = None
+            clip_head: ClipHeadSpec | None = None
+            if res.clip_head == "actor":
+                temporal: Any = ray.remote(TemporalHead).options(
+                    max_restarts=-1, max_task_retries=2, **_gpu_options(res.temporal)
+                )
+                tmp = temporal.remote(models.temporal, in_dim, res.temporal.torch_threads, emb_dim=embed_dim)
+                self._head_kind = ray.get(tmp.head_kind.remote())
+            else:  # each camera host loads its own; loaded once here too, so a bad checkpoint fails now
+                try:
+                    self._head_kind = TemporalHead(models.temporal, in_dim, emb_dim=embed_dim, in_host=True).kind
+                except (ValueError, OSError, RuntimeError) as exc:
+                    raise PipelineError(f"models.temporal.weights: {exc}") from None
+                clip_head = ClipHeadSpec(models.temporal, in_dim, embed_dim)
         except ray.exceptions.RayActorError as exc:
             raise PipelineError(f"a model worker failed to start: {_root_cause(exc)}") from None
         except ray.exceptions.GetTimeoutError:
@@ -189,6 +198,7 @@ class Pipeline:
             clss,
             tmp,
             crops,
+            clip_head=clip_head,
             fused=res.fused,
             host_calls_per_replica=res.host_calls_per_replica if res.fused else 0,
             call_max_frames=models.detector.max_batch,
@@ -223,7 +233,8 @@ class Pipeline:
             )
             for kind, pool in pools:
                 named.update({f"{kind}:{i}": (kind, handle) for i, handle in enumerate(pool)})
-            named["temporal"] = ("temporal", w.temporal)
+            if w.temporal is not None:  # ray.clip_head: hosts: the head lives in the camera hosts
+                named["temporal"] = ("temporal", w.temporal)
         return named
 
     def _fetch_actor_metrics(self) -> list[list[Metric]]:

@@ -28,7 +28,7 @@ class Batcher(Generic[T, R]):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._fn, self.max_batch, self.max_wait_s = fn, max_batch, max_wait_s
-        self._queue: queue.Queue[tuple[T, Future[R]]] = queue.Queue()
+        self._queue: queue.Queue[tuple[T, Future[R], bool]] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -36,24 +36,30 @@ class Batcher(Generic[T, R]):
         """Queue ``item`` and block until its result (the batch's exception is raised here too)."""
         return self.submit_many([item])[0]
 
-    def submit_many(self, items: list[T]) -> list[R]:
-        """Queue several items at once (they may share batches with anyone's) and wait for all."""
+    def submit_many(self, items: list[T], wait: bool = True) -> list[R]:
+        """Queue several items at once (they may share batches with anyone's) and wait for all.
+
+        ``wait=False``: the items are a batch already (a camera host coalesced them while the
+        previous call ran), so a batch they start leaves with whatever else is queued at that
+        moment instead of waiting ``max_wait_s`` for more."""
         futures: list[Future[R]] = []
         for item in items:
             future: Future[R] = Future()
-            self._queue.put((item, future))
+            self._queue.put((item, future, wait))
             futures.append(future)
         return [f.result() for f in futures]
 
     def _collect(self) -> list[tuple[T, Future[R]]]:
-        batch = [self._queue.get()]
-        deadline = time.monotonic() + self.max_wait_s
+        item, future, wait = self._queue.get()
+        batch = [(item, future)]
+        deadline = time.monotonic() + (self.max_wait_s if wait else 0.0)
         while len(batch) < self.max_batch:
             remaining = deadline - time.monotonic()
             try:
-                batch.append(self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait())
+                item, future, _ = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
+            batch.append((item, future))
         return batch
 
     def _loop(self) -> None:

@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 import ray
 
-from pipeline.config import CameraConfig, CropClassifierConfig, EventsConfig, RedisConfig
+from pipeline.config import CameraConfig, CropClassifierConfig, EventsConfig, RedisConfig, TemporalConfig
 from pipeline.events import EventEngine
 from pipeline.messages import (
     CameraState,
@@ -67,7 +67,7 @@ from workers.classifier import crop_boxes
 from workers.coalescer import Coalescer, PendingResult
 from workers.decoder import FrameSource
 from workers.motion import MotionGate
-from workers.temporal import FrameSummarizer
+from workers.temporal import FrameSummarizer, TemporalHead
 from workers.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -92,17 +92,27 @@ class CameraSettings:
 
 
 @dataclass(frozen=True)
+class ClipHeadSpec:
+    """What a camera host needs to load the clip head itself (``ray.clip_head: hosts``)."""
+
+    cfg: TemporalConfig
+    in_dim: int
+    emb_dim: int
+
+
+@dataclass(frozen=True)
 class WorkerHandles:
     """Ray actor handles of the shared model workers (detector and classifier: one per replica)."""
 
     detectors: tuple[Any, ...]  # fused: the VisionWorker replicas (detector + classifier)
     classifiers: tuple[Any, ...]  # fused: none
-    temporal: Any
+    temporal: Any  # the TemporalHead actor; None when the camera hosts run the head (clip_head below)
     crops: tuple[Any, ...] = ()  # models.crops off: none
     fused: bool = False
     host_calls_per_replica: int = 0  # fused: a camera host coalesces its cameras' frames (0: a call per frame)
     call_max_frames: int = 8  # frames per coalesced call (the detector's max batch)
     call_max_bytes: int | None = None  # and their bytes (ray.max_inline_bytes: calls stay inline)
+    clip_head: ClipHeadSpec | None = None  # ray.clip_head: hosts: each camera host loads the head from this
 
 
 @dataclass(frozen=True)
@@ -157,10 +167,16 @@ class CameraRunner:
     ``CameraHost`` actor. Methods are safe to call concurrently."""
 
     def __init__(
-        self, cam: CameraConfig, settings: CameraSettings, workers: WorkerHandles, coalescer: Coalescer | None = None
+        self,
+        cam: CameraConfig,
+        settings: CameraSettings,
+        workers: WorkerHandles,
+        coalescer: Coalescer | None = None,
+        clip_head: TemporalHead | None = None,
     ) -> None:
         self.cam, self.settings, self.workers = cam, settings, workers
         self._coalescer = coalescer  # fused workers: the host's, shared by its cameras
+        self._clip_head = clip_head  # ray.clip_head: hosts: the host's, called in this process
         self._lock = threading.Lock()  # guards the counters and labels below
         ev = settings.events
         self._publisher = EventPublisher(
@@ -477,7 +493,13 @@ class CameraRunner:
         self._since_clip = 0
         t0 = time.time()
         window = np.stack([f.vector for f in self._window])
-        score: LabelScore = ray.get(self.workers.temporal.classify_batch.remote([window]), timeout=WORKER_TIMEOUT_S)[0]
+        score: LabelScore
+        if self._clip_head is not None:  # in this process: no call, no round trip
+            self._lap("clip")
+            score = self._clip_head.classify_batch([window])[0]
+            self._lap("clip_head")  # model CPU: `vigil bench` counts it with the models, not the camera's work
+        else:
+            score = ray.get(self.workers.temporal.classify_batch.remote([window]), timeout=WORKER_TIMEOUT_S)[0]
         STAGE_LATENCY.labels("temporal").observe(time.time() - t0)
         return ClipLabel(
             camera_id=self.cam.id,

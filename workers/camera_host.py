@@ -15,12 +15,14 @@ from dataclasses import dataclass
 
 import cv2
 import psutil
+import torch
 
 from pipeline.config import CameraConfig, CameraMode
 from pipeline.messages import CameraStatus
 from workers.camera import CameraRunner, CameraSettings, WorkerHandles
 from workers.coalescer import Coalescer
 from workers.common import MetricsExporter, set_process_role
+from workers.temporal import TemporalHead
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +50,18 @@ class CameraHost(MetricsExporter):
         self._cameras: dict[str, CameraRunner] = {}
         self._lock = threading.Lock()
         self._coalescer: Coalescer | None = None  # made with the first file-mode camera
+        self._clip_head: TemporalHead | None = None
+        if workers.clip_head is not None:  # ray.clip_head: hosts: one head for this host's cameras
+            torch.set_num_threads(1)  # a window is small; more threads would only spin
+            spec = workers.clip_head
+            self._clip_head = TemporalHead(spec.cfg, spec.in_dim, emb_dim=spec.emb_dim, in_host=True)
 
     def add(self, cam: CameraConfig) -> None:
         """Start a camera. Raises ValueError if a camera with this id already runs here."""
         with self._lock:
             if cam.id in self._cameras:
                 raise ValueError(f"camera {cam.id!r} is already running")
-            runner = CameraRunner(cam, self.settings, self.workers, self._coalescer_for(cam))
+            runner = CameraRunner(cam, self.settings, self.workers, self._coalescer_for(cam), self._clip_head)
             self._cameras[cam.id] = runner
         runner.start()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -343,11 +344,19 @@ def load_head(cfg: TemporalConfig, in_dim: int, emb_dim: int = 0) -> tuple[nn.Mo
 
 
 class TemporalHead(MetricsExporter):
-    """Labels feature windows (T, F) with the configured clip head."""
+    """Labels feature windows (T, F) with the configured clip head.
 
-    def __init__(self, cfg: TemporalConfig, in_dim: int, torch_threads: int = 1, emb_dim: int = 0) -> None:
-        set_process_role("temporal")
-        self.device = configure_torch(torch_threads)
+    A Ray actor (``ray.clip_head: actor``) or, with ``in_host=True``, a plain object that camera
+    hosts load themselves and their camera threads call directly (on the host's CPU; calls are
+    serialised by a lock, so one head serves every camera of the host)."""
+
+    def __init__(
+        self, cfg: TemporalConfig, in_dim: int, torch_threads: int = 1, emb_dim: int = 0, in_host: bool = False
+    ) -> None:
+        if not in_host:  # a camera host keeps its own role and thread settings
+            set_process_role("temporal")
+        self.device = "cpu" if in_host else configure_torch(torch_threads)
+        self._lock = threading.Lock()
         t0 = time.perf_counter()
         model, self.labels, self.kind = load_head(cfg, in_dim, emb_dim)
         self.model = model.to(self.device).eval()
@@ -358,7 +367,7 @@ class TemporalHead(MetricsExporter):
 
     def classify_batch(self, windows: list[FloatArray]) -> list[LabelScore]:
         """Label each (T, F) window. Windows in one call share T."""
-        with model_call("temporal", len(windows)):
+        with self._lock, model_call("temporal", len(windows)):
             return self._classify(windows)
 
     @torch.inference_mode()

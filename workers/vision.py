@@ -52,8 +52,8 @@ class VisionWorker(MetricsExporter):
 
     def analyze_many(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[tuple[Detections, SceneResult]]:
         """Several frames in one call (a camera host's coalesced frames); they share forward passes
-        with each other and with other callers'."""
-        return self._batcher.submit_many(images_bgr)
+        with each other and with other callers' frames already queued, without waiting for more."""
+        return self._batcher.submit_many(images_bgr, wait=False)
 
     def analyze_batch(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[tuple[Detections, SceneResult]]:
         detections = self._detector.detect_batch(images_bgr)

@@ -50,6 +50,22 @@ def test_many_items_of_one_call_fill_batches_and_come_back_in_order() -> None:
     assert batcher.submit_many([]) == []
 
 
+def test_a_batch_made_by_the_caller_does_not_wait_for_more() -> None:
+    # A camera host's coalesced call is a batch already: with a 10 s wait cap, a call made with
+    # wait=False still returns at once (its frames alone form the batch).
+    sizes: list[int] = []
+
+    def ident(batch: list[int]) -> list[int]:
+        sizes.append(len(batch))
+        return batch
+
+    batcher: Batcher[int, int] = Batcher(ident, max_batch=8, max_wait_s=10.0)
+    t0 = time.monotonic()
+    assert batcher.submit_many([1, 2, 3], wait=False) == [1, 2, 3]
+    assert time.monotonic() - t0 < 2.0
+    assert sizes == [3]
+
+
 def test_a_lone_call_waits_at_most_max_wait() -> None:
     batcher: Batcher[int, int] = Batcher(lambda b: b, max_batch=8, max_wait_s=0.05)
     t0 = time.monotonic()

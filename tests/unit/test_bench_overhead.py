@@ -63,3 +63,23 @@ def test_camera_step_clocks_split_the_rest_into_pipeline_work_and_orchestration(
     # Everything is accounted once: models + decode + pipeline work + orchestration = the tree's CPU.
     assert 31.0 + 2.0 + 3.0 + sum(parts.values()) == pytest.approx(50.0)
     assert o["orchestration_share"] == pytest.approx(sum(parts.values()) / 50.0)
+
+
+def test_a_clip_head_in_the_camera_hosts_counts_as_model_cpu_not_as_a_workers() -> None:
+    # ray.clip_head: hosts: the head's 0.5 CPU-s ran inside the camera process (its "clip_head"
+    # step, 0.6 with the lock and the call), so no worker process spent it.
+    vigil = {
+        "frames": 1000,
+        "cpu_s": 50.0,
+        "batch_mean": {"detector": 3.8, "classifier": 3.8},
+        "model_cpu_s": {"detector": 25.0, "classifier": 6.0, "temporal": 0.5},
+        "cpu_s_by_actor": {"camera": 12.0, "vision": 33.0, "driver": 1.0},
+        "camera_cpu_s": {"decode": 2.0, "prepare": 1.0, "track": 1.5, "features": 0.2, "events": 0.3}
+        | {"submit": 1.0, "wait": 1.5, "queue": 0.1, "publish": 0.8, "redis": 0.2, "metrics": 0.4, "clip_head": 0.6},
+    }
+    o = overhead(LIMIT, vigil)
+    parts = o["cpu_s_orchestration"]
+    assert parts["workers_beyond_model_calls"] == pytest.approx(33.0 - 31.0)  # not 33 - 31.5
+    assert parts["camera_unattributed"] == pytest.approx(12.0 - 9.6 + 0.1)  # the step's 0.1 beyond the model
+    assert o["cpu_s_pipeline_work"] == {"prepare": 1.0, "track": 1.5, "features": 0.2, "events": 0.3}
+    assert 31.5 + 2.0 + 3.0 + sum(parts.values()) == pytest.approx(50.0)
