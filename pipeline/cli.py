@@ -423,7 +423,7 @@ def _overhead_line(o: dict[str, Any]) -> str:
     share = o["other_share"]
     names = {"detector": "detector", "classifier": "ViT", "temporal": "clip head", "crops": "crops"}
     models = ", ".join(f"{names.get(k, k)} {v:.1f}" for k, v in o.get("cpu_s_models", {}).items())
-    how = "measured in the workers" if o.get("forward_source") == "measured" else "estimated from the limit run"
+    how = "measured where they ran" if o.get("forward_source") == "measured" else "estimated from the limit run"
     line = (
         f"{o['cpu_s_total']:.0f} CPU-s in the window: decode {o['cpu_s_decode']:.1f}, model calls ({how}) "
         f"{models}, everything else {o['cpu_s_other']:.1f}" + ("" if share is None else f" ({share:.0%})")

@@ -99,13 +99,17 @@ def test_several_cameras_share_forward_passes(ray_session: None, street_mp4: Pat
 
 def test_detector_replicas_share_every_cameras_frames(ray_session: None, street_mp4: Path, tmp_path: Path) -> None:
     """ray.detector.replicas: 2 starts two detector actors and each camera's frames reach both
-    (cameras hand frames to the replicas in turn), with several frames in flight per camera."""
+    (cameras hand frames to the replicas in turn), with several frames in flight per camera. The
+    clip head runs as its own actor here (ray.clip_head: actor) and labels every camera's windows."""
     cameras = [{"id": f"cam{i}", "url": str(street_mp4), "fps": 10, "loop": True, "max_in_flight": 3} for i in range(2)]
     cfg = chatty_config(cameras, tmp_path / "spool")
     cfg = cfg.model_copy(
         update={
             "ray": cfg.ray.model_copy(
-                update={"detector": cfg.ray.detector.model_copy(update={"replicas": 2, "num_cpus": 0.5})}
+                update={
+                    "detector": cfg.ray.detector.model_copy(update={"replicas": 2, "num_cpus": 0.5}),
+                    "clip_head": "actor",
+                }
             )
         }
     )
@@ -119,8 +123,12 @@ def test_detector_replicas_share_every_cameras_frames(ray_session: None, street_
             frames_per_replica = [
                 batch_sum(ray.get(d.collect_metrics.remote()).families) for d in pipeline.workers.detectors
             ]
+            assert pipeline.workers.temporal is not None and pipeline.workers.clip_head is None
+            wait_for(lambda: all(s.clip is not None for s in pipeline.statuses()), 60, "clip labels from the actor")
+            head_windows = batch_sum(ray.get(pipeline.workers.temporal.collect_metrics.remote()).families)
         finally:
             pipeline.stop()
+    assert head_windows >= 2  # the TemporalHead actor labelled both cameras' windows
     assert all(n >= 10 for n in frames_per_replica), frames_per_replica
     assert sum(frames_per_replica) >= processed  # every processed frame went through one of them
 
@@ -171,6 +179,9 @@ def test_fused_pipeline_coalesces_calls_and_survives_a_killed_worker(
             wait_for(lambda: all(s.frames_processed >= 15 for s in pipeline.statuses()), 120, "frames on 3 cameras")
             statuses = pipeline.statuses()
             assert pipeline.workers is not None and pipeline.workers.classifiers == ()
+            # ray.clip_head: hosts (the default): no TemporalHead actor; the camera host labels clips.
+            assert pipeline.workers.temporal is None and pipeline.workers.clip_head is not None
+            wait_for(lambda: all(s.clip is not None for s in pipeline.statuses()), 60, "clip labels in the host")
             url = f"http://127.0.0.1:{pipeline.metrics_port}/metrics"
             text = urllib.request.urlopen(url, timeout=10).read().decode()
             # The fused worker dies mid-run: Ray restarts it, the calls it held are retried or
@@ -185,6 +196,7 @@ def test_fused_pipeline_coalesces_calls_and_survives_a_killed_worker(
         finally:
             pipeline.stop()
     assert all(s.scene is not None for s in statuses)
+    assert sample(text, 'vigil_batch_size_count{model="temporal"}') >= 3  # the host's head, exported by the host
     vision_frames = sample(text, 'vigil_stage_latency_seconds_count{stage="vision"}')
     assert vision_frames >= 45
     assert 'stage="detect"' not in text and 'stage="classify"' not in text  # one call per frame, not two

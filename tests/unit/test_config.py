@@ -164,3 +164,13 @@ def test_relative_paths_become_absolute_for_actors(tmp_path: Path, monkeypatch: 
     assert cfg.events.spool.dir == tmp_path / "spool"
     named = parse_config({"cameras": [{"id": "a", "url": "/x"}], "models": {"detector": {"weights": "yolo11n.pt"}}})
     assert named.models.detector.weights == "yolo11n.pt"
+
+
+def test_clip_head_resources_only_with_the_actor() -> None:
+    base = {"cameras": [{"id": "a", "url": "/x"}]}
+    assert parse_config(base).ray.clip_head == "hosts"
+    with pytest.raises(ConfigError) as err:
+        parse_config(base | {"ray": {"temporal": {"num_gpus": 1}}})
+    assert "ray: temporal:" in str(err.value) and "clip_head: actor" in str(err.value)
+    cfg = parse_config(base | {"ray": {"clip_head": "actor", "temporal": {"num_gpus": 1}}})
+    assert cfg.ray.temporal.num_gpus == 1
