@@ -374,6 +374,9 @@ def bench(
     max_batch: Annotated[int | None, typer.Option(help="Overrides the detector's and classifier's max_batch")] = None,
     batch_sizes: Annotated[str | None, typer.Option(help="Limit: batch sizes to try, e.g. 1,2,4,8")] = None,
     in_flight: Annotated[int, typer.Option(min=1, max=32, help="Vigil: frames per camera in the workers")] = 2,
+    rounds: Annotated[
+        int, typer.Option(min=1, max=10, help="Run the three modes this many times; the median round is shown")
+    ] = 1,
     export: Annotated[str | None, typer.Option(help="Overrides models.detector.export (onnx, engine)")] = None,
     no_ray: Annotated[bool, typer.Option(help="Vigil's batched workers in-process, without Ray and Redis")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full results as JSON here")] = None,
@@ -406,7 +409,9 @@ def bench(
     try:
         with Progress(*columns, console=console, transient=True) as bar:
             task = bar.add_task("starting", total=1.0)
-            spec = BenchSpec(cfg, video, cameras, seconds, no_ray=no_ray, batch_sizes=sizes, in_flight=in_flight)
+            spec = BenchSpec(
+                cfg, video, cameras, seconds, no_ray=no_ray, batch_sizes=sizes, in_flight=in_flight, rounds=rounds
+            )
             results = run_bench(
                 spec, lambda text, done: bar.update(task, description=text, completed=done, refresh=True)
             )
@@ -414,9 +419,22 @@ def bench(
         fail(str(exc))
     console.print(render_table(results))
     console.print(f"orchestration overhead: {_overhead_line(results['vigil']['overhead'])}", highlight=False)
+    if "rounds" in results:
+        console.print(_rounds_line(results["rounds"]), highlight=False)
     if json_out is not None:
         json_out.write_text(json.dumps(results, indent=2) + "\n")
         console.print(f"results: {json_out}", highlight=False)
+
+
+def _rounds_line(rounds: list[dict[str, Any]]) -> str:
+    """Every round's ratios (the table above shows the median round's modes)."""
+    parts = [
+        f"{r['vigil_fps']:.1f} / {r['baseline_fps']:.1f} / {r['limit_fps']:.1f} fps = "
+        f"{r['ratio_vs_baseline']:.2f}x, {r['ratio_vs_limit']:.2f}x"
+        + (f", orchestration {r['orchestration_share']:.1%}" if r.get("orchestration_share") is not None else "")
+        for r in rounds
+    ]
+    return f"{len(rounds)} rounds (vigil / baseline / limit; the table shows the median ÷ limit): " + "; ".join(parts)
 
 
 def _overhead_line(o: dict[str, Any]) -> str:

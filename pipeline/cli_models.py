@@ -205,10 +205,18 @@ def train_temporal_cmd(
     embedding_features: Annotated[
         int, typer.Option(min=0, help="Size the ViT embedding is projected to inside the head (0: not used)")
     ] = 8,
+    config: Annotated[
+        Path,
+        typer.Option(help="The config the head will run with: features use its detector's imgsz and confidence"),
+    ] = DEMO_CONFIG,
     seed: int = 0,
 ) -> None:
     """Train an LSTM or transformer clip head on features the trained detector + ViT extract."""
+    from pipeline.cli import _load
     from pipeline.training import train_temporal
+
+    os.environ.setdefault("VIGIL_DEMO_DIR", str(Path(".vigil/demo").resolve()))
+    det_cfg = _load(config).models.detector
 
     if kind not in ("lstm", "transformer"):
         fail(f"--kind: {kind!r} is not one of lstm, transformer", 2)
@@ -233,6 +241,8 @@ def train_temporal_cmd(
                 window=window,
                 epochs=epochs,
                 embedding_features=embedding_features,
+                imgsz=det_cfg.imgsz,
+                confidence=det_cfg.confidence,
                 seed=seed,
                 progress=update,
             )

@@ -633,7 +633,7 @@ def collect_sequences(
             cache.mkdir(parents=True, exist_ok=True)
             ident = (
                 f"{FEATURE_VERSION}|{video.resolve()}|{video.stat().st_mtime}|"
-                f"{extractor.detector_weights}|{extractor.classifier_weights}"
+                f"{extractor.detector_weights}|{extractor.classifier_weights}|{extractor.imgsz}|{extractor.confidence}"
             )
             key = cache / f"{hashlib.sha1(ident.encode()).hexdigest()[:16]}.npy"
         if key is not None and key.is_file():
@@ -661,6 +661,7 @@ def train_temporal(
     lr: float = 2e-3,
     seed: int = 0,
     imgsz: int = 320,
+    confidence: float = 0.25,
     cache: Path | None = Path(".vigil/train/features"),
     embedding_features: int = 8,
     progress: Progress = _no_progress,
@@ -671,7 +672,7 @@ def train_temporal(
     t0 = time.time()
     seed_everything(seed)
     labels = tuple(ACTIVITIES)
-    extractor = FeatureExtractor(detector, classifier, imgsz=imgsz)
+    extractor = FeatureExtractor(detector, classifier, imgsz=imgsz, confidence=confidence)
     seqs = collect_sequences(extractor, data_dirs, clips_dir, labels, cache, progress)
     rng = np.random.default_rng(seed)
     val_videos = (
@@ -738,6 +739,8 @@ def train_temporal(
                 "clips": str(clips_dir) if clips_dir else None,
                 "videos": len(seqs),
                 "detector": detector,
+                "detector_imgsz": imgsz,
+                "detector_confidence": confidence,
                 "classifier": str(classifier),
                 "feature_dim": extractor.dim,
             },

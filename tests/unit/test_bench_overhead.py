@@ -83,3 +83,29 @@ def test_a_clip_head_in_the_camera_hosts_counts_as_model_cpu_not_as_a_workers() 
     assert parts["camera_unattributed"] == pytest.approx(12.0 - 9.6 + 0.1)  # the step's 0.1 beyond the model
     assert o["cpu_s_pipeline_work"] == {"prepare": 1.0, "track": 1.5, "features": 0.2, "events": 0.3}
     assert 31.5 + 2.0 + 3.0 + sum(parts.values()) == pytest.approx(50.0)
+
+
+def test_several_rounds_report_the_median_round() -> None:
+    from pipeline.bench import median_round, round_summary
+
+    def res(vigil: float, limit: float) -> dict[str, Any]:
+        return {
+            "vigil": {"fps": vigil, "overhead": {"orchestration_share": 0.1}},
+            "baseline": {"fps": 50.0},
+            "limit": {"fps": limit},
+            "ratio_vs_baseline": vigil / 50.0,
+            "ratio_vs_limit": vigil / limit,
+        }
+
+    # The machine slowed down in round 2 (every mode slower); round 3's limit ran fast.
+    rounds = [res(120.0, 150.0), res(100.0, 130.0), res(118.0, 170.0)]
+    assert median_round(rounds) is rounds[1]  # ratios 0.80, 0.77, 0.69: the middle one
+    assert median_round([rounds[0], rounds[2]]) is rounds[2]  # an even count takes the lower (0.69)
+    assert round_summary(rounds[2]) == {
+        "vigil_fps": 118.0,
+        "baseline_fps": 50.0,
+        "limit_fps": 170.0,
+        "ratio_vs_baseline": pytest.approx(2.36),
+        "ratio_vs_limit": pytest.approx(118 / 170),
+        "orchestration_share": 0.1,
+    }
