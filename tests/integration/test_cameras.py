@@ -159,13 +159,14 @@ def test_credentials_never_reach_logs_events_status_or_metrics(
 def test_live_camera_latency_stays_bounded_under_a_slow_detector(
     ray_session: None, rtsp_server: RtspServer, tmp_path: Path
 ) -> None:
-    """A detector ~10x slower than the camera (YOLO at 1280 px on CPU): the live camera drops stale
-    frames (counted) instead of queueing them, so capture-to-processed latency does not grow."""
+    """A detector several times slower than the camera (YOLO at 1920 px on CPU: ~2 frames/s against
+    the camera's 10): the live camera drops stale frames (counted) instead of queueing them, so
+    capture-to-processed latency does not grow."""
     cfg = parse_config(
         {
             "cameras": [{"id": "live", "url": rtsp_server.url, "fps": 10}],
             "metrics": {"port": 0},
-            "models": {"detector": {"imgsz": 1280}},
+            "models": {"detector": {"imgsz": 1920}},
             "events": {"spool": {"dir": str(tmp_path / "spool")}},
         }
     )
@@ -185,7 +186,8 @@ def test_live_camera_latency_stays_bounded_under_a_slow_detector(
             [status] = pipeline.statuses()
         finally:
             pipeline.stop()
-    assert status.frames_dropped > 2 * status.frames_processed, "a slow consumer must make the live camera drop"
+    # Most frames are dropped (a faster machine lowers the share, hence not a fixed multiple).
+    assert status.frames_dropped > status.frames_processed, "a slow consumer must make the live camera drop"
     early, late = samples[2:8], samples[-6:]
     assert max(late) < 5.0
     assert sum(late) / len(late) < 1.5 * sum(early) / len(early) + 0.25, f"latency grew: {samples}"
