@@ -273,11 +273,11 @@ def overhead(limit: dict[str, Any], vigil: dict[str, Any]) -> dict[str, Any]:
     work = {k: steps.get(k, 0.0) for k in WORK_STEPS}
     parts = {name: sum(steps.get(k, 0.0) for k in keys) for name, keys in ORCHESTRATION_STEPS.items()}
     # Camera actors' CPU their step clocks do not see: Ray's core-worker threads, the metrics exporter.
-    # ray.clip_head: hosts: the clip head ran in the camera processes ("clip_head" step), so its
-    # measured model CPU is the cameras', not a worker's.
+    # ray.clip_head: hosts: the clip head ran in the camera processes (their "clip_head" step), so
+    # its measured model CPU is taken from the cameras' CPU, not from a worker's.
     in_cameras = models.get("temporal", 0.0) if "clip_head" in steps else 0.0
-    parts["camera_unattributed"] = by_actor.get("camera", 0.0) - sum(steps.values()) + steps.get("clip_head", 0.0)
-    parts["camera_unattributed"] -= in_cameras
+    clocked = sum(v for k, v in steps.items() if k != "clip_head")
+    parts["camera_unattributed"] = by_actor.get("camera", 0.0) - clocked - in_cameras
     workers = sum(v for k, v in by_actor.items() if k not in NOT_WORKERS)
     # dispatch, deserialising, batching
     parts["workers_beyond_model_calls"] = workers - (sum(models.values()) - in_cameras)

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -26,6 +26,9 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+if TYPE_CHECKING:
+    from pipeline.config import VigilConfig
 
 train_app = typer.Typer(no_args_is_help=True, help="Train Vigil's models on labelled video (`vigil synth` folders).")
 console = Console()
@@ -212,11 +215,9 @@ def train_temporal_cmd(
     seed: int = 0,
 ) -> None:
     """Train an LSTM or transformer clip head on features the trained detector + ViT extract."""
-    from pipeline.cli import _load
     from pipeline.training import train_temporal
 
-    os.environ.setdefault("VIGIL_DEMO_DIR", str(Path(".vigil/demo").resolve()))
-    det_cfg = _load(config).models.detector
+    det_cfg = _models_config(config).models.detector
 
     if kind not in ("lstm", "transformer"):
         fail(f"--kind: {kind!r} is not one of lstm, transformer", 2)
@@ -257,6 +258,15 @@ def train_temporal_cmd(
     )
 
 
+def _models_config(config: Path) -> VigilConfig:
+    """A config read for its models only (train temporal, eval): its cameras may name the demo
+    videos, so ${VIGIL_DEMO_DIR} gets the demo's default; problems are printed, exit 2."""
+    from pipeline.cli import _load
+
+    os.environ.setdefault("VIGIL_DEMO_DIR", str(Path(".vigil/demo").resolve()))
+    return _load(config)
+
+
 def eval_cmd(
     data: Annotated[Path, typer.Option(help="A `vigil synth` folder the models never saw")],
     config: Annotated[
@@ -270,7 +280,6 @@ def eval_cmd(
     ),
 ) -> None:
     """Run the full pipeline over labelled videos and score detection, scenes and activity events."""
-    from pipeline.cli import _load
     from pipeline.evaluate import EvalError, evaluate, render_table
 
     if not (data / "index.json").is_file():
@@ -282,8 +291,7 @@ def eval_cmd(
             fail(f"--heads: {k!r} is not one of lstm, transformer", 2)
         if not weights[k].is_file():
             fail(f"--{k} {weights[k]}: file not found (train it: vigil train temporal --kind {k})", 2)
-    os.environ.setdefault("VIGIL_DEMO_DIR", str(Path(".vigil/demo").resolve()))
-    cfg = _load(config)
+    cfg = _models_config(config)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         with progress_bar() as update:

@@ -409,20 +409,19 @@ class RayConfig(_Strict):
 
     @model_validator(mode="after")
     def _no_resources_for_unused_workers(self) -> RayConfig:
-        # Compared with the default, not with what was written, so a dumped and reloaded config passes.
-        if self.fused and self.classifier != RayConfig.model_fields["classifier"].get_default(
-            call_default_factory=True
-        ):
+        if self.fused and self._changed("classifier"):
             raise ValueError(
                 "classifier: not used with fused: true (the fused worker takes ray.detector's replicas and resources)"
             )
-        if self.clip_head == "hosts" and self.temporal != RayConfig.model_fields["temporal"].get_default(
-            call_default_factory=True
-        ):
+        if self.clip_head == "hosts" and self._changed("temporal"):
             raise ValueError(
                 "temporal: only used with clip_head: actor (with clip_head: hosts the head runs in the camera hosts)"
             )
         return self
+
+    def _changed(self, name: str) -> bool:
+        # Compared with the default, not with what was written, so a dumped and reloaded config passes.
+        return bool(getattr(self, name) != RayConfig.model_fields[name].get_default(call_default_factory=True))
 
 
 class VigilConfig(_Strict):
