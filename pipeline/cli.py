@@ -419,6 +419,12 @@ def bench(
         fail(str(exc))
     console.print(render_table(results))
     console.print(f"orchestration overhead: {_overhead_line(results['vigil']['overhead'])}", highlight=False)
+    if (speed := results["vigil"].get("model_speed_vs_limit_run")) is not None:
+        console.print(
+            f"the model calls ran at {speed:.2f}x the limit run's speed during the vigil run: "
+            f"{results['ratio_vs_limit_at_run_speed']:.2f}x the limit at the same speed",
+            highlight=False,
+        )
     if "rounds" in results:
         console.print(_rounds_line(results["rounds"]), highlight=False)
     if json_out is not None:
@@ -431,6 +437,7 @@ def _rounds_line(rounds: list[dict[str, Any]]) -> str:
     parts = [
         f"{r['vigil_fps']:.1f} / {r['baseline_fps']:.1f} / {r['limit_fps']:.1f} fps = "
         f"{r['ratio_vs_baseline']:.2f}x, {r['ratio_vs_limit']:.2f}x"
+        + (f" ({m:.2f}x at the run's speed)" if (m := r.get("ratio_vs_limit_at_run_speed")) is not None else "")
         + (f", orchestration {r['orchestration_share']:.1%}" if r.get("orchestration_share") is not None else "")
         for r in rounds
     ]

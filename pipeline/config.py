@@ -389,6 +389,13 @@ class RayConfig(_Strict):
         description="Fused workers, file-mode cameras: calls a camera host keeps in flight to each replica; "
         "frames that arrive meanwhile leave together in the next call (0: one call per frame)",
     )
+    vision: Literal["workers", "hosts"] = Field(
+        default="workers",
+        description="Where the detector and the scene ViT run. workers: shared actor pools (ray.detector / "
+        "ray.classifier: replicas, GPUs; any worker serves any camera). hosts: inside each camera-host process, one "
+        "copy per host on ray.detector.torch_threads threads, its cameras' frames batched together: no Ray call "
+        "per batch (a CPU-only machine; set cameras_per_host so hosts x threads ~ cores)",
+    )
     clip_head: Literal["hosts", "actor"] = Field(
         default="hosts",
         description="Where the clip head runs. hosts: inside each camera-host process, on its CPU (no call per "
@@ -413,6 +420,19 @@ class RayConfig(_Strict):
             raise ValueError(
                 "classifier: not used with fused: true (the fused worker takes ray.detector's replicas and resources)"
             )
+        if self.vision == "hosts":
+            for name in ("fused", "host_calls_per_replica", "classifier"):
+                if self._changed(name):
+                    raise ValueError(f"{name}: not used with vision: hosts (each camera host runs both models itself)")
+            default = WorkerResources()  # compared with the default, as _changed, so a dumped config reloads
+            unused = [
+                k for k in ("replicas", "num_cpus", "num_gpus") if getattr(self.detector, k) != getattr(default, k)
+            ]
+            if unused:
+                raise ValueError(
+                    f"detector.{unused[0]}: not used with vision: hosts (only detector.torch_threads is; "
+                    "ray.cameras_per_host sets how many copies run)"
+                )
         if self.clip_head == "hosts" and self._changed("temporal"):
             raise ValueError(
                 "temporal: only used with clip_head: actor (with clip_head: hosts the head runs in the camera hosts)"

@@ -26,12 +26,12 @@ from pipeline.config import CameraConfig, VigilConfig, WorkerResources
 from pipeline.control import ControlServer
 from pipeline.hosts import CameraHosts
 from pipeline.messages import CameraState, CameraStatus
-from pipeline.metrics import WORKER_RESTARTS, MetricsReport, MetricsServer
-from workers.camera import CameraSettings, ClipHeadSpec, WorkerHandles
+from pipeline.metrics import PROCESS, WORKER_RESTARTS, MetricsReport, MetricsServer, set_process_role
+from workers.camera import CameraSettings, ClipHeadSpec, HostVisionSpec, WorkerHandles
 from workers.classifier import Classifier, CropClassifier
 from workers.detector import Detector
 from workers.temporal import TemporalHead, summary_dim
-from workers.vision import VisionWorker
+from workers.vision import VisionModels, VisionWorker
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,13 @@ def init_ray(cfg: VigilConfig, log_to_driver: bool = True) -> None:
         # A model-size frame (640x360 = 675 KiB) then goes to a fused worker inside the call itself:
         # no object-store put and no raylet work per frame (BENCHMARKS.md). A cluster sets this at
         # its own start (RAY_max_direct_call_object_size on every node).
-        kwargs["_system_config"] = {"max_direct_call_object_size": cfg.ray.max_inline_bytes}
+        kwargs["_system_config"] = {
+            "max_direct_call_object_size": cfg.ray.max_inline_bytes,
+            # Vigil runs actors only, each in a process of its own: the task workers Ray starts
+            # ahead (one per CPU) would sit idle, at ~1 % of a core each (BENCHMARKS.md).
+            "enable_worker_prestart": False,
+            "prestart_worker_first_driver": False,
+        }
     # Ray announces its (welcome) token auth on every start; keep it out of the user's terminal.
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     ray.init(address=cfg.ray.address, **kwargs)
@@ -129,7 +135,8 @@ class Pipeline:
     _pids: dict[str, int] = field(default_factory=dict)
 
     def start(self) -> None:
-        models = ("vision",) if self.cfg.ray.fused else ("detector", "classifier")
+        in_hosts = self.cfg.ray.vision == "hosts"  # the models are part of the camera hosts then
+        models = () if in_hosts else ("vision",) if self.cfg.ray.fused else ("detector", "classifier")
         crops = () if self.cfg.models.crops is None else ("crops",)
         for kind in (*models, *crops, "temporal", "camera"):  # the kinds this pipeline runs
             WORKER_RESTARTS.labels(kind)
@@ -153,22 +160,30 @@ class Pipeline:
 
     def _start_workers(self) -> WorkerHandles:
         models, res = self.cfg.models, self.cfg.ray
+        host_vision: HostVisionSpec | None = None
         # Threaded actors: concurrent calls from all cameras wait in the worker's batcher.
-        if res.fused:  # both models in each detector replica; cameras make one call per frame
+        if res.vision == "hosts":  # no vision actors; each camera host loads the models itself
+            host_vision = HostVisionSpec(models.detector, models.classifier, res.detector.torch_threads)
+            dets: tuple[Any, ...] = ()
+            clss: tuple[Any, ...] = ()
+        elif res.fused:  # both models in each detector replica; cameras make one call per frame
             dets = _pool(
                 VisionWorker, (models.detector, models.classifier), res.detector, 4 * models.detector.max_batch
             )
-            clss: tuple[Any, ...] = ()  # the VisionWorkers hold the ViT
+            clss = ()  # the VisionWorkers hold the ViT
         else:
             dets = _pool(Detector, models.detector, res.detector, 4 * models.detector.max_batch)
             clss = _pool(Classifier, models.classifier, res.classifier, 4 * models.classifier.max_batch)
         # Crops: one call per frame carries all its boxes, so concurrency counts callers, not crops.
         crops = () if models.crops is None else _pool(CropClassifier, models.crops, res.crops, 64)
         try:
-            # Every replica has loaded its model before any camera starts.
-            self._class_names = ray.get([d.names.remote() for d in dets], timeout=WORKER_START_TIMEOUT_S)[0]
-            vits = clss or dets  # fused: the VisionWorkers answer for their ViT
-            embed_dim = ray.get([c.embedding_dim.remote() for c in vits], timeout=WORKER_START_TIMEOUT_S)[0]
+            if host_vision is not None:
+                self._class_names, embed_dim = _load_here(host_vision)
+            else:
+                # Every replica has loaded its model before any camera starts.
+                self._class_names = ray.get([d.names.remote() for d in dets], timeout=WORKER_START_TIMEOUT_S)[0]
+                vits = clss or dets  # fused: the VisionWorkers answer for their ViT
+                embed_dim = ray.get([c.embedding_dim.remote() for c in vits], timeout=WORKER_START_TIMEOUT_S)[0]
             ray.get([c.embedding_dim.remote() for c in crops], timeout=WORKER_START_TIMEOUT_S)
             in_dim = embed_dim + summary_dim(len(self._class_names))
             tmp: Any = None
@@ -199,6 +214,7 @@ class Pipeline:
             tmp,
             crops,
             clip_head=clip_head,
+            host_vision=host_vision,
             fused=res.fused,
             host_calls_per_replica=res.host_calls_per_replica if res.fused else 0,
             call_max_frames=models.detector.max_batch,
@@ -301,6 +317,19 @@ class Pipeline:
         self.hosts = None
         self.workers = None
         return final
+
+
+def _load_here(spec: HostVisionSpec) -> tuple[tuple[str, ...], int]:
+    """``ray.vision: hosts``: load the models once in the driver (class names and embedding size for
+    the cameras' settings; a bad weights path fails here, with its key path, before any camera starts)."""
+    role = PROCESS.actor
+    try:
+        models = VisionModels((spec.detector, spec.classifier), spec.torch_threads)
+    except Exception as exc:
+        raise PipelineError(f"models.detector / models.classifier: could not load: {exc}") from None
+    finally:
+        set_process_role(role)  # the models' constructors set their own
+    return models.names(), models.embedding_dim()
 
 
 def _root_cause(exc: BaseException) -> str:

@@ -29,7 +29,15 @@ import numpy as np
 import numpy.typing as npt
 import ray
 
-from pipeline.config import CameraConfig, CropClassifierConfig, EventsConfig, RedisConfig, TemporalConfig
+from pipeline.config import (
+    CameraConfig,
+    ClassifierConfig,
+    CropClassifierConfig,
+    DetectorConfig,
+    EventsConfig,
+    RedisConfig,
+    TemporalConfig,
+)
 from pipeline.events import EventEngine
 from pipeline.messages import (
     CameraState,
@@ -69,6 +77,7 @@ from workers.decoder import FrameSource
 from workers.motion import MotionGate
 from workers.temporal import FrameSummarizer, TemporalHead
 from workers.tracking import Tracker
+from workers.vision import HostModelError
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +110,15 @@ class ClipHeadSpec:
 
 
 @dataclass(frozen=True)
+class HostVisionSpec:
+    """What a camera host needs to load the detector and the ViT itself (``ray.vision: hosts``)."""
+
+    detector: DetectorConfig
+    classifier: ClassifierConfig
+    torch_threads: int = 1
+
+
+@dataclass(frozen=True)
 class WorkerHandles:
     """Ray actor handles of the shared model workers (detector and classifier: one per replica)."""
 
@@ -113,6 +131,7 @@ class WorkerHandles:
     call_max_frames: int = 8  # frames per coalesced call (the detector's max batch)
     call_max_bytes: int | None = None  # and their bytes (ray.max_inline_bytes: calls stay inline)
     clip_head: ClipHeadSpec | None = None  # ray.clip_head: hosts: each camera host loads the head from this
+    host_vision: HostVisionSpec | None = None  # ray.vision: hosts: each camera host loads both models (no detectors)
 
 
 @dataclass(frozen=True)
@@ -384,8 +403,9 @@ class CameraRunner:
             return
         try:
             self._apply(item)
-        except (ray.exceptions.RayError, TimeoutError) as exc:
-            # A worker died or timed out: Ray restarts it; this frame is lost, counted, and we go on.
+        except (ray.exceptions.RayError, TimeoutError, HostModelError) as exc:
+            # A worker died or timed out (Ray restarts it), or a model call in this host failed:
+            # this frame is lost, counted, and we go on.
             self._on_drop("worker_error")
             log.warning("camera %s: frame %d not processed: %s", self.cam.id, item.packet.frame_id, exc)
             self._stop.wait(0.5)

@@ -20,9 +20,10 @@ import torch
 from pipeline.config import CameraConfig, CameraMode
 from pipeline.messages import CameraStatus
 from workers.camera import CameraRunner, CameraSettings, WorkerHandles
-from workers.coalescer import Coalescer
+from workers.coalescer import Coalescer, actor_sender
 from workers.common import MetricsExporter, set_process_role
 from workers.temporal import TemporalHead
+from workers.vision import HostVision
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,13 @@ class CameraHost(MetricsExporter):
         self._lock = threading.Lock()
         self._coalescer: Coalescer | None = None  # made with the first file-mode camera
         self._clip_head: TemporalHead | None = None
+        self._vision: HostVision | None = None
+        if workers.host_vision is not None:  # ray.vision: hosts: the models run here, for this host's cameras
+            v = workers.host_vision
+            self._vision = HostVision((v.detector, v.classifier), v.torch_threads)
+            set_process_role("camera")  # the models' constructors set their own
         if workers.clip_head is not None:  # ray.clip_head: hosts: one head for this host's cameras
-            torch.set_num_threads(1)  # a window is small; more threads would only spin
+            torch.set_num_threads(workers.host_vision.torch_threads if workers.host_vision else 1)
             spec = workers.clip_head
             self._clip_head = TemporalHead(spec.cfg, spec.in_dim, emb_dim=spec.emb_dim, in_host=True)
 
@@ -66,16 +72,25 @@ class CameraHost(MetricsExporter):
         runner.start()
 
     def _coalescer_for(self, cam: CameraConfig) -> Coalescer | None:
-        """The host's coalescer for a file-mode camera (fused workers, host_calls_per_replica > 0).
-        File-mode only: coalescing made `vigil bench`'s file cameras 15-20 % faster, but cost
+        """The host's coalescer for a camera: every camera's with ``ray.vision: hosts`` (the models
+        here take one batch at a time); with fused workers (host_calls_per_replica > 0) a file-mode
+        camera's only: coalescing made `vigil bench`'s file cameras 15-20 % faster, but cost
         overloaded live cameras 5-9 % of their frames, for no latency gain (BENCHMARKS.md)."""
         w = self.workers
-        if w.host_calls_per_replica <= 0 or cam.effective_mode is not CameraMode.FILE:
+        if self._vision is None and (w.host_calls_per_replica <= 0 or cam.effective_mode is not CameraMode.FILE):
             return None
         if self._coalescer is None:
-            self._coalescer = Coalescer(
-                w.detectors, "analyze_many", w.call_max_frames, w.host_calls_per_replica, w.call_max_bytes
-            )
+            if self._vision is not None:
+                self._coalescer = Coalescer((self._vision.send,), w.call_max_frames)
+            else:
+                senders = tuple(actor_sender(d, "analyze_many") for d in w.detectors)
+                self._coalescer = Coalescer(senders, w.call_max_frames, w.host_calls_per_replica, w.call_max_bytes)
+        return self._coalescer
+        if self._vision is not None:
+            self._coalescer = Coalescer((self._vision.send,), w.call_max_frames)
+        elif w.host_calls_per_replica > 0 and cam.effective_mode is CameraMode.FILE:
+            senders = tuple(actor_sender(d, "analyze_many") for d in w.detectors)
+            self._coalescer = Coalescer(senders, w.call_max_frames, w.host_calls_per_replica, w.call_max_bytes)
         return self._coalescer
 
     def remove(self, camera_id: str) -> CameraStatus | None:

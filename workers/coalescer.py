@@ -21,6 +21,7 @@ import itertools
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -48,8 +49,20 @@ class PendingResult:
         return self._future.result(timeout=max(0.0, deadline - time.monotonic()))[self._index]
 
 
+Send = Callable[[list[Any]], "Future[list[Any]]"]
+"""Starts one call on a replica: its frames in, a future of their results (in order) out."""
+
+
+def actor_sender(handle: Any, method: str) -> Send:
+    """A ``Send`` for a Ray actor replica: ``handle.method.remote(frames)``, its result fetched once
+    by Ray's completion callback."""
+    remote_method = getattr(handle, method)
+    return lambda items: remote_method.remote(items).future()
+
+
 class Coalescer:
-    """Sends frames to ``replicas`` (actor handles with ``method(list) -> list``), several per call.
+    """Sends frames to ``replicas`` (one ``Send`` each: a Ray actor's method, see ``actor_sender``,
+    or a model in this process, ``workers.vision.HostVision``), several per call.
 
     ``max_frames`` caps a call (the worker's max batch) and ``max_bytes`` its frames' bytes (Ray's
     inline-argument size: a bigger call would go through the object store); ``calls_per_replica``
@@ -60,8 +73,7 @@ class Coalescer:
 
     def __init__(
         self,
-        replicas: tuple[Any, ...],
-        method: str,
+        replicas: tuple[Send, ...],
         max_frames: int,
         calls_per_replica: int = 1,
         max_bytes: int | None = None,
@@ -69,7 +81,7 @@ class Coalescer:
     ) -> None:
         if not replicas or max_frames < 1 or calls_per_replica < 1:
             raise ValueError("a coalescer needs replicas, max_frames >= 1 and calls_per_replica >= 1")
-        self._methods = [getattr(r, method) for r in replicas]
+        self._senders = replicas
         self._max_frames, self._per_replica, self._max_bytes = max_frames, calls_per_replica, max_bytes
         self._stale_after_s = stale_after_s
         self._calls: dict[int, tuple[int, float]] = {}  # call id -> (replica, dispatched at), unanswered
@@ -104,7 +116,7 @@ class Coalescer:
 
     def _free_replica(self) -> int | None:
         """The replica with the fewest calls in flight (ties in turn), if it can take another."""
-        n = len(self._methods)
+        n = len(self._senders)
         busy = [0] * n
         recent = time.monotonic() - self._stale_after_s
         for replica, dispatched_at in self._calls.values():
@@ -128,7 +140,7 @@ class Coalescer:
                 self._calls[call] = (replica, time.monotonic())
             CALL_FRAMES.observe(len(batch))
             try:
-                future: Future[list[Any]] = self._methods[replica].remote([item for item, _ in batch]).future()
+                future: Future[list[Any]] = self._senders[replica]([item for item, _ in batch])
             except Exception as exc:  # the call could not even be submitted
                 future = Future()
                 future.set_exception(exc)

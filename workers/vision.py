@@ -1,4 +1,5 @@
-"""Detect + classify in one actor (``ray.fused: true``).
+"""Detect + classify on one batch: in one actor (``ray.fused: true``) or in the camera hosts
+(``ray.vision: hosts``).
 
 With separate workers every frame costs two actor calls, two deserialisations of the frame, two
 batcher hand-offs and two result fetches, and each model holds its own process. Where cores are
@@ -7,17 +8,25 @@ of the CPU (BENCHMARKS.md). ``VisionWorker`` runs both models on the same batch 
 one call per frame, one copy of the frame, one batch. Its replicas (``ray.detector``) scale both
 models together; keep separate workers where the two need different resources (a big ViT that
 wants its own GPU, say).
+
+``HostVision`` goes one step further for CPU-only machines: the models live in each camera-host
+process and take its cameras' frames without a Ray call at all. The cores the models use are the
+cores the cameras use anyway; what is saved is Ray's dispatch on both sides of every call (~5 ms of
+CPU per call on the 2-core bench machine) and the frames' serialisation. What is given up: a model
+worker that any camera can use (batches only mix the cameras of one host) and GPU placement.
 """
 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import numpy.typing as npt
 
 from pipeline.config import ClassifierConfig, DetectorConfig
 from pipeline.messages import Detections, SceneResult
+from pipeline.metrics import StepClock
 from workers.batching import Batcher
 from workers.classifier import Classifier
 from workers.common import MetricsExporter, set_process_role
@@ -26,18 +35,14 @@ from workers.detector import Detector
 log = logging.getLogger(__name__)
 
 
-class VisionWorker(MetricsExporter):
-    """The detector and the scene classifier behind one batcher."""
+class VisionModels:
+    """The detector and the scene classifier, run one after the other on the same batch."""
 
     def __init__(self, cfgs: tuple[DetectorConfig, ClassifierConfig], torch_threads: int = 1) -> None:
         det_cfg, cls_cfg = cfgs
         self._detector = Detector(det_cfg, torch_threads, batching=False)
         self._classifier = Classifier(cls_cfg, torch_threads, batching=False)
-        set_process_role("vision")  # after the models' constructors, which set their own
         self._cls_max_batch = cls_cfg.max_batch
-        self._batcher = Batcher(
-            self.analyze_batch, det_cfg.max_batch, det_cfg.max_wait_ms / 1000, name="vision-batcher"
-        )
 
     def names(self) -> tuple[str, ...]:
         """The detector's class names by class id."""
@@ -45,15 +50,6 @@ class VisionWorker(MetricsExporter):
 
     def embedding_dim(self) -> int:
         return self._classifier.embedding_dim()
-
-    def analyze(self, image_bgr: npt.NDArray[np.uint8]) -> tuple[Detections, SceneResult]:
-        """One frame's detections and scene; concurrent calls (all cameras) share forward passes."""
-        return self._batcher.submit(image_bgr)
-
-    def analyze_many(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[tuple[Detections, SceneResult]]:
-        """Several frames in one call (a camera host's coalesced frames); they share forward passes
-        with each other and with other callers' frames already queued, without waiting for more."""
-        return self._batcher.submit_many(images_bgr, wait=False)
 
     def analyze_batch(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[tuple[Detections, SceneResult]]:
         detections = self._detector.detect_batch(images_bgr)
@@ -64,3 +60,58 @@ class VisionWorker(MetricsExporter):
             for s in self._classifier.classify_batch(images_bgr[i : i + step])
         ]
         return list(zip(detections, scenes, strict=True))
+
+
+class VisionWorker(VisionModels, MetricsExporter):
+    """Ray actor: the two models behind one batcher, shared by every camera host."""
+
+    def __init__(self, cfgs: tuple[DetectorConfig, ClassifierConfig], torch_threads: int = 1) -> None:
+        super().__init__(cfgs, torch_threads)
+        set_process_role("vision")  # after the models' constructors, which set their own
+        det_cfg = cfgs[0]
+        self._batcher = Batcher(
+            self.analyze_batch, det_cfg.max_batch, det_cfg.max_wait_ms / 1000, name="vision-batcher"
+        )
+
+    def analyze(self, image_bgr: npt.NDArray[np.uint8]) -> tuple[Detections, SceneResult]:
+        """One frame's detections and scene; concurrent calls (all cameras) share forward passes."""
+        return self._batcher.submit(image_bgr)
+
+    def analyze_many(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[tuple[Detections, SceneResult]]:
+        """Several frames in one call (a camera host's coalesced frames); they share forward passes
+        with each other and with other callers' frames already queued, without waiting for more."""
+        return self._batcher.submit_many(images_bgr, wait=False)
+
+
+class HostModelError(RuntimeError):
+    """A model call in a camera host failed; the frames of that call are lost (and counted)."""
+
+
+class HostVision:
+    """``ray.vision: hosts``: the two models inside a camera-host process, on one thread of their own.
+
+    Its cameras' frames reach it through the host's coalescer (``send``: one batch at a time; frames
+    that arrive meanwhile leave together in the next), so nothing crosses a process boundary. The
+    thread's CPU is the host's ``vision`` step (``vigil_camera_cpu_seconds``)."""
+
+    def __init__(self, cfgs: tuple[DetectorConfig, ClassifierConfig], torch_threads: int = 1) -> None:
+        self.models = VisionModels(cfgs, torch_threads)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="vision")
+        self._clock: StepClock | None = None
+
+    def send(self, images_bgr: list[npt.NDArray[np.uint8]]) -> Future[list[tuple[Detections, SceneResult]]]:
+        return self._pool.submit(self._run, images_bgr)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[tuple[Detections, SceneResult]]:
+        if self._clock is None:  # made on the pool's thread: it clocks that thread
+            self._clock = StepClock()
+        try:
+            return self.models.analyze_batch(images_bgr)
+        except Exception as exc:  # the cameras count the frames lost and go on
+            log.exception("model call on %d frames failed", len(images_bgr))
+            raise HostModelError(f"model call failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            self._clock.lap("vision")

@@ -213,3 +213,58 @@ def sample(text: str, series: str) -> float:
     found = re.search(rf"^{re.escape(series)} (\S+)$", text, re.M)
     assert found is not None, f"{series} not exported"
     return float(found.group(1))
+
+
+def test_models_in_the_camera_hosts_batch_each_hosts_cameras(
+    ray_session: None, street_mp4: Path, tmp_path: Path
+) -> None:
+    """ray.vision: hosts: no model actors; each camera host runs the detector and the ViT on its own
+    cameras' frames (live and file cameras alike), several frames per forward pass, and labels clips."""
+    cameras = [
+        {"id": f"cam{i}", "url": str(street_mp4), "fps": 10, "loop": True, "mode": "file" if i % 2 else "live"}
+        for i in range(4)
+    ]
+    cfg = chatty_config(cameras, tmp_path / "spool")
+    cfg = cfg.model_copy(update={"ray": cfg.ray.model_copy(update={"vision": "hosts", "cameras_per_host": 2})})
+    with EmbeddedRedis() as server:
+        pipeline = Pipeline(cfg, server.url)
+        pipeline.start()
+        try:
+            assert pipeline.workers is not None and pipeline.hosts is not None
+            assert pipeline.workers.detectors == () and pipeline.workers.classifiers == ()
+            assert len(pipeline.hosts.actors()) == 2
+            wait_for(lambda: all(s.frames_processed >= 15 for s in pipeline.statuses()), 120, "frames on 4 cameras")
+            wait_for(lambda: all(s.clip is not None for s in pipeline.statuses()), 60, "clip labels in the hosts")
+            statuses = pipeline.statuses()
+            url = f"http://127.0.0.1:{pipeline.metrics_port}/metrics"
+            text = urllib.request.urlopen(url, timeout=10).read().decode()
+            host_families = [ray.get(h.collect_metrics.remote()).families for h in pipeline.hosts.actors()]
+        finally:
+            pipeline.stop()
+    assert all(s.scene is not None for s in statuses)
+    vision_frames = sample(text, 'vigil_stage_latency_seconds_count{stage="vision"}')
+    assert vision_frames >= 60
+    # The models ran in the hosts (their thread's CPU is the hosts' "vision" step), on batches of
+    # several frames: each host's cameras' waiting frames leave together.
+    for families in host_families:  # each host ran both models, on its "vision" thread
+        vision_step = sum(
+            s.value
+            for f in families
+            if f.name == "vigil_camera_cpu_seconds"
+            for s in f.samples
+            if s.name.endswith("_total") and s.labels["step"] == "vision"
+        )
+        models = {
+            s.labels["model"]: s.value
+            for f in families
+            if f.name == "vigil_model_cpu_seconds"
+            for s in f.samples
+            if s.name.endswith("_total")
+        }
+        assert models.get("detector", 0) > 0 and models.get("classifier", 0) > 0, models
+        # (read while frames flow, so a call's model counter may be in and its step lap not yet)
+        assert models["detector"] + models["classifier"] == pytest.approx(vision_step, rel=0.2)
+    assert sample(text, 'vigil_batch_size_sum{model="detector"}') >= vision_frames
+    assert sample(text, 'vigil_batch_size_count{model="detector"}') > sample(
+        text, 'vigil_batch_size_bucket{le="1.0",model="detector"}'
+    )

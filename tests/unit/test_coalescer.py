@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from workers.coalescer import Coalescer
+from workers.coalescer import Coalescer, actor_sender
 
 
 class FakeReplica:
@@ -42,7 +42,7 @@ def answer(future: Future[list[Any]], items: list[Any]) -> None:
 
 def test_frames_waiting_for_a_busy_replica_leave_together_and_in_order() -> None:
     calls: queue.Queue[tuple[str, list[Any], Future[list[Any]]]] = queue.Queue()
-    c = Coalescer((FakeReplica("a", calls),), "analyze_many", max_frames=8, calls_per_replica=1)
+    c = Coalescer((actor_sender(FakeReplica("a", calls), "analyze_many"),), max_frames=8, calls_per_replica=1)
     first = c.submit("f0")
     _, items, busy = next_call(calls)
     assert items == ["f0"]  # an idle replica gets a frame at once
@@ -59,7 +59,7 @@ def test_frames_waiting_for_a_busy_replica_leave_together_and_in_order() -> None
 
 def test_max_frames_caps_a_call_and_idle_replicas_are_used_first() -> None:
     calls: queue.Queue[tuple[str, list[Any], Future[list[Any]]]] = queue.Queue()
-    c = Coalescer((FakeReplica("a", calls), FakeReplica("b", calls)), "analyze_many", max_frames=2)
+    c = Coalescer(tuple(actor_sender(FakeReplica(n, calls), "analyze_many") for n in "ab"), max_frames=2)
     c.submit("f0")
     first = next_call(calls)
     c.submit("f1")
@@ -80,7 +80,7 @@ def test_max_frames_caps_a_call_and_idle_replicas_are_used_first() -> None:
 
 def test_a_failed_call_fails_every_frame_it_carried_and_frees_the_replica() -> None:
     calls: queue.Queue[tuple[str, list[Any], Future[list[Any]]]] = queue.Queue()
-    c = Coalescer((FakeReplica("a", calls),), "analyze_many", max_frames=8)
+    c = Coalescer((actor_sender(FakeReplica("a", calls), "analyze_many"),), max_frames=8)
     c.submit("f0")
     _, _, busy = next_call(calls)
     pending = [c.submit("f1"), c.submit("f2")]
@@ -99,7 +99,7 @@ def test_a_failed_call_fails_every_frame_it_carried_and_frees_the_replica() -> N
 
 def test_a_frame_never_sent_times_out() -> None:
     calls: queue.Queue[tuple[str, list[Any], Future[list[Any]]]] = queue.Queue()
-    c = Coalescer((FakeReplica("a", calls),), "analyze_many", max_frames=8)
+    c = Coalescer((actor_sender(FakeReplica("a", calls), "analyze_many"),), max_frames=8)
     c.submit("f0")
     next_call(calls)  # never answered: the replica stays busy
     with pytest.raises(TimeoutError):
@@ -109,7 +109,7 @@ def test_a_frame_never_sent_times_out() -> None:
 
 def test_a_call_stays_within_max_bytes_but_always_carries_a_frame() -> None:
     calls: queue.Queue[tuple[str, list[Any], Future[list[Any]]]] = queue.Queue()
-    c = Coalescer((FakeReplica("a", calls),), "analyze_many", max_frames=8, max_bytes=250)
+    c = Coalescer((actor_sender(FakeReplica("a", calls), "analyze_many"),), max_frames=8, max_bytes=250)
     c.submit(np.zeros(10, np.uint8))
     _, items, busy = next_call(calls)
     big = [c.submit(np.zeros(n, np.uint8)) for n in (100, 100, 100, 400)]
@@ -126,7 +126,7 @@ def test_a_call_stays_within_max_bytes_but_always_carries_a_frame() -> None:
 
 def test_a_hung_call_stops_holding_its_replica_after_stale_after_s() -> None:
     calls: queue.Queue[tuple[str, list[Any], Future[list[Any]]]] = queue.Queue()
-    c = Coalescer((FakeReplica("a", calls),), "analyze_many", max_frames=8, stale_after_s=0.3)
+    c = Coalescer((actor_sender(FakeReplica("a", calls), "analyze_many"),), max_frames=8, stale_after_s=0.3)
     c.submit("f0")
     next_call(calls)  # never answered
     later = c.submit("f1")

@@ -174,3 +174,19 @@ def test_clip_head_resources_only_with_the_actor() -> None:
     assert "ray: temporal:" in str(err.value) and "clip_head: actor" in str(err.value)
     cfg = parse_config(base | {"ray": {"clip_head": "actor", "temporal": {"num_gpus": 1}}})
     assert cfg.ray.temporal.num_gpus == 1
+
+
+def test_models_in_the_camera_hosts_take_only_torch_threads_from_ray_detector() -> None:
+    base = {"cameras": [{"id": "a", "url": "/x"}]}
+    assert parse_config(base).ray.vision == "workers"
+    cfg = parse_config(base | {"ray": {"vision": "hosts", "cameras_per_host": 2, "detector": {"torch_threads": 2}}})
+    assert cfg.ray.vision == "hosts" and cfg.ray.detector.torch_threads == 2
+    for ray_cfg, key in (
+        ({"detector": {"replicas": 2}}, "detector.replicas"),
+        ({"fused": True}, "fused"),
+        ({"classifier": {"num_cpus": 1}}, "classifier"),
+        ({"host_calls_per_replica": 2}, "host_calls_per_replica"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            parse_config(base | {"ray": {"vision": "hosts", **ray_cfg}})
+        assert f"ray: {key}: not used with vision: hosts" in str(err.value)
