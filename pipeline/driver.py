@@ -322,13 +322,18 @@ class Pipeline:
 def _load_here(spec: HostVisionSpec) -> tuple[tuple[str, ...], int]:
     """``ray.vision: hosts``: load the models once in the driver (class names and embedding size for
     the cameras' settings; a bad weights path fails here, with its key path, before any camera starts)."""
-    role = PROCESS.actor
+    import cv2
+    import torch
+
+    role, threads, cv_threads = PROCESS.actor, torch.get_num_threads(), cv2.getNumThreads()
     try:
         models = VisionModels((spec.detector, spec.classifier), spec.torch_threads)
     except Exception as exc:
         raise PipelineError(f"models.detector / models.classifier: could not load: {exc}") from None
-    finally:
-        set_process_role(role)  # the models' constructors set their own
+    finally:  # the models' constructors set the process's role and thread counts for a worker
+        set_process_role(role)
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(cv_threads)
     return models.names(), models.embedding_dim()
 
 

@@ -102,9 +102,6 @@ class HostVision:
     def send(self, images_bgr: list[npt.NDArray[np.uint8]]) -> Future[list[tuple[Detections, SceneResult]]]:
         return self._pool.submit(self._run, images_bgr)
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
     def _run(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[tuple[Detections, SceneResult]]:
         if self._clock is None:  # made on the pool's thread: it clocks that thread
             self._clock = StepClock()

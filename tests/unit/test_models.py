@@ -131,3 +131,25 @@ def test_frame_summarizer_motion_stats_tell_activities_apart() -> None:
     kept_bag = run([[bag, owner]] * 25)
     never_attended = run([[bag]] * 25)  # e.g. a static false detection
     assert left_bag[6] == 1.0 and kept_bag[6] == 0.0 and never_attended[6] == 0.0
+
+
+def test_models_for_the_camera_hosts_are_checked_once_where_the_pipeline_starts(tmp_path: Path) -> None:
+    """ray.vision: hosts: the driver loads the detector and the ViT once (no Ray needed for that) and
+    a broken checkpoint stops the start with the key path, before any camera host loads it."""
+    from pipeline.config import parse_config
+    from pipeline.driver import Pipeline, PipelineError
+    from pipeline.metrics import PROCESS
+
+    broken = tmp_path / "detector.pt"
+    broken.write_bytes(b"not a checkpoint")
+    cfg = parse_config(
+        {
+            "cameras": [{"id": "a", "url": "/x.mp4"}],
+            "models": {"detector": {"weights": str(broken)}},
+            "ray": {"vision": "hosts"},
+        }
+    )
+    role, threads = PROCESS.actor, torch.get_num_threads()
+    with pytest.raises(PipelineError, match=r"^models.detector / models.classifier: could not load: "):
+        Pipeline(cfg, "redis://127.0.0.1:1").start()
+    assert PROCESS.actor == role and torch.get_num_threads() == threads  # the driver is still the driver
