@@ -193,6 +193,38 @@ def test_live_camera_latency_stays_bounded_under_a_slow_detector(
     assert sum(late) / len(late) < 1.5 * sum(early) / len(early) + 0.25, f"latency grew: {samples}"
 
 
+def test_live_cameras_sharing_a_hosts_slow_models_all_get_frames_processed(
+    ray_session: None, rtsp_server: RtspServer, tmp_path: Path
+) -> None:
+    """ray.vision: hosts under overload: two live cameras on one host share its models, several times
+    too slow for them (YOLO at 1920 px). Neither starves, each counts its own dropped frames, and
+    latency stays bounded (each camera has at most its in-flight frames waiting for the models)."""
+    cameras = [{"id": cam, "url": rtsp_server.url, "fps": 10} for cam in ("a", "b")]
+    cfg = parse_config(
+        {
+            "cameras": cameras,
+            "metrics": {"port": 0},
+            "models": {"detector": {"imgsz": 1920}},
+            "events": {"spool": {"dir": str(tmp_path / "spool")}},
+            "ray": {"vision": "hosts"},
+        }
+    )
+    with EmbeddedRedis() as server:
+        pipeline = Pipeline(cfg, server.url)
+        pipeline.start()
+        try:
+            assert pipeline.hosts is not None and len(pipeline.hosts.actors()) == 1
+            wait_for(lambda: all(s.frames_processed >= 10 for s in pipeline.statuses()), 180, "10 frames per camera")
+            statuses = pipeline.statuses()
+        finally:
+            pipeline.stop()
+    for s in statuses:
+        assert s.frames_dropped > s.frames_processed, f"{s.camera_id}: a slow consumer must make it drop"
+        assert s.last_latency_s is not None and s.last_latency_s < 5.0, f"{s.camera_id}: {s.last_latency_s}"
+    counts = [s.frames_processed for s in statuses]
+    assert min(counts) >= max(counts) / 2, f"one camera got most of the models: {counts}"
+
+
 @pytest.fixture(scope="module")
 def http_server(street_mp4: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     import shutil
