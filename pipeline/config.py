@@ -394,8 +394,8 @@ class RayConfig(_Strict):
         description="Where the detector and the scene ViT run. workers: shared actor pools (ray.detector / "
         "ray.classifier: replicas, GPUs; any worker serves any camera). hosts: inside each camera-host process, one "
         "copy per host on ray.detector.torch_threads threads, its cameras' frames batched together: no Ray call "
-        "per batch (a CPU-only machine: hosts reserve no GPU, so the models run on CPU; set cameras_per_host so "
-        "hosts x threads ~ cores)",
+        "per batch (for CPU-only machines: the models run on the CPU even where a GPU is visible; set "
+        "cameras_per_host so hosts x threads ~ cores)",
     )
     clip_head: Literal["hosts", "actor"] = Field(
         default="hosts",

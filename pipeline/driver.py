@@ -327,7 +327,7 @@ def _load_here(spec: HostVisionSpec) -> tuple[tuple[str, ...], int]:
 
     role, threads, cv_threads = PROCESS.actor, torch.get_num_threads(), cv2.getNumThreads()
     try:
-        models = VisionModels((spec.detector, spec.classifier), spec.torch_threads)
+        models = VisionModels((spec.detector, spec.classifier), spec.torch_threads, cpu=True)
     except Exception as exc:
         raise PipelineError(f"models.detector / models.classifier: could not load: {exc}") from None
     finally:  # the models' constructors set the process's role and thread counts for a worker

@@ -22,6 +22,9 @@ from workers.camera_host import CameraHost
 log = logging.getLogger(__name__)
 
 HOST_TIMEOUT_S = 60.0
+# A new host loads what it runs first (the clip head; with ray.vision: hosts the detector and the ViT,
+# an export included): the driver's patience with model workers, not a camera call's.
+HOST_START_TIMEOUT_S = 300.0
 
 
 class CameraError(ValueError):
@@ -55,10 +58,10 @@ class CameraHosts:
             # OpenCV takes FFmpeg options from one process-wide variable, so RTSP cameras share a
             # host only with cameras of the same transport.
             group = frozenset([*cam.ray_resources.items(), ("rtsp_transport", cam.rtsp_transport)])
-            host = self._pick_host(group)
+            host, new = self._pick_host(group)
             self._where[cam.id] = host
         try:
-            ray.get(host.add.remote(cam), timeout=HOST_TIMEOUT_S)
+            ray.get(host.add.remote(cam), timeout=HOST_START_TIMEOUT_S if new else HOST_TIMEOUT_S)
         except (ray.exceptions.RayError, TimeoutError):
             with self._lock:
                 self._where.pop(cam.id, None)
@@ -95,13 +98,14 @@ class CameraHosts:
                 log.warning("a camera host did not answer: %s", exc)
         return sorted(out, key=lambda s: s.camera_id)
 
-    def _pick_host(self, group: frozenset[tuple[str, object]]) -> Any:
+    def _pick_host(self, group: frozenset[tuple[str, object]]) -> tuple[Any, bool]:
+        """The least loaded host of ``group`` with room, or a new one; and whether it is new."""
         load = {id(h): 0 for _g, h in self._hosts}
         for host in self._where.values():
             load[id(host)] += 1
         candidates = [h for g, h in self._hosts if g == group and load[id(h)] < self._per_host]
         if candidates:
-            return min(candidates, key=lambda h: load[id(h)])
+            return min(candidates, key=lambda h: load[id(h)]), False
         host = (
             ray.remote(CameraHost)
             .options(
@@ -114,4 +118,4 @@ class CameraHosts:
             .remote(self._settings, self._workers)
         )
         self._hosts.append((group, host))
-        return host
+        return host, True

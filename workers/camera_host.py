@@ -56,7 +56,8 @@ class CameraHost(MetricsExporter):
         if workers.host_vision is not None:  # ray.vision: hosts: the models run here, for this host's cameras
             v = workers.host_vision
             self._vision = HostVision((v.detector, v.classifier), v.torch_threads)
-            set_process_role("camera")  # the models' constructors set their own
+            set_process_role("camera")  # the models' constructors set their own role and OpenCV threads
+            cv2.setNumThreads(1)
         if workers.clip_head is not None:  # ray.clip_head: hosts: one head for this host's cameras
             torch.set_num_threads(workers.host_vision.torch_threads if workers.host_vision else 1)
             spec = workers.clip_head
@@ -85,12 +86,6 @@ class CameraHost(MetricsExporter):
             else:
                 senders = tuple(actor_sender(d, "analyze_many") for d in w.detectors)
                 self._coalescer = Coalescer(senders, w.call_max_frames, w.host_calls_per_replica, w.call_max_bytes)
-        return self._coalescer
-        if self._vision is not None:
-            self._coalescer = Coalescer((self._vision.send,), w.call_max_frames)
-        elif w.host_calls_per_replica > 0 and cam.effective_mode is CameraMode.FILE:
-            senders = tuple(actor_sender(d, "analyze_many") for d in w.detectors)
-            self._coalescer = Coalescer(senders, w.call_max_frames, w.host_calls_per_replica, w.call_max_bytes)
         return self._coalescer
 
     def remove(self, camera_id: str) -> CameraStatus | None:

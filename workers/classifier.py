@@ -123,10 +123,12 @@ class Classifier(MetricsExporter):
 
     role = "classifier"  # process role and metric label
 
-    def __init__(self, cfg: ClassifierConfig, torch_threads: int = 1, batching: bool = True) -> None:
-        """``batching=False``: no batcher of its own (``classify`` unusable); a ``VisionWorker`` batches."""
+    def __init__(self, cfg: ClassifierConfig, torch_threads: int = 1, batching: bool = True, cpu: bool = False) -> None:
+        """``batching=False``: no batcher of its own (``classify`` unusable); a ``VisionWorker`` batches.
+        ``cpu``: stay on the CPU even where a GPU is visible (``ray.vision: hosts``)."""
         set_process_role(self.role)
-        self.device = configure_torch(torch_threads)
+        device = configure_torch(torch_threads)
+        self.device = "cpu" if cpu else device
         t0 = time.perf_counter()
         model, self.labels, self.image_size = load_model(cfg)
         self.model = model.to(self.device).eval()

@@ -91,13 +91,15 @@ def export_detector(cfg: DetectorConfig, device: str) -> Path:
 class Detector(MetricsExporter):
     """Runs YOLO on frames. ``weights``: a name, a local .pt path, or an architecture .yaml."""
 
-    def __init__(self, cfg: DetectorConfig, torch_threads: int = 1, batching: bool = True) -> None:
-        """``batching=False``: no batcher of its own (``detect`` unusable); a ``VisionWorker`` batches."""
+    def __init__(self, cfg: DetectorConfig, torch_threads: int = 1, batching: bool = True, cpu: bool = False) -> None:
+        """``batching=False``: no batcher of its own (``detect`` unusable); a ``VisionWorker`` batches.
+        ``cpu``: stay on the CPU even where a GPU is visible (``ray.vision: hosts``)."""
         set_process_role("detector")
         from ultralytics import YOLO  # type: ignore[attr-defined]
 
         self.cfg = cfg
-        self.device = configure_torch(torch_threads)
+        device = configure_torch(torch_threads)
+        self.device = "cpu" if cpu else device
         t0 = time.perf_counter()
         self.model = YOLO(str(export_detector(cfg, self.device)) if cfg.export else cfg.weights, task="detect")
         names = self.model.names

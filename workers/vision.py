@@ -38,10 +38,12 @@ log = logging.getLogger(__name__)
 class VisionModels:
     """The detector and the scene classifier, run one after the other on the same batch."""
 
-    def __init__(self, cfgs: tuple[DetectorConfig, ClassifierConfig], torch_threads: int = 1) -> None:
+    def __init__(
+        self, cfgs: tuple[DetectorConfig, ClassifierConfig], torch_threads: int = 1, cpu: bool = False
+    ) -> None:
         det_cfg, cls_cfg = cfgs
-        self._detector = Detector(det_cfg, torch_threads, batching=False)
-        self._classifier = Classifier(cls_cfg, torch_threads, batching=False)
+        self._detector = Detector(det_cfg, torch_threads, batching=False, cpu=cpu)
+        self._classifier = Classifier(cls_cfg, torch_threads, batching=False, cpu=cpu)
         self._cls_max_batch = cls_cfg.max_batch
 
     def names(self) -> tuple[str, ...]:
@@ -95,7 +97,9 @@ class HostVision:
     thread's CPU is the host's ``vision`` step (``vigil_camera_cpu_seconds``)."""
 
     def __init__(self, cfgs: tuple[DetectorConfig, ClassifierConfig], torch_threads: int = 1) -> None:
-        self.models = VisionModels(cfgs, torch_threads)
+        # On the CPU even where a GPU is visible: a host reserves no GPU with Ray, and every host
+        # would put its own copy of the models (and a CUDA context) on it, unaccounted.
+        self.models = VisionModels(cfgs, torch_threads, cpu=True)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="vision")
         self._clock: StepClock | None = None
 

@@ -198,7 +198,7 @@ def test_live_cameras_sharing_a_hosts_slow_models_all_get_frames_processed(
 ) -> None:
     """ray.vision: hosts under overload: two live cameras on one host share its models, several times
     too slow for them (YOLO at 1920 px). Neither starves, each counts its own dropped frames, and
-    latency stays bounded (each camera has at most its in-flight frames waiting for the models)."""
+    latency does not grow (each camera has at most its in-flight frames waiting for the models)."""
     cameras = [{"id": cam, "url": rtsp_server.url, "fps": 10} for cam in ("a", "b")]
     cfg = parse_config(
         {
@@ -214,13 +214,23 @@ def test_live_cameras_sharing_a_hosts_slow_models_all_get_frames_processed(
         pipeline.start()
         try:
             assert pipeline.hosts is not None and len(pipeline.hosts.actors()) == 1
-            wait_for(lambda: all(s.frames_processed >= 10 for s in pipeline.statuses()), 180, "10 frames per camera")
+            samples: dict[str, list[float]] = {"a": [], "b": []}
+
+            def sample() -> bool:
+                for s in pipeline.statuses():
+                    if s.last_latency_s is not None and s.frames_processed > len(samples[s.camera_id]):
+                        samples[s.camera_id].append(s.last_latency_s)
+                return all(len(v) >= 14 for v in samples.values())
+
+            wait_for(sample, 240, "14 processed frames per camera", poll_s=0.1)
             statuses = pipeline.statuses()
         finally:
             pipeline.stop()
     for s in statuses:
         assert s.frames_dropped > s.frames_processed, f"{s.camera_id}: a slow consumer must make it drop"
-        assert s.last_latency_s is not None and s.last_latency_s < 5.0, f"{s.camera_id}: {s.last_latency_s}"
+    for cam, latencies in samples.items():  # stale frames are dropped, not queued: latency does not grow
+        early, late = latencies[2:7], latencies[-5:]
+        assert sum(late) / len(late) < 1.5 * sum(early) / len(early) + 0.5, f"{cam}: latency grew: {latencies}"
     counts = [s.frames_processed for s in statuses]
     assert min(counts) >= max(counts) / 2, f"one camera got most of the models: {counts}"
 

@@ -150,6 +150,10 @@ def test_models_for_the_camera_hosts_are_checked_once_where_the_pipeline_starts(
         }
     )
     role, threads = PROCESS.actor, torch.get_num_threads()
-    with pytest.raises(PipelineError, match=r"^models.detector / models.classifier: could not load: "):
-        Pipeline(cfg, "redis://127.0.0.1:1").start()
-    assert PROCESS.actor == role and torch.get_num_threads() == threads  # the driver is still the driver
+    torch.set_num_threads(3)  # not what the models set (1), so a missing restore shows
+    try:
+        with pytest.raises(PipelineError, match=r"^models.detector / models.classifier: could not load: "):
+            Pipeline(cfg, "redis://127.0.0.1:1").start()
+        assert PROCESS.actor == role and torch.get_num_threads() == 3  # the driver is still the driver
+    finally:
+        torch.set_num_threads(threads)
