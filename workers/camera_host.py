@@ -50,7 +50,7 @@ class CameraHost(MetricsExporter):
         self.settings, self.workers = settings, workers
         self._cameras: dict[str, CameraRunner] = {}
         self._lock = threading.Lock()
-        self._coalescer: Coalescer | None = None  # made with the first file-mode camera
+        self._coalescer: Coalescer | None = None  # made with the first camera that uses one
         self._clip_head: TemporalHead | None = None
         self._vision: HostVision | None = None
         if workers.host_vision is not None:  # ray.vision: hosts: the models run here, for this host's cameras
