@@ -369,9 +369,9 @@ def model_speed(limit: dict[str, Any], vigil: dict[str, Any]) -> float | None:
 
     A 2-core VM's speed drifts 10-20 % within minutes (BENCHMARKS.md) and the modes run minutes
     apart, so ``ratio_vs_limit`` moves with it; dividing by this speed compares the two at the same
-    speed. It cannot tell a slower machine from Vigil's own threads slowing the calls (shared caches),
-    so the matched ratio is the upper reading and the plain ratio the lower. CPU only (on a GPU the
-    limit is wall time)."""
+    speed. Where the calls ran slower in the run, the matched ratio forgives that whatever the cause
+    (a slower machine, or Vigil's own threads sharing the caches), so there the truth lies between
+    the two. CPU only (on a GPU the limit is wall time)."""
     measured, batches = vigil.get("model_cpu_s", {}), vigil.get("batch_mean", {})
     spent = measured.get("detector", 0.0) + measured.get("classifier", 0.0)
     if limit.get("device") != "cpu" or spent <= 0 or not vigil.get("frames"):
