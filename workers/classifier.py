@@ -127,8 +127,7 @@ class Classifier(MetricsExporter):
         """``batching=False``: no batcher of its own (``classify`` unusable); a ``VisionWorker`` batches.
         ``cpu``: stay on the CPU even where a GPU is visible (``ray.vision: hosts``)."""
         set_process_role(self.role)
-        device = configure_torch(torch_threads)
-        self.device = "cpu" if cpu else device
+        self.device = configure_torch(torch_threads, cpu)
         t0 = time.perf_counter()
         model, self.labels, self.image_size = load_model(cfg)
         self.model = model.to(self.device).eval()

@@ -9,16 +9,16 @@ from pipeline.metrics import MetricsReport, local_report, set_process_role
 __all__ = ["MetricsExporter", "configure_torch", "set_process_role"]
 
 
-def configure_torch(threads: int) -> str:
+def configure_torch(threads: int, cpu: bool = False) -> str:
     """Set torch's (and OpenCV's, which pre-processes) CPU threads and return the device to run on
-    ("cuda:0" when one is visible)."""
+    ("cuda:0" when one is visible, unless ``cpu``)."""
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     import cv2
     import torch
 
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
-    return "cuda:0" if torch.cuda.is_available() else "cpu"
+    return "cuda:0" if not cpu and torch.cuda.is_available() else "cpu"
 
 
 class MetricsExporter:

@@ -98,8 +98,7 @@ class Detector(MetricsExporter):
         from ultralytics import YOLO  # type: ignore[attr-defined]
 
         self.cfg = cfg
-        device = configure_torch(torch_threads)
-        self.device = "cpu" if cpu else device
+        self.device = configure_torch(torch_threads, cpu)
         t0 = time.perf_counter()
         self.model = YOLO(str(export_detector(cfg, self.device)) if cfg.export else cfg.weights, task="detect")
         names = self.model.names
