@@ -225,8 +225,8 @@ ORCHESTRATION_STEPS = {
 }
 NOT_WORKERS = ("camera", "driver")
 # Models that can run inside the camera hosts, by the host step that clocks them: ray.clip_head: hosts
-# ("clip_head") and ray.vision: hosts ("vision").
-HOST_MODEL_STEPS = {"clip_head": ("temporal",), "vision": ("detector", "classifier")}
+# ("clip_head") and ray.vision: hosts ("vision"; "crop_model" with models.crops).
+HOST_MODEL_STEPS = {"clip_head": ("temporal",), "vision": ("detector", "classifier"), "crop_model": ("crops",)}
 
 
 def overhead(limit: dict[str, Any], vigil: dict[str, Any]) -> dict[str, Any]:

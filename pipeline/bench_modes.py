@@ -177,8 +177,10 @@ def run_limit(spec: ModeSpec) -> dict[str, Any]:
     GPU box: the models run one after the other on the GPU while decoding runs on the cores, so
     the bound is min(1 / (detector + ViT wall time per frame), cores / decode CPU-seconds per frame)."""
     from workers.classifier import Classifier
+    from workers.common import tune_allocator
     from workers.detector import Detector
 
+    tune_allocator()  # as in Vigil's processes, before decoding: the limit is the best these models do here
     cores = len(os.sched_getaffinity(0))
     per_size = max(1.0, spec.seconds / (4 * len(spec.batch_sizes)))
     report(progress="limit: decoding", fraction=0.0)

@@ -422,9 +422,11 @@ class RayConfig(_Strict):
                 "classifier: not used with fused: true (the fused worker takes ray.detector's replicas and resources)"
             )
         if self.vision == "hosts":
-            for name in ("fused", "host_calls_per_replica", "classifier"):
+            for name in ("fused", "host_calls_per_replica", "classifier", "crops"):
                 if self._changed(name):
-                    raise ValueError(f"{name}: not used with vision: hosts (each camera host runs both models itself)")
+                    raise ValueError(
+                        f"{name}: not used with vision: hosts (each camera host runs the models itself, crops too)"
+                    )
             default = WorkerResources()  # compared with the default, as _changed, so a dumped config reloads
             unused = [
                 k for k in ("replicas", "num_cpus", "num_gpus") if getattr(self.detector, k) != getattr(default, k)

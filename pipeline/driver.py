@@ -31,7 +31,7 @@ from workers.camera import CameraSettings, ClipHeadSpec, HostVisionSpec, WorkerH
 from workers.classifier import Classifier, CropClassifier
 from workers.detector import Detector
 from workers.temporal import TemporalHead, summary_dim
-from workers.vision import VisionModels, VisionWorker
+from workers.vision import VisionModels, VisionWorker, vision_max_batch
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class Pipeline:
         host_vision: HostVisionSpec | None = None
         # Threaded actors: concurrent calls from all cameras wait in the worker's batcher.
         if res.vision == "hosts":  # no vision actors; each camera host loads the models itself
-            host_vision = HostVisionSpec(models.detector, models.classifier, res.detector.torch_threads)
+            host_vision = HostVisionSpec(models.detector, models.classifier, res.detector.torch_threads, models.crops)
             dets: tuple[Any, ...] = ()
             clss: tuple[Any, ...] = ()
         elif res.fused:  # both models in each detector replica; cameras make one call per frame
@@ -175,7 +175,8 @@ class Pipeline:
             dets = _pool(Detector, models.detector, res.detector, 4 * models.detector.max_batch)
             clss = _pool(Classifier, models.classifier, res.classifier, 4 * models.classifier.max_batch)
         # Crops: one call per frame carries all its boxes, so concurrency counts callers, not crops.
-        crops = () if models.crops is None else _pool(CropClassifier, models.crops, res.crops, 64)
+        # With vision: hosts the camera hosts run the crop classifier too.
+        crops = () if models.crops is None or host_vision else _pool(CropClassifier, models.crops, res.crops, 64)
         try:
             if host_vision is not None:
                 self._class_names, embed_dim = _load_here(host_vision)
@@ -217,7 +218,7 @@ class Pipeline:
             host_vision=host_vision,
             fused=res.fused,
             host_calls_per_replica=res.host_calls_per_replica if res.fused else 0,
-            call_max_frames=models.detector.max_batch,
+            call_max_frames=vision_max_batch(models.detector, models.classifier),
             call_max_bytes=self.cfg.ray.max_inline_bytes or None,
         )
 
@@ -320,16 +321,23 @@ class Pipeline:
 
 
 def _load_here(spec: HostVisionSpec) -> tuple[tuple[str, ...], int]:
-    """``ray.vision: hosts``: load the models once in the driver (class names and embedding size for
-    the cameras' settings; a bad weights path fails here, with its key path, before any camera starts)."""
+    """``ray.vision: hosts``: load the models (the crop classifier too) once in the driver (class names
+    and embedding size for the cameras' settings; a bad weights path fails here, with its key path,
+    before any camera starts)."""
     import cv2
     import torch
 
     role, threads, cv_threads = PROCESS.actor, torch.get_num_threads(), cv2.getNumThreads()
     try:
-        models = VisionModels((spec.detector, spec.classifier), spec.torch_threads, cpu=True)
-    except Exception as exc:
-        raise PipelineError(f"models.detector / models.classifier: could not load: {exc}") from None
+        try:
+            models = VisionModels((spec.detector, spec.classifier), spec.torch_threads, cpu=True)
+        except Exception as exc:
+            raise PipelineError(f"models.detector / models.classifier: could not load: {exc}") from None
+        if spec.crops is not None:
+            try:
+                CropClassifier(spec.crops, spec.torch_threads, batching=False, cpu=True)
+            except Exception as exc:
+                raise PipelineError(f"models.crops: could not load: {exc}") from None
     finally:  # the models' constructors set the process's role and thread counts for a worker
         set_process_role(role)
         torch.set_num_threads(threads)

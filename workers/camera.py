@@ -116,6 +116,7 @@ class HostVisionSpec:
     detector: DetectorConfig
     classifier: ClassifierConfig
     torch_threads: int = 1
+    crops: CropClassifierConfig | None = None  # models.crops: the crop classifier runs in the hosts too
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class WorkerHandles:
     crops: tuple[Any, ...] = ()  # models.crops off: none
     fused: bool = False
     host_calls_per_replica: int = 0  # fused: a camera host coalesces its cameras' frames (0: a call per frame)
-    call_max_frames: int = 8  # frames per coalesced call (the detector's max batch)
+    call_max_frames: int = 8  # frames per coalesced call (workers.vision.vision_max_batch)
     call_max_bytes: int | None = None  # and their bytes (ray.max_inline_bytes: calls stay inline)
     clip_head: ClipHeadSpec | None = None  # ray.clip_head: hosts: each camera host loads the head from this
     host_vision: HostVisionSpec | None = None  # ray.vision: hosts: each camera host loads both models (no detectors)
@@ -192,9 +193,11 @@ class CameraRunner:
         workers: WorkerHandles,
         coalescer: Coalescer | None = None,
         clip_head: TemporalHead | None = None,
+        crop_coalescer: Coalescer | None = None,
     ) -> None:
         self.cam, self.settings, self.workers = cam, settings, workers
         self._coalescer = coalescer  # fused workers: the host's, shared by its cameras
+        self._crop_coalescer = crop_coalescer  # ray.vision: hosts with models.crops: the host's crop classifier
         self._clip_head = clip_head  # ray.clip_head: hosts: the host's, called in this process
         self._lock = threading.Lock()  # guards the counters and labels below
         ev = settings.events
@@ -452,16 +455,20 @@ class CameraRunner:
     def _classify_crops(self, item: _InFlight, tracked: Detections) -> dict[int, LabelScore]:
         """Second stage: the crop classifier's label for each tracked box of the chosen classes."""
         cfg, pool = self.settings.crops, self.workers.crops
-        if cfg is None or not pool or len(tracked) == 0:
+        if cfg is None or not (pool or self._crop_coalescer) or len(tracked) == 0:
             return {}
         sizes = np.minimum(tracked.xyxy[:, 2] - tracked.xyxy[:, 0], tracked.xyxy[:, 3] - tracked.xyxy[:, 1])
         chosen = [i for i in range(len(tracked)) if tracked.label(i) in cfg.classes and sizes[i] >= cfg.min_box_px]
         if not chosen:
             return {}
         t0 = time.time()
-        worker = pool[item.packet.frame_id % len(pool)]
         crops = crop_boxes(item.packet.image_bgr, tracked.xyxy[chosen], cfg.padding)  # from the full-res frame
-        scores = ray.get(worker.classify_crops.remote(crops), timeout=WORKER_TIMEOUT_S)
+        scores: list[LabelScore]
+        if self._crop_coalescer is not None:  # in this process; crops of the host's cameras share passes
+            scores = [slot.get(WORKER_TIMEOUT_S) for slot in self._crop_coalescer.submit_many(crops)]
+        else:
+            worker = pool[item.packet.frame_id % len(pool)]
+            scores = ray.get(worker.classify_crops.remote(crops), timeout=WORKER_TIMEOUT_S)
         STAGE_LATENCY.labels("crops").observe(time.time() - t0)
         return {int(tracked.tracker_id[i]): score for i, score in zip(chosen, scores, strict=True)}
 

@@ -21,7 +21,7 @@ from pipeline.config import CameraConfig, CameraMode
 from pipeline.messages import CameraStatus
 from workers.camera import CameraRunner, CameraSettings, WorkerHandles
 from workers.coalescer import Coalescer, actor_sender
-from workers.common import MetricsExporter, set_process_role
+from workers.common import MetricsExporter, set_process_role, tune_allocator
 from workers.temporal import TemporalHead
 from workers.vision import HostVision
 
@@ -43,6 +43,7 @@ class CameraHost(MetricsExporter):
 
     def __init__(self, settings: CameraSettings, workers: WorkerHandles) -> None:
         set_process_role("camera")
+        tune_allocator()  # decoded frames (0.7-6 MiB each) are freed and allocated again every frame
         # Cameras run in parallel threads already; OpenCV's own pool (resizes) would only add
         # hand-offs, and its CPU would escape the cameras' step clocks.
         cv2.setNumThreads(1)
@@ -51,13 +52,17 @@ class CameraHost(MetricsExporter):
         self._cameras: dict[str, CameraRunner] = {}
         self._lock = threading.Lock()
         self._coalescer: Coalescer | None = None  # made with the first camera that uses one
+        self._crop_coalescer: Coalescer | None = None  # ray.vision: hosts with models.crops
         self._clip_head: TemporalHead | None = None
         self._vision: HostVision | None = None
         if workers.host_vision is not None:  # ray.vision: hosts: the models run here, for this host's cameras
             v = workers.host_vision
-            self._vision = HostVision((v.detector, v.classifier), v.torch_threads)
+            self._vision = HostVision((v.detector, v.classifier), v.torch_threads, v.crops)
             set_process_role("camera")  # the models' constructors set their own role and OpenCV threads
             cv2.setNumThreads(1)
+        if self._vision is not None and workers.host_vision is not None and workers.host_vision.crops is not None:
+            # Single crops are the items: a call takes the crops of every frame waiting, any camera's.
+            self._crop_coalescer = Coalescer((self._vision.send_crops,), workers.host_vision.crops.max_batch)
         if workers.clip_head is not None:  # ray.clip_head: hosts: one head for this host's cameras
             torch.set_num_threads(workers.host_vision.torch_threads if workers.host_vision else 1)
             spec = workers.clip_head
@@ -68,7 +73,9 @@ class CameraHost(MetricsExporter):
         with self._lock:
             if cam.id in self._cameras:
                 raise ValueError(f"camera {cam.id!r} is already running")
-            runner = CameraRunner(cam, self.settings, self.workers, self._coalescer_for(cam), self._clip_head)
+            runner = CameraRunner(
+                cam, self.settings, self.workers, self._coalescer_for(cam), self._clip_head, self._crop_coalescer
+            )
             self._cameras[cam.id] = runner
         runner.start()
 

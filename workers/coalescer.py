@@ -94,13 +94,18 @@ class Coalescer:
         self._thread.start()
 
     def submit(self, item: Any) -> PendingResult:
-        slot = PendingResult()
+        return self.submit_many([item])[0]
+
+    def submit_many(self, items: list[Any]) -> list[PendingResult]:
+        """Queue several items at once: none leaves before the others are queued (a frame's crops
+        share a call rather than the first going alone)."""
+        slots = [PendingResult() for _ in items]
         with self._cond:
             if self._closed:
                 raise RuntimeError("coalescer closed")
-            self._waiting.append((item, slot))
+            self._waiting.extend(zip(items, slots, strict=True))
             self._cond.notify()
-        return slot
+        return slots
 
     def close(self) -> None:
         """Stop dispatching; frames still waiting get an error (their cameras count them as lost)."""

@@ -1,17 +1,63 @@
-"""Helpers shared by the model workers: torch threads/device choice and metric export."""
+"""Helpers shared by the model workers: process settings (allocator, torch threads, device) and metric export."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import logging
 import os
 
 from pipeline.metrics import MetricsReport, local_report, set_process_role
 
-__all__ = ["MetricsExporter", "configure_torch", "set_process_role"]
+__all__ = ["MetricsExporter", "configure_torch", "set_process_role", "tune_allocator"]
+
+log = logging.getLogger(__name__)
+
+# glibc mallopt() parameters (malloc.h) and the values Vigil sets.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD_BYTES = 32 << 20  # glibc's largest: buffers up to 32 MiB come from the heap
+TRIM_THRESHOLD_BYTES = 128 << 20  # free heap kept for the next batch before it goes back to the OS
+_USER_MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
+_tuned: bool | None = None
+
+
+def tune_allocator() -> bool:
+    """Keep the buffers that every batch frees and allocates again (decoded frames, activations,
+    pre-processed tensors: 0.1-10 MiB each) in the heap instead of fresh pages from the kernel.
+
+    glibc serves an allocation above its mmap threshold (128 KiB at first, raised as big blocks are
+    freed) with a new mmap and returns freed memory at the heap's top above its trim threshold to
+    the OS, so the next batch faults in and zeroes those pages again: on the 2-core bench machine
+    that was 20-25 % of the detector's CPU (BENCHMARKS.md). Done once per process, first thing in
+    every Vigil process that decodes or runs models. Left alone where it would not apply or the
+    user chose: not glibc (musl, macOS), ``VIGIL_TUNE_MALLOC=0``, or glibc's own knobs set
+    (``MALLOC_MMAP_THRESHOLD_`` and co., ``GLIBC_TUNABLES=glibc.malloc.*``). Returns whether the
+    tuning is in effect."""
+    global _tuned
+    if _tuned is not None:
+        return _tuned
+    _tuned = False
+    user_set = any(k in os.environ for k in _USER_MALLOC_ENV) or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", "")
+    if os.environ.get("VIGIL_TUNE_MALLOC", "1") == "0" or user_set:
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    _tuned = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+    )
+    if not _tuned:
+        log.warning("could not tune the allocator (mallopt refused); models may run slower on the CPU")
+    return _tuned
 
 
 def configure_torch(threads: int, cpu: bool = False) -> str:
     """Set torch's (and OpenCV's, which pre-processes) CPU threads and return the device to run on
-    ("cuda:0" when one is visible, unless ``cpu``)."""
+    ("cuda:0" when one is visible, unless ``cpu``). Tunes the allocator first (``tune_allocator``)."""
+    tune_allocator()
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     import cv2
     import torch

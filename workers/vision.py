@@ -19,20 +19,29 @@ worker that any camera can use (batches only mix the cameras of one host) and GP
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.config import ClassifierConfig, DetectorConfig
-from pipeline.messages import Detections, SceneResult
+from pipeline.config import ClassifierConfig, CropClassifierConfig, DetectorConfig
+from pipeline.messages import Detections, LabelScore, SceneResult
 from pipeline.metrics import StepClock
 from workers.batching import Batcher
-from workers.classifier import Classifier
+from workers.classifier import Classifier, CropClassifier
 from workers.common import MetricsExporter, set_process_role
 from workers.detector import Detector
 
 log = logging.getLogger(__name__)
+
+
+def vision_max_batch(det_cfg: DetectorConfig, cls_cfg: ClassifierConfig) -> int:
+    """Frames per batch where both models run on it: the larger ``max_batch`` (on a CPU the
+    detector's best batch is often smaller than the ViT's; each model splits the batch into passes
+    of its own size)."""
+    return max(det_cfg.max_batch, cls_cfg.max_batch)
 
 
 class VisionModels:
@@ -44,7 +53,7 @@ class VisionModels:
         det_cfg, cls_cfg = cfgs
         self._detector = Detector(det_cfg, torch_threads, batching=False, cpu=cpu)
         self._classifier = Classifier(cls_cfg, torch_threads, batching=False, cpu=cpu)
-        self._cls_max_batch = cls_cfg.max_batch
+        self._max_batch = (det_cfg.max_batch, cls_cfg.max_batch)
 
     def names(self) -> tuple[str, ...]:
         """The detector's class names by class id."""
@@ -54,12 +63,18 @@ class VisionModels:
         return self._classifier.embedding_dim()
 
     def analyze_batch(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[tuple[Detections, SceneResult]]:
-        detections = self._detector.detect_batch(images_bgr)
-        step = self._cls_max_batch  # the classifier's own batch cap still holds
+        """Both models on ``images_bgr``, each in forward passes of at most its own ``max_batch``
+        (a batch holds up to the larger of the two: see ``max_batch``)."""
+        det_step, cls_step = self._max_batch
+        detections = [
+            d
+            for i in range(0, len(images_bgr), det_step)
+            for d in self._detector.detect_batch(images_bgr[i : i + det_step])
+        ]
         scenes = [
             s
-            for i in range(0, len(images_bgr), step)
-            for s in self._classifier.classify_batch(images_bgr[i : i + step])
+            for i in range(0, len(images_bgr), cls_step)
+            for s in self._classifier.classify_batch(images_bgr[i : i + cls_step])
         ]
         return list(zip(detections, scenes, strict=True))
 
@@ -70,9 +85,8 @@ class VisionWorker(VisionModels, MetricsExporter):
     def __init__(self, cfgs: tuple[DetectorConfig, ClassifierConfig], torch_threads: int = 1) -> None:
         super().__init__(cfgs, torch_threads)
         set_process_role("vision")  # after the models' constructors, which set their own
-        det_cfg = cfgs[0]
         self._batcher = Batcher(
-            self.analyze_batch, det_cfg.max_batch, det_cfg.max_wait_ms / 1000, name="vision-batcher"
+            self.analyze_batch, vision_max_batch(*cfgs), cfgs[0].max_wait_ms / 1000, name="vision-batcher"
         )
 
     def analyze(self, image_bgr: npt.NDArray[np.uint8]) -> tuple[Detections, SceneResult]:
@@ -90,29 +104,51 @@ class HostModelError(RuntimeError):
 
 
 class HostVision:
-    """``ray.vision: hosts``: the two models inside a camera-host process, on one thread of their own.
+    """``ray.vision: hosts``: the two models inside a camera-host process, on one thread of their own,
+    and the crop classifier (``models.crops``), when configured, on a second.
 
     Its cameras' frames reach it through the host's coalescer (``send``: one batch at a time; frames
-    that arrive meanwhile leave together in the next), so nothing crosses a process boundary. The
-    thread's CPU is the host's ``vision`` step (``vigil_camera_cpu_seconds``)."""
+    that arrive meanwhile leave together in the next), so nothing crosses a process boundary; their
+    crops through a second coalescer (``send_crops``), so the crops of all the host's cameras share
+    forward passes too. The crops have a thread of their own because a camera waits for its frame's
+    crop labels before it goes on: behind a detector batch that wait would be a batch long. The
+    threads' CPU is the host's ``vision`` and ``crop_model`` steps (``vigil_camera_cpu_seconds``)."""
 
-    def __init__(self, cfgs: tuple[DetectorConfig, ClassifierConfig], torch_threads: int = 1) -> None:
+    def __init__(
+        self,
+        cfgs: tuple[DetectorConfig, ClassifierConfig],
+        torch_threads: int = 1,
+        crops: CropClassifierConfig | None = None,
+    ) -> None:
         # On the CPU even where a GPU is visible: a host reserves no GPU with Ray, and every host
         # would put its own copy of the models (and a CUDA context) on it, unaccounted.
         self.models = VisionModels(cfgs, torch_threads, cpu=True)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="vision")
-        self._clock: StepClock | None = None
+        self.crops = None if crops is None else CropClassifier(crops, torch_threads, batching=False, cpu=True)
+        self._crop_pool = ThreadPoolExecutor(1, thread_name_prefix="crops") if crops is not None else None
+        self._clocks: dict[str, StepClock] = {}  # by step, each made on its pool's thread (it clocks that thread)
 
     def send(self, images_bgr: list[npt.NDArray[np.uint8]]) -> Future[list[tuple[Detections, SceneResult]]]:
-        return self._pool.submit(self._run, images_bgr)
+        return self._pool.submit(self._run, "vision", self.models.analyze_batch, images_bgr)
 
-    def _run(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[tuple[Detections, SceneResult]]:
-        if self._clock is None:  # made on the pool's thread: it clocks that thread
-            self._clock = StepClock()
+    def send_crops(self, crops_bgr: list[npt.NDArray[np.uint8]]) -> Future[list[LabelScore]]:
+        """Labels for crops (any cameras', in order); only with ``models.crops``."""
+        if self._crop_pool is None:
+            raise RuntimeError("no crop classifier in this host (models.crops is off)")
+        return self._crop_pool.submit(self._run, "crop_model", self._label_crops, crops_bgr)
+
+    def _label_crops(self, crops_bgr: list[npt.NDArray[np.uint8]]) -> list[LabelScore]:
+        assert self.crops is not None
+        return [LabelScore(r.label, r.confidence) for r in self.crops.classify_batch(crops_bgr)]
+
+    def _run(self, step: str, fn: Callable[[list[Any]], list[Any]], items: list[Any]) -> list[Any]:
+        clock = self._clocks.get(step)
+        if clock is None:
+            clock = self._clocks[step] = StepClock()
         try:
-            return self.models.analyze_batch(images_bgr)
+            return fn(items)
         except Exception as exc:  # the cameras count the frames lost and go on
-            log.exception("model call on %d frames failed", len(images_bgr))
+            log.exception("model call on %d items failed (%s)", len(items), step)
             raise HostModelError(f"model call failed: {type(exc).__name__}: {exc}") from exc
         finally:
-            self._clock.lap("vision")
+            clock.lap(step)

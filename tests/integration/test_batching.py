@@ -219,13 +219,17 @@ def test_models_in_the_camera_hosts_batch_each_hosts_cameras(
     ray_session: None, street_mp4: Path, tmp_path: Path
 ) -> None:
     """ray.vision: hosts: no model actors; each camera host runs the detector and the ViT on its own
-    cameras' frames (live and file cameras alike), several frames per forward pass, and labels clips."""
+    cameras' frames (live and file cameras alike), several frames per forward pass, each model in
+    passes of at most its own max_batch, and labels clips."""
     cameras = [
         {"id": f"cam{i}", "url": str(street_mp4), "fps": 10, "loop": True, "mode": "file" if i % 2 else "live"}
         for i in range(4)
     ]
     cfg = chatty_config(cameras, tmp_path / "spool")
-    cfg = cfg.model_copy(update={"ray": cfg.ray.model_copy(update={"vision": "hosts", "cameras_per_host": 2})})
+    models = cfg.models.model_copy(update={"detector": cfg.models.detector.model_copy(update={"max_batch": 2})})
+    cfg = cfg.model_copy(
+        update={"models": models, "ray": cfg.ray.model_copy(update={"vision": "hosts", "cameras_per_host": 2})}
+    )
     with EmbeddedRedis() as server:
         pipeline = Pipeline(cfg, server.url)
         pipeline.start()
@@ -268,3 +272,10 @@ def test_models_in_the_camera_hosts_batch_each_hosts_cameras(
     assert sample(text, 'vigil_batch_size_count{model="detector"}') > sample(
         text, 'vigil_batch_size_bucket{le="1.0",model="detector"}'
     )
+    # Batches up to the ViT's max_batch (8) leave together; the detector splits them into its own (2).
+    for model, most in (("detector", 2), ("classifier", 8)):
+        count = sample(text, f'vigil_batch_size_count{{model="{model}"}}')
+        assert sample(text, f'vigil_batch_size_bucket{{le="{most}.0",model="{model}"}}') == count
+    assert sample(text, 'vigil_batch_size_count{model="classifier"}') > sample(
+        text, 'vigil_batch_size_bucket{le="2.0",model="classifier"}'
+    ), "the ViT never ran more frames at once than the detector's max_batch"

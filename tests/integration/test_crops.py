@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import redis
 
 from pipeline.config import parse_config
@@ -19,7 +20,11 @@ from tests.support.wait import wait_for
 PACK = Path(__file__).resolve().parents[2] / "models" / "demo"
 
 
-def test_a_person_who_falls_gets_a_down_update(ray_session: None, redis_server: EmbeddedRedis, tmp_path: Path) -> None:
+@pytest.mark.parametrize("vision", ["workers", "hosts"])
+def test_a_person_who_falls_gets_a_down_update(
+    ray_session: None, redis_server: EmbeddedRedis, tmp_path: Path, vision: str
+) -> None:
+    """vision: workers: the crops go to a crop-classifier actor; hosts: the camera host runs it."""
     frames, gt = render_video(31337, "corridor", night=False, seconds=12, fps=10, order=["fall"])
     video = write_mp4(tmp_path / "fall.mp4", frames, fps=10)
     [fall] = gt["activities"]
@@ -34,11 +39,13 @@ def test_a_person_who_falls_gets_a_down_update(ray_session: None, redis_server: 
                 "crops": {"weights": str(PACK / "crops.pt")},
             },
             "events": {"object_min_duration_s": 0.3, "update_interval_s": 60, "spool": {"dir": str(tmp_path)}},
+            "ray": {"vision": vision},
         }
     )
     pipeline = Pipeline(cfg, redis_server.url)
     pipeline.start()
     try:
+        assert pipeline.workers is not None and len(pipeline.workers.crops) == (1 if vision == "workers" else 0)
         wait_for(lambda: [s.state for s in pipeline.statuses()] == [CameraState.STOPPED], 120, "the file to end")
     finally:
         pipeline.stop()

@@ -57,6 +57,18 @@ def test_frames_waiting_for_a_busy_replica_leave_together_and_in_order() -> None
     c.close()
 
 
+def test_items_submitted_together_leave_together_even_to_an_idle_replica() -> None:
+    """A frame's crops: the first must not leave alone while the others are still being queued."""
+    calls: queue.Queue[tuple[str, list[Any], Future[list[Any]]]] = queue.Queue()
+    c = Coalescer((actor_sender(FakeReplica("a", calls), "analyze_many"),), max_frames=8)
+    slots = c.submit_many(["c0", "c1", "c2"])
+    _, items, future = next_call(calls)
+    assert items == ["c0", "c1", "c2"]
+    answer(future, items)
+    assert [s.get(5) for s in slots] == ["result-c0", "result-c1", "result-c2"]
+    c.close()
+
+
 def test_max_frames_caps_a_call_and_idle_replicas_are_used_first() -> None:
     calls: queue.Queue[tuple[str, list[Any], Future[list[Any]]]] = queue.Queue()
     c = Coalescer(tuple(actor_sender(FakeReplica(n, calls), "analyze_many") for n in "ab"), max_frames=2)

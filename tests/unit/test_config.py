@@ -186,6 +186,7 @@ def test_models_in_the_camera_hosts_take_only_torch_threads_from_ray_detector() 
         ({"fused": True}, "fused"),
         ({"classifier": {"num_cpus": 1}}, "classifier"),
         ({"host_calls_per_replica": 2}, "host_calls_per_replica"),
+        ({"crops": {"replicas": 2}}, "crops"),
     ):
         with pytest.raises(ConfigError) as err:
             parse_config(base | {"ray": {"vision": "hosts", **ray_cfg}})
