@@ -29,6 +29,7 @@ from pipeline.messages import CameraState, CameraStatus
 from pipeline.metrics import PROCESS, WORKER_RESTARTS, MetricsReport, MetricsServer, set_process_role
 from workers.camera import CameraSettings, ClipHeadSpec, HostVisionSpec, WorkerHandles
 from workers.classifier import Classifier, CropClassifier
+from workers.common import release_free_memory
 from workers.detector import Detector
 from workers.temporal import TemporalHead, summary_dim
 from workers.vision import VisionModels, VisionWorker, vision_max_batch
@@ -168,7 +169,10 @@ class Pipeline:
             clss: tuple[Any, ...] = ()
         elif res.fused:  # both models in each detector replica; cameras make one call per frame
             dets = _pool(
-                VisionWorker, (models.detector, models.classifier), res.detector, 4 * models.detector.max_batch
+                VisionWorker,
+                (models.detector, models.classifier),
+                res.detector,
+                4 * vision_max_batch(models.detector, models.classifier),
             )
             clss = ()  # the VisionWorkers hold the ViT
         else:
@@ -338,11 +342,14 @@ def _load_here(spec: HostVisionSpec) -> tuple[tuple[str, ...], int]:
                 CropClassifier(spec.crops, spec.torch_threads, batching=False, cpu=True)
             except Exception as exc:
                 raise PipelineError(f"models.crops: could not load: {exc}") from None
+        names, embedding_dim = models.names(), models.embedding_dim()
+        del models
     finally:  # the models' constructors set the process's role and thread counts for a worker
         set_process_role(role)
         torch.set_num_threads(threads)
         cv2.setNumThreads(cv_threads)
-    return models.names(), models.embedding_dim()
+    release_free_memory()  # the driver keeps none of the models it loaded
+    return names, embedding_dim
 
 
 def _root_cause(exc: BaseException) -> str:

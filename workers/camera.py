@@ -126,13 +126,13 @@ class WorkerHandles:
     detectors: tuple[Any, ...]  # fused: the VisionWorker replicas (detector + classifier)
     classifiers: tuple[Any, ...]  # fused: none
     temporal: Any  # the TemporalHead actor; None when the camera hosts run the head (clip_head below)
-    crops: tuple[Any, ...] = ()  # models.crops off: none
+    crops: tuple[Any, ...] = ()  # models.crops off, or ray.vision: hosts (the hosts run it): none
     fused: bool = False
     host_calls_per_replica: int = 0  # fused: a camera host coalesces its cameras' frames (0: a call per frame)
     call_max_frames: int = 8  # frames per coalesced call (workers.vision.vision_max_batch)
     call_max_bytes: int | None = None  # and their bytes (ray.max_inline_bytes: calls stay inline)
     clip_head: ClipHeadSpec | None = None  # ray.clip_head: hosts: each camera host loads the head from this
-    host_vision: HostVisionSpec | None = None  # ray.vision: hosts: each camera host loads both models (no detectors)
+    host_vision: HostVisionSpec | None = None  # ray.vision: hosts: each camera host loads the models (no detectors)
 
 
 @dataclass(frozen=True)
@@ -465,7 +465,9 @@ class CameraRunner:
         crops = crop_boxes(item.packet.image_bgr, tracked.xyxy[chosen], cfg.padding)  # from the full-res frame
         scores: list[LabelScore]
         if self._crop_coalescer is not None:  # in this process; crops of the host's cameras share passes
-            scores = [slot.get(WORKER_TIMEOUT_S) for slot in self._crop_coalescer.submit_many(crops)]
+            deadline = time.monotonic() + WORKER_TIMEOUT_S  # one wait for the frame's crops, however many calls
+            slots = self._crop_coalescer.submit_many(crops)
+            scores = [slot.get(max(0.0, deadline - time.monotonic())) for slot in slots]
         else:
             worker = pool[item.packet.frame_id % len(pool)]
             scores = ray.get(worker.classify_crops.remote(crops), timeout=WORKER_TIMEOUT_S)

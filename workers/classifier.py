@@ -22,7 +22,7 @@ from pipeline.config import ClassifierConfig, TimmViT, TorchvisionViT
 from pipeline.messages import LabelScore, SceneResult
 from pipeline.metrics import MODEL_LOAD_SECONDS, model_call
 from workers.batching import Batcher
-from workers.common import MetricsExporter, configure_torch, set_process_role
+from workers.common import MetricsExporter, configure_torch, release_free_memory, set_process_role
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,7 @@ class Classifier(MetricsExporter):
         model, self.labels, self.image_size = load_model(cfg)
         self.model = model.to(self.device).eval()
         MODEL_LOAD_SECONDS.labels(self.role).observe(time.perf_counter() - t0)
+        release_free_memory()  # the checkpoint's copies, freed as loading ended
         if batching:
             self._batcher = Batcher(
                 self.classify_batch, cfg.max_batch, cfg.max_wait_ms / 1000, name=f"{self.role}-batcher"

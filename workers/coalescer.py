@@ -67,8 +67,10 @@ class Coalescer:
     ``max_frames`` caps a call (the worker's max batch) and ``max_bytes`` its frames' bytes (Ray's
     inline-argument size: a bigger call would go through the object store); ``calls_per_replica``
     caps the calls this host has in flight to each replica. Frames leave in the order they were
-    submitted. A call unanswered after ``stale_after_s`` (a hung worker) stops counting, so one
-    stuck replica does not hold back the frames it would have been sent.
+    submitted. ``count_calls``: record each call's size in ``vigil_call_frames`` (off for crops:
+    ``vigil_batch_size{model="crops"}`` has them). A call unanswered after ``stale_after_s`` (a
+    hung worker) stops counting, so one stuck replica does not hold back the frames it would have
+    been sent.
     """
 
     def __init__(
@@ -78,12 +80,14 @@ class Coalescer:
         calls_per_replica: int = 1,
         max_bytes: int | None = None,
         stale_after_s: float = 60.0,
+        count_calls: bool = True,
     ) -> None:
         if not replicas or max_frames < 1 or calls_per_replica < 1:
             raise ValueError("a coalescer needs replicas, max_frames >= 1 and calls_per_replica >= 1")
         self._senders = replicas
         self._max_frames, self._per_replica, self._max_bytes = max_frames, calls_per_replica, max_bytes
         self._stale_after_s = stale_after_s
+        self._count_calls = count_calls  # vigil_call_frames (frames; a crop coalescer's calls are not)
         self._calls: dict[int, tuple[int, float]] = {}  # call id -> (replica, dispatched at), unanswered
         self._call_ids = itertools.count()
         self._waiting: deque[tuple[Any, PendingResult]] = deque()
@@ -143,7 +147,8 @@ class Coalescer:
                 batch = self._take()
                 call = next(self._call_ids)
                 self._calls[call] = (replica, time.monotonic())
-            CALL_FRAMES.observe(len(batch))
+            if self._count_calls:
+                CALL_FRAMES.observe(len(batch))
             try:
                 future: Future[list[Any]] = self._senders[replica]([item for item, _ in batch])
             except Exception as exc:  # the call could not even be submitted

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 
 from pipeline.metrics import MetricsReport, local_report, set_process_role
 
-__all__ = ["MetricsExporter", "configure_torch", "set_process_role", "tune_allocator"]
+__all__ = ["MetricsExporter", "configure_torch", "release_free_memory", "set_process_role", "tune_allocator"]
 
 log = logging.getLogger(__name__)
 
@@ -17,8 +16,31 @@ log = logging.getLogger(__name__)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD_BYTES = 32 << 20  # glibc's largest: buffers up to 32 MiB come from the heap
 TRIM_THRESHOLD_BYTES = 128 << 20  # free heap kept for the next batch before it goes back to the OS
-_USER_MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
+_USER_MALLOC_ENV = (
+    "MALLOC_MMAP_THRESHOLD_",
+    "MALLOC_TRIM_THRESHOLD_",
+    "MALLOC_TOP_PAD_",
+    "MALLOC_MMAP_MAX_",
+    "MALLOC_ARENA_MAX",
+)
 _tuned: bool | None = None
+
+
+def _glibc() -> ctypes.CDLL | None:
+    """The process's C library when it is glibc's malloc that serves allocations (not musl, macOS,
+    or a jemalloc/tcmalloc put in front of it with LD_PRELOAD)."""
+    preload = os.environ.get("LD_PRELOAD", "")
+    if "jemalloc" in preload or "tcmalloc" in preload or not hasattr(os, "confstr"):
+        return None
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return None
+        libc = ctypes.CDLL(None)  # the symbols already loaded: libc's own
+        libc.mallopt.argtypes, libc.mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+        libc.malloc_trim.argtypes, libc.malloc_trim.restype = (ctypes.c_size_t,), ctypes.c_int
+    except (OSError, ValueError, AttributeError):
+        return None
+    return libc
 
 
 def tune_allocator() -> bool:
@@ -31,27 +53,33 @@ def tune_allocator() -> bool:
     that was 20-25 % of the detector's CPU (BENCHMARKS.md). Done once per process, first thing in
     every Vigil process that decodes or runs models. Left alone where it would not apply or the
     user chose: not glibc (musl, macOS), ``VIGIL_TUNE_MALLOC=0``, or glibc's own knobs set
-    (``MALLOC_MMAP_THRESHOLD_`` and co., ``GLIBC_TUNABLES=glibc.malloc.*``). Returns whether the
-    tuning is in effect."""
+    (``MALLOC_MMAP_THRESHOLD_`` and co., ``GLIBC_TUNABLES=glibc.malloc.*``). The price: up to
+    ``TRIM_THRESHOLD_BYTES`` of free heap per arena stays resident, and a small long-lived block
+    can pin freed big ones below it; model constructors hand what loading freed back
+    (``release_free_memory``). Returns whether the tuning is in effect."""
     global _tuned
     if _tuned is not None:
         return _tuned
     _tuned = False
     user_set = any(k in os.environ for k in _USER_MALLOC_ENV) or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", "")
-    if os.environ.get("VIGIL_TUNE_MALLOC", "1") == "0" or user_set:
+    libc = None if os.environ.get("VIGIL_TUNE_MALLOC", "1") == "0" or user_set else _glibc()
+    if libc is None:
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc
-        return False
-    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    _tuned = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+    _tuned = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
+        libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
     )
     if not _tuned:
         log.warning("could not tune the allocator (mallopt refused); models may run slower on the CPU")
     return _tuned
+
+
+def release_free_memory() -> None:
+    """Hand the heap's free pages back to the OS (glibc ``malloc_trim``): after loading models,
+    whose checkpoint copies are freed at once and which the tuned trim threshold would keep."""
+    if _tuned:
+        libc = _glibc()
+        if libc is not None:
+            libc.malloc_trim(0)
 
 
 def configure_torch(threads: int, cpu: bool = False) -> str:

@@ -23,7 +23,7 @@ from pipeline.config import DetectorConfig
 from pipeline.messages import Detections
 from pipeline.metrics import MODEL_LOAD_SECONDS, model_call
 from workers.batching import Batcher
-from workers.common import MetricsExporter, configure_torch, set_process_role
+from workers.common import MetricsExporter, configure_torch, release_free_memory, set_process_role
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,7 @@ class Detector(MetricsExporter):
         # The first call builds the fused model; do it now so the first frame is not an outlier.
         self._predict([np.zeros((cfg.imgsz, cfg.imgsz, 3), np.uint8)])
         MODEL_LOAD_SECONDS.labels("detector").observe(time.perf_counter() - t0)
+        release_free_memory()  # the checkpoint's copies, freed as loading ended
         if batching:
             self._batcher = Batcher(self.detect_batch, cfg.max_batch, cfg.max_wait_ms / 1000, name="detector-batcher")
         log.info("detector %s loaded on %s (%d classes)", cfg.weights, self.device, len(self.class_names))

@@ -24,7 +24,7 @@ from torch import nn
 from pipeline.config import LSTMHead, TemporalConfig, TransformerHead
 from pipeline.messages import Detections, FloatArray, LabelScore
 from pipeline.metrics import MODEL_LOAD_SECONDS, model_call
-from workers.common import MetricsExporter, configure_torch, set_process_role
+from workers.common import MetricsExporter, configure_torch, release_free_memory, set_process_role
 
 log = logging.getLogger(__name__)
 
@@ -361,6 +361,7 @@ class TemporalHead(MetricsExporter):
         model, self.labels, self.kind = load_head(cfg, in_dim, emb_dim)
         self.model = model.to(self.device).eval()
         MODEL_LOAD_SECONDS.labels(f"temporal_{self.kind}").observe(time.perf_counter() - t0)
+        release_free_memory()  # the checkpoint's copies, freed as loading ended
 
     def head_kind(self) -> str:
         return self.kind

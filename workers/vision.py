@@ -64,7 +64,7 @@ class VisionModels:
 
     def analyze_batch(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[tuple[Detections, SceneResult]]:
         """Both models on ``images_bgr``, each in forward passes of at most its own ``max_batch``
-        (a batch holds up to the larger of the two: see ``max_batch``)."""
+        (a batch holds up to the larger of the two: ``vision_max_batch``)."""
         det_step, cls_step = self._max_batch
         detections = [
             d

@@ -31,6 +31,7 @@ glibc = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's
 
 def churn(**env: str) -> dict[str, int]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "VIGIL_TUNE_MALLOC"}
+    clean["NUMPY_MADVISE_HUGEPAGE"] = "0"  # 4 KiB pages whatever the kernel's THP setting: counts comparable
     out = subprocess.run(
         [sys.executable, "-c", CHURN],
         env={**clean, **env},
@@ -58,6 +59,8 @@ def test_a_tuned_process_reuses_freed_buffers_instead_of_faulting_in_new_pages()
         {"MALLOC_MMAP_THRESHOLD_": "131072"},
         {"MALLOC_TRIM_THRESHOLD_": "1000000"},
         {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=1000000"},
+        {"MALLOC_ARENA_MAX": "2"},
+        {"LD_PRELOAD": "libjemalloc.so.2"},
     ],
 )
 def test_the_users_own_allocator_settings_are_left_alone(env: dict[str, str]) -> None:
