@@ -60,11 +60,8 @@ class CameraHost(MetricsExporter):
             self._vision = HostVision((v.detector, v.classifier), v.torch_threads, v.crops)
             set_process_role("camera")  # the models' constructors set their own role and OpenCV threads
             cv2.setNumThreads(1)
-        if self._vision is not None and workers.host_vision is not None and workers.host_vision.crops is not None:
-            # Single crops are the items: a call takes the crops of every frame waiting, any camera's.
-            self._crop_coalescer = Coalescer(
-                (self._vision.send_crops,), workers.host_vision.crops.max_batch, count_calls=False
-            )
+            if v.crops is not None:  # single crops are the items: a call takes every waiting frame's crops
+                self._crop_coalescer = Coalescer((self._vision.send_crops,), v.crops.max_batch, count_calls=False)
         if workers.clip_head is not None:  # ray.clip_head: hosts: one head for this host's cameras
             torch.set_num_threads(workers.host_vision.torch_threads if workers.host_vision else 1)
             spec = workers.clip_head

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 
@@ -23,7 +24,6 @@ _USER_MALLOC_ENV = (
     "MALLOC_MMAP_MAX_",
     "MALLOC_ARENA_MAX",
 )
-_tuned: bool | None = None
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -43,6 +43,21 @@ def _glibc() -> ctypes.CDLL | None:
     return libc
 
 
+@functools.cache
+def _tuned_libc() -> ctypes.CDLL | None:
+    """Tunes the allocator, once per process; glibc when the tuning is in effect (``tune_allocator``)."""
+    user_set = any(k in os.environ for k in _USER_MALLOC_ENV) or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", "")
+    libc = None if os.environ.get("VIGIL_TUNE_MALLOC", "1") == "0" or user_set else _glibc()
+    if libc is None:
+        return None
+    if not (
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+    ):
+        log.warning("could not tune the allocator (mallopt refused); models may run slower on the CPU")
+        return None
+    return libc
+
+
 def tune_allocator() -> bool:
     """Keep the buffers that every batch frees and allocates again (decoded frames, activations,
     pre-processed tensors: 0.1-10 MiB each) in the heap instead of fresh pages from the kernel.
@@ -57,29 +72,15 @@ def tune_allocator() -> bool:
     ``TRIM_THRESHOLD_BYTES`` of free heap per arena stays resident, and a small long-lived block
     can pin freed big ones below it; model constructors hand what loading freed back
     (``release_free_memory``). Returns whether the tuning is in effect."""
-    global _tuned
-    if _tuned is not None:
-        return _tuned
-    _tuned = False
-    user_set = any(k in os.environ for k in _USER_MALLOC_ENV) or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", "")
-    libc = None if os.environ.get("VIGIL_TUNE_MALLOC", "1") == "0" or user_set else _glibc()
-    if libc is None:
-        return False
-    _tuned = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
-        libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
-    )
-    if not _tuned:
-        log.warning("could not tune the allocator (mallopt refused); models may run slower on the CPU")
-    return _tuned
+    return _tuned_libc() is not None
 
 
 def release_free_memory() -> None:
     """Hand the heap's free pages back to the OS (glibc ``malloc_trim``): after loading models,
     whose checkpoint copies are freed at once and which the tuned trim threshold would keep."""
-    if _tuned:
-        libc = _glibc()
-        if libc is not None:
-            libc.malloc_trim(0)
+    libc = _tuned_libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def configure_torch(threads: int, cpu: bool = False) -> str:
