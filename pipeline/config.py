@@ -397,6 +397,14 @@ class RayConfig(_Strict):
         "per batch (for CPU-only machines: the models run on the CPU even where a GPU is visible; set "
         "cameras_per_host so hosts x threads ~ cores)",
     )
+    pin_hosts: bool = Field(
+        default=True,
+        description="vision: hosts on a local Ray: each camera host keeps its threads (models, decoders, camera "
+        "loops) on cores of its own, its share of the machine's cores among the hosts the configured cameras "
+        "start (at least detector.torch_threads), claimed per machine (a host that finds none free runs "
+        "unpinned); threads that stay on one core find its caches warm instead of migrating (BENCHMARKS.md). "
+        "Not on a Ray cluster (address set). false: the OS places every thread",
+    )
     clip_head: Literal["hosts", "actor"] = Field(
         default="hosts",
         description="Where the clip head runs. hosts: inside each camera-host process, on its CPU (no call per "
@@ -421,6 +429,8 @@ class RayConfig(_Strict):
             raise ValueError(
                 "classifier: not used with fused: true (the fused worker takes ray.detector's replicas and resources)"
             )
+        if self.vision != "hosts" and self._changed("pin_hosts"):
+            raise ValueError("pin_hosts: only used with vision: hosts (the camera hosts run the models)")
         if self.vision == "hosts":
             for name in ("fused", "host_calls_per_replica", "classifier", "crops"):
                 if self._changed(name):

@@ -24,7 +24,7 @@ from prometheus_client.metrics_core import Metric
 
 from pipeline.config import CameraConfig, VigilConfig, WorkerResources
 from pipeline.control import ControlServer
-from pipeline.hosts import CameraHosts
+from pipeline.hosts import CameraHosts, hosts_needed
 from pipeline.messages import CameraState, CameraStatus
 from pipeline.metrics import PROCESS, WORKER_RESTARTS, MetricsReport, MetricsServer, set_process_role
 from workers.camera import CameraSettings, ClipHeadSpec, HostVisionSpec, WorkerHandles
@@ -159,12 +159,25 @@ class Pipeline:
                 f"metrics.port: cannot serve metrics on {self.cfg.metrics.host}:{port}: {exc.strerror}"
             ) from None
 
+    def _host_cores(self) -> int:
+        """``ray.pin_hosts``: the cores each camera host keeps to, its share of this machine's cores
+        among the hosts the configured cameras start (at least its torch threads); 0 (unpinned) on a
+        Ray cluster, whose hosts spread over nodes the driver does not see, or with too few cores."""
+        res = self.cfg.ray
+        cores = len(os.sched_getaffinity(0))
+        if not res.pin_hosts or res.address is not None or res.detector.torch_threads > cores:
+            return 0
+        hosts = max(1, hosts_needed(self.cfg.cameras, res.cameras_per_host))
+        return max(res.detector.torch_threads, cores // hosts)
+
     def _start_workers(self) -> WorkerHandles:
         models, res = self.cfg.models, self.cfg.ray
         host_vision: HostVisionSpec | None = None
         # Threaded actors: concurrent calls from all cameras wait in the worker's batcher.
         if res.vision == "hosts":  # no vision actors; each camera host loads the models itself
-            host_vision = HostVisionSpec(models.detector, models.classifier, res.detector.torch_threads, models.crops)
+            host_vision = HostVisionSpec(
+                models.detector, models.classifier, res.detector.torch_threads, models.crops, self._host_cores()
+            )
             dets: tuple[Any, ...] = ()
             clss: tuple[Any, ...] = ()
         elif res.fused:  # both models in each detector replica; cameras make one call per frame

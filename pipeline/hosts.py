@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import ray
@@ -29,6 +30,18 @@ HOST_START_TIMEOUT_S = 300.0
 
 class CameraError(ValueError):
     """A camera cannot be added or removed (duplicate id, unknown id); the message says why."""
+
+
+def host_group(cam: CameraConfig) -> frozenset[tuple[str, object]]:
+    """Cameras of one group share hosts: the same ``ray_resources`` and, since OpenCV takes FFmpeg
+    options from one process-wide variable, the same RTSP transport."""
+    return frozenset([*cam.ray_resources.items(), ("rtsp_transport", cam.rtsp_transport)])
+
+
+def hosts_needed(cameras: Sequence[CameraConfig], cameras_per_host: int) -> int:
+    """How many hosts ``cameras`` start on (each group fills hosts of ``cameras_per_host``)."""
+    groups = Counter(host_group(cam) for cam in cameras)
+    return sum(-(-n // cameras_per_host) for n in groups.values())
 
 
 class CameraHosts:
@@ -55,10 +68,7 @@ class CameraHosts:
         with self._lock:
             if cam.id in self._where:
                 raise CameraError(f"camera {cam.id!r} already exists")
-            # OpenCV takes FFmpeg options from one process-wide variable, so RTSP cameras share a
-            # host only with cameras of the same transport.
-            group = frozenset([*cam.ray_resources.items(), ("rtsp_transport", cam.rtsp_transport)])
-            host, new = self._pick_host(group)
+            host, new = self._pick_host(host_group(cam))
             self._where[cam.id] = host
         try:
             ray.get(host.add.remote(cam), timeout=HOST_START_TIMEOUT_S if new else HOST_TIMEOUT_S)

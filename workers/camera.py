@@ -117,6 +117,7 @@ class HostVisionSpec:
     classifier: ClassifierConfig
     torch_threads: int = 1
     crops: CropClassifierConfig | None = None  # models.crops: the crop classifier runs in the hosts too
+    pin_cores: int = 0  # ray.pin_hosts: the host keeps to this many cores of its own (0: the OS places it)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pipeline.config import CameraConfig, CameraMode
 from pipeline.messages import CameraStatus
 from workers.camera import CameraRunner, CameraSettings, WorkerHandles
 from workers.coalescer import Coalescer, actor_sender
-from workers.common import MetricsExporter, set_process_role, tune_allocator
+from workers.common import MetricsExporter, claim_cores, pin_process, set_process_role, tune_allocator
 from workers.temporal import TemporalHead
 from workers.vision import HostVision
 
@@ -57,6 +57,13 @@ class CameraHost(MetricsExporter):
         self._vision: HostVision | None = None
         if workers.host_vision is not None:  # ray.vision: hosts: the models run here, for this host's cameras
             v = workers.host_vision
+            if v.pin_cores:  # before the models start threads of their own: every thread inherits it
+                cores = claim_cores(v.pin_cores, wait_s=2.0)  # a host just stopped may still hold its cores
+                if cores is not None:
+                    pin_process(cores)
+                log.info(
+                    "camera host %d: %s", os.getpid(), f"on cores {cores}" if cores else "unpinned (no free cores)"
+                )
             self._vision = HostVision((v.detector, v.classifier), v.torch_threads, v.crops)
             set_process_role("camera")  # the models' constructors set their own role and OpenCV threads
             cv2.setNumThreads(1)

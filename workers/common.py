@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import functools
 import logging
 import os
+import tempfile
+import time
+from pathlib import Path
+from typing import IO
 
 from pipeline.metrics import MetricsReport, local_report, set_process_role
 
-__all__ = ["MetricsExporter", "configure_torch", "release_free_memory", "set_process_role", "tune_allocator"]
+__all__ = [
+    "MetricsExporter",
+    "claim_cores",
+    "configure_torch",
+    "pin_process",
+    "release_free_memory",
+    "set_process_role",
+    "tune_allocator",
+]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +94,63 @@ def release_free_memory() -> None:
     libc = _tuned_libc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+_CLAIMED: list[IO[str]] = []  # this process's core locks: held until it exits (the OS releases them)
+
+
+def claim_cores(
+    count: int, lock_dir: Path | None = None, cores: list[int] | None = None, wait_s: float = 0.0
+) -> tuple[int, ...] | None:
+    """Claim ``count`` cores of this machine that no other process holds through this function: the
+    first free group of ``count`` consecutive cores of ``cores`` (default: the cores this process may
+    run on), each held by an exclusive ``flock`` on a file per core in ``lock_dir`` (default: the
+    temp directory's ``vigil-cores``) until the process exits, killed or not. Tries again for up
+    to ``wait_s`` (a host just stopped may still be exiting). None when no group is free (more
+    hosts than cores) or the locks cannot be taken (read-only temp directory)."""
+    cores = sorted(os.sched_getaffinity(0)) if cores is None else cores
+    lock_dir = lock_dir or Path(tempfile.gettempdir()) / "vigil-cores"
+    try:
+        lock_dir.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    deadline = time.monotonic() + wait_s
+    while True:
+        group = _claim_group(count, lock_dir, cores)
+        if group is not None or time.monotonic() >= deadline:
+            return group
+        time.sleep(0.1)  # polling a lock file: there is nothing to wait on
+
+
+def _claim_group(count: int, lock_dir: Path, cores: list[int]) -> tuple[int, ...] | None:
+    for start in range(0, len(cores) - count + 1, count):
+        group, held = tuple(cores[start : start + count]), []
+        for core in group:
+            try:
+                f = (lock_dir / f"cpu{core}.lock").open("w")
+            except OSError:
+                break
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.close()
+                break
+            held.append(f)
+        if len(held) == count:
+            _CLAIMED.extend(held)
+            return group
+        for f in held:
+            f.close()
+    return None
+
+
+def pin_process(cores: tuple[int, ...]) -> None:
+    """Keep every thread of this process (and the threads they start later) on ``cores``."""
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), cores)
+        except OSError:  # a thread that ended meanwhile
+            continue
 
 
 def configure_torch(threads: int, cpu: bool = False) -> str:

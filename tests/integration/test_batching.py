@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import urllib.request
 from pathlib import Path
@@ -243,8 +244,14 @@ def test_models_in_the_camera_hosts_batch_each_hosts_cameras(
             url = f"http://127.0.0.1:{pipeline.metrics_port}/metrics"
             text = urllib.request.urlopen(url, timeout=10).read().decode()
             host_families = [ray.get(h.collect_metrics.remote()).families for h in pipeline.hosts.actors()]
+            # ray.pin_hosts (the default): the two hosts split this machine's cores between them.
+            pids = [ray.get(h.process_stats.remote()).pid for h in pipeline.hosts.actors()]
+            host_cores = [os.sched_getaffinity(pid) for pid in pids]
         finally:
             pipeline.stop()
+    cores = os.sched_getaffinity(0)
+    assert all(len(c) == len(cores) // 2 for c in host_cores), host_cores
+    assert not host_cores[0] & host_cores[1] and host_cores[0] | host_cores[1] <= cores
     assert all(s.scene is not None for s in statuses)
     vision_frames = sample(text, 'vigil_stage_latency_seconds_count{stage="vision"}')
     assert vision_frames >= 60

@@ -191,3 +191,12 @@ def test_models_in_the_camera_hosts_take_only_torch_threads_from_ray_detector() 
         with pytest.raises(ConfigError) as err:
             parse_config(base | {"ray": {"vision": "hosts", **ray_cfg}})
         assert f"ray: {key}: not used with vision: hosts" in str(err.value)
+
+
+def test_pinning_hosts_is_a_hosts_mode_setting() -> None:
+    base = {"cameras": [{"id": "a", "url": "/x"}]}
+    assert parse_config(base | {"ray": {"vision": "hosts"}}).ray.pin_hosts
+    assert not parse_config(base | {"ray": {"vision": "hosts", "pin_hosts": False}}).ray.pin_hosts
+    with pytest.raises(ConfigError) as err:
+        parse_config(base | {"ray": {"pin_hosts": False}})
+    assert "ray: pin_hosts: only used with vision: hosts" in str(err.value)
