@@ -162,8 +162,11 @@ class Pipeline:
     def _host_cores(self) -> int:
         """``ray.pin_hosts``: the cores each camera host keeps to, its share of this machine's cores
         among the hosts the configured cameras start (at least its torch threads); 0 (unpinned) on a
-        Ray cluster, whose hosts spread over nodes the driver does not see, or with too few cores."""
+        Ray cluster, whose hosts spread over nodes the driver does not see, with too few cores, or
+        where the OS has no per-thread affinity (macOS)."""
         res = self.cfg.ray
+        if not hasattr(os, "sched_getaffinity"):
+            return 0
         cores = len(os.sched_getaffinity(0))
         if not res.pin_hosts or res.address is not None or res.detector.torch_threads > cores:
             return 0
