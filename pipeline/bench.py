@@ -313,6 +313,7 @@ def run_bench(spec: BenchSpec, progress: Progress) -> dict[str, Any]:
         "detector_export": spec.cfg.models.detector.export,
         "vision": spec.cfg.ray.vision,
         "cameras_per_host": spec.cfg.ray.cameras_per_host,
+        "pin_hosts": spec.cfg.ray.pin_hosts,
         "fused": spec.cfg.ray.fused,
         "detector_replicas": spec.cfg.ray.detector.replicas,
         "device": torch.cuda.get_device_name(0) if gpu else "cpu",

@@ -161,17 +161,22 @@ class Pipeline:
 
     def _host_cores(self) -> int:
         """``ray.pin_hosts``: the cores each camera host keeps to, its share of this machine's cores
-        among the hosts the configured cameras start (at least its torch threads); 0 (unpinned) on a
-        Ray cluster, whose hosts spread over nodes the driver does not see, with too few cores, or
-        where the OS has no per-thread affinity (macOS)."""
+        among the hosts the configured cameras start; 0 (unpinned) where the hosts do not split the
+        cores evenly in shares of at least their torch threads, on a Ray cluster, whose hosts spread
+        over nodes the driver does not see, or where the OS has no per-thread affinity (macOS)."""
         res = self.cfg.ray
         if not hasattr(os, "sched_getaffinity"):
             return 0
         cores = len(os.sched_getaffinity(0))
         if not res.pin_hosts or res.address is not None or res.detector.torch_threads > cores:
             return 0
+        # A cluster joined without ray.address (Ray initialised by the application embedding Vigil).
+        if ray.is_initialized() and len(ray.nodes()) > 1:  # type: ignore[no-untyped-call]
+            return 0
         hosts = max(1, hosts_needed(self.cfg.cameras, res.cameras_per_host))
-        return max(res.detector.torch_threads, cores // hosts)
+        share = cores // hosts
+        # Cores no host could claim would idle (6 cores, 4 hosts: two); unpinned, the OS uses them.
+        return share if share >= res.detector.torch_threads and share * hosts == cores else 0
 
     def _start_workers(self) -> WorkerHandles:
         models, res = self.cfg.models, self.cfg.ray

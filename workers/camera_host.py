@@ -59,11 +59,9 @@ class CameraHost(MetricsExporter):
             v = workers.host_vision
             if v.pin_cores:  # before the models start threads of their own: every thread inherits it
                 cores = claim_cores(v.pin_cores, wait_s=2.0)  # a host just stopped may still hold its cores
-                if cores is not None:
-                    pin_process(cores)
-                log.info(
-                    "camera host %d: %s", os.getpid(), f"on cores {cores}" if cores else "unpinned (no free cores)"
-                )
+                pinned = cores is not None and pin_process(cores)
+                where = f"on cores {list(cores)}" if pinned and cores else "unpinned (no cores free to claim)"
+                log.info("camera host %d: %s", os.getpid(), where)
             self._vision = HostVision((v.detector, v.classifier), v.torch_threads, v.crops)
             set_process_role("camera")  # the models' constructors set their own role and OpenCV threads
             cv2.setNumThreads(1)

@@ -10,7 +10,6 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import IO
 
 from pipeline.metrics import MetricsReport, local_report, set_process_role
 
@@ -18,6 +17,7 @@ __all__ = [
     "MetricsExporter",
     "claim_cores",
     "configure_torch",
+    "core_lock_dir",
     "pin_process",
     "release_free_memory",
     "set_process_role",
@@ -96,23 +96,39 @@ def release_free_memory() -> None:
         libc.malloc_trim(0)
 
 
-_CLAIMED: list[IO[str]] = []  # this process's core locks: held until it exits (the OS releases them)
+_CLAIMED: list[int] = []  # this process's core locks (file descriptors): held until it exits (the OS releases them)
+
+
+def core_lock_dir() -> Path:
+    """Where ``claim_cores`` keeps its lock files: ``VIGIL_CORE_LOCKS``, else a directory of this
+    user's own in the temp directory (hosts coordinate per user: another user's locks are not
+    readable, nor theirs to take)."""
+    configured = os.environ.get("VIGIL_CORE_LOCKS")
+    return Path(configured) if configured else Path(tempfile.gettempdir()) / f"vigil-cores-{os.getuid()}"
 
 
 def claim_cores(
     count: int, lock_dir: Path | None = None, cores: list[int] | None = None, wait_s: float = 0.0
 ) -> tuple[int, ...] | None:
     """Claim ``count`` cores of this machine that no other process holds through this function: the
-    first free group of ``count`` consecutive cores of ``cores`` (default: the cores this process may
-    run on), each held by an exclusive ``flock`` on a file per core in ``lock_dir`` (default: the
-    temp directory's ``vigil-cores``) until the process exits, killed or not. Tries again for up
-    to ``wait_s`` (a host just stopped may still be exiting). None when no group is free (more
-    hosts than cores) or the locks cannot be taken (read-only temp directory)."""
+    first free group among ``cores`` (default: the cores this process may run on) cut into groups
+    of ``count``, each core held by an exclusive ``flock`` on a file per core in ``lock_dir``
+    (default ``core_lock_dir()``) until the process exits, killed or not. Tries again for up to
+    ``wait_s`` (a host just stopped may still be exiting). None when no group is free (more hosts
+    than cores), none can exist, or the lock directory is not usable (not this user's own, a
+    symlink, read-only)."""
     cores = sorted(os.sched_getaffinity(0)) if cores is None else cores
-    lock_dir = lock_dir or Path(tempfile.gettempdir()) / "vigil-cores"
+    if count <= 0 or count > len(cores):
+        return None
+    lock_dir = lock_dir or core_lock_dir()
     try:
-        lock_dir.mkdir(parents=True, exist_ok=True)
-    except OSError:
+        lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.lstat(lock_dir)
+    except OSError as exc:
+        log.warning("cannot pin camera hosts to cores: lock directory %s: %s", lock_dir, exc.strerror)
+        return None
+    if not os.path.isdir(lock_dir) or os.path.islink(lock_dir) or st.st_uid != os.getuid():
+        log.warning("cannot pin camera hosts to cores: lock directory %s is not this user's own", lock_dir)
         return None
     deadline = time.monotonic() + wait_s
     while True:
@@ -123,34 +139,49 @@ def claim_cores(
 
 
 def _claim_group(count: int, lock_dir: Path, cores: list[int]) -> tuple[int, ...] | None:
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     for start in range(0, len(cores) - count + 1, count):
         group, held = tuple(cores[start : start + count]), []
         for core in group:
             try:
-                f = (lock_dir / f"cpu{core}.lock").open("w")
+                fd = os.open(lock_dir / f"cpu{core}.lock", flags, 0o600)
             except OSError:
                 break
             try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                f.close()
+                os.close(fd)
                 break
-            held.append(f)
+            held.append(fd)
         if len(held) == count:
             _CLAIMED.extend(held)
             return group
-        for f in held:
-            f.close()
+        for fd in held:
+            os.close(fd)
     return None
 
 
-def pin_process(cores: tuple[int, ...]) -> None:
-    """Keep every thread of this process (and the threads they start later) on ``cores``."""
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            os.sched_setaffinity(int(tid), cores)
-        except OSError:  # a thread that ended meanwhile
-            continue
+def pin_process(cores: tuple[int, ...]) -> bool:
+    """Keep every thread of this process (and the threads they start later) on ``cores``: this
+    thread first, then the others until a pass finds them all pinned (a thread may start one
+    meanwhile). False, and the process left as it was where it could not be pinned."""
+    target = set(cores)
+    try:
+        os.sched_setaffinity(0, target)
+        for _ in range(5):
+            missed = 0
+            for tid in os.listdir("/proc/self/task"):
+                try:
+                    if os.sched_getaffinity(int(tid)) != target:
+                        os.sched_setaffinity(int(tid), target)
+                        missed += 1
+                except ProcessLookupError:  # a thread that ended meanwhile
+                    continue
+            if not missed:
+                return True
+    except OSError as exc:
+        log.warning("cannot pin this process to cores %s: %s", sorted(target), exc.strerror or exc)
+    return False
 
 
 def configure_torch(threads: int, cpu: bool = False) -> str:

@@ -28,13 +28,15 @@ def redis_server() -> Iterator[EmbeddedRedis]:
 
 
 @pytest.fixture(scope="session")
-def ray_session() -> Iterator[None]:
+def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     import ray
 
     from pipeline.config import RayConfig
     from pipeline.driver import offline_env
 
-    env = offline_env(allow_download=False)
+    # Camera hosts claim cores (ray.pin_hosts) with lock files: the tests' own, not those of a
+    # Vigil running beside them on this machine.
+    env = offline_env(allow_download=False) | {"VIGIL_CORE_LOCKS": str(tmp_path_factory.mktemp("core-locks"))}
     ray.init(
         num_cpus=2,
         include_dashboard=False,

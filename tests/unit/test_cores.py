@@ -11,8 +11,8 @@ from workers.common import claim_cores
 
 
 def release_all() -> None:
-    for f in common._CLAIMED:
-        f.close()
+    for fd in common._CLAIMED:
+        os.close(fd)
     common._CLAIMED.clear()
 
 
@@ -22,6 +22,7 @@ def test_claims_are_disjoint_groups_until_the_cores_run_out(tmp_path: Path) -> N
         assert claim_cores(2, tmp_path, [0, 1, 2, 3, 4]) == (2, 3)
         assert claim_cores(2, tmp_path, [0, 1, 2, 3, 4]) is None  # one core left: not a group of two
         assert claim_cores(1, tmp_path, [0, 1, 2, 3, 4]) == (4,)
+        assert claim_cores(6, tmp_path, [0, 1, 2, 3, 4]) is None  # more than there are: no wait either
     finally:
         release_all()
     assert claim_cores(1, tmp_path, [0, 1]) == (0,)  # released: free again
@@ -81,3 +82,12 @@ def test_hosts_needed_counts_each_placement_group_apart() -> None:
     gpu = [CameraConfig(id="g", url="/g.mp4", ray_resources={"gpu_node": 1})]
     assert hosts_needed(plain + gpu, 8) == 2  # cameras that need other resources get hosts of their own
     assert hosts_needed([], 4) == 0
+
+
+def test_a_lock_directory_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
+    """Another user could plant a link where the locks go; the host then runs unpinned instead of
+    opening files through it."""
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "locks").symlink_to(tmp_path / "elsewhere")
+    assert claim_cores(1, tmp_path / "locks", [0, 1]) is None
+    assert list((tmp_path / "elsewhere").iterdir()) == []
