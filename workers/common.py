@@ -164,7 +164,7 @@ def _claim_group(count: int, lock_dir: Path, cores: list[int]) -> tuple[int, ...
 def pin_process(cores: tuple[int, ...]) -> bool:
     """Keep every thread of this process (and the threads they start later) on ``cores``: this
     thread first, then the others until a pass finds them all pinned (a thread may start one
-    meanwhile). False, and the process left as it was where it could not be pinned."""
+    meanwhile). False where that did not succeed (threads already pinned then stay so)."""
     target = set(cores)
     try:
         os.sched_setaffinity(0, target)
