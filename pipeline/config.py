@@ -400,10 +400,11 @@ class RayConfig(_Strict):
     pin_hosts: bool = Field(
         default=True,
         description="vision: hosts on a local Ray: each camera host keeps its threads (models, decoders, camera "
-        "loops) on cores of its own, its share of the machine's cores among the hosts the configured cameras "
-        "start (at least detector.torch_threads), claimed per machine (a host that finds none free runs "
-        "unpinned); threads that stay on one core find its caches warm instead of migrating (BENCHMARKS.md). "
-        "Not on a Ray cluster (address set). false: the OS places every thread",
+        "loops) on cores of its own, its equal share of the machine's cores among the hosts the configured "
+        "cameras start, claimed with a lock file per core (a host that finds no share free runs unpinned); "
+        "threads that stay on one core find its caches warm instead of migrating (BENCHMARKS.md). Nothing is "
+        "pinned where the hosts do not split the cores evenly in shares of at least detector.torch_threads, "
+        "or on a Ray cluster. false: the OS places every thread",
     )
     clip_head: Literal["hosts", "actor"] = Field(
         default="hosts",

@@ -168,7 +168,7 @@ class Pipeline:
         if not hasattr(os, "sched_getaffinity"):
             return 0
         cores = len(os.sched_getaffinity(0))
-        if not res.pin_hosts or res.address is not None or res.detector.torch_threads > cores:
+        if not res.pin_hosts or res.address is not None:
             return 0
         # A cluster joined without ray.address (Ray initialised by the application embedding Vigil).
         if ray.is_initialized() and len(ray.nodes()) > 1:  # type: ignore[no-untyped-call]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -36,12 +36,20 @@ from workers.detector import Detector
 
 log = logging.getLogger(__name__)
 
+Item = TypeVar("Item")
+Out = TypeVar("Out")
+
 
 def vision_max_batch(det_cfg: DetectorConfig, cls_cfg: ClassifierConfig) -> int:
     """Frames per batch where both models run on it: the larger ``max_batch`` (on a CPU the
     detector's best batch is often smaller than the ViT's; each model splits the batch into passes
     of its own size)."""
     return max(det_cfg.max_batch, cls_cfg.max_batch)
+
+
+def _in_passes(fn: Callable[[list[Item]], list[Out]], items: list[Item], step: int) -> list[Out]:
+    """``fn`` over ``items`` in calls of at most ``step`` items; the results in order."""
+    return [out for i in range(0, len(items), step) for out in fn(items[i : i + step])]
 
 
 class VisionModels:
@@ -66,16 +74,8 @@ class VisionModels:
         """Both models on ``images_bgr``, each in forward passes of at most its own ``max_batch``
         (a batch holds up to the larger of the two: ``vision_max_batch``)."""
         det_step, cls_step = self._max_batch
-        detections = [
-            d
-            for i in range(0, len(images_bgr), det_step)
-            for d in self._detector.detect_batch(images_bgr[i : i + det_step])
-        ]
-        scenes = [
-            s
-            for i in range(0, len(images_bgr), cls_step)
-            for s in self._classifier.classify_batch(images_bgr[i : i + cls_step])
-        ]
+        detections = _in_passes(self._detector.detect_batch, images_bgr, det_step)
+        scenes = _in_passes(self._classifier.classify_batch, images_bgr, cls_step)
         return list(zip(detections, scenes, strict=True))
 
 
