@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 import ray
+from prometheus_client import Counter, Gauge, Histogram
 
 from pipeline.config import (
     CameraConfig,
@@ -183,6 +184,21 @@ class RateMeter:
             self._times.popleft()
 
 
+@dataclass(frozen=True)
+class _Series:
+    """The metric series a camera updates every frame."""
+
+    decoded: Counter
+    processed: Counter
+    e2e: Histogram
+    input_fps: Gauge
+    processed_fps: Gauge
+    decode_queue: Gauge
+    decode_s: Histogram
+    vision_s: Histogram
+    publish_s: Histogram
+
+
 class CameraRunner:
     """Runs one camera end to end in its own threads (decoder, loop, publisher) inside a
     ``CameraHost`` actor. Methods are safe to call concurrently."""
@@ -233,6 +249,7 @@ class CameraRunner:
         self._thread = threading.Thread(target=self._loop, name=f"camera-{cam.id}", daemon=True)
         self._clock: StepClock | None = None  # the loop thread's CPU by step (made in that thread)
         self._decode_clock: StepClock | None = None  # the decoder thread's
+        self._series: _Series  # made by start(), before the decoder thread
         self._record: TextIO | None = None
         self._loop_running = False
         self._deferred_state: tuple[CameraState, str] | None = None
@@ -281,16 +298,26 @@ class CameraRunner:
             )
 
     def _init_series(self) -> None:
-        """Create this camera's series at zero so dashboards and rates see them before the first event."""
+        """Create this camera's series at zero so dashboards and rates see them before the first event,
+        and keep the ones each frame touches (a ``labels()`` lookup per use costs more than the update)."""
         cam = self.cam.id
+        self._series = _Series(
+            decoded=FRAMES_DECODED.labels(cam),
+            processed=FRAMES_PROCESSED.labels(cam),
+            e2e=E2E_LATENCY.labels(cam),
+            input_fps=INPUT_FPS.labels(cam),
+            processed_fps=PROCESSED_FPS.labels(cam),
+            decode_queue=QUEUE_DEPTH.labels(cam, "decode"),
+            decode_s=STAGE_LATENCY.labels("decode"),
+            vision_s=STAGE_LATENCY.labels("vision"),
+            publish_s=STAGE_LATENCY.labels("publish"),
+        )
         STREAM_RECONNECTS.labels(cam)
         for reason in ("stale", "fps_cap", "worker_error", "motion_skip"):
             FRAMES_DROPPED.labels(cam, reason)
         for kind in ("object", "clip"):
             EVENTS_PUBLISHED.labels(cam, kind)
-        FRAMES_DECODED.labels(cam)
-        FRAMES_PROCESSED.labels(cam)
-        QUEUE_DEPTH.labels(cam, "decode").set(0)
+        self._series.decode_queue.set(0)
 
     # -- callbacks from the decoder thread -----------------------------------------------------
 
@@ -328,10 +355,11 @@ class CameraRunner:
             self._decode_clock = StepClock()
         else:  # the decoder thread's CPU since the last frame: this read, the last hand-on
             self._decode_clock.lap("decode")
-        FRAMES_DECODED.labels(self.cam.id).inc()
-        STAGE_LATENCY.labels("decode").observe(read_s)
+        series = self._series
+        series.decoded.inc()
+        series.decode_s.observe(read_s)
         self._in_rate.tick()
-        INPUT_FPS.labels(self.cam.id).set(self._in_rate.rate())
+        series.input_fps.set(self._in_rate.rate())
         with self._lock:
             self._counts["decoded"] += 1
 
@@ -421,7 +449,7 @@ class CameraRunner:
             ref = item.det_ref
             pending = isinstance(ref, PendingResult)
             detections, scene = ref.get(WORKER_TIMEOUT_S) if pending else ray.get(ref, timeout=WORKER_TIMEOUT_S)
-            STAGE_LATENCY.labels("vision").observe(time.time() - t0)
+            self._series.vision_s.observe(time.time() - t0)
         else:
             detections = ray.get(item.det_ref, timeout=WORKER_TIMEOUT_S)
             STAGE_LATENCY.labels("detect").observe(time.time() - t0)
@@ -443,11 +471,12 @@ class CameraRunner:
         self._advance(packet, tracked, vector, crops)
 
         latency = time.time() - packet.captured_at
-        E2E_LATENCY.labels(self.cam.id).observe(latency)
-        FRAMES_PROCESSED.labels(self.cam.id).inc()
+        series = self._series
+        series.e2e.observe(latency)
+        series.processed.inc()
         self._out_rate.tick()
-        PROCESSED_FPS.labels(self.cam.id).set(self._out_rate.rate())
-        QUEUE_DEPTH.labels(self.cam.id, "decode").set(self._source.depth())
+        series.processed_fps.set(self._out_rate.rate())
+        series.decode_queue.set(self._source.depth())
         with self._lock:
             self._counts["processed"] += 1
             self._last_latency_s = latency
@@ -561,4 +590,4 @@ class CameraRunner:
             if ev.phase == "start":
                 INCIDENTS.labels(ev.kind, ev.label).inc()
         self._publisher.publish(events, snapshots)
-        STAGE_LATENCY.labels("publish").observe(time.time() - t0)
+        self._series.publish_s.observe(time.time() - t0)

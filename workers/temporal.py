@@ -65,6 +65,12 @@ def detection_summary(det: Detections, resolution_wh: tuple[int, int], num_class
     return out
 
 
+def _lengths(v: FloatArray) -> FloatArray:
+    """Euclidean lengths along the last axis (``np.linalg.norm``'s own sum, without its checks)."""
+    out: FloatArray = np.sqrt(np.add.reduce(v * v, axis=-1))
+    return out
+
+
 @dataclass
 class _Trail:
     """A person's or bag's recent foot points, associated frame to frame by the summarizer."""
@@ -130,23 +136,24 @@ class FrameSummarizer:
                 ages.append(ts - trail.first_seen)
             if pts[-1][0] - pts[0][0] >= 2.0:
                 recent = np.array([(x, y) for t, x, y in pts if t >= ts - 4.0])
-                radius = float(np.linalg.norm(recent - recent.mean(axis=0), axis=1).max())
+                radius = float(_lengths(recent - recent.mean(axis=0)).max())
                 still.append(1.0 - min(1.0, radius / trail.size))
         persons = feet[is_person]
         group = 0
         if len(persons):
-            d = np.linalg.norm(persons[:, None] - persons[None], axis=2)
+            d = _lengths(persons[:, None] - persons[None])
             group = int((d < 0.12 * w).sum(axis=1).max())
         unattended = 0.0
-        for trail in (t for t in self._trails if t.kind == "bag"):  # seen now or lately
+        bags = [t for t in self._trails if t.kind == "bag"]  # seen now or lately
+        for trail, attended in zip(bags, self._someone_at(bags, persons, sizes[is_person]), strict=True):
             pts = trail.points
-            if self._someone_at(pts[-1][1:], persons, sizes[is_person]):
+            if attended:
                 trail.attended = True
                 continue
             if not trail.attended or pts[-1][0] - pts[0][0] < 1.5:
                 continue
             recent = np.array([(x, y) for t, x, y in pts if t >= pts[-1][0] - 2.0])
-            if float(np.linalg.norm(recent - recent[-1], axis=1).max()) <= 0.03 * w:
+            if float(_lengths(recent - recent[-1]).max()) <= 0.03 * w:
                 unattended = 1.0
         out[SUMMARY_STATS + self.num_classes :] = (
             min(4.0, max(speeds, default=0.0)) / 4.0,
@@ -161,15 +168,17 @@ class FrameSummarizer:
         return out
 
     @staticmethod
-    def _someone_at(point: tuple[float, float], persons: FloatArray, sizes: FloatArray) -> bool:
-        """A person stands by ``point`` (a bag's foot point): within 0.6 of their body length
-        sideways and 0.4 in depth (foot height). Passers-by nearer or farther from the camera are
-        not with the bag, however close they look in the picture."""
-        if not len(persons):
-            return False
-        dx = np.abs(persons[:, 0] - point[0]) / sizes
-        dy = np.abs(persons[:, 1] - point[1]) / sizes
-        return bool(((dx < 0.6) & (dy < 0.4)).any())
+    def _someone_at(bags: list[_Trail], persons: FloatArray, sizes: FloatArray) -> list[bool]:
+        """For each bag trail, whether a person stands by its last foot point: within 0.6 of their
+        body length sideways and 0.4 in depth (foot height). Passers-by nearer or farther from the
+        camera are not with the bag, however close they look in the picture."""
+        if not len(persons) or not bags:
+            return [False] * len(bags)
+        at = np.array([t.points[-1][1:] for t in bags], np.float32)
+        dx = np.abs(persons[None, :, 0] - at[:, None, 0]) / sizes
+        dy = np.abs(persons[None, :, 1] - at[:, None, 1]) / sizes
+        near: list[bool] = ((dx < 0.6) & (dy < 0.4)).any(axis=1).tolist()
+        return near
 
     def _associate(
         self, feet: FloatArray, person: npt.NDArray[np.bool_], sizes: FloatArray, ts: float, w: float
@@ -180,15 +189,9 @@ class FrameSummarizer:
         ]
         matched: list[_Trail] = []
         free = set(range(len(self._trails)))
-        pairs = sorted(
-            (float(np.hypot(*(feet[i] - self._trails[j].points[-1][1:]))), i, j)
-            for i in range(len(feet))
-            for j in range(len(self._trails))
-            if self._trails[j].kind == ("person" if person[i] else "bag")
-        )
         taken: set[int] = set()
-        for dist, i, j in pairs:
-            if dist > self.RADIUS * w or i in taken or j not in free:
+        for i, j in self._nearest_first(feet, person, w):
+            if i in taken or j not in free:
                 continue
             taken.add(i)
             free.discard(j)
@@ -205,6 +208,18 @@ class FrameSummarizer:
                 self._trails.append(trail)
                 matched.append(trail)
         return matched
+
+    def _nearest_first(self, feet: FloatArray, person: npt.NDArray[np.bool_], w: float) -> list[tuple[int, int]]:
+        """(foot point, trail) pairs of the same kind within the association radius, nearest first
+        (ties by point, then trail)."""
+        if not len(feet) or not self._trails:
+            return []
+        last = np.array([t.points[-1][1:] for t in self._trails], np.float32)
+        dist = np.hypot(feet[:, None, 0] - last[None, :, 0], feet[:, None, 1] - last[None, :, 1])
+        trail_person = np.array([t.kind == "person" for t in self._trails])
+        i, j = np.nonzero((person[:, None] == trail_person[None]) & (dist <= np.float64(self.RADIUS * w)))
+        order = np.lexsort((j, i, dist[i, j]))
+        return list(zip(i[order].tolist(), j[order].tolist(), strict=True))
 
     @staticmethod
     def _speed(points: deque[tuple[float, float, float]]) -> float:

@@ -114,7 +114,7 @@ def test_several_rounds_report_the_median_round() -> None:
         return {
             "vigil": {"fps": vigil, "overhead": {"orchestration_share": 0.1}},
             "baseline": {"fps": 50.0},
-            "limit": {"fps": limit},
+            "limit": {"fps": limit, "one_core": {"fps": limit * 1.03}},
             "ratio_vs_baseline": vigil / 50.0,
             "ratio_vs_limit": vigil / limit,
         }
@@ -131,6 +131,7 @@ def test_several_rounds_report_the_median_round() -> None:
         "ratio_vs_limit": pytest.approx(118 / 170),
         "ratio_vs_limit_at_run_speed": None,
         "orchestration_share": 0.1,
+        "limit_fps_one_core_scaled": pytest.approx(170 * 1.03),
     }
 
 

@@ -68,7 +68,7 @@ def crowd(frames: int, seed: int = 7) -> list[Detections]:
 def test_the_batched_tracker_gives_ultralytics_results() -> None:
     """BatchedBYTETracker does ultralytics' per-track numpy work for all tracks at once: the same
     ids and boxes as the stock BYTETracker, frame after frame."""
-    stock, batched = Tracker(frame_rate=10, batched=False), Tracker(frame_rate=10)
+    stock, batched = Tracker(frame_rate=10, stock=True), Tracker(frame_rate=10)
     ids_seen: set[int] = set()
     for f, det in enumerate(crowd(300)):
         a, b = stock.update(det), batched.update(det)
