@@ -202,18 +202,22 @@ class ByteTrack:
         removed += old_lost[stale, _ID].astype(np.int64).tolist()
 
         # ultralytics' merge_track_pools: the order of each pool is kept.
-        tracked = self._tracked.copy()
-        tracked[confirmed] = pool[:n_confirmed]
-        tracked[~confirmed] = unconfirmed
+        if len(unconfirmed):  # back in their places among the confirmed ones
+            tracked = self._tracked.copy()
+            tracked[confirmed] = pool[:n_confirmed]
+            tracked[~confirmed] = unconfirmed
+        else:
+            tracked = pool[:n_confirmed]
         tracked = np.concatenate([tracked[tracked[:, _STATE] == _TRACKED], new, pool[refound]])
         lost = np.concatenate([old_lost[old_lost[:, _STATE] != _TRACKED], pool[newly_lost]])
         if self._removed_count:
             lost = lost[[int(i) not in self._removed_count for i in lost[:, _ID]]]
         if len(tracked) and len(lost):  # remove_duplicate_stracks: the younger of two overlapping tracks goes
             p, q = np.nonzero(_iou_cost(self._xyxy(tracked), self._xyxy(lost)) < 0.15)
-            older = (tracked[p, _FRAME] - tracked[p, _START]) > (lost[q, _FRAME] - lost[q, _START])
-            tracked = np.delete(tracked, p[~older], axis=0)
-            lost = np.delete(lost, q[older], axis=0)
+            if len(p):
+                older = (tracked[p, _FRAME] - tracked[p, _START]) > (lost[q, _FRAME] - lost[q, _START])
+                tracked = np.delete(tracked, p[~older], axis=0)
+                lost = np.delete(lost, q[older], axis=0)
         self._tracked, self._lost = tracked, lost
         for i in removed:
             if len(self._removed) == _REMOVED_KEPT:
