@@ -45,6 +45,12 @@ FRAMES_DROPPED = Counter(
     ["camera", "reason"],
     registry=VIGIL_REGISTRY,
 )
+CROP_FAILURES = Counter(
+    "vigil_crop_failures",
+    "Frames processed without crop labels because the crop classifier failed (worker lost, timeout, model error)",
+    ["camera"],
+    registry=VIGIL_REGISTRY,
+)
 STAGE_LATENCY = Histogram(
     "vigil_stage_latency_seconds",
     "Time spent in a pipeline stage, seen from the camera actor",
@@ -267,6 +273,7 @@ _DECLARED = (
     FRAMES_DECODED,
     FRAMES_PROCESSED,
     FRAMES_DROPPED,
+    CROP_FAILURES,
     STAGE_LATENCY,
     E2E_LATENCY,
     EVENTS_PUBLISHED,

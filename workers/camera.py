@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import threading
 import time
 import zlib
@@ -54,6 +55,7 @@ from pipeline.messages import (
     StatusEvent,
 )
 from pipeline.metrics import (
+    CROP_FAILURES,
     E2E_LATENCY,
     EVENTS_PUBLISHED,
     FRAMES_DECODED,
@@ -250,6 +252,7 @@ class CameraRunner:
         self._clock: StepClock | None = None  # the loop thread's CPU by step (made in that thread)
         self._decode_clock: StepClock | None = None  # the decoder thread's
         self._series: _Series  # made by start(), before the decoder thread
+        self._crop_warned_at = -math.inf
         self._record: TextIO | None = None
         self._loop_running = False
         self._deferred_state: tuple[CameraState, str] | None = None
@@ -317,6 +320,7 @@ class CameraRunner:
             FRAMES_DROPPED.labels(cam, reason)
         for kind in ("object", "clip"):
             EVENTS_PUBLISHED.labels(cam, kind)
+        CROP_FAILURES.labels(cam)
         self._series.decode_queue.set(0)
 
     # -- callbacks from the decoder thread -----------------------------------------------------
@@ -462,7 +466,11 @@ class CameraRunner:
             self._record_frame(packet, detections, scene)
         tracked = self._tracker.update(detections)
         self._lap("track")
-        crops = self._classify_crops(item, tracked)
+        try:
+            crops = self._classify_crops(item, tracked)
+        except (ray.exceptions.RayError, TimeoutError, HostModelError) as exc:
+            crops = {}  # the second stage is optional: the frame goes on without crop labels, counted
+            self._on_crop_failure(exc)
         self._lap("crops")
         summary = self._summarizer(detections, packet.resolution_wh, packet.stream_ts)
         vector = np.concatenate([scene.embedding, summary]).astype(np.float32)
@@ -481,6 +489,14 @@ class CameraRunner:
             self._counts["processed"] += 1
             self._last_latency_s = latency
             self._scene = f"{scene.label} {scene.confidence:.2f}"
+
+    def _on_crop_failure(self, exc: Exception) -> None:
+        CROP_FAILURES.labels(self.cam.id).inc()
+        now = time.monotonic()
+        if now - self._crop_warned_at >= 60.0:  # one line a minute, not one per frame
+            self._crop_warned_at = now
+            reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            log.warning("camera %s: frames go on without crop labels (%s)", self.cam.id, reason)
 
     def _classify_crops(self, item: _InFlight, tracked: Detections) -> dict[int, LabelScore]:
         """Second stage: the crop classifier's label for each tracked box of the chosen classes."""

@@ -4,12 +4,15 @@ real Ray, Redis, detector and tracker."""
 
 from __future__ import annotations
 
+import re
+import urllib.request
 from pathlib import Path
 
 import pytest
+import ray
 import redis
 
-from pipeline.config import parse_config
+from pipeline.config import VigilConfig, parse_config
 from pipeline.driver import Pipeline
 from pipeline.messages import CameraState, Event
 from pipeline.publisher import camera_stream
@@ -20,15 +23,8 @@ from tests.support.wait import wait_for
 PACK = Path(__file__).resolve().parents[2] / "models" / "demo"
 
 
-@pytest.mark.parametrize("vision", ["workers", "hosts"])
-def test_a_person_who_falls_gets_a_down_update(
-    ray_session: None, redis_server: EmbeddedRedis, tmp_path: Path, vision: str
-) -> None:
-    """vision: workers: the crops go to a crop-classifier actor; hosts: the camera host runs it."""
-    frames, gt = render_video(31337, "corridor", night=False, seconds=12, fps=10, order=["fall"])
-    video = write_mp4(tmp_path / "fall.mp4", frames, fps=10)
-    [fall] = gt["activities"]
-    cfg = parse_config(
+def fall_config(video: Path, tmp_path: Path, vision: str) -> VigilConfig:
+    return parse_config(
         {
             "cameras": [{"id": "hall", "url": str(video), "fps": 10}],
             "metrics": {"port": 0},
@@ -38,11 +34,21 @@ def test_a_person_who_falls_gets_a_down_update(
                 "temporal": {"weights": str(PACK / "temporal-lstm.pt")},
                 "crops": {"weights": str(PACK / "crops.pt")},
             },
-            "events": {"object_min_duration_s": 0.3, "update_interval_s": 60, "spool": {"dir": str(tmp_path)}},
+            "events": {"object_min_duration_s": 0.3, "update_interval_s": 1, "spool": {"dir": str(tmp_path)}},
             "ray": {"vision": vision},
         }
     )
-    pipeline = Pipeline(cfg, redis_server.url)
+
+
+@pytest.mark.parametrize("vision", ["workers", "hosts"])
+def test_a_person_who_falls_gets_a_down_update(
+    ray_session: None, redis_server: EmbeddedRedis, tmp_path: Path, vision: str
+) -> None:
+    """vision: workers: the crops go to a crop-classifier actor; hosts: the camera host runs it."""
+    frames, gt = render_video(31337, "corridor", night=False, seconds=12, fps=10, order=["fall"])
+    video = write_mp4(tmp_path / "fall.mp4", frames, fps=10)
+    [fall] = gt["activities"]
+    pipeline = Pipeline(fall_config(video, tmp_path, vision), redis_server.url)
     pipeline.start()
     try:
         assert pipeline.workers is not None and len(pipeline.workers.crops) == (1 if vision == "workers" else 0)
@@ -59,3 +65,38 @@ def test_a_person_who_falls_gets_a_down_update(
     assert down, f"no 'down' update for the fall in frames {fall['start_frame']}-{fall['end_frame']}"
     # Said while the person is on the ground: after the fall starts, before they are up again.
     assert all(fall["start_frame"] <= e.frame_id <= fall["end_frame"] + 6 for e in down), [e.frame_id for e in down]
+
+
+def test_frames_go_on_without_crop_labels_when_the_crop_worker_is_lost(
+    ray_session: None, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    """The crop classifier is a second stage: when its worker is gone for good (killed, never
+    restarted) the camera still processes every frame and publishes its object events, without
+    crop labels, and counts those frames in vigil_crop_failures_total."""
+    frames, _gt = render_video(31337, "corridor", night=False, seconds=12, fps=10, order=["fall"])
+    video = write_mp4(tmp_path / "fall.mp4", frames, fps=10)
+    pipeline = Pipeline(fall_config(video, tmp_path, "workers"), redis_server.url)
+    pipeline.start()
+    try:
+        assert pipeline.workers is not None
+        wait_for(lambda: pipeline.statuses()[0].frames_processed >= 1, 120, "the first frame")
+        ray.kill(pipeline.workers.crops[0], no_restart=True)
+        killed_after = pipeline.statuses()[0].frames_processed
+        wait_for(lambda: pipeline.statuses()[0].state is CameraState.STOPPED, 120, "the file to end")
+        [status] = pipeline.statuses()
+        body = urllib.request.urlopen(f"http://127.0.0.1:{pipeline.metrics_port}/metrics", timeout=10).read().decode()
+    finally:
+        pipeline.stop()
+    assert status.frames_processed == status.frames_decoded == len(frames), status
+    assert status.frames_dropped == 0, status
+    failures = re.search(r'^vigil_crop_failures_total\{camera="hall"\} (\S+)$', body, re.M)
+    assert failures and float(failures.group(1)) > 0, "crop failures not counted"
+    client = redis.Redis.from_url(redis_server.url)
+    events = [Event.model_validate_json(f[b"event"]) for _id, f in client.xrange(camera_stream("hall"))]
+    client.close()
+    objects = [e for e in events if e.kind == "object"]
+    assert any(e.frame_id > killed_after + 10 for e in objects), "no object events after the crop worker was lost"
+    # Incidents keep the crop label they had; those that started after the loss have none.
+    started_after = {e.incident_id for e in objects if e.phase == "start" and e.frame_id > killed_after + 10}
+    assert started_after, [(e.frame_id, e.phase, e.crop_label) for e in objects]
+    assert all(e.crop_label is None for e in objects if e.incident_id in started_after), objects

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from pipeline.messages import Detections
 from workers.tracking import Tracker
@@ -65,13 +66,15 @@ def crowd(frames: int, seed: int = 7) -> list[Detections]:
     return out
 
 
-def test_the_batched_tracker_gives_ultralytics_results() -> None:
-    """BatchedBYTETracker does ultralytics' per-track numpy work for all tracks at once: the same
-    ids and boxes as the stock BYTETracker, frame after frame."""
-    stock, batched = Tracker(frame_rate=10, stock=True), Tracker(frame_rate=10)
+@pytest.mark.parametrize(("seed", "lost_track_s"), [(7, 3.0), (11, 0.3), (23, 0.5)])
+def test_the_array_tracker_gives_ultralytics_results(seed: int, lost_track_s: float) -> None:
+    """Vigil's ByteTrack (every track a row of one array) follows ultralytics' BYTETracker step
+    for step: the same ids and boxes frame after frame, through new, lost, removed and re-found
+    tracks (short ``lost_track_s``: tracks are removed and their ids retired often)."""
+    stock, ours = Tracker(frame_rate=10, lost_track_s=lost_track_s, stock=True), Tracker(10, lost_track_s)
     ids_seen: set[int] = set()
-    for f, det in enumerate(crowd(300)):
-        a, b = stock.update(det), batched.update(det)
+    for f, det in enumerate(crowd(300, seed)):
+        a, b = stock.update(det), ours.update(det)
         assert a.tracker_id.tolist() == b.tracker_id.tolist(), f"frame {f}"
         assert np.allclose(a.xyxy, b.xyxy, atol=1e-3), f"frame {f}"
         assert np.array_equal(a.confidence, b.confidence), f"frame {f}"
