@@ -6,9 +6,10 @@ One process per core (pinned where the OS allows), all at once, each with two "c
 decoding the bench video and resizing each frame to model size, as the camera hosts do) and one
 loop that takes 8 frames, runs the detector and the ViT on them (one torch thread) and then
 ByteTrack and the frame summary for each frame, camera by camera. No Ray, no Redis, no events,
-no metrics, no clip head, no crops. ``vigil bench``'s limit leaves tracking and summaries out;
-this is what the same machine does with them, so the distance from here to Vigil is what its
-orchestration, events and publishing cost. Prints frames/s per process and in total, and the
+no clip head, no crops (the model calls still update their in-process metrics, as in Vigil).
+``vigil bench``'s limit leaves tracking and summaries out; this is what the same machine does
+with them, so the distance from here to Vigil is what its orchestration, events and publishing
+cost. Prints frames/s per process and in total, and the
 CPU per frame of the models and of everything else.
 """
 
@@ -24,15 +25,23 @@ from collections import deque
 from typing import Any
 
 BATCH = 8
+BARRIER_TIMEOUT_S = 600.0
 
 
-def _process(config: str, seconds: float, core: int | None, barrier: Any, out: Any) -> None:
+def _process(config: str, video: str, seconds: float, core: int | None, barrier: Any, out: Any) -> None:
+    try:
+        out.put(_measure(config, video, seconds, core, barrier))
+    except Exception as exc:  # the others must not wait at the barrier for this one
+        barrier.abort()
+        out.put({"error": f"core {core}: {type(exc).__name__}: {exc}"})
+
+
+def _measure(config: str, video: str, seconds: float, core: int | None, barrier: Any) -> dict[str, Any]:
     os.environ.setdefault("YOLO_OFFLINE", "1")
     if core is not None:
         os.sched_setaffinity(0, {core})
     import cv2
 
-    from pipeline.bench import default_video
     from pipeline.config import load_config
     from workers.camera import model_input
     from workers.classifier import Classifier
@@ -46,7 +55,6 @@ def _process(config: str, seconds: float, core: int | None, barrier: Any, out: A
     cfg = load_config(config)
     det, cls = Detector(cfg.models.detector, 1), Classifier(cfg.models.classifier, 1)
     px = max(cfg.models.detector.imgsz, cfg.models.classifier.image_size)
-    video = str(default_video())
     ready: deque[tuple[int, Any, float, tuple[int, int], float]] = deque()
     room = threading.Semaphore(2 * BATCH)  # frames decoded ahead, as the cameras' queues allow
     have = threading.Semaphore(0)
@@ -92,22 +100,20 @@ def _process(config: str, seconds: float, core: int | None, barrier: Any, out: A
 
     for _ in range(2):  # warm-up
         batch()
-    barrier.wait()
+    barrier.wait(BARRIER_TIMEOUT_S)
     t0, p0, frames, models_s, after_s = time.perf_counter(), time.process_time(), 0, 0.0, 0.0
     while time.perf_counter() - t0 < seconds:
         m, a = batch()
         frames, models_s, after_s = frames + BATCH, models_s + m, after_s + a
     wall, cpu = time.perf_counter() - t0, time.process_time() - p0
     stop.set()
-    out.put(
-        {
-            "core": core,
-            "fps": frames / wall,
-            "models_ms": 1000 * models_s / frames,
-            "track_and_summary_ms": 1000 * after_s / frames,
-            "other_ms": 1000 * (cpu - models_s - after_s) / frames,  # decoding, resizing, threads
-        }
-    )
+    return {
+        "core": core,
+        "fps": frames / wall,
+        "models_ms": 1000 * models_s / frames,
+        "track_and_summary_ms": 1000 * after_s / frames,
+        "other_ms": 1000 * (cpu - models_s - after_s) / frames,  # decoding, resizing, threads
+    }
 
 
 def main() -> None:
@@ -118,15 +124,25 @@ def main() -> None:
     parser.add_argument("--config", default="configs/bench-cpu.yaml")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
+    from pipeline.bench import default_video
+
+    video = str(default_video())  # rendered once, here, before the processes read it
     ctx = mp.get_context("spawn")
     barrier, out = ctx.Barrier(args.processes), ctx.Queue()
     on = [cores[i % len(cores)] if cores else None for i in range(args.processes)]
-    procs = [ctx.Process(target=_process, args=(args.config, args.seconds, c, barrier, out)) for c in on]
+    procs = [ctx.Process(target=_process, args=(args.config, video, args.seconds, c, barrier, out)) for c in on]
     for p in procs:
         p.start()
-    results = [out.get(timeout=600 + args.seconds) for _ in procs]
-    for p in procs:
-        p.join()
+    try:
+        results = [out.get(timeout=2 * BARRIER_TIMEOUT_S + args.seconds) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.terminate()
+    errors = [r["error"] for r in results if "error" in r]
+    if errors:
+        raise SystemExit(f"bare_pipeline: {sorted(errors, key=lambda e: 'BrokenBarrierError' in e)[0]}")
     for r in results:
         print(
             f"core {r['core']}: {r['fps']:.1f} fps; per frame: models {r['models_ms']:.2f} ms, tracking and "

@@ -441,7 +441,6 @@ def render_table(res: dict[str, Any]) -> Table:
     if one and one["fps"] != res["limit"]["fps"]:
         table.caption += f"; one core measured while the others idle, times the cores: {one['fps']:.1f} fps"
     return table
-    return table
 
 
 def default_video(seconds: float = 20.0, fps: int = 10) -> Path:

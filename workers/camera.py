@@ -85,6 +85,7 @@ from workers.vision import HostModelError
 log = logging.getLogger(__name__)
 
 WORKER_TIMEOUT_S = 60.0
+CROP_RETRY_S = 5.0  # after a failed crop call, frames go without crop labels this long before the next try
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,7 @@ class CameraRunner:
         self._decode_clock: StepClock | None = None  # the decoder thread's
         self._series: _Series  # made by start(), before the decoder thread
         self._crop_warned_at = -math.inf
+        self._crops_paused_until = -math.inf
         self._record: TextIO | None = None
         self._loop_running = False
         self._deferred_state: tuple[CameraState, str] | None = None
@@ -493,6 +495,7 @@ class CameraRunner:
     def _on_crop_failure(self, exc: Exception) -> None:
         CROP_FAILURES.labels(self.cam.id).inc()
         now = time.monotonic()
+        self._crops_paused_until = now + CROP_RETRY_S  # a hung worker must not cost a timeout per frame
         if now - self._crop_warned_at >= 60.0:  # one line a minute, not one per frame
             self._crop_warned_at = now
             reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
@@ -506,6 +509,9 @@ class CameraRunner:
         sizes = np.minimum(tracked.xyxy[:, 2] - tracked.xyxy[:, 0], tracked.xyxy[:, 3] - tracked.xyxy[:, 1])
         chosen = [i for i in range(len(tracked)) if tracked.label(i) in cfg.classes and sizes[i] >= cfg.min_box_px]
         if not chosen:
+            return {}
+        if time.monotonic() < self._crops_paused_until:  # the last call failed: retried in a while
+            CROP_FAILURES.labels(self.cam.id).inc()
             return {}
         t0 = time.time()
         crops = crop_boxes(item.packet.image_bgr, tracked.xyxy[chosen], cfg.padding)  # from the full-res frame

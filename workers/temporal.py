@@ -220,10 +220,12 @@ class FrameSummarizer:
         (ties by point, then trail)."""
         if not len(feet) or not self._trails:
             return []
-        last = np.array([t.points[-1][1:] for t in self._trails], np.float32)
-        dist = np.hypot(feet[:, None, 0] - last[None, :, 0], feet[:, None, 1] - last[None, :, 1])
+        # In float64, as a float32 foot point minus a trail's (x, y) tuple always was.
+        last = np.array([t.points[-1][1:] for t in self._trails], np.float64)
+        at = feet.astype(np.float64)
+        dist = np.hypot(at[:, None, 0] - last[None, :, 0], at[:, None, 1] - last[None, :, 1])
         trail_person = np.array([t.kind == "person" for t in self._trails])
-        i, j = np.nonzero((person[:, None] == trail_person[None]) & (dist <= np.float64(self.RADIUS * w)))
+        i, j = np.nonzero((person[:, None] == trail_person[None]) & (dist <= self.RADIUS * w))
         order = np.lexsort((j, i, dist[i, j]))
         return list(zip(i[order].tolist(), j[order].tolist(), strict=True))
 

@@ -101,9 +101,10 @@ class ByteTrack:
         mean, cov = rows[:, _MEAN], rows[:, _COV].reshape(-1, 8, 8)
         innovation_cov = cov[:, :4, :4].copy()
         innovation_cov.reshape(-1, 16)[:, ::5] += (mean[:, 3:4] * self._update_std + self._update_floor) ** 2
-        gain = np.linalg.solve(innovation_cov, cov[:, :4, :]).transpose(0, 2, 1)  # (N, 8, 4)
+        # As KalmanFilterXYAH.update computes it: solve(S, P[:, :4].T).T and K (S K^T) (multi_dot's order).
+        gain = np.linalg.solve(innovation_cov, cov[:, :, :4].transpose(0, 2, 1)).transpose(0, 2, 1)  # (N, 8, 4)
         rows[:, _MEAN] = mean + np.matmul(gain, (xyah - mean[:, :4])[:, :, None])[:, :, 0]
-        rows[:, _COV] = (cov - gain @ innovation_cov @ gain.transpose(0, 2, 1)).reshape(-1, 64)
+        rows[:, _COV] = (cov - gain @ (innovation_cov @ gain.transpose(0, 2, 1))).reshape(-1, 64)
 
     @staticmethod
     def _xyxy(rows: F64) -> F64:

@@ -23,7 +23,7 @@ from tests.support.wait import wait_for
 PACK = Path(__file__).resolve().parents[2] / "models" / "demo"
 
 
-def fall_config(video: Path, tmp_path: Path, vision: str) -> VigilConfig:
+def fall_config(video: Path, tmp_path: Path, vision: str, update_interval_s: float = 60) -> VigilConfig:
     return parse_config(
         {
             "cameras": [{"id": "hall", "url": str(video), "fps": 10}],
@@ -34,7 +34,11 @@ def fall_config(video: Path, tmp_path: Path, vision: str) -> VigilConfig:
                 "temporal": {"weights": str(PACK / "temporal-lstm.pt")},
                 "crops": {"weights": str(PACK / "crops.pt")},
             },
-            "events": {"object_min_duration_s": 0.3, "update_interval_s": 1, "spool": {"dir": str(tmp_path)}},
+            "events": {
+                "object_min_duration_s": 0.3,
+                "update_interval_s": update_interval_s,
+                "spool": {"dir": str(tmp_path)},
+            },
             "ray": {"vision": vision},
         }
     )
@@ -71,11 +75,11 @@ def test_frames_go_on_without_crop_labels_when_the_crop_worker_is_lost(
     ray_session: None, redis_server: EmbeddedRedis, tmp_path: Path
 ) -> None:
     """The crop classifier is a second stage: when its worker is gone for good (killed, never
-    restarted) the camera still processes every frame and publishes its object events, without
-    crop labels, and counts those frames in vigil_crop_failures_total."""
+    restarted) the camera still processes every frame and publishes its object events, no new
+    crop label arrives, and the frames without one are counted in vigil_crop_failures_total."""
     frames, _gt = render_video(31337, "corridor", night=False, seconds=12, fps=10, order=["fall"])
     video = write_mp4(tmp_path / "fall.mp4", frames, fps=10)
-    pipeline = Pipeline(fall_config(video, tmp_path, "workers"), redis_server.url)
+    pipeline = Pipeline(fall_config(video, tmp_path, "workers", update_interval_s=1), redis_server.url)
     pipeline.start()
     try:
         assert pipeline.workers is not None
@@ -96,7 +100,11 @@ def test_frames_go_on_without_crop_labels_when_the_crop_worker_is_lost(
     client.close()
     objects = [e for e in events if e.kind == "object"]
     assert any(e.frame_id > killed_after + 10 for e in objects), "no object events after the crop worker was lost"
-    # Incidents keep the crop label they had; those that started after the loss have none.
-    started_after = {e.incident_id for e in objects if e.phase == "start" and e.frame_id > killed_after + 10}
-    assert started_after, [(e.frame_id, e.phase, e.crop_label) for e in objects]
-    assert all(e.crop_label is None for e in objects if e.incident_id in started_after), objects
+    # No crop label arrives after the loss: an incident keeps the one it had (or has none).
+    # (Frames already in flight at the kill may still have had theirs: 10 frames of slack.)
+    before: dict[str, str | None] = {}
+    for e in objects:
+        if e.frame_id <= killed_after + 10:
+            before[e.incident_id] = e.crop_label
+        else:
+            assert e.crop_label == before.get(e.incident_id), (e.frame_id, e.crop_label, before)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +132,42 @@ def test_frame_summarizer_motion_stats_tell_activities_apart() -> None:
     kept_bag = run([[bag, owner]] * 25)
     never_attended = run([[bag]] * 25)  # e.g. a static false detection
     assert left_bag[6] == 1.0 and kept_bag[6] == 0.0 and never_attended[6] == 0.0
+
+
+# The digest of stop 16's FrameSummarizer on the sequence below (FEATURE_VERSION 6, the features
+# the shipped clip heads were trained on). A faster summarizer must give the same bytes; a
+# different one changes what the heads see: retrain them and bump FEATURE_VERSION.
+SUMMARY_DIGEST = "c009023867b66ca235ca0023ce11921e5c0234eefc7e403c294402bf2006e4c6"
+
+
+def _summary_digest() -> str:
+    """SHA-256 of the frame summaries of a fixed crowd of walkers, loiterers and bags."""
+    rng = np.random.default_rng(2027)
+    n = 14
+    start, velocity = rng.uniform(0, 600, (n, 2)), rng.uniform(-8, 8, (n, 2)) * (rng.random((n, 1)) < 0.7)
+    size, cls = rng.uniform(20, 70, n), np.where(rng.random(n) < 0.25, 2, 0)
+    summarizer, rows = FrameSummarizer(("person", "vehicle", "bag")), []
+    for f in range(300):
+        seen = [i for i in range(n) if rng.random() > 0.1]
+        boxes = []
+        for i in seen:
+            cx, cy = start[i] + velocity[i] * f + rng.normal(0, 1.5, 2)
+            w, h = size[i] * rng.uniform(0.9, 1.1), (2 if cls[i] == 0 else 0.8) * size[i] * rng.uniform(0.9, 1.1)
+            boxes.append([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+        det = Detections(
+            np.array(boxes, np.float32).reshape(-1, 4),
+            rng.uniform(0.3, 0.95, len(seen)).astype(np.float32),
+            cls[seen].astype(np.int64),
+            np.full(len(seen), -1),
+            ("person", "vehicle", "bag"),
+        )
+        rows.append(summarizer(det, (640, 360), f / 10))
+    return hashlib.sha256(np.array(rows).tobytes()).hexdigest()
+
+
+def test_frame_summaries_stay_bit_for_bit_what_the_heads_were_trained_on() -> None:
+    assert tmp_mod.FEATURE_VERSION == 6
+    assert _summary_digest() == SUMMARY_DIGEST
 
 
 def test_models_for_the_camera_hosts_are_checked_once_where_the_pipeline_starts(tmp_path: Path) -> None:
