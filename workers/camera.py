@@ -198,7 +198,7 @@ class _Series:
     processed_fps: Gauge
     decode_queue: Gauge
     decode_s: Histogram
-    vision_s: Histogram
+    vision_s: Histogram | None  # only where one call answers both models (no empty series elsewhere)
     publish_s: Histogram
 
 
@@ -314,7 +314,7 @@ class CameraRunner:
             processed_fps=PROCESSED_FPS.labels(cam),
             decode_queue=QUEUE_DEPTH.labels(cam, "decode"),
             decode_s=STAGE_LATENCY.labels("decode"),
-            vision_s=STAGE_LATENCY.labels("vision"),
+            vision_s=STAGE_LATENCY.labels("vision") if self._coalescer is not None or self.workers.fused else None,
             publish_s=STAGE_LATENCY.labels("publish"),
         )
         STREAM_RECONNECTS.labels(cam)
@@ -455,7 +455,7 @@ class CameraRunner:
             ref = item.det_ref
             pending = isinstance(ref, PendingResult)
             detections, scene = ref.get(WORKER_TIMEOUT_S) if pending else ray.get(ref, timeout=WORKER_TIMEOUT_S)
-            self._series.vision_s.observe(time.time() - t0)
+            (self._series.vision_s or STAGE_LATENCY.labels("vision")).observe(time.time() - t0)
         else:
             detections = ray.get(item.det_ref, timeout=WORKER_TIMEOUT_S)
             STAGE_LATENCY.labels("detect").observe(time.time() - t0)
@@ -498,8 +498,10 @@ class CameraRunner:
         self._crops_paused_until = now + CROP_RETRY_S  # a hung worker must not cost a timeout per frame
         if now - self._crop_warned_at >= 60.0:  # one line a minute, not one per frame
             self._crop_warned_at = now
-            reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-            log.warning("camera %s: frames go on without crop labels (%s)", self.cam.id, reason)
+            first_line = next(iter(str(exc).strip().splitlines()), "")  # Ray's errors run to many lines
+            log.warning(
+                "camera %s: frames go on without crop labels (%s: %s)", self.cam.id, type(exc).__name__, first_line
+            )
 
     def _classify_crops(self, item: _InFlight, tracked: Detections) -> dict[int, LabelScore]:
         """Second stage: the crop classifier's label for each tracked box of the chosen classes."""
