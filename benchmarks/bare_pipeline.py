@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import threading
 import time
@@ -25,7 +24,6 @@ from collections import deque
 from typing import Any
 
 BATCH = 8
-BARRIER_TIMEOUT_S = 600.0
 
 
 def _process(config: str, video: str, seconds: float, core: int | None, barrier: Any, out: Any) -> None:
@@ -33,7 +31,7 @@ def _process(config: str, video: str, seconds: float, core: int | None, barrier:
         out.put(_measure(config, video, seconds, core, barrier))
     except Exception as exc:  # the others must not wait at the barrier for this one
         barrier.abort()
-        out.put({"error": f"core {core}: {type(exc).__name__}: {exc}"})
+        out.put({"error": f"{type(exc).__name__}: {exc}"})
 
 
 def _measure(config: str, video: str, seconds: float, core: int | None, barrier: Any) -> dict[str, Any]:
@@ -42,6 +40,7 @@ def _measure(config: str, video: str, seconds: float, core: int | None, barrier:
         os.sched_setaffinity(0, {core})
     import cv2
 
+    from pipeline.bench_modes import BARRIER_TIMEOUT_S
     from pipeline.config import load_config
     from workers.camera import model_input
     from workers.classifier import Classifier
@@ -125,24 +124,14 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
     from pipeline.bench import default_video
+    from pipeline.bench_modes import run_on_cores
 
     video = str(default_video())  # rendered once, here, before the processes read it
-    ctx = mp.get_context("spawn")
-    barrier, out = ctx.Barrier(args.processes), ctx.Queue()
     on = [cores[i % len(cores)] if cores else None for i in range(args.processes)]
-    procs = [ctx.Process(target=_process, args=(args.config, video, args.seconds, c, barrier, out)) for c in on]
-    for p in procs:
-        p.start()
     try:
-        results = [out.get(timeout=2 * BARRIER_TIMEOUT_S + args.seconds) for _ in procs]
-    finally:
-        for p in procs:
-            p.join(timeout=10)
-            if p.is_alive():
-                p.terminate()
-    errors = [r["error"] for r in results if "error" in r]
-    if errors:
-        raise SystemExit(f"bare_pipeline: {sorted(errors, key=lambda e: 'BrokenBarrierError' in e)[0]}")
+        results = run_on_cores("bare_pipeline", _process, (args.config, video, args.seconds), on)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
     for r in results:
         print(
             f"core {r['core']}: {r['fps']:.1f} fps; per frame: models {r['models_ms']:.2f} ms, tracking and "

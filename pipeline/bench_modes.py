@@ -214,7 +214,7 @@ BARRIER_TIMEOUT_S = 600.0
 MAX_LIMIT_PROCESSES = 8  # each loads the models: on a big box 8 busy cores say what all of them would
 
 
-def _collect(procs: list[Any], cores: list[int | None], barrier: Any, results: Any) -> list[dict[str, Any]]:
+def _collect(what: str, procs: list[Any], cores: list[int | None], barrier: Any, results: Any) -> list[dict[str, Any]]:
     """Every process's result; a process that died without one (killed, out of memory) ends the
     wait at once, with the others released from the barrier."""
     import queue
@@ -231,9 +231,37 @@ def _collect(procs: list[Any], cores: list[int | None], barrier: Any, results: A
         if dead or time.monotonic() > deadline:
             barrier.abort()
             why = f"the process on core {dead[0][0]} ended with code {dead[0][1]}" if dead else "timed out"
-            raise RuntimeError(f"limit on every core: {why}")
+            raise RuntimeError(f"{what}: {why}")
         if all(p.exitcode == 0 for p in procs):  # all gone, and what they sent is read
-            raise RuntimeError("limit on every core: a process ended without a result")
+            raise RuntimeError(f"{what}: a process ended without a result")
+    return outs
+
+
+def run_on_cores(
+    what: str, target: Callable[..., None], args: tuple[Any, ...], cores: list[int | None]
+) -> list[dict[str, Any]]:
+    """``target(*args, core, barrier, results)`` in a spawned process per entry of ``cores`` (torch
+    may be loaded here already: no fork), all at once; each puts one dict on ``results``, or
+    ``{"error": ...}`` after aborting ``barrier``. Returns the dicts; raises RuntimeError on an
+    error, the real one before the broken barrier it left the others."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(len(cores)), ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*args, c, barrier, results)) for c in cores]
+    for proc in procs:
+        proc.start()
+    try:
+        outs = _collect(what, procs, cores, barrier, results)
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in procs:
+            proc.join(timeout=10)
+    errors = sorted((o["error"] for o in outs if "error" in o), key=lambda e: e.startswith("BrokenBarrierError"))
+    if errors:
+        raise RuntimeError(f"{what}: {errors[0]}")
     return outs
 
 
@@ -242,27 +270,9 @@ def measure_on_every_core(spec: ModeSpec, cores: int) -> dict[str, Any]:
     each phase started together: the models' CPU per frame when every core is busy (cores share
     caches, memory bandwidth and, on a VM, the host; a 2-vCPU VM here ran them 0-3 % slower per
     frame with both cores busy than with one idle). Averaged over the processes."""
-    import multiprocessing as mp
-
-    ctx = mp.get_context("spawn")  # torch is loaded here already: no fork
     n = min(cores, MAX_LIMIT_PROCESSES)
-    barrier, results = ctx.Barrier(n), ctx.Queue()
     on: list[int | None] = list(sorted(os.sched_getaffinity(0))[:n]) if hasattr(os, "sched_setaffinity") else [None] * n
-    procs = [ctx.Process(target=_measure_on_core, args=(spec.to_json(), c, barrier, results)) for c in on]
-    for proc in procs:
-        proc.start()
-    try:
-        outs = _collect(procs, on, barrier, results)
-    finally:
-        for proc in procs:
-            if proc.is_alive():
-                proc.terminate()
-        for proc in procs:
-            proc.join(timeout=10)
-    # A real failure first: the others only saw the barrier broken.
-    errors = sorted((o["error"] for o in outs if "error" in o), key=lambda e: e.startswith("BrokenBarrierError"))
-    if errors:
-        raise RuntimeError(f"limit on every core: {errors[0]}")
+    outs = run_on_cores("limit on every core", _measure_on_core, (spec.to_json(),), on)
 
     def mean_table(key: str) -> dict[str, dict[str, float]]:
         return {b: {m: statistics.fmean(o[key][b][m] for o in outs) for m in outs[0][key][b]} for b in outs[0][key]}

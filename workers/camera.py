@@ -189,7 +189,7 @@ class RateMeter:
 
 @dataclass(frozen=True)
 class _Series:
-    """The metric series a camera updates every frame."""
+    """The metric series a camera updates every frame (or may: crop failures)."""
 
     decoded: Counter
     processed: Counter
@@ -200,6 +200,7 @@ class _Series:
     decode_s: Histogram
     vision_s: Histogram | None  # only where one call answers both models (no empty series elsewhere)
     publish_s: Histogram
+    crop_failures: Counter
 
 
 class CameraRunner:
@@ -316,13 +317,13 @@ class CameraRunner:
             decode_s=STAGE_LATENCY.labels("decode"),
             vision_s=STAGE_LATENCY.labels("vision") if self._coalescer is not None or self.workers.fused else None,
             publish_s=STAGE_LATENCY.labels("publish"),
+            crop_failures=CROP_FAILURES.labels(cam),
         )
         STREAM_RECONNECTS.labels(cam)
         for reason in ("stale", "fps_cap", "worker_error", "motion_skip"):
             FRAMES_DROPPED.labels(cam, reason)
         for kind in ("object", "clip"):
             EVENTS_PUBLISHED.labels(cam, kind)
-        CROP_FAILURES.labels(cam)
         self._series.decode_queue.set(0)
 
     # -- callbacks from the decoder thread -----------------------------------------------------
@@ -493,7 +494,7 @@ class CameraRunner:
             self._scene = f"{scene.label} {scene.confidence:.2f}"
 
     def _on_crop_failure(self, exc: Exception) -> None:
-        CROP_FAILURES.labels(self.cam.id).inc()
+        self._series.crop_failures.inc()
         now = time.monotonic()
         self._crops_paused_until = now + CROP_RETRY_S  # a hung worker must not cost a timeout per frame
         if now - self._crop_warned_at >= 60.0:  # one line a minute, not one per frame
@@ -513,7 +514,7 @@ class CameraRunner:
         if not chosen:
             return {}
         if time.monotonic() < self._crops_paused_until:  # the last call failed: retried in a while
-            CROP_FAILURES.labels(self.cam.id).inc()
+            self._series.crop_failures.inc()
             return {}
         t0 = time.time()
         crops = crop_boxes(item.packet.image_bgr, tracked.xyxy[chosen], cfg.padding)  # from the full-res frame

@@ -61,8 +61,9 @@ class ByteTrack:
     between frames). Association is lap's, as in ultralytics, on the same cost matrices, and the
     bookkeeping keeps ultralytics' pool order and quirks (a track removed this frame still joins
     the next frame's association once; a re-found track whose id was removed is dropped when it
-    is lost again), so ids and boxes match the stock tracker's: ``tests/unit/test_tracking.py``
-    runs both on the same sequence, which also guards an ultralytics upgrade."""
+    is lost again), and its Kalman update in the same operation order, so ids and boxes match the
+    stock tracker's bit for bit: ``tests/unit/test_tracking.py`` runs both on the same sequences,
+    which also guards an ultralytics upgrade."""
 
     def __init__(self, args: Any) -> None:
         self.args = args
