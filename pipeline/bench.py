@@ -37,13 +37,13 @@ import psutil
 from rich import box
 from rich.table import Table
 
-from pipeline.bench_modes import MARK, ModeSpec
+from pipeline.bench_modes import MARK, ModeSpec, usable_cores
 from pipeline.config import VigilConfig
 
 Progress = Callable[[str, float | None], None]
 DEFAULT_VIDEO = Path(".vigil") / "bench" / "street.mp4"
 LOG_DIR = Path(".vigil") / "bench" / "logs"  # each mode's stderr, kept for the last run
-CPU_BATCHES = (1, 2, 4, 8)
+CPU_BATCHES = (1, 2, 4, 8, 16)
 GPU_BATCHES = (1, 4, 8, 16, 32, 64)
 SAMPLE_EVERY_S = 0.5
 # Ray's own processes, by what their command line starts with.
@@ -319,7 +319,7 @@ def run_bench(spec: BenchSpec, progress: Progress) -> dict[str, Any]:
         "fused": spec.cfg.ray.fused,
         "detector_replicas": spec.cfg.ray.detector.replicas,
         "device": torch.cuda.get_device_name(0) if gpu else "cpu",
-        "cores": len(os.sched_getaffinity(0)),
+        "cores": usable_cores(),
         "load_average_before": list(os.getloadavg()),
     }
     rounds: list[dict[str, Any]] = []

@@ -210,6 +210,11 @@ def _measure_on_core(spec_json: str, core: int | None, barrier: Any, results: An
         results.put({"error": f"{type(exc).__name__}: {exc}"})
 
 
+def usable_cores() -> int:
+    """CPUs this process may run on: its affinity where the OS keeps one (Linux), else all of them."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 BARRIER_TIMEOUT_S = 600.0
 MAX_LIMIT_PROCESSES = 8  # each loads the models: on a big box 8 busy cores say what all of them would
 
@@ -309,7 +314,7 @@ def run_limit(spec: ModeSpec) -> dict[str, Any]:
     ``one_core``). GPU box: the models run one after the other on the GPU while decoding runs on
     the cores, so the bound is min(1 / (detector + ViT wall time per frame), cores / decode
     CPU-seconds per frame)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     report(progress="limit: decoding and loading models", fraction=0.0)
     report(window="start")
     solo = measure_compute(spec)

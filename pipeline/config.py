@@ -377,6 +377,12 @@ class RayConfig(_Strict):
         description="Call arguments up to this size travel inside the call, not through the object store "
         "(Ray's max_direct_call_object_size, 100 KiB by default); only where Vigil starts Ray itself",
     )
+    internal_metrics: bool = Field(
+        default=False,
+        description="Ray's own metrics and event-loop statistics, for Ray's dashboard (which Vigil does not "
+        "start; Vigil exports its own metrics). Off, the camera hosts and workers spend less CPU on every call and "
+        "timer (BENCHMARKS.md); only where Vigil starts Ray itself (a cluster sets its own)",
+    )
     fused: bool = Field(
         default=False,
         description="Detector and scene classifier in one actor (one call and one frame copy per frame; "
@@ -429,6 +435,11 @@ class RayConfig(_Strict):
         if self.fused and self._changed("classifier"):
             raise ValueError(
                 "classifier: not used with fused: true (the fused worker takes ray.detector's replicas and resources)"
+            )
+        if self.address is not None and self._changed("internal_metrics"):
+            raise ValueError(
+                "internal_metrics: only used where Vigil starts Ray (ray.address: null); a cluster sets "
+                "Ray's metrics at its own start"
             )
         if self.vision != "hosts" and self._changed("pin_hosts"):
             raise ValueError("pin_hosts: only used with vision: hosts (the camera hosts run the models)")

@@ -22,7 +22,7 @@ from typing import Any
 import ray
 from prometheus_client.metrics_core import Metric
 
-from pipeline.config import CameraConfig, VigilConfig, WorkerResources
+from pipeline.config import CameraConfig, RayConfig, VigilConfig, WorkerResources
 from pipeline.control import ControlServer
 from pipeline.hosts import CameraHosts, hosts_needed
 from pipeline.messages import CameraState, CameraStatus
@@ -74,6 +74,24 @@ def check_local_models(cfg: VigilConfig) -> list[str]:
     return problems
 
 
+def local_ray_settings(ray_cfg: RayConfig) -> dict[str, Any]:
+    """Ray's own settings (its ``_system_config``) where Vigil starts Ray; a cluster sets these at its start."""
+    return {
+        # A model-size frame (640x360 = 675 KiB) then goes to a fused worker inside the call itself:
+        # no object-store put and no raylet work per frame (BENCHMARKS.md). A cluster sets this at
+        # its own start (RAY_max_direct_call_object_size on every node).
+        "max_direct_call_object_size": ray_cfg.max_inline_bytes,
+        # Vigil runs actors only, each in a process of its own: the task workers Ray starts
+        # ahead (one per CPU) would sit idle, at ~1 % of a core each (BENCHMARKS.md).
+        "enable_worker_prestart": False,
+        "prestart_worker_first_driver": False,
+        # Ray's own metrics and the statistics it keeps on every event-loop handler feed only Ray's
+        # dashboard, and cost the camera hosts CPU on every call and timer (ray.internal_metrics).
+        "enable_metrics_collection": ray_cfg.internal_metrics,
+        "event_stats": ray_cfg.internal_metrics,
+    }
+
+
 def init_ray(cfg: VigilConfig, log_to_driver: bool = True) -> None:
     """Connect to the configured Ray cluster, or start a local one (no dashboard)."""
     if ray.is_initialized():
@@ -87,16 +105,7 @@ def init_ray(cfg: VigilConfig, log_to_driver: bool = True) -> None:
     }
     if cfg.ray.address is None:
         kwargs.update(num_cpus=cfg.ray.num_cpus, include_dashboard=False)
-        # A model-size frame (640x360 = 675 KiB) then goes to a fused worker inside the call itself:
-        # no object-store put and no raylet work per frame (BENCHMARKS.md). A cluster sets this at
-        # its own start (RAY_max_direct_call_object_size on every node).
-        kwargs["_system_config"] = {
-            "max_direct_call_object_size": cfg.ray.max_inline_bytes,
-            # Vigil runs actors only, each in a process of its own: the task workers Ray starts
-            # ahead (one per CPU) would sit idle, at ~1 % of a core each (BENCHMARKS.md).
-            "enable_worker_prestart": False,
-            "prestart_worker_first_driver": False,
-        }
+        kwargs["_system_config"] = local_ray_settings(cfg.ray)
     # Ray announces its (welcome) token auth on every start; keep it out of the user's terminal.
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     ray.init(address=cfg.ray.address, **kwargs)

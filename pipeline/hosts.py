@@ -78,12 +78,18 @@ class CameraHosts:
             raise
 
     def remove(self, camera_id: str) -> CameraStatus:
-        """Stop a camera; returns its final status. Raises CameraError for an unknown id."""
+        """Stop a camera; returns its final status. Raises CameraError for an unknown id. The id
+        stays taken until its host has stopped the camera: adding it again meanwhile is a duplicate."""
         with self._lock:
-            host = self._where.pop(camera_id, None)
+            host = self._where.get(camera_id)
         if host is None:
             raise CameraError(f"no camera {camera_id!r}")
-        status: CameraStatus | None = ray.get(host.remove.remote(camera_id), timeout=HOST_TIMEOUT_S)
+        try:
+            status: CameraStatus | None = ray.get(host.remove.remote(camera_id), timeout=HOST_TIMEOUT_S)
+        finally:
+            with self._lock:
+                if self._where.get(camera_id) is host:
+                    del self._where[camera_id]
         if status is None:
             raise CameraError(f"no camera {camera_id!r}")
         return status

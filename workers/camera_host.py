@@ -50,6 +50,7 @@ class CameraHost(MetricsExporter):
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         self.settings, self.workers = settings, workers
         self._cameras: dict[str, CameraRunner] = {}
+        self._stopping: dict[str, threading.Event] = {}  # ids being removed: set once their stop is done
         self._lock = threading.Lock()
         self._coalescer: Coalescer | None = None  # made with the first camera that uses one
         self._crop_coalescer: Coalescer | None = None  # ray.vision: hosts with models.crops
@@ -73,14 +74,26 @@ class CameraHost(MetricsExporter):
             self._clip_head = TemporalHead(spec.cfg, spec.in_dim, emb_dim=spec.emb_dim, in_host=True)
 
     def add(self, cam: CameraConfig) -> None:
-        """Start a camera. Raises ValueError if a camera with this id already runs here."""
-        with self._lock:
-            if cam.id in self._cameras:
-                raise ValueError(f"camera {cam.id!r} is already running")
-            runner = CameraRunner(
-                cam, self.settings, self.workers, self._coalescer_for(cam), self._clip_head, self._crop_coalescer
-            )
-            self._cameras[cam.id] = runner
+        """Start a camera. Raises ValueError if a camera with this id already runs here. A camera of
+        the same id still being removed is waited for: its stop drops the id's metric series, which
+        must not take the new camera's with them."""
+        while True:
+            with self._lock:
+                if cam.id in self._cameras:
+                    raise ValueError(f"camera {cam.id!r} is already running")
+                stopping = self._stopping.get(cam.id)
+                if stopping is None:
+                    runner = CameraRunner(
+                        cam,
+                        self.settings,
+                        self.workers,
+                        self._coalescer_for(cam),
+                        self._clip_head,
+                        self._crop_coalescer,
+                    )
+                    self._cameras[cam.id] = runner
+                    break
+            stopping.wait()
         runner.start()
 
     def _coalescer_for(self, cam: CameraConfig) -> Coalescer | None:
@@ -103,7 +116,15 @@ class CameraHost(MetricsExporter):
         """Stop a camera (its open incidents end, its spool is flushed) and forget its metrics."""
         with self._lock:
             runner = self._cameras.pop(camera_id, None)
-        return None if runner is None else runner.stop()
+            if runner is None:
+                return None
+            stopped = self._stopping[camera_id] = threading.Event()
+        try:
+            return runner.stop()
+        finally:
+            with self._lock:
+                del self._stopping[camera_id]
+            stopped.set()
 
     def camera_ids(self) -> list[str]:
         with self._lock:

@@ -32,7 +32,7 @@ def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     import ray
 
     from pipeline.config import RayConfig
-    from pipeline.driver import offline_env
+    from pipeline.driver import local_ray_settings, offline_env
 
     # Camera hosts claim cores (ray.pin_hosts) with lock files: the tests' own, not those of a
     # Vigil running beside them on this machine.
@@ -42,8 +42,9 @@ def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         include_dashboard=False,
         runtime_env={"env_vars": env},
         logging_level="WARNING",
-        # As pipeline.driver.init_ray starts Ray for users (ray.max_inline_bytes): frames travel inside calls.
-        _system_config={"max_direct_call_object_size": RayConfig().max_inline_bytes},
+        # Ray's own settings as pipeline.driver.init_ray starts it for users (frames travel inside
+        # calls, no prestarted workers, no Ray-internal metrics): Ray refuses a setting it does not know.
+        _system_config=local_ray_settings(RayConfig()),
     )
     yield
     ray.shutdown()

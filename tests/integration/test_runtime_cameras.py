@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -69,6 +70,44 @@ def test_add_and_remove_take_effect_within_2s(running: dict[str, Any]) -> None:
     assert reply.cameras[0]["state"] == "stopped"
     assert state_of(pipeline, "runtime") is None
     wait_for(lambda: processed(pipeline, "base") > base_before + 3, 30, "the other camera to go on")
+
+
+def test_a_camera_added_again_while_its_removal_runs(running: dict[str, Any]) -> None:
+    """The id stays taken until the camera has stopped: adding it again meanwhile is refused as a
+    duplicate, then works. At the host itself (two clients, or the driver and the control channel
+    racing), an add that arrives during the stop waits for it: the stop drops the id's metric
+    series, and must not take the new camera's with them."""
+    import threading
+
+    from pipeline.hosts import CameraError
+
+    pipeline: Pipeline = running["pipeline"]
+    assert pipeline.hosts is not None
+    cam = CameraConfig(id="again", url=str(running["video"]), fps=10, loop=True)
+    pipeline.add_camera(cam)
+    wait_for(lambda: processed(pipeline, "again") >= 3, 30, "frames from the camera")
+    removing = threading.Thread(target=pipeline.remove_camera, args=("again",))
+    removing.start()
+    while True:
+        try:
+            pipeline.add_camera(cam)
+            break
+        except CameraError as exc:  # nothing else may surface (no Ray task error from the host)
+            assert "already exists" in str(exc)
+    removing.join()
+    wait_for(lambda: processed(pipeline, "again") >= 3, 30, "frames from the camera added again")
+
+    [host] = pipeline.hosts.actors()
+    stopping, adding = host.remove.remote("again"), host.add.remote(cam)  # both at once, at the host
+    ray.get([stopping, adding], timeout=60)
+    try:
+        wait_for(lambda: processed(pipeline, "again") >= 5, 30, "frames from the camera added during the stop")
+        body = urllib.request.urlopen(f"http://127.0.0.1:{pipeline.metrics_port}/metrics", timeout=10).read().decode()
+        counted = re.search(r'^vigil_frames_processed_total\{camera="again"\} (\S+)$', body, re.M)
+        assert counted is not None, "the camera added during the stop has no frames-processed series"
+        assert float(counted.group(1)) >= 1
+    finally:
+        pipeline.remove_camera("again")
 
 
 def test_cli_cameras_commands(running: dict[str, Any]) -> None:

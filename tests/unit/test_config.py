@@ -200,3 +200,16 @@ def test_pinning_hosts_is_a_hosts_mode_setting() -> None:
     with pytest.raises(ConfigError) as err:
         parse_config(base | {"ray": {"pin_hosts": False}})
     assert "ray: pin_hosts: only used with vision: hosts" in str(err.value)
+
+
+def test_rays_own_metrics_are_off_where_vigil_starts_ray_and_cannot_be_set_for_a_cluster() -> None:
+    from pipeline.driver import local_ray_settings
+
+    base = {"cameras": [{"id": "a", "url": "/x"}]}
+    quiet = local_ray_settings(parse_config(base).ray)
+    assert quiet["enable_metrics_collection"] is False and quiet["event_stats"] is False
+    back_on = local_ray_settings(parse_config(base | {"ray": {"internal_metrics": True}}).ray)
+    assert back_on["enable_metrics_collection"] is True and back_on["event_stats"] is True
+    with pytest.raises(ConfigError) as err:
+        parse_config(base | {"ray": {"address": "auto", "internal_metrics": True}})
+    assert "ray: internal_metrics: only used where Vigil starts Ray" in str(err.value)
