@@ -42,9 +42,9 @@ def _measure(config: str, video: str, seconds: float, core: int | None, barrier:
 
     from pipeline.bench_modes import BARRIER_TIMEOUT_S
     from pipeline.config import load_config
-    from workers.camera import model_input
     from workers.classifier import Classifier
     from workers.common import tune_allocator
+    from workers.decoder import model_input
     from workers.detector import Detector
     from workers.temporal import FrameSummarizer
     from workers.tracking import Tracker
@@ -53,7 +53,7 @@ def _measure(config: str, video: str, seconds: float, core: int | None, barrier:
     cv2.setNumThreads(1)
     cfg = load_config(config)
     det, cls = Detector(cfg.models.detector, 1), Classifier(cfg.models.classifier, 1)
-    px = max(cfg.models.detector.imgsz, cfg.models.classifier.image_size)
+    px = cfg.models.input_px
     ready: deque[tuple[int, Any, float, tuple[int, int], float]] = deque()
     room = threading.Semaphore(2 * BATCH)  # frames decoded ahead, as the cameras' queues allow
     have = threading.Semaphore(0)

@@ -22,7 +22,7 @@ def run(weights: str, imgsz: int, seconds: float, out: mp.Queue) -> None:  # typ
 
     from pipeline.bench import default_video
     from pipeline.config import DetectorConfig
-    from workers.camera import model_input
+    from workers.decoder import model_input
     from workers.detector import Detector
 
     det = Detector(DetectorConfig(weights=weights, imgsz=imgsz), 1, batching=False)

@@ -141,35 +141,52 @@ def decode_frames(video: Path, keep: int, min_s: float) -> tuple[list[Frame], di
 
 def time_batches(
     fn: Callable[[list[Frame]], object],
-    frames: list[Frame],
+    inputs: dict[str, list[Frame]],
     sizes: tuple[int, ...],
     min_s: float,
     passes: int = 4,
     progress: bool = True,
-) -> dict[str, dict[str, float]]:
-    """Per-frame wall and CPU time of ``fn`` at each batch size (after one warm-up call per size).
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Per-frame wall and CPU time of ``fn`` at each batch size for each set of ``inputs`` (after
+    one warm-up call each): ``{input name: {size: {"wall_ms_per_frame", "cpu_ms_per_frame"}}}``.
 
-    The sizes take turns, ``passes`` times, ``min_s / passes`` each: a VM's speed drifts within
-    seconds, and timing each size in one stretch would turn that drift into differences between
-    sizes (the bench matches the limit to the Vigil run's speed by comparing batch sizes)."""
-    batches = {b: [frames[i % len(frames)] for i in range(b)] for b in sizes}
+    The (input, size) pairs take turns, ``passes`` times, ``min_s / passes`` each: a VM's speed
+    drifts within seconds, and timing each size in one stretch would turn that drift into
+    differences between sizes (the bench matches the limit to the Vigil run's speed by comparing
+    batch sizes)."""
+    batches = {(name, b): [frames[i % len(frames)] for i in range(b)] for name, frames in inputs.items() for b in sizes}
     for batch in batches.values():
         fn(batch)
-    totals = {b: [0, 0.0, 0.0] for b in sizes}  # calls, wall, cpu
+    totals = {key: [0.0, 0.0, 0.0] for key in batches}  # frames, wall, cpu
     for p in range(passes):
-        for b, batch in batches.items():
+        for key, batch in batches.items():
             calls, wall0, cpu0 = 0, time.perf_counter(), time.process_time()
             while calls < 1 or time.perf_counter() - wall0 < min_s / passes:
                 fn(batch)
                 calls += 1
-            t = totals[b]
-            t[0], t[1], t[2] = t[0] + calls, t[1] + time.perf_counter() - wall0, t[2] + time.process_time() - cpu0
+            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            t = totals[key]
+            t[0], t[1], t[2] = t[0] + calls * len(batch), t[1] + wall, t[2] + cpu
         if progress:
             report(progress=f"limit: pass {p + 1}/{passes} done")
-    return {
-        str(b): {"wall_ms_per_frame": 1000 * wall / (calls * b), "cpu_ms_per_frame": 1000 * cpu / (calls * b)}
-        for b, (calls, wall, cpu) in totals.items()
-    }
+    out: dict[str, dict[str, dict[str, float]]] = {name: {} for name in inputs}
+    for (name, b), (frames_done, wall, cpu) in totals.items():
+        out[name][str(b)] = {
+            "wall_ms_per_frame": 1000 * wall / frames_done,
+            "cpu_ms_per_frame": 1000 * cpu / frames_done,
+        }
+    return out
+
+
+def time_resize(frames: list[Frame], longest_px: int, min_s: float = 0.5) -> float:
+    """CPU ms per frame of scaling decoded frames to the models' size as Vigil's cameras do."""
+    from workers.decoder import model_input
+
+    n, wall0, cpu0 = 0, time.perf_counter(), time.process_time()
+    while n < len(frames) or time.perf_counter() - wall0 < min_s:
+        model_input(frames[n % len(frames)], longest_px)
+        n += 1
+    return 1000 * (time.process_time() - cpu0) / n
 
 
 def best(table: dict[str, dict[str, float]], key: str) -> tuple[int, float]:
@@ -177,12 +194,22 @@ def best(table: dict[str, dict[str, float]], key: str) -> tuple[int, float]:
     return int(b), table[b][key]
 
 
-def measure_compute(spec: ModeSpec, sync: Callable[[], object] = lambda: None, progress: bool = True) -> dict[str, Any]:
+def measure_compute(
+    spec: ModeSpec, sync: Callable[[], object] = lambda: None, progress: bool = True, model_inputs: bool = False
+) -> dict[str, Any]:
     """Decode alone, then the detector's and the ViT's batch calls alone, single-threaded, in this
     process; ``sync`` is called before each phase (the limit's processes on every core start
-    each phase together)."""
+    each phase together).
+
+    ``model_inputs`` (CPU only): the models are also timed, in the same turns, on the frames
+    Vigil's cameras give them (scaled down to ``models.input_px`` near the decoder), and that
+    scaling alone: ``detector_model_input``, ``vit_model_input``, ``resize``. The limit itself is
+    on the decoded frames (as the issue defines it); these say what the same calls cost on what
+    the pipeline feeds them, which the bench needs to tell the machine's speed during the Vigil
+    run from what the smaller frames save (``pipeline.bench.model_speed``)."""
     from workers.classifier import Classifier
     from workers.common import tune_allocator
+    from workers.decoder import model_input
     from workers.detector import Detector
 
     tune_allocator()  # as in Vigil's processes, before decoding: the limit is the best these models do here
@@ -191,11 +218,20 @@ def measure_compute(spec: ModeSpec, sync: Callable[[], object] = lambda: None, p
     frames, decode = decode_frames(spec.video, keep=max(spec.batch_sizes), min_s=min(5.0, spec.seconds / 4))
     det = Detector(spec.cfg.models.detector, torch_threads=1)
     cls = Classifier(spec.cfg.models.classifier, torch_threads=1)
+    px = spec.cfg.models.input_px
+    inputs = {"decoded": frames}
+    out: dict[str, Any] = {"device": det.device, "decode": decode}
+    if model_inputs and det.device == "cpu":
+        inputs["model_input"] = [model_input(f, px)[0] for f in frames]
+        out["resize"] = {"longest_px": px, "cpu_ms_per_frame": time_resize(frames, px)}
     sync()
-    det_t = time_batches(det.detect_batch, frames, spec.batch_sizes, per_size, progress=progress)
+    det_t = time_batches(det.detect_batch, inputs, spec.batch_sizes, per_size, progress=progress)
     sync()
-    cls_t = time_batches(cls.classify_batch, frames, spec.batch_sizes, per_size, progress=progress)
-    return {"device": det.device, "decode": decode, "detector": det_t, "vit": cls_t}
+    cls_t = time_batches(cls.classify_batch, inputs, spec.batch_sizes, per_size, progress=progress)
+    out.update(detector=det_t["decoded"], vit=cls_t["decoded"])
+    if "model_input" in inputs:
+        out.update(detector_model_input=det_t["model_input"], vit_model_input=cls_t["model_input"])
+    return out
 
 
 def _measure_on_core(spec_json: str, core: int | None, barrier: Any, results: Any) -> None:
@@ -204,7 +240,7 @@ def _measure_on_core(spec_json: str, core: int | None, barrier: Any, results: An
         if core is not None:
             os.sched_setaffinity(0, {core})
         spec = ModeSpec.from_json(spec_json)
-        results.put(measure_compute(spec, lambda: barrier.wait(BARRIER_TIMEOUT_S), progress=False))
+        results.put(measure_compute(spec, lambda: barrier.wait(BARRIER_TIMEOUT_S), progress=False, model_inputs=True))
     except Exception as exc:  # the parent reports it; the others must not wait for this one
         barrier.abort()
         results.put({"error": f"{type(exc).__name__}: {exc}"})
@@ -287,13 +323,23 @@ def measure_on_every_core(spec: ModeSpec, cores: int) -> dict[str, Any]:
         "fps": sum(o["decode"]["fps"] for o in outs),
         "cpu_ms_per_frame": statistics.fmean(o["decode"]["cpu_ms_per_frame"] for o in outs),
     }
-    return {
+    out = {
         "device": outs[0]["device"],
         "processes": n,
         "decode": decode,  # fps: all the processes together
         "detector": mean_table("detector"),
         "vit": mean_table("vit"),
     }
+    if "resize" in outs[0]:
+        out["detector_model_input"], out["vit_model_input"] = (
+            mean_table("detector_model_input"),
+            mean_table("vit_model_input"),
+        )
+        out["resize"] = {
+            "longest_px": outs[0]["resize"]["longest_px"],
+            "cpu_ms_per_frame": statistics.fmean(o["resize"]["cpu_ms_per_frame"] for o in outs),
+        }
+    return out
 
 
 def cpu_limit(m: dict[str, Any], cores: int, how: str) -> tuple[float, str]:
@@ -304,6 +350,23 @@ def cpu_limit(m: dict[str, Any], cores: int, how: str) -> tuple[float, str]:
         f"cores / (detector + ViT + decode CPU per frame) = {cores} / ({dc:.1f} + {cc:.1f} + "
         f"{m['decode']['cpu_ms_per_frame']:.1f} ms) (detector batch {db}, ViT batch {cb}, single-threaded, {how})"
     )
+
+
+def cpu_limit_on_model_inputs(m: dict[str, Any], cores: int) -> dict[str, Any] | None:
+    """The same bound with the models fed what Vigil's cameras feed them: cores / (detector + ViT
+    on model-size frames + decode + the scaling), or None where ``m`` has no such tables."""
+    if "resize" not in m:
+        return None
+    (db, dc), (cb, cc) = (
+        best(m["detector_model_input"], "cpu_ms_per_frame"),
+        best(m["vit_model_input"], "cpu_ms_per_frame"),
+    )
+    dec, rs = m["decode"]["cpu_ms_per_frame"], m["resize"]["cpu_ms_per_frame"]
+    return {
+        "fps": 1000 * cores / (dc + cc + dec + rs),
+        "formula": f"cores / (detector + ViT on frames scaled to {m['resize']['longest_px']} px + decode + scaling) "
+        f"= {cores} / ({dc:.1f} + {cc:.1f} + {dec:.1f} + {rs:.2f} ms) (detector batch {db}, ViT batch {cb})",
+    }
 
 
 def run_limit(spec: ModeSpec) -> dict[str, Any]:
@@ -317,7 +380,7 @@ def run_limit(spec: ModeSpec) -> dict[str, Any]:
     cores = usable_cores()
     report(progress="limit: decoding and loading models", fraction=0.0)
     report(window="start")
-    solo = measure_compute(spec)
+    solo = measure_compute(spec, model_inputs=cores == 1)
     out: dict[str, Any] = {"cores": cores, **solo}
     if solo["device"] == "cpu":
         fps, formula = cpu_limit(solo, cores, "one core measured, the others idle")
@@ -331,6 +394,8 @@ def run_limit(spec: ModeSpec) -> dict[str, Any]:
             )
             fps, formula = cpu_limit(out, cores, how)
         out["fps"], out["formula"] = fps, formula
+        if (on_inputs := cpu_limit_on_model_inputs(out, cores)) is not None:
+            out["on_model_inputs"] = on_inputs
         db, cb = best(out["detector"], "cpu_ms_per_frame")[0], best(out["vit"], "cpu_ms_per_frame")[0]
     else:
         (db, dw), (cb, cw) = best(out["detector"], "wall_ms_per_frame"), best(out["vit"], "wall_ms_per_frame")

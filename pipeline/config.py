@@ -295,6 +295,12 @@ class ModelsConfig(_Strict):
     temporal: TemporalConfig = Field(default_factory=TemporalConfig)
     allow_download: bool = Field(default=False, description="Let ultralytics/timm reach their hubs at run time")
 
+    @property
+    def input_px(self) -> int:
+        """The longest side of the frames the detector and the ViT get: a camera scales its frames
+        down to this once, near the decoder, and keeps full resolution for snapshots and crops."""
+        return max(self.detector.imgsz, self.classifier.image_size)
+
 
 class SnapshotConfig(_Strict):
     """JPEG of the frame (boxes drawn) referenced by every start event."""

@@ -268,7 +268,7 @@ class Pipeline:
             head_kind=self._head_kind,
             record_dir=self.record_dir,
             crops=self.cfg.models.crops,
-            model_input_px=max(self.cfg.models.detector.imgsz, self.cfg.models.classifier.image_size),
+            model_input_px=self.cfg.models.input_px,
         )
 
     def _named_actors(self) -> dict[str, tuple[str, Any]]:

@@ -40,8 +40,8 @@ from pipeline.config import (
     TransformerHead,
 )
 from pipeline.synth import ACTIVITIES, CLASSES, POSTURES, SCENES, load_set, posture_examples
-from workers.camera import model_input
 from workers.classifier import build_model, crop_boxes, preprocess, save_checkpoint
+from workers.decoder import model_input
 from workers.temporal import FEATURE_VERSION, FrameSummarizer, summary_dim
 
 Progress = Callable[[str, float, float], None]  # (task description, done, total)

@@ -25,9 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import cv2
 import numpy as np
-import numpy.typing as npt
 import ray
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -76,7 +74,7 @@ from pipeline.publisher import EventPublisher
 from pipeline.snapshots import render_snapshot, snapshot_key, write_snapshot_file
 from workers.classifier import crop_boxes
 from workers.coalescer import Coalescer, PendingResult
-from workers.decoder import FrameSource
+from workers.decoder import FrameSource, model_input
 from workers.motion import MotionGate
 from workers.temporal import FrameSummarizer, TemporalHead
 from workers.tracking import Tracker
@@ -149,17 +147,6 @@ class _InFlight:
     det_ref: Any  # fused workers: (Detections, SceneResult) from one call, or a coalesced call's PendingResult
     scene_ref: Any  # fused workers: None
     scale: float = 1.0  # model input pixels per frame pixel
-
-
-def model_input(image: npt.NDArray[np.uint8], longest_px: int | None) -> tuple[npt.NDArray[np.uint8], float]:
-    """``image`` scaled down (INTER_AREA) so its longest side is ``longest_px``, and the scale;
-    smaller images and ``None`` are passed through."""
-    h, w = image.shape[:2]
-    if longest_px is None or max(h, w) <= longest_px:
-        return image, 1.0
-    scale = longest_px / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), dtype=np.uint8), scale
 
 
 class RateMeter:

@@ -324,3 +324,14 @@ class FrameSource:
             self._queue.put(None, timeout=1.0)
         except queue.Full:
             log.debug("camera %s: queue full at end, consumer will see finished", self.cfg.id)
+
+
+def model_input(image: npt.NDArray[np.uint8], longest_px: int | None) -> tuple[npt.NDArray[np.uint8], float]:
+    """``image`` scaled down (INTER_AREA) so its longest side is ``longest_px``, and the scale;
+    smaller images and ``None`` are passed through."""
+    h, w = image.shape[:2]
+    if longest_px is None or max(h, w) <= longest_px:
+        return image, 1.0
+    scale = longest_px / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), dtype=np.uint8), scale

@@ -38,6 +38,11 @@ def test_bench_reports_every_mode(tmp_path: Path, short_mp4: Path) -> None:
         assert limit["one_core"]["fps"] > 0
         if limit["cores"] > 1:
             assert f"measured on all {limit['cores']} cores at once" in limit["formula"]
+        # The models timed on what the cameras feed them too (frames scaled near the decoder): the
+        # speed match uses those, and the same bound on them is reported beside the limit.
+        assert set(limit["vit_model_input"]) == set(limit["vit"]) == {"1", "2"}
+        assert limit["resize"]["cpu_ms_per_frame"] > 0
+        assert res["ratio_vs_limit_on_model_inputs"] == res["vigil"]["fps"] / limit["on_model_inputs"]["fps"]
 
 
 def test_bench_rejects_a_missing_video(tmp_path: Path) -> None:

@@ -130,6 +130,7 @@ def test_several_rounds_report_the_median_round() -> None:
         "ratio_vs_baseline": pytest.approx(2.36),
         "ratio_vs_limit": pytest.approx(118 / 170),
         "ratio_vs_limit_at_run_speed": None,
+        "ratio_vs_limit_on_model_inputs": None,
         "orchestration_share": 0.1,
         "limit_fps_one_core_scaled": pytest.approx(170 * 1.03),
     }
@@ -147,3 +148,52 @@ def test_the_limit_is_matched_to_the_speed_the_models_ran_at_during_the_run() ->
     assert model_speed(limit, vigil | {"model_cpu_s": {"detector": 20.0, "classifier": 5.0}}) == pytest.approx(1.0)
     assert model_speed(limit | {"device": "cuda:0"}, vigil | {"model_cpu_s": {"detector": 1.0}}) is None
     assert model_speed(limit, vigil) is None  # no measured calls (--no-ray): nothing to match
+
+
+def test_the_speed_match_compares_calls_on_the_frames_the_pipeline_feeds_the_models() -> None:
+    from pipeline.bench import model_speed
+
+    # The ViT costs 5 ms per frame on decoded frames but 4 on the scaled-down ones the cameras
+    # send: a run whose calls cost 20 + 4 ms ran at the limit's speed, not 1.04x faster.
+    limit = LIMIT | {
+        "device": "cpu",
+        "detector_model_input": LIMIT["detector"],
+        "vit_model_input": {b: {"cpu_ms_per_frame": v["cpu_ms_per_frame"] - 1.0} for b, v in LIMIT["vit"].items()},
+    }
+    vigil = {"frames": 1000, "batch_mean": {"detector": 4.0, "classifier": 4.0}}
+    assert model_speed(limit, vigil | {"model_cpu_s": {"detector": 20.0, "classifier": 4.0}}) == pytest.approx(1.0)
+
+
+def test_the_limit_on_model_size_frames_adds_the_scaling_to_decoding() -> None:
+    from pipeline.bench_modes import cpu_limit_on_model_inputs
+
+    table = {"1": {"cpu_ms_per_frame": 12.0}, "8": {"cpu_ms_per_frame": 10.0}}
+    m = {
+        "decode": {"cpu_ms_per_frame": 0.8},
+        "detector": table,
+        "vit": table,
+        "detector_model_input": table,
+        "vit_model_input": {"1": {"cpu_ms_per_frame": 4.0}, "8": {"cpu_ms_per_frame": 3.0}},
+        "resize": {"longest_px": 320, "cpu_ms_per_frame": 0.2},
+    }
+    out = cpu_limit_on_model_inputs(m, cores=2)
+    assert out is not None
+    assert out["fps"] == pytest.approx(2000 / (10.0 + 3.0 + 0.8 + 0.2))  # each model at its best batch
+    assert "320 px" in out["formula"]
+    assert cpu_limit_on_model_inputs({k: v for k, v in m.items() if k != "resize"}, cores=2) is None
+
+
+def test_batch_timings_take_every_input_set_at_every_size() -> None:
+    import numpy as np
+
+    from pipeline.bench_modes import time_batches
+
+    seen: list[tuple[int, int]] = []  # (batch size, image width) of every call
+
+    def fn(batch: list[np.ndarray]) -> None:
+        seen.append((len(batch), batch[0].shape[1]))
+
+    big, small = [np.zeros((4, 8, 3), np.uint8)], [np.zeros((2, 4, 3), np.uint8)]
+    out = time_batches(fn, {"decoded": big, "model_input": small}, (1, 3), min_s=0.0, passes=2, progress=False)
+    assert set(out) == {"decoded", "model_input"} and set(out["decoded"]) == {"1", "3"}
+    assert set(seen) == {(1, 8), (3, 8), (1, 4), (3, 4)}  # each set's own frames, at each size

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.messages import Detections
-from workers.camera import model_input
+from workers.decoder import model_input
 
 
 def test_frames_are_scaled_to_the_models_longest_side_and_small_ones_pass() -> None:
