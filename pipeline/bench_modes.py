@@ -450,13 +450,14 @@ def baseline_camera(spec: ModeSpec, camera: int, rec: Recorder, stop: threading.
     import torch
     from ultralytics import YOLO  # type: ignore[attr-defined]
 
-    from workers.classifier import load_model, preprocess
+    from workers.classifier import inference_dtype, load_model, preprocess
 
     det_cfg = spec.cfg.models.detector
     device = "cuda:0" if torch.cuda.is_available() else "cpu"
     model = YOLO(det_cfg.weights, task="detect")
     vit, _labels, size = load_model(spec.cfg.models.classifier)
-    vit = vit.to(device).eval()
+    dtype = inference_dtype(spec.cfg.models.classifier.half, device)  # the same precision as Vigil's
+    vit = vit.to(device, dtype).eval()
     kwargs = {"imgsz": det_cfg.imgsz, "conf": det_cfg.confidence, "iou": det_cfg.iou, "max_det": det_cfg.max_det}
     quantize = 16 if det_cfg.half and device != "cpu" else None
     while not stop.is_set():
@@ -466,7 +467,7 @@ def baseline_camera(spec: ModeSpec, camera: int, rec: Recorder, stop: threading.
         )
         for result in stream:
             with torch.inference_mode():
-                _emb, logits = vit(preprocess([result.orig_img], size).to(device))
+                _emb, logits = vit(preprocess([result.orig_img], size).to(device, dtype))
                 torch.softmax(logits, dim=1).cpu().numpy()
             now = time.perf_counter()
             rec.add(camera, now, now - t_ask)

@@ -226,6 +226,7 @@ class ClassifierConfig(_Strict):
     image_size: int = Field(default=224, ge=32, le=1024, multiple_of=16, description="Input size (pixels)")
     max_batch: int = Field(default=8, ge=1, le=256, description="Frames from all cameras per forward pass (cap)")
     max_wait_ms: float = Field(default=5.0, ge=0, le=1000, description="How long a batch waits for more frames")
+    half: bool = Field(default=True, description="fp16 inference on a GPU (a CPU runs fp32)")
 
 
 class _ClipHead(_Strict):

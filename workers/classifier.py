@@ -111,11 +111,32 @@ def load_model(cfg: ClassifierConfig) -> tuple[SceneViT, tuple[str, ...], int]:
     return model, labels, size
 
 
+def _resized(images_bgr: list[npt.NDArray[np.uint8]], size: int) -> npt.NDArray[np.uint8]:
+    return np.stack([cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA) for img in images_bgr])
+
+
 def preprocess(images_bgr: list[npt.NDArray[np.uint8]], size: int) -> torch.Tensor:
     """BGR uint8 frames -> (B, 3, size, size) ImageNet-normalised float tensor."""
-    batch = np.stack([cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA) for img in images_bgr])
-    rgb = batch[..., ::-1].astype(np.float32) / 255.0
+    rgb = _resized(images_bgr, size)[..., ::-1].astype(np.float32) / 255.0
     return torch.from_numpy(((rgb - _MEAN) / _STD).transpose(0, 3, 1, 2).copy())
+
+
+def preprocess_on(
+    images_bgr: list[npt.NDArray[np.uint8]], size: int, device: str, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """``preprocess`` with the conversion and normalisation done on ``device``: only the resized
+    uint8 pixels cross to a GPU (a quarter of the float32 bytes), and the result is in ``dtype``
+    (normalised in float32 first, then cast)."""
+    x = torch.from_numpy(_resized(images_bgr, size)).to(device, non_blocking=True)
+    x = x.flip(-1).permute(0, 3, 1, 2).float().div_(255.0)
+    mean = torch.from_numpy(_MEAN).to(device).view(1, 3, 1, 1)
+    std = torch.from_numpy(_STD).to(device).view(1, 3, 1, 1)
+    return ((x - mean) / std).to(dtype).contiguous()
+
+
+def inference_dtype(half: bool, device: str) -> torch.dtype:
+    """fp16 where asked for on a GPU; fp32 on a CPU (fp16 there is emulated, and slower)."""
+    return torch.float16 if half and device != "cpu" else torch.float32
 
 
 class Classifier(MetricsExporter):
@@ -130,14 +151,22 @@ class Classifier(MetricsExporter):
         self.device = configure_torch(torch_threads, cpu)
         t0 = time.perf_counter()
         model, self.labels, self.image_size = load_model(cfg)
-        self.model = model.to(self.device).eval()
+        self.dtype = inference_dtype(cfg.half, self.device)
+        self.model = model.to(self.device, self.dtype).eval()
         MODEL_LOAD_SECONDS.labels(self.role).observe(time.perf_counter() - t0)
         release_free_memory()  # the checkpoint's copies, freed as loading ended
         if batching:
             self._batcher = Batcher(
                 self.classify_batch, cfg.max_batch, cfg.max_wait_ms / 1000, name=f"{self.role}-batcher"
             )
-        log.info("%s loaded on %s: %d labels, embedding %d", self.role, self.device, len(self.labels), model.embed_dim)
+        log.info(
+            "%s loaded on %s (%s): %d labels, embedding %d",
+            self.role,
+            self.device,
+            "fp16" if self.dtype == torch.float16 else "fp32",
+            len(self.labels),
+            model.embed_dim,
+        )
 
     def embedding_dim(self) -> int:
         return int(self.model.embed_dim)
@@ -152,7 +181,10 @@ class Classifier(MetricsExporter):
 
     @torch.inference_mode()
     def _classify(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[SceneResult]:
-        x = preprocess(images_bgr, self.image_size).to(self.device)
+        if self.device == "cpu" and self.dtype == torch.float32:
+            x = preprocess(images_bgr, self.image_size)
+        else:  # a GPU (or fp16): normalised there, from the uint8 pixels
+            x = preprocess_on(images_bgr, self.image_size, self.device, self.dtype)
         emb, logits = self.model(x)
         probs = torch.softmax(logits.float(), dim=1).cpu().numpy()
         emb_np = emb.float().cpu().numpy().astype(np.float32)

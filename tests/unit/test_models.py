@@ -194,3 +194,28 @@ def test_models_for_the_camera_hosts_are_checked_once_where_the_pipeline_starts(
         assert PROCESS.actor == role and torch.get_num_threads() == 3  # the driver is still the driver
     finally:
         torch.set_num_threads(threads)
+
+
+def test_preprocessing_on_the_device_matches_the_cpu_path() -> None:
+    images = [frame(4), frame(5)[:200, :300]]  # any sizes: both resize to the ViT's square
+    on_cpu = cls_mod.preprocess(images, 224)
+    on_device = cls_mod.preprocess_on(images, 224, "cpu")
+    assert on_device.shape == on_cpu.shape == (2, 3, 224, 224) and on_device.dtype == torch.float32
+    assert torch.allclose(on_device, on_cpu, atol=1e-6)
+
+
+def test_fp16_is_used_on_a_gpu_only_and_keeps_labels_and_embeddings() -> None:
+    assert cls_mod.inference_dtype(True, "cuda:0") == torch.float16
+    assert cls_mod.inference_dtype(False, "cuda:0") == torch.float32
+    assert cls_mod.inference_dtype(True, "cpu") == torch.float32  # the config's default half stays fp32 here
+    # The fp16 path itself (what a GPU runs), on the CPU's fp16 kernels: the same labels and
+    # nearly the same embeddings as fp32 on frames of distinct content.
+    cfg = ClassifierConfig(labels=("a", "b", "c", "d"))
+    model = cls_mod.build_model(cfg.backend, cfg.labels, 224, seed=3).eval()
+    images = [frame(i) for i in range(6)]
+    with torch.inference_mode():
+        emb32, logits32 = model(cls_mod.preprocess(images, 224))
+        emb16, logits16 = model.half()(cls_mod.preprocess_on(images, 224, "cpu", torch.float16))
+    assert emb16.dtype == torch.float16
+    assert torch.equal(logits16.float().argmax(1), logits32.argmax(1))
+    assert torch.nn.functional.cosine_similarity(emb16.float(), emb32).min() > 0.999
