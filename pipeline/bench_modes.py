@@ -451,6 +451,7 @@ def baseline_camera(spec: ModeSpec, camera: int, rec: Recorder, stop: threading.
     from ultralytics import YOLO  # type: ignore[attr-defined]
 
     from workers.classifier import inference_dtype, load_model, preprocess
+    from workers.common import use_half
 
     det_cfg = spec.cfg.models.detector
     device = "cuda:0" if torch.cuda.is_available() else "cpu"
@@ -459,7 +460,7 @@ def baseline_camera(spec: ModeSpec, camera: int, rec: Recorder, stop: threading.
     dtype = inference_dtype(spec.cfg.models.classifier.half, device)  # the same precision as Vigil's
     vit = vit.to(device, dtype).eval()
     kwargs = {"imgsz": det_cfg.imgsz, "conf": det_cfg.confidence, "iou": det_cfg.iou, "max_det": det_cfg.max_det}
-    quantize = 16 if det_cfg.half and device != "cpu" else None
+    quantize = 16 if use_half(det_cfg.half, device) else None
     while not stop.is_set():
         t_ask = time.perf_counter()
         stream = model.track(

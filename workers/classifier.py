@@ -22,7 +22,7 @@ from pipeline.config import ClassifierConfig, TimmViT, TorchvisionViT
 from pipeline.messages import LabelScore, SceneResult
 from pipeline.metrics import MODEL_LOAD_SECONDS, model_call
 from workers.batching import Batcher
-from workers.common import MetricsExporter, configure_torch, release_free_memory, set_process_role
+from workers.common import MetricsExporter, configure_torch, release_free_memory, set_process_role, use_half
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +135,8 @@ def preprocess_on(
 
 
 def inference_dtype(half: bool, device: str) -> torch.dtype:
-    """fp16 where asked for on a GPU; fp32 on a CPU (fp16 there is emulated, and slower)."""
-    return torch.float16 if half and device != "cpu" else torch.float32
+    """fp16 where asked for on a GPU (``workers.common.use_half``), else fp32."""
+    return torch.float16 if use_half(half, device) else torch.float32
 
 
 class Classifier(MetricsExporter):
@@ -181,9 +181,9 @@ class Classifier(MetricsExporter):
 
     @torch.inference_mode()
     def _classify(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[SceneResult]:
-        if self.device == "cpu" and self.dtype == torch.float32:
+        if self.device == "cpu":
             x = preprocess(images_bgr, self.image_size)
-        else:  # a GPU (or fp16): normalised there, from the uint8 pixels
+        else:  # a GPU: normalised there (in fp16 with half), from the uint8 pixels
             x = preprocess_on(images_bgr, self.image_size, self.device, self.dtype)
         emb, logits = self.model(x)
         probs = torch.softmax(logits.float(), dim=1).cpu().numpy()

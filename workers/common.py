@@ -184,6 +184,12 @@ def pin_process(cores: tuple[int, ...]) -> bool:
     return False
 
 
+def use_half(half: bool, device: str) -> bool:
+    """Whether a model configured with ``half`` runs fp16 on ``device``: on a GPU only (fp16 on a
+    CPU is emulated, and slower). One rule for the detector, its exports and the ViTs."""
+    return half and device != "cpu"
+
+
 def configure_torch(threads: int, cpu: bool = False) -> str:
     """Set torch's (and OpenCV's, which pre-processes) CPU threads and return the device to run on
     ("cuda:0" when one is visible, unless ``cpu``). Tunes the allocator first (``tune_allocator``)."""

@@ -23,7 +23,7 @@ from pipeline.config import DetectorConfig
 from pipeline.messages import Detections
 from pipeline.metrics import MODEL_LOAD_SECONDS, model_call
 from workers.batching import Batcher
-from workers.common import MetricsExporter, configure_torch, release_free_memory, set_process_role
+from workers.common import MetricsExporter, configure_torch, release_free_memory, set_process_role, use_half
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def export_detector(cfg: DetectorConfig, device: str) -> Path:
         raise RuntimeError("models.detector.export: engine (TensorRT) needs an NVIDIA GPU; use onnx on a CPU")
     source = Path(cfg.weights)
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12] if source.is_file() else source.stem
-    half = cfg.half and device != "cpu"
+    half = use_half(cfg.half, device)
     kind = "cuda" if device != "cpu" else "cpu"
     name = f"{source.stem}-{digest}-{cfg.imgsz}-b{cfg.max_batch}-{'fp16' if half else 'fp32'}-{kind}.{cfg.export}"
     target = cfg.export_dir / name
@@ -132,7 +132,7 @@ class Detector(MetricsExporter):
             iou=self.cfg.iou,
             max_det=self.cfg.max_det,
             device=self.device,
-            quantize=16 if self.cfg.half and self.device != "cpu" else None,
+            quantize=16 if use_half(self.cfg.half, self.device) else None,
             verbose=False,
         )
         return [results_to_detections(r, self.class_names) for r in results]
