@@ -7,6 +7,7 @@ timm; weights from a Vigil checkpoint (``save_checkpoint``), from the hub when t
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -129,9 +130,17 @@ def preprocess_on(
     (normalised in float32 first, then cast)."""
     x = torch.from_numpy(_resized(images_bgr, size)).to(device, non_blocking=True)
     x = x.flip(-1).permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.from_numpy(_MEAN).to(device).view(1, 3, 1, 1)
-    std = torch.from_numpy(_STD).to(device).view(1, 3, 1, 1)
+    mean, std = _mean_std_on(device)
     return ((x - mean) / std).to(dtype).contiguous()
+
+
+@functools.cache
+def _mean_std_on(device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The normalisation constants on ``device``, copied there once (not with every batch)."""
+    return (
+        torch.from_numpy(_MEAN).to(device).view(1, 3, 1, 1),
+        torch.from_numpy(_STD).to(device).view(1, 3, 1, 1),
+    )
 
 
 def inference_dtype(half: bool, device: str) -> torch.dtype:
