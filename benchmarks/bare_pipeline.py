@@ -143,6 +143,7 @@ def idle_ray(config: str, actors: int) -> Iterator[None]:
 
     init_ray(load_config(config), log_to_driver=False)
     stop = threading.Event()
+    poller: threading.Thread | None = None
     try:
         handles = [Idle.remote() for _ in range(actors)]
         ray.get([h.status.remote() for h in handles])
@@ -154,10 +155,10 @@ def idle_ray(config: str, actors: int) -> Iterator[None]:
         poller = threading.Thread(target=poll, name="status-poll", daemon=True)
         poller.start()
         yield
+    finally:  # the poller ends before Ray does, also when the measurement failed
         stop.set()
-        poller.join()
-    finally:
-        stop.set()
+        if poller is not None:
+            poller.join()
         ray.shutdown()
 
 
