@@ -451,22 +451,36 @@ def baseline_camera(spec: ModeSpec, camera: int, rec: Recorder, stop: threading.
     from ultralytics import YOLO  # type: ignore[attr-defined]
 
     from workers.classifier import inference_dtype, load_model, preprocess
-    from workers.common import use_half
+    from workers.common import use_bf16, use_half
 
-    det_cfg = spec.cfg.models.detector
+    det_cfg, cls_cfg = spec.cfg.models.detector, spec.cfg.models.classifier
     device = "cuda:0" if torch.cuda.is_available() else "cpu"
     model = YOLO(det_cfg.weights, task="detect")
-    vit, _labels, size = load_model(spec.cfg.models.classifier)
-    dtype = inference_dtype(spec.cfg.models.classifier.half, device)  # the same precision as Vigil's
+    vit, _labels, size = load_model(cls_cfg)
+    dtype = inference_dtype(cls_cfg.half, device, cls_cfg.cpu_precision)  # the same precision as Vigil's
     vit = vit.to(device, dtype).eval()
     kwargs = {"imgsz": det_cfg.imgsz, "conf": det_cfg.confidence, "iou": det_cfg.iou, "max_det": det_cfg.max_det}
     quantize = 16 if use_half(det_cfg.half, device) else None
+    # bf16 on a CPU as a user writes it: the tracking loop under autocast (the whole model, head too).
+    bf16 = use_bf16(det_cfg.cpu_precision, device, "detector")
     while not stop.is_set():
         t_ask = time.perf_counter()
-        stream = model.track(
-            source=str(spec.video), stream=True, persist=True, device=device, quantize=quantize, verbose=False, **kwargs
+        stream = iter(
+            model.track(
+                source=str(spec.video),
+                stream=True,
+                persist=True,
+                device=device,
+                quantize=quantize,
+                verbose=False,
+                **kwargs,
+            )
         )
-        for result in stream:
+        while True:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                result = next(stream, None)
+            if result is None:
+                break
             with torch.inference_mode():
                 _emb, logits = vit(preprocess([result.orig_img], size).to(device, dtype))
                 torch.softmax(logits, dim=1).cpu().numpy()

@@ -378,6 +378,9 @@ def bench(
         int, typer.Option(min=1, max=10, help="Run the three modes this many times; the median round is shown")
     ] = 1,
     export: Annotated[str | None, typer.Option(help="Overrides models.detector.export (onnx, engine)")] = None,
+    cpu_precision: Annotated[
+        str | None, typer.Option(help="Overrides the detector's and classifier's cpu_precision (fp32, bf16)")
+    ] = None,
     no_ray: Annotated[bool, typer.Option(help="Vigil's batched workers in-process, without Ray and Redis")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full results as JSON here")] = None,
 ) -> None:
@@ -391,6 +394,10 @@ def bench(
         overrides["models.detector.export"] = export
     if max_batch is not None:
         overrides.update({"models.detector.max_batch": max_batch, "models.classifier.max_batch": max_batch})
+    if cpu_precision is not None:
+        overrides.update(
+            {"models.detector.cpu_precision": cpu_precision, "models.classifier.cpu_precision": cpu_precision}
+        )
     cfg = _load(config, overrides)
     # Like with like: the baseline and the limit run a detector and a ViT per frame, no second stage.
     cfg = cfg.model_copy(update={"models": cfg.models.model_copy(update={"crops": None})})

@@ -182,6 +182,11 @@ class DetectorConfig(_Strict):
     iou: float = Field(default=0.5, gt=0, le=1, description="NMS IoU threshold")
     max_det: int = Field(default=100, ge=1, le=1000, description="Maximum detections per frame")
     half: bool = Field(default=True, description="fp16 inference when on a GPU")
+    cpu_precision: Literal["fp32", "bf16"] = Field(
+        default="fp32",
+        description="On a CPU: bf16 where the CPU computes it natively (Intel AMX or AVX512-BF16; fp32 elsewhere, "
+        "with a warning): ~1.5x the detector's speed, boxes within ~1 px (the box head stays fp32). GPUs use half",
+    )
     max_batch: int = Field(default=8, ge=1, le=256, description="Frames from all cameras per forward pass (cap)")
     max_wait_ms: float = Field(default=5.0, ge=0, le=1000, description="How long a batch waits for more frames")
     export: Literal["onnx", "engine"] | None = Field(
@@ -227,6 +232,11 @@ class ClassifierConfig(_Strict):
     max_batch: int = Field(default=8, ge=1, le=256, description="Frames from all cameras per forward pass (cap)")
     max_wait_ms: float = Field(default=5.0, ge=0, le=1000, description="How long a batch waits for more frames")
     half: bool = Field(default=True, description="fp16 inference on a GPU (a CPU runs fp32)")
+    cpu_precision: Literal["fp32", "bf16"] = Field(
+        default="fp32",
+        description="On a CPU: bf16 where the CPU computes it natively (Intel AMX or AVX512-BF16; fp32 elsewhere, "
+        "with a warning): ~2-3x the ViT's speed. GPUs use half",
+    )
 
 
 class _ClipHead(_Strict):

@@ -23,7 +23,14 @@ from pipeline.config import ClassifierConfig, TimmViT, TorchvisionViT
 from pipeline.messages import LabelScore, SceneResult
 from pipeline.metrics import MODEL_LOAD_SECONDS, model_call
 from workers.batching import Batcher
-from workers.common import MetricsExporter, configure_torch, release_free_memory, set_process_role, use_half
+from workers.common import (
+    MetricsExporter,
+    configure_torch,
+    release_free_memory,
+    set_process_role,
+    use_bf16,
+    use_half,
+)
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +150,15 @@ def _mean_std_on(device: str) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
-def inference_dtype(half: bool, device: str) -> torch.dtype:
-    """fp16 where asked for on a GPU (``workers.common.use_half``), else fp32."""
-    return torch.float16 if use_half(half, device) else torch.float32
+def inference_dtype(half: bool, device: str, cpu_precision: str = "fp32", model: str = "classifier") -> torch.dtype:
+    """fp16 where asked for on a GPU (``workers.common.use_half``), bf16 where asked for on a CPU
+    that computes it natively (``workers.common.use_bf16``), else fp32."""
+    if use_half(half, device):
+        return torch.float16
+    return torch.bfloat16 if use_bf16(cpu_precision, device, model) else torch.float32
+
+
+_DTYPE_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 
 
 class Classifier(MetricsExporter):
@@ -160,7 +173,7 @@ class Classifier(MetricsExporter):
         self.device = configure_torch(torch_threads, cpu)
         t0 = time.perf_counter()
         model, self.labels, self.image_size = load_model(cfg)
-        self.dtype = inference_dtype(cfg.half, self.device)
+        self.dtype = inference_dtype(cfg.half, self.device, cfg.cpu_precision, self.role)
         self.model = model.to(self.device, self.dtype).eval()
         MODEL_LOAD_SECONDS.labels(self.role).observe(time.perf_counter() - t0)
         release_free_memory()  # the checkpoint's copies, freed as loading ended
@@ -172,7 +185,7 @@ class Classifier(MetricsExporter):
             "%s loaded on %s (%s): %d labels, embedding %d",
             self.role,
             self.device,
-            "fp16" if self.dtype == torch.float16 else "fp32",
+            _DTYPE_NAMES[self.dtype],
             len(self.labels),
             model.embed_dim,
         )
@@ -191,7 +204,7 @@ class Classifier(MetricsExporter):
     @torch.inference_mode()
     def _classify(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[SceneResult]:
         if self.device == "cpu":
-            x = preprocess(images_bgr, self.image_size)
+            x = preprocess(images_bgr, self.image_size).to(self.dtype)  # a no-op in fp32
         else:  # a GPU: normalised there (in fp16 with half), from the uint8 pixels
             x = preprocess_on(images_bgr, self.image_size, self.device, self.dtype)
         emb, logits = self.model(x)

@@ -190,6 +190,34 @@ def use_half(half: bool, device: str) -> bool:
     return half and device != "cpu"
 
 
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (Intel AMX, or AVX512-BF16 as on AMD Zen 4 and Intel
+    Cooper Lake on). Elsewhere oneDNN emulates it, and bf16 runs slower than fp32."""
+    import torch
+
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+_BF16_REFUSED: set[str] = set()  # the models already told this process has no native bf16
+
+
+def use_bf16(cpu_precision: str, device: str, model: str) -> bool:
+    """Whether a model configured with ``cpu_precision`` runs bf16 on ``device``: on a CPU with
+    native bf16 only (``native_bf16``); where it was asked for and the CPU lacks it, fp32, said once
+    per model and process. GPUs use ``half`` (``use_half``)."""
+    if cpu_precision != "bf16" or device != "cpu":
+        return False
+    if native_bf16():
+        return True
+    if model not in _BF16_REFUSED:
+        _BF16_REFUSED.add(model)
+        log.warning(
+            "%s: cpu_precision bf16 asked for, but this CPU has no native bf16 (AMX or AVX512-BF16): fp32", model
+        )
+    return False
+
+
 def configure_torch(threads: int, cpu: bool = False) -> str:
     """Set torch's (and OpenCV's, which pre-processes) CPU threads and return the device to run on
     ("cuda:0" when one is visible, unless ``cpu``). Tunes the allocator first (``tune_allocator``)."""

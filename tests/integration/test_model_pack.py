@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from pipeline.config import load_config
 from pipeline.synth import render_video
@@ -98,3 +99,36 @@ def test_short_eval_on_fresh_videos_meets_reduced_thresholds(tmp_path: Path) -> 
     best = max(report["events"]["lstm"]["f1"], report["events"]["transformer"]["f1"])
     assert best >= 0.5, report["events"]
     assert report["fps"] > 0 and report["frames"] == 3 * 300
+
+
+def test_bf16_on_a_cpu_keeps_the_packs_boxes_and_scene_labels() -> None:
+    """cpu_precision: bf16 (the box head kept fp32): the same objects within ~1 px and the same
+    scene labels as fp32; on a CPU without native bf16 it falls back to fp32, exactly."""
+    from pipeline.config import ClassifierConfig, DetectorConfig
+    from workers.classifier import Classifier
+    from workers.common import native_bf16
+    from workers.detector import Detector
+
+    frames, _gt = render_video(4242, "street", seconds=4, fps=10)
+    det_cfg = DetectorConfig(weights=str(PACK / "detector.pt"), imgsz=320, max_batch=16)
+    cls_cfg = ClassifierConfig(weights=PACK / "classifier.pt", image_size=112, max_batch=16)
+    out = {}
+    for precision in ("fp32", "bf16"):
+        det = Detector(det_cfg.model_copy(update={"cpu_precision": precision}), batching=False, cpu=True)
+        cls = Classifier(cls_cfg.model_copy(update={"cpu_precision": precision}), batching=False, cpu=True)
+        out[precision] = (det.detect_batch(frames), cls.classify_batch(frames), det._bf16, cls.dtype)
+    (d32, s32, _, _), (d16, s16, bf16_det, bf16_dtype) = out["fp32"], out["bf16"]
+    assert bf16_det == native_bf16() and (bf16_dtype == torch.bfloat16) == native_bf16()
+    worst = 0.0
+    for a, b in zip(d32, d16, strict=True):
+        assert len(a) == len(b)
+        if not len(a):
+            continue
+        dist = np.abs(a.xyxy[:, None, :] - b.xyxy[None, :, :]).max(-1)  # each fp32 box's nearest bf16 box
+        nearest = dist.argmin(1)
+        assert (a.class_id == b.class_id[nearest]).all()
+        assert np.abs(a.confidence - b.confidence[nearest]).max() < 0.05
+        worst = max(worst, float(dist.min(1).max()))
+    assert worst <= (2.0 if native_bf16() else 0.0), worst  # frames of 640x360: 2 px = 1 px at imgsz 320
+    assert sum(x.label == y.label for x, y in zip(s32, s16, strict=True)) >= 0.95 * len(frames)
+    assert sum(map(len, d32)) >= 20  # the street has people and vehicles in it: boxes were compared

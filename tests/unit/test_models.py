@@ -219,3 +219,31 @@ def test_fp16_is_used_on_a_gpu_only_and_keeps_labels_and_embeddings() -> None:
     assert emb16.dtype == torch.float16
     assert torch.equal(logits16.float().argmax(1), logits32.argmax(1))
     assert torch.nn.functional.cosine_similarity(emb16.float(), emb32).min() > 0.999
+
+
+def test_bf16_is_used_on_a_cpu_with_native_bf16_only(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from workers import common
+
+    monkeypatch.setattr(common, "_BF16_REFUSED", set())
+    monkeypatch.setattr(common, "native_bf16", lambda: True)
+    assert cls_mod.inference_dtype(True, "cpu", "bf16") == torch.bfloat16
+    assert cls_mod.inference_dtype(True, "cuda:0", "bf16") == torch.float16  # a GPU goes by half
+    assert cls_mod.inference_dtype(False, "cuda:0", "bf16") == torch.float32
+    assert cls_mod.inference_dtype(True, "cpu", "fp32") == torch.float32
+    monkeypatch.setattr(common, "native_bf16", lambda: False)  # emulated bf16 would be slower: fp32, said once
+    with caplog.at_level("WARNING", logger="workers.common"):
+        assert cls_mod.inference_dtype(True, "cpu", "bf16") == torch.float32
+        assert not common.use_bf16("bf16", "cpu", "classifier")
+    assert [r.getMessage() for r in caplog.records] == [
+        "classifier: cpu_precision bf16 asked for, but this CPU has no native bf16 (AMX or AVX512-BF16): fp32"
+    ]
+
+
+def test_cpu_precision_is_checked_with_its_key_path() -> None:
+    from pipeline.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as err:
+        load_config(Path("configs/demo.yaml"), {"models.detector.cpu_precision": "fp16"})
+    assert any("models.detector.cpu_precision" in p and "bf16" in p for p in err.value.problems)
