@@ -319,6 +319,7 @@ def run_bench(spec: BenchSpec, progress: Progress) -> dict[str, Any]:
         "fused": spec.cfg.ray.fused,
         "detector_replicas": spec.cfg.ray.detector.replicas,
         "device": torch.cuda.get_device_name(0) if gpu else "cpu",
+        "precision": model_precision(spec.cfg, "cuda:0" if gpu else "cpu"),
         "cores": usable_cores(),
         "load_average_before": list(os.getloadavg()),
     }
@@ -355,6 +356,21 @@ def run_bench(spec: BenchSpec, progress: Progress) -> dict[str, Any]:
     if len(rounds) > 1:
         out["rounds"] = [round_summary(r) for r in rounds]
     return out
+
+
+def model_precision(cfg: VigilConfig, device: str) -> dict[str, str]:
+    """What the detector and the ViT run in on ``device``: fp16 (``half``, GPU), bf16
+    (``cpu_precision``, a CPU with native bf16) or fp32. Every mode runs the same."""
+    from workers.common import use_bf16, use_half
+
+    def one(name: str, half: bool, cpu_precision: str) -> str:
+        return "fp16" if use_half(half, device) else "bf16" if use_bf16(cpu_precision, device, name) else "fp32"
+
+    det, cls = cfg.models.detector, cfg.models.classifier
+    return {
+        "detector": one("detector", det.half, det.cpu_precision),
+        "classifier": one("classifier", cls.half, cls.cpu_precision),
+    }
 
 
 def per_frame_at(table: dict[str, dict[str, float]], batch: float) -> float:
@@ -421,6 +437,8 @@ def _ms(value: float | None) -> str:
 def render_table(res: dict[str, Any]) -> Table:
     """The summary table: fps, latency quantiles, CPU and memory per mode, and the ratios."""
     title = f"vigil bench: {res['cameras']} cameras x {Path(res['video']).name}, {res['seconds']:g} s, {res['device']}"
+    if (precision := res.get("precision")) is not None:
+        title += f" (detector {precision['detector']}, ViT {precision['classifier']})"
     table = Table(title=title, box=box.SIMPLE_HEAD)
     for col in ("mode", "fps", "p50", "p95", "p99", "CPU%", "MiB", "/base", "/limit"):
         table.add_column(col, justify="left" if col == "mode" else "right", no_wrap=True)

@@ -483,7 +483,7 @@ def baseline_camera(spec: ModeSpec, camera: int, rec: Recorder, stop: threading.
                 break
             with torch.inference_mode():
                 _emb, logits = vit(preprocess([result.orig_img], size).to(device, dtype))
-                torch.softmax(logits, dim=1).cpu().numpy()
+                torch.softmax(logits.float(), dim=1).cpu().numpy()
             now = time.perf_counter()
             rec.add(camera, now, now - t_ask)
             if stop.is_set():

@@ -7,17 +7,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 MODELS = {"detector": {"weights": "yolo11n.yaml", "imgsz": 160}, "classifier": {"backend": {"kind": "torchvision"}}}
 
 
-def test_bench_reports_every_mode(tmp_path: Path, short_mp4: Path) -> None:
+@pytest.mark.parametrize("extra", [[], ["--cpu-precision", "bf16"]], ids=["default", "bf16"])
+def test_bench_reports_every_mode(tmp_path: Path, short_mp4: Path, extra: list[str]) -> None:
+    """Every mode at the config's precision, and at bf16 where the CPU has it (fp32 elsewhere)."""
     config = tmp_path / "bench.yaml"
     config.write_text(yaml.safe_dump({"cameras": [{"id": "unused", "url": str(short_mp4)}], "models": MODELS}))
     out = tmp_path / "bench.json"
     cmd = [sys.executable, "-m", "pipeline.cli", "bench", "--cameras", "2", "--seconds", "2"]
-    cmd += ["--config", str(config), "--video", str(short_mp4), "--batch-sizes", "1,2", "--json", str(out)]
+    cmd += ["--config", str(config), "--video", str(short_mp4), "--batch-sizes", "1,2", "--json", str(out), *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
 
     assert proc.returncode == 0, proc.stderr
@@ -31,6 +34,11 @@ def test_bench_reports_every_mode(tmp_path: Path, short_mp4: Path) -> None:
     assert res["baseline"]["latency_p95_s"] > 0
     assert res["ratio_vs_baseline"] > 0
     assert res["ratio_vs_limit"] > 0
+    from workers.common import native_bf16
+
+    ran = "bf16" if extra and native_bf16() else "fp32"  # bf16 where the CPU has it, else fp32
+    assert res["precision"] == {"detector": ran, "classifier": ran}
+    assert f"(detector {ran}, ViT {ran})" in " ".join(proc.stdout.split())  # the title, however wrapped
     # On a CPU box the limit's models run on every core at once (cores slow each other down), and
     # the one-core measurement scaled by the cores is kept beside it.
     limit = res["limit"]
