@@ -104,7 +104,7 @@ def run_variant(
         recorded[stem] = rows
     detection, scenes_scored = score_detection(videos, recorded), score_scenes(videos, recorded)
     return {
-        "bf16": bool(det._bf16),
+        "bf16": det.precision == "bf16",
         "map50": detection["map50"],
         "map50_95": detection["map50_95"],
         "scene_accuracy": scenes_scored["accuracy"],

@@ -359,17 +359,13 @@ def run_bench(spec: BenchSpec, progress: Progress) -> dict[str, Any]:
 
 
 def model_precision(cfg: VigilConfig, device: str) -> dict[str, str]:
-    """What the detector and the ViT run in on ``device``: fp16 (``half``, GPU), bf16
-    (``cpu_precision``, a CPU with native bf16) or fp32. Every mode runs the same."""
-    from workers.common import use_bf16, use_half
-
-    def one(name: str, half: bool, cpu_precision: str) -> str:
-        return "fp16" if use_half(half, device) else "bf16" if use_bf16(cpu_precision, device, name) else "fp32"
+    """What the detector and the ViT compute in on ``device`` (every mode runs the same)."""
+    from workers.common import precision_on
 
     det, cls = cfg.models.detector, cfg.models.classifier
     return {
-        "detector": one("detector", det.half, det.cpu_precision),
-        "classifier": one("classifier", cls.half, cls.cpu_precision),
+        "detector": precision_on(det.half, det.cpu_precision, device, "detector"),
+        "classifier": precision_on(cls.half, cls.cpu_precision, device, "classifier"),
     }
 
 

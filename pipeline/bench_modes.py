@@ -462,11 +462,10 @@ def baseline_camera(spec: ModeSpec, camera: int, rec: Recorder, stop: threading.
     kwargs = {"imgsz": det_cfg.imgsz, "conf": det_cfg.confidence, "iou": det_cfg.iou, "max_det": det_cfg.max_det}
     quantize = 16 if use_half(det_cfg.half, device) else None
     # bf16 on a CPU as a user writes it: the tracking loop under autocast (the whole model, head too).
-    bf16 = use_bf16(det_cfg.cpu_precision, device, "detector")
-    while not stop.is_set():
-        t_ask = time.perf_counter()
-        stream = iter(
-            model.track(
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16(det_cfg.cpu_precision, device, "detector")):
+        while not stop.is_set():
+            t_ask = time.perf_counter()
+            stream = model.track(
                 source=str(spec.video),
                 stream=True,
                 persist=True,
@@ -475,20 +474,15 @@ def baseline_camera(spec: ModeSpec, camera: int, rec: Recorder, stop: threading.
                 verbose=False,
                 **kwargs,
             )
-        )
-        while True:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                result = next(stream, None)
-            if result is None:
-                break
-            with torch.inference_mode():
-                _emb, logits = vit(preprocess([result.orig_img], size).to(device, dtype))
-                torch.softmax(logits.float(), dim=1).cpu().numpy()
-            now = time.perf_counter()
-            rec.add(camera, now, now - t_ask)
-            if stop.is_set():
-                break
-            t_ask = time.perf_counter()
+            for result in stream:
+                with torch.inference_mode(), torch.autocast("cpu", enabled=False):  # the ViT runs as loaded
+                    _emb, logits = vit(preprocess([result.orig_img], size).to(device, dtype))
+                    torch.softmax(logits.float(), dim=1).cpu().numpy()
+                now = time.perf_counter()
+                rec.add(camera, now, now - t_ask)
+                if stop.is_set():
+                    break
+                t_ask = time.perf_counter()
 
 
 def run_threads(spec: ModeSpec, target: Callable[[int, Recorder, threading.Event], None]) -> dict[str, Any]:

@@ -185,7 +185,8 @@ class DetectorConfig(_Strict):
     cpu_precision: Literal["fp32", "bf16"] = Field(
         default="fp32",
         description="On a CPU: bf16 where the CPU computes it natively (Intel AMX or AVX512-BF16; fp32 elsewhere, "
-        "with a warning): ~1.5x the detector's speed, boxes within ~1 px (the box head stays fp32). GPUs use half",
+        "with a warning): ~1.4-1.6x the detector's speed, the same boxes within ~1 px (the box head stays fp32). "
+        "GPUs use half",
     )
     max_batch: int = Field(default=8, ge=1, le=256, description="Frames from all cameras per forward pass (cap)")
     max_wait_ms: float = Field(default=5.0, ge=0, le=1000, description="How long a batch waits for more frames")
@@ -235,7 +236,7 @@ class ClassifierConfig(_Strict):
     cpu_precision: Literal["fp32", "bf16"] = Field(
         default="fp32",
         description="On a CPU: bf16 where the CPU computes it natively (Intel AMX or AVX512-BF16; fp32 elsewhere, "
-        "with a warning): ~2-3x the ViT's speed. GPUs use half",
+        "with a warning): ~1.5-1.9x the demo ViT's speed (~3x a ViT-B's forward pass). GPUs use half",
     )
 
 

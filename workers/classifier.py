@@ -26,10 +26,9 @@ from workers.batching import Batcher
 from workers.common import (
     MetricsExporter,
     configure_torch,
+    precision_on,
     release_free_memory,
     set_process_role,
-    use_bf16,
-    use_half,
 )
 
 log = logging.getLogger(__name__)
@@ -150,15 +149,13 @@ def _mean_std_on(device: str) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
 def inference_dtype(half: bool, device: str, cpu_precision: str = "fp32", model: str = "classifier") -> torch.dtype:
-    """fp16 where asked for on a GPU (``workers.common.use_half``), bf16 where asked for on a CPU
-    that computes it natively (``workers.common.use_bf16``), else fp32."""
-    if use_half(half, device):
-        return torch.float16
-    return torch.bfloat16 if use_bf16(cpu_precision, device, model) else torch.float32
-
-
-_DTYPE_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+    """fp16 where asked for on a GPU, bf16 where asked for on a CPU that computes it natively, else
+    fp32 (``workers.common.precision_on``)."""
+    return _DTYPES[precision_on(half, cpu_precision, device, model)]
 
 
 class Classifier(MetricsExporter):
@@ -185,7 +182,7 @@ class Classifier(MetricsExporter):
             "%s loaded on %s (%s): %d labels, embedding %d",
             self.role,
             self.device,
-            _DTYPE_NAMES[self.dtype],
+            str(self.dtype).removeprefix("torch."),
             len(self.labels),
             model.embed_dim,
         )

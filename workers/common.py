@@ -218,6 +218,14 @@ def use_bf16(cpu_precision: str, device: str, model: str) -> bool:
     return False
 
 
+def precision_on(half: bool, cpu_precision: str, device: str, model: str) -> str:
+    """What a model computes in on ``device``: "fp16" (``half``, a GPU), "bf16" (``cpu_precision``,
+    a CPU with native bf16) or "fp32". One rule for the detector, the ViTs and the bench."""
+    if use_half(half, device):
+        return "fp16"
+    return "bf16" if use_bf16(cpu_precision, device, model) else "fp32"
+
+
 def configure_torch(threads: int, cpu: bool = False) -> str:
     """Set torch's (and OpenCV's, which pre-processes) CPU threads and return the device to run on
     ("cuda:0" when one is visible, unless ``cpu``). Tunes the allocator first (``tune_allocator``)."""

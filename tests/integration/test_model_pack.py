@@ -116,9 +116,9 @@ def test_bf16_on_a_cpu_keeps_the_packs_boxes_and_scene_labels() -> None:
     for precision in ("fp32", "bf16"):
         det = Detector(det_cfg.model_copy(update={"cpu_precision": precision}), batching=False, cpu=True)
         cls = Classifier(cls_cfg.model_copy(update={"cpu_precision": precision}), batching=False, cpu=True)
-        out[precision] = (det.detect_batch(frames), cls.classify_batch(frames), det._bf16, cls.dtype)
+        out[precision] = (det.detect_batch(frames), cls.classify_batch(frames), det.precision, cls.dtype)
     (d32, s32, _, _), (d16, s16, bf16_det, bf16_dtype) = out["fp32"], out["bf16"]
-    assert bf16_det == native_bf16() and (bf16_dtype == torch.bfloat16) == native_bf16()
+    assert (bf16_det == "bf16") == native_bf16() and (bf16_dtype == torch.bfloat16) == native_bf16()
     worst = 0.0
     for a, b in zip(d32, d16, strict=True):
         assert len(a) == len(b)
