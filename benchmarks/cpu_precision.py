@@ -5,7 +5,8 @@ scaled the way the cameras scale it and goes through ``Detector.detect_batch`` a
 ``Classifier.classify_batch`` in passes of 16 on one core, for three variants: fp32, bf16 as Vigil
 runs it (the detector's box head in fp32), and bf16 everywhere (what wrapping ultralytics in a
 bf16 autocast gives). Printed: detection mAP50 / mAP50-95 and scene accuracy, scored as ``vigil
-eval`` scores them, and each model's CPU milliseconds per frame::
+eval`` scores them, and each model's CPU milliseconds per frame; then ultralytics' ``predict``
+under a plain autocast at one frame per call and at 16 (a per-camera loop's path)::
 
     .venv/bin/vigil synth --out .vigil/data/eval --videos 9 --seed 1000   # once (make eval does it)
     .venv/bin/python -m benchmarks.cpu_precision [--data DIR]
@@ -114,6 +115,27 @@ def run_variant(
     }
 
 
+def autocast_by_call_size(weights: str, imgsz: int, frames: Frames, n: int = 48) -> dict[str, float]:
+    """ultralytics' own ``predict`` under a plain bf16 autocast, as a per-camera loop would run it:
+    CPU ms per frame at one frame per call and at 16, fp32 and bf16 (the baseline's path)."""
+    import torch
+    from ultralytics import YOLO  # type: ignore[attr-defined]
+
+    model = YOLO(weights, task="detect")
+    images = [image for scaled in frames.values() for image, _ in scaled][:n]
+    out: dict[str, float] = {}
+    for per_call in (1, PASS):
+        for precision in ("fp32", "bf16"):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                for timed in (False, True):  # a warm-up pass, then the timed one
+                    t0 = time.thread_time()
+                    for i in range(0, len(images), per_call):
+                        model.predict(images[i : i + per_call], imgsz=imgsz, verbose=False)
+                    if timed:
+                        out[f"{precision}, {per_call} per call"] = (time.thread_time() - t0) / len(images) * 1000
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO / ".vigil" / "data" / "eval", help="a vigil synth folder")
@@ -143,8 +165,14 @@ def main() -> None:
             + ("" if r["bf16"] or precision == "fp32" else "  (ran fp32: no native bf16)"),
             flush=True,
         )
+    det = cfg.models.detector
+    by_call = autocast_by_call_size(det.weights, det.imgsz, frames)
+    print(
+        "ultralytics predict under a plain autocast, detector ms/frame: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in by_call.items())
+    )
     if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=2))
+        args.json.write_text(json.dumps({"variants": results, "autocast_by_call_size": by_call}, indent=2))
 
 
 if __name__ == "__main__":

@@ -185,7 +185,7 @@ class DetectorConfig(_Strict):
     cpu_precision: Literal["fp32", "bf16"] = Field(
         default="fp32",
         description="On a CPU: bf16 where the CPU computes it natively (Intel AMX or AVX512-BF16; fp32 elsewhere, "
-        "with a warning): ~1.4-1.6x the detector's speed, the same boxes within ~1 px (the box head stays fp32). "
+        "with a warning): ~1.3-1.6x the detector's speed, the same boxes within ~1 px (the box head stays fp32). "
         "GPUs use half",
     )
     max_batch: int = Field(default=8, ge=1, le=256, description="Frames from all cameras per forward pass (cap)")
