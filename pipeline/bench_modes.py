@@ -451,7 +451,7 @@ def baseline_camera(spec: ModeSpec, camera: int, rec: Recorder, stop: threading.
     from ultralytics import YOLO  # type: ignore[attr-defined]
 
     from workers.classifier import inference_dtype, load_model, preprocess
-    from workers.common import use_bf16, use_half
+    from workers.common import precision_on
 
     det_cfg, cls_cfg = spec.cfg.models.detector, spec.cfg.models.classifier
     device = "cuda:0" if torch.cuda.is_available() else "cpu"
@@ -460,9 +460,10 @@ def baseline_camera(spec: ModeSpec, camera: int, rec: Recorder, stop: threading.
     dtype = inference_dtype(cls_cfg.half, device, cls_cfg.cpu_precision)  # the same precision as Vigil's
     vit = vit.to(device, dtype).eval()
     kwargs = {"imgsz": det_cfg.imgsz, "conf": det_cfg.confidence, "iou": det_cfg.iou, "max_det": det_cfg.max_det}
-    quantize = 16 if use_half(det_cfg.half, device) else None
+    precision = precision_on(det_cfg.half, det_cfg.cpu_precision, device, "detector")  # as Vigil's detector
+    quantize = 16 if precision == "fp16" else None
     # bf16 on a CPU as a user writes it: the tracking loop under autocast (the whole model, head too).
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16(det_cfg.cpu_precision, device, "detector")):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
         while not stop.is_set():
             t_ask = time.perf_counter()
             stream = model.track(

@@ -170,7 +170,8 @@ class Classifier(MetricsExporter):
         self.device = configure_torch(torch_threads, cpu)
         t0 = time.perf_counter()
         model, self.labels, self.image_size = load_model(cfg)
-        self.dtype = inference_dtype(cfg.half, self.device, cfg.cpu_precision, self.role)
+        self.precision = precision_on(cfg.half, cfg.cpu_precision, self.device, self.role)
+        self.dtype = _DTYPES[self.precision]
         self.model = model.to(self.device, self.dtype).eval()
         MODEL_LOAD_SECONDS.labels(self.role).observe(time.perf_counter() - t0)
         release_free_memory()  # the checkpoint's copies, freed as loading ended
@@ -182,7 +183,7 @@ class Classifier(MetricsExporter):
             "%s loaded on %s (%s): %d labels, embedding %d",
             self.role,
             self.device,
-            str(self.dtype).removeprefix("torch."),
+            self.precision,
             len(self.labels),
             model.embed_dim,
         )
