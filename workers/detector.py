@@ -112,6 +112,30 @@ def _head_in_fp32(net: Any) -> None:
     head.forward = fp32_forward
 
 
+def _onnx_on_threads(model: Any, path: Path, threads: int) -> int | None:
+    """Give ultralytics' ONNX Runtime session on a CPU the worker's ``threads`` intra-op threads,
+    sleeping when idle; returns the count, or None where the session could not be found.
+
+    ultralytics opens the session with ONNX Runtime's defaults: a thread per core, spinning while
+    they wait for work (BENCHMARKS.md: a detector actor burnt 35 CPU-s for 22 of forward passes).
+    In a camera host, which keeps to one core, or beside other workers, that takes the CPU the rest
+    of the pipeline needs. ``torch_threads`` (``ray.detector.torch_threads``; one in the hosts)
+    sizes the session as it sizes torch."""
+    import onnxruntime as ort
+
+    predictor = getattr(model, "predictor", None)
+    backend = getattr(getattr(predictor, "model", None), "backend", None)
+    if backend is None or not hasattr(backend, "session"):  # another ultralytics layout
+        log.warning("detector: ONNX Runtime session not found; it runs with ONNX Runtime's default threads")
+        return None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    backend.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return threads
+
+
 class Detector(MetricsExporter):
     """Runs YOLO on frames. ``weights``: a name, a local .pt path, or an architecture .yaml."""
 
@@ -124,7 +148,8 @@ class Detector(MetricsExporter):
         self.cfg = cfg
         self.device = configure_torch(torch_threads, cpu)
         t0 = time.perf_counter()
-        self.model = YOLO(str(export_detector(cfg, self.device)) if cfg.export else cfg.weights, task="detect")
+        exported = export_detector(cfg, self.device) if cfg.export else None
+        self.model = YOLO(str(exported) if exported else cfg.weights, task="detect")
         names = self.model.names
         self.class_names = tuple(str(names[i]) for i in sorted(names))
         self.precision = precision_on(cfg.half, cfg.cpu_precision, self.device, "detector")
@@ -133,6 +158,11 @@ class Detector(MetricsExporter):
             self.precision = "fp32"
         # The first call builds the fused model; do it now so the first frame is not an outlier.
         self._predict([np.zeros((cfg.imgsz, cfg.imgsz, 3), np.uint8)])
+        self.runtime_threads: int | None = None  # ONNX Runtime's intra-op threads, where Vigil set them
+        if cfg.export == "onnx" and self.device == "cpu":
+            assert exported is not None
+            self.runtime_threads = _onnx_on_threads(self.model, exported, torch_threads)
+            self._predict([np.zeros((cfg.imgsz, cfg.imgsz, 3), np.uint8)])  # the new session's first call
         if self.precision == "bf16":
             assert self.model.predictor is not None  # made by the first call
             _head_in_fp32(self.model.predictor.model.model)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,14 @@ def test_onnx_export_matches_the_pt_weights_and_is_cached(tmp_path: Path) -> Non
         np.testing.assert_allclose(a.xyxy[order_a], b.xyxy[order_b], atol=1.0)
         found += len(a)
     assert found >= len(picks)  # the frames have objects and both runtimes found them
+
+    # ONNX Runtime keeps to the worker's one thread (its default: every core, spinning while idle).
+    assert onnx_detector.runtime_threads == 1
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for _ in range(3):
+        onnx_detector.detect_batch(picks)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    assert cpu < 1.3 * wall, f"the ONNX detector used {cpu / wall:.2f} cores"
 
     # A second worker (another replica, a restart) reuses the export instead of making another.
     mtime = exported[0].stat().st_mtime_ns
