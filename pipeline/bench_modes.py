@@ -452,10 +452,13 @@ def baseline_camera(spec: ModeSpec, camera: int, rec: Recorder, stop: threading.
 
     from workers.classifier import inference_dtype, load_model, preprocess
     from workers.common import precision_on
+    from workers.detector import export_detector
 
     det_cfg, cls_cfg = spec.cfg.models.detector, spec.cfg.models.classifier
     device = "cuda:0" if torch.cuda.is_available() else "cpu"
-    model = YOLO(det_cfg.weights, task="detect")
+    # The same model file as Vigil's detector: an export where the config asks for one (made by the
+    # limit run; ultralytics then runs it with its defaults, as a user's YOLO("model.onnx") does).
+    model = YOLO(str(export_detector(det_cfg, device)) if det_cfg.export else det_cfg.weights, task="detect")
     vit, _labels, size = load_model(cls_cfg)
     dtype = inference_dtype(cls_cfg.half, device, cls_cfg.cpu_precision)  # the same precision as Vigil's
     vit = vit.to(device, dtype).eval()
