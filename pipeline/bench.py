@@ -361,10 +361,11 @@ def run_bench(spec: BenchSpec, progress: Progress) -> dict[str, Any]:
 def model_precision(cfg: VigilConfig, device: str) -> dict[str, str]:
     """What the detector and the ViT compute in on ``device`` (every mode runs the same)."""
     from workers.common import precision_on
+    from workers.detector import detector_precision
 
-    det, cls = cfg.models.detector, cfg.models.classifier
+    cls = cfg.models.classifier
     return {
-        "detector": precision_on(det.half, det.cpu_precision, device, "detector"),
+        "detector": detector_precision(cfg.models.detector, device),
         "classifier": precision_on(cls.half, cls.cpu_precision, device, "classifier"),
     }
 
@@ -434,7 +435,8 @@ def render_table(res: dict[str, Any]) -> Table:
     """The summary table: fps, latency quantiles, CPU and memory per mode, and the ratios."""
     title = f"vigil bench: {res['cameras']} cameras x {Path(res['video']).name}, {res['seconds']:g} s, {res['device']}"
     if (precision := res.get("precision")) is not None:
-        title += f" (detector {precision['detector']}, ViT {precision['classifier']})"
+        export = res.get("detector_export")  # through ONNX Runtime / TensorRT: named with its precision
+        title += f" (detector {f'{export} ' if export else ''}{precision['detector']}, ViT {precision['classifier']})"
     table = Table(title=title, box=box.SIMPLE_HEAD)
     for col in ("mode", "fps", "p50", "p95", "p99", "CPU%", "MiB", "/base", "/limit"):
         table.add_column(col, justify="left" if col == "mode" else "right", no_wrap=True)

@@ -451,8 +451,7 @@ def baseline_camera(spec: ModeSpec, camera: int, rec: Recorder, stop: threading.
     from ultralytics import YOLO  # type: ignore[attr-defined]
 
     from workers.classifier import inference_dtype, load_model, preprocess
-    from workers.common import precision_on
-    from workers.detector import export_detector
+    from workers.detector import detector_precision, export_detector
 
     det_cfg, cls_cfg = spec.cfg.models.detector, spec.cfg.models.classifier
     device = "cuda:0" if torch.cuda.is_available() else "cpu"
@@ -463,7 +462,7 @@ def baseline_camera(spec: ModeSpec, camera: int, rec: Recorder, stop: threading.
     dtype = inference_dtype(cls_cfg.half, device, cls_cfg.cpu_precision)  # the same precision as Vigil's
     vit = vit.to(device, dtype).eval()
     kwargs = {"imgsz": det_cfg.imgsz, "conf": det_cfg.confidence, "iou": det_cfg.iou, "max_det": det_cfg.max_det}
-    precision = precision_on(det_cfg.half, det_cfg.cpu_precision, device, "detector")  # as Vigil's detector
+    precision = detector_precision(det_cfg, device)  # as Vigil's detector
     quantize = 16 if precision == "fp16" else None
     # bf16 on a CPU as a user writes it: the tracking loop under autocast (the whole model, head too).
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):

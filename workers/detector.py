@@ -112,6 +112,16 @@ def _head_in_fp32(net: Any) -> None:
     head.forward = fp32_forward
 
 
+def detector_precision(cfg: DetectorConfig, device: str) -> str:
+    """What the detector computes in on ``device`` (fp16 / bf16 / fp32): ``precision_on``'s rule,
+    except that bf16 applies to PyTorch weights only; an export runs as exported (fp32 on a CPU)."""
+    precision = precision_on(cfg.half, cfg.cpu_precision, device, "detector")
+    if precision == "bf16" and cfg.export is not None:
+        log.warning("detector: cpu_precision bf16 applies to PyTorch weights, not export: %s: fp32", cfg.export)
+        return "fp32"
+    return precision
+
+
 def _onnx_on_threads(model: Any, path: Path, threads: int) -> int | None:
     """Give ultralytics' ONNX Runtime session on a CPU the worker's ``threads`` intra-op threads,
     sleeping when idle; returns the count, or None where the session could not be found.
@@ -152,10 +162,7 @@ class Detector(MetricsExporter):
         self.model = YOLO(str(exported) if exported else cfg.weights, task="detect")
         names = self.model.names
         self.class_names = tuple(str(names[i]) for i in sorted(names))
-        self.precision = precision_on(cfg.half, cfg.cpu_precision, self.device, "detector")
-        if self.precision == "bf16" and cfg.export is not None:  # bf16 runs the PyTorch model
-            log.warning("detector: cpu_precision bf16 applies to PyTorch weights, not export: %s: fp32", cfg.export)
-            self.precision = "fp32"
+        self.precision = detector_precision(cfg, self.device)
         # The first call builds the fused model; do it now so the first frame is not an outlier.
         self._predict([np.zeros((cfg.imgsz, cfg.imgsz, 3), np.uint8)])
         self.runtime_threads: int | None = None  # ONNX Runtime's intra-op threads, where Vigil set them

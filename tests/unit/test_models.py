@@ -241,6 +241,19 @@ def test_bf16_is_used_on_a_cpu_with_native_bf16_only(
     ]
 
 
+def test_an_exported_detector_runs_as_exported_whatever_cpu_precision_asks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.config import DetectorConfig
+    from workers import common
+    from workers.detector import detector_precision
+
+    monkeypatch.setattr(common, "native_bf16", lambda: True)
+    cfg = DetectorConfig(weights="detector.pt", cpu_precision="bf16")
+    assert detector_precision(cfg, "cpu") == "bf16"
+    # bf16 is an autocast of the PyTorch model: an ONNX export runs fp32 (and vigil bench says so).
+    assert detector_precision(cfg.model_copy(update={"export": "onnx"}), "cpu") == "fp32"
+    assert detector_precision(cfg.model_copy(update={"export": "engine", "half": True}), "cuda:0") == "fp16"
+
+
 def test_cpu_precision_is_checked_with_its_key_path() -> None:
     from pipeline.config import ConfigError, load_config
 
