@@ -199,7 +199,15 @@ def native_bf16() -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
-_BF16_REFUSED: set[str] = set()  # the models already told this process has no native bf16
+_WARNED: set[str] = set()  # what this process has already warned about (``warn_once``)
+
+
+def warn_once(key: str, message: str, *args: object) -> None:
+    """Log ``message`` as a warning the first time ``key`` comes up in this process only: a model's
+    precision is decided by every replica, thread and bench mode that loads it."""
+    if key not in _WARNED:
+        _WARNED.add(key)
+        log.warning(message, *args)
 
 
 def use_bf16(cpu_precision: str, device: str, model: str) -> bool:
@@ -210,11 +218,11 @@ def use_bf16(cpu_precision: str, device: str, model: str) -> bool:
         return False
     if native_bf16():
         return True
-    if model not in _BF16_REFUSED:
-        _BF16_REFUSED.add(model)
-        log.warning(
-            "%s: cpu_precision bf16 asked for, but this CPU has no native bf16 (AMX or AVX512-BF16): fp32", model
-        )
+    warn_once(
+        f"no native bf16: {model}",
+        "%s: cpu_precision bf16 asked for, but this CPU has no native bf16 (AMX or AVX512-BF16): fp32",
+        model,
+    )
     return False
 
 

@@ -30,6 +30,7 @@ from workers.common import (
     release_free_memory,
     set_process_role,
     use_half,
+    warn_once,
 )
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,11 @@ def detector_precision(cfg: DetectorConfig, device: str) -> str:
     except that bf16 applies to PyTorch weights only; an export runs as exported (fp32 on a CPU)."""
     precision = precision_on(cfg.half, cfg.cpu_precision, device, "detector")
     if precision == "bf16" and cfg.export is not None:
-        log.warning("detector: cpu_precision bf16 applies to PyTorch weights, not export: %s: fp32", cfg.export)
+        warn_once(
+            f"bf16 export: {cfg.export}",
+            "detector: cpu_precision bf16 applies to PyTorch weights, not export: %s: fp32",
+            cfg.export,
+        )
         return "fp32"
     return precision
 

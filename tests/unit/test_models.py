@@ -226,7 +226,7 @@ def test_bf16_is_used_on_a_cpu_with_native_bf16_only(
 ) -> None:
     from workers import common
 
-    monkeypatch.setattr(common, "_BF16_REFUSED", set())
+    monkeypatch.setattr(common, "_WARNED", set())
     monkeypatch.setattr(common, "native_bf16", lambda: True)
     assert cls_mod.inference_dtype(True, "cpu", "bf16") == torch.bfloat16
     assert cls_mod.inference_dtype(True, "cuda:0", "bf16") == torch.float16  # a GPU goes by half
