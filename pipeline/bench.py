@@ -6,9 +6,11 @@ processes and the embedded Redis included) is sampled with psutil for CPU and me
 
 - ``limit``: the detector's and ViT's forward passes on pre-decoded frames at the best batch size,
   plus decoding alone; ``limit.fps`` is what the machine could do if the stages were perfectly
-  pipelined (the formula is in the result: cores over summed CPU-seconds per frame on a CPU box,
+  pipelined (the formula is in the result: cores over summed seconds per frame on a CPU box,
   measured in one process per core at once, since cores busy together are each slower than one
-  alone; ``limit.one_core`` keeps the one-core measurement scaled by the cores).
+  alone; wall-clock seconds, as Vigil's frames/s are, so the limit too pays what the machine takes
+  from busy cores, and ``limit.on_cpu_time`` is the bound from CPU seconds, which pays none of it;
+  ``limit.one_core`` keeps the one-core measurement scaled by the cores).
 - ``baseline``: one thread per camera, each with its own YOLO running ``model.track(stream=True)``
   and the same ViT on every frame (the ultralytics multi-stream threading pattern).
 - ``vigil``: the real pipeline (Ray, Redis, metrics); or ``workers`` with ``no_ray``: Vigil's batched
@@ -116,6 +118,8 @@ class TreeMeter:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._t0 = self._t1 = 0.0
+        self._machine0: Any = None  # psutil.cpu_times() of the whole machine at the window's ends
+        self._machine1: Any = None
         self._open = False
         self._closed = False  # once closed, late samples (the sampler thread's last one) change nothing
 
@@ -156,12 +160,14 @@ class TreeMeter:
         self._sample()
         with self._lock:
             self._open, self._t0 = True, time.perf_counter()
+            self._machine0 = psutil.cpu_times()
         self._sample()
 
     def close_window(self) -> None:
         self._sample()
         with self._lock:
             self._open, self._closed, self._t1 = False, True, time.perf_counter()
+            self._machine1 = psutil.cpu_times()
         self._stop.set()
 
     def result(self) -> dict[str, Any]:
@@ -176,6 +182,24 @@ class TreeMeter:
             "cpu_s_by_process": dict(sorted(by_role.items())),
             "rss_bytes": self.peak_rss,
             "window_s": wall,
+            "machine": self._machine(wall, total),
+        }
+
+    def _machine(self, wall: float, tree_cpu_s: float) -> dict[str, float]:
+        """The whole machine over the window, in cores: what the mode's tree used, what other
+        processes and the kernel used, what stayed idle and what the hypervisor took (steal)."""
+        if self._machine0 is None or self._machine1 is None:
+            return {}
+        d = {f: getattr(self._machine1, f) - getattr(self._machine0, f) for f in self._machine1._fields}
+        idle = d.get("idle", 0.0) + d.get("iowait", 0.0)
+        steal = d.get("steal", 0.0)
+        busy = sum(d.values()) - idle - steal - d.get("guest", 0.0) - d.get("guest_nice", 0.0)
+        return {
+            "busy_cores": busy / wall,
+            "tree_cores": tree_cpu_s / wall,
+            "outside_tree_cores": (busy - tree_cpu_s) / wall,
+            "idle_cores": idle / wall,
+            "steal_cores": steal / wall,
         }
 
 
@@ -345,6 +369,8 @@ def run_bench(spec: BenchSpec, progress: Progress) -> dict[str, Any]:
             res["ratio_vs_limit"] = res["vigil"]["fps"] / res["limit"]["fps"]
             if (on_inputs := res["limit"].get("on_model_inputs")) is not None:
                 res["ratio_vs_limit_on_model_inputs"] = res["vigil"]["fps"] / on_inputs["fps"]
+            if (on_cpu := res["limit"].get("on_cpu_time")) is not None:
+                res["ratio_vs_limit_on_cpu_time"] = res["vigil"]["fps"] / on_cpu["fps"]
             res["vigil"]["overhead"] = overhead(res["limit"], res["vigil"])
             speed = model_speed(res["limit"], res["vigil"])
             if speed is not None:  # the limit at the speed the machine ran the models during the run
@@ -422,6 +448,7 @@ def round_summary(res: dict[str, Any]) -> dict[str, Any]:
         "ratio_vs_limit": res["ratio_vs_limit"],
         "ratio_vs_limit_at_run_speed": res.get("ratio_vs_limit_at_run_speed"),
         "ratio_vs_limit_on_model_inputs": res.get("ratio_vs_limit_on_model_inputs"),
+        "ratio_vs_limit_on_cpu_time": res.get("ratio_vs_limit_on_cpu_time"),
         "orchestration_share": res["vigil"]["overhead"].get("orchestration_share"),
         "limit_fps_one_core_scaled": res["limit"].get("one_core", {}).get("fps"),
     }
@@ -460,10 +487,21 @@ def render_table(res: dict[str, Any]) -> Table:
     one = res["limit"].get("one_core")
     if one and one["fps"] != res["limit"]["fps"]:
         table.caption += f"; one core measured while the others idle, times the cores: {one['fps']:.1f} fps"
+    if (on_cpu := res["limit"].get("on_cpu_time")) is not None:
+        table.caption += (
+            f"; from CPU time instead of wall time (a machine that took nothing from busy cores): "
+            f"{on_cpu['fps']:.1f} fps, vigil ÷ that: {res['vigil']['fps'] / on_cpu['fps']:.2f}"
+        )
     if (on_inputs := res["limit"].get("on_model_inputs")) is not None:
         table.caption += (
             f"; with the models fed the scaled-down frames Vigil feeds them: {on_inputs['fps']:.1f} fps "
             f"({on_inputs['formula']}), vigil ÷ that: {res['vigil']['fps'] / on_inputs['fps']:.2f}"
+        )
+    if machine := res["vigil"].get("machine"):
+        table.caption += (
+            f"; the machine's {res.get('cores', '?')} cores during vigil's window: {machine['tree_cores']:.2f} "
+            f"in vigil's processes, {machine['outside_tree_cores']:.2f} in other processes and the kernel, "
+            f"{machine['idle_cores']:.2f} idle, {machine['steal_cores']:.2f} taken by the hypervisor"
         )
     return table
 

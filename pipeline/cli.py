@@ -446,6 +446,7 @@ def _rounds_line(rounds: list[dict[str, Any]]) -> str:
         f"{r['ratio_vs_baseline']:.2f}x, {r['ratio_vs_limit']:.2f}x"
         + (f" ({m:.2f}x at the run's speed)" if (m := r.get("ratio_vs_limit_at_run_speed")) is not None else "")
         + (f", {m:.2f}x on model-size frames" if (m := r.get("ratio_vs_limit_on_model_inputs")) is not None else "")
+        + (f", {m:.2f}x on CPU time" if (m := r.get("ratio_vs_limit_on_cpu_time")) is not None else "")
         + (f", orchestration {r['orchestration_share']:.1%}" if r.get("orchestration_share") is not None else "")
         for r in rounds
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,10 @@ def test_bench_reports_every_mode(tmp_path: Path, short_mp4: Path, extra: list[s
     assert res["baseline"]["latency_p95_s"] > 0
     assert res["ratio_vs_baseline"] > 0
     assert res["ratio_vs_limit"] > 0
+    # Where the machine's cores went during Vigil's window: its processes used some, none was lost.
+    machine = res["vigil"]["machine"]
+    assert machine["tree_cores"] > 0
+    assert machine["busy_cores"] + machine["idle_cores"] + machine["steal_cores"] > 0.75 * (os.cpu_count() or 1)
     from workers.common import native_bf16
 
     ran = "bf16" if extra and native_bf16() else "fp32"  # bf16 where the CPU has it, else fp32
@@ -50,6 +55,10 @@ def test_bench_reports_every_mode(tmp_path: Path, short_mp4: Path, extra: list[s
         # speed match uses those, and the same bound on them is reported beside the limit.
         assert set(limit["vit_model_input"]) == set(limit["vit"]) == {"1", "2"}
         assert limit["resize"]["cpu_ms_per_frame"] > 0
+        # The limit is on the wall clock, as Vigil's frames/s are; the CPU-time bound is beside it.
+        assert "wall time" in limit["formula"]
+        assert limit["on_cpu_time"]["fps"] > 0 and "cpu time" in limit["on_cpu_time"]["formula"]
+        assert res["ratio_vs_limit_on_cpu_time"] == res["vigil"]["fps"] / limit["on_cpu_time"]["fps"]
         assert res["ratio_vs_limit_on_model_inputs"] == res["vigil"]["fps"] / limit["on_model_inputs"]["fps"]
 
 

@@ -19,3 +19,19 @@ def test_a_late_sample_does_not_erase_the_windows_cpu() -> None:
     meter._sample()  # what the sampler thread may still do right after close_window
     result = meter.result()
     assert result["cpu_s"] >= 0.2, result
+
+
+def test_the_window_accounts_for_every_core_of_the_machine() -> None:
+    """Where the machine's CPU went while a mode ran: the tree's, others', idle, stolen: one sum."""
+    meter = TreeMeter(os.getpid())
+    meter.open_window()
+    t0 = time.process_time()
+    while time.process_time() - t0 < 0.3:
+        sum(i * i for i in range(10_000))
+    meter.close_window()
+    result = meter.result()
+    machine = result["machine"]
+    assert machine["tree_cores"] >= 0.5, machine  # this process burned CPU nearly all the window
+    accounted = machine["busy_cores"] + machine["idle_cores"] + machine["steal_cores"]
+    assert abs(accounted - os.cpu_count()) < 0.25 * os.cpu_count(), machine
+    assert abs(machine["outside_tree_cores"] - (machine["busy_cores"] - machine["tree_cores"])) < 1e-9
