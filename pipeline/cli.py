@@ -379,7 +379,7 @@ def bench(
     ] = 1,
     export: Annotated[str | None, typer.Option(help="Overrides models.detector.export (onnx, engine)")] = None,
     cpu_precision: Annotated[
-        str | None, typer.Option(help="Overrides the detector's and classifier's cpu_precision (fp32, bf16)")
+        str | None, typer.Option(help="Overrides the detector's and classifier's cpu_precision (fp32, bf16, auto)")
     ] = None,
     no_ray: Annotated[bool, typer.Option(help="Vigil's batched workers in-process, without Ray and Redis")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full results as JSON here")] = None,

@@ -182,11 +182,11 @@ class DetectorConfig(_Strict):
     iou: float = Field(default=0.5, gt=0, le=1, description="NMS IoU threshold")
     max_det: int = Field(default=100, ge=1, le=1000, description="Maximum detections per frame")
     half: bool = Field(default=True, description="fp16 inference when on a GPU")
-    cpu_precision: Literal["fp32", "bf16"] = Field(
+    cpu_precision: Literal["fp32", "bf16", "auto"] = Field(
         default="fp32",
         description="On a CPU: bf16 where the CPU computes it natively (Intel AMX or AVX512-BF16; fp32 elsewhere, "
-        "with a warning): ~1.3-1.6x the detector's speed, the same boxes within ~1 px (the box head stays fp32). "
-        "GPUs use half",
+        "with a warning): ~1.3-1.6x the detector's speed, the same boxes within ~1 px (the box head stays fp32); "
+        "auto: bf16 where the CPU has it, fp32 elsewhere, without a warning. GPUs use half",
     )
     max_batch: int = Field(default=8, ge=1, le=256, description="Frames from all cameras per forward pass (cap)")
     max_wait_ms: float = Field(default=5.0, ge=0, le=1000, description="How long a batch waits for more frames")
@@ -233,10 +233,11 @@ class ClassifierConfig(_Strict):
     max_batch: int = Field(default=8, ge=1, le=256, description="Frames from all cameras per forward pass (cap)")
     max_wait_ms: float = Field(default=5.0, ge=0, le=1000, description="How long a batch waits for more frames")
     half: bool = Field(default=True, description="fp16 inference on a GPU (a CPU runs fp32)")
-    cpu_precision: Literal["fp32", "bf16"] = Field(
+    cpu_precision: Literal["fp32", "bf16", "auto"] = Field(
         default="fp32",
         description="On a CPU: bf16 where the CPU computes it natively (Intel AMX or AVX512-BF16; fp32 elsewhere, "
-        "with a warning): ~1.5-1.9x the demo ViT's speed (~3x a ViT-B's forward pass). GPUs use half",
+        "with a warning): ~1.5-1.9x the demo ViT's speed (~3x a ViT-B's forward pass); auto: bf16 where the CPU "
+        "has it, fp32 elsewhere, without a warning. GPUs use half",
     )
 
 

@@ -212,12 +212,15 @@ def warn_once(key: str, message: str, *args: object) -> None:
 
 def use_bf16(cpu_precision: str, device: str, model: str) -> bool:
     """Whether a model configured with ``cpu_precision`` runs bf16 on ``device``: on a CPU with
-    native bf16 only (``native_bf16``); where it was asked for and the CPU lacks it, fp32, said once
-    per model and process. GPUs use ``half`` (``use_half``)."""
-    if cpu_precision != "bf16" or device != "cpu":
+    native bf16 only (``native_bf16``); where bf16 was asked for and the CPU lacks it, fp32, said once
+    per model and process ("auto" asks for bf16 where the CPU has it: nothing to say). GPUs use
+    ``half`` (``use_half``)."""
+    if cpu_precision not in ("bf16", "auto") or device != "cpu":
         return False
     if native_bf16():
         return True
+    if cpu_precision == "auto":
+        return False
     warn_once(
         f"no native bf16: {model}",
         "%s: cpu_precision bf16 asked for, but this CPU has no native bf16 (AMX or AVX512-BF16): fp32",

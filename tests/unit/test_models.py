@@ -236,9 +236,13 @@ def test_bf16_is_used_on_a_cpu_with_native_bf16_only(
     with caplog.at_level("WARNING", logger="workers.common"):
         assert cls_mod.inference_dtype(True, "cpu", "bf16") == torch.float32
         assert not common.use_bf16("bf16", "cpu", "classifier")
+        assert cls_mod.inference_dtype(True, "cpu", "auto", "crops") == torch.float32  # auto: nothing to say
     assert [r.getMessage() for r in caplog.records] == [
         "classifier: cpu_precision bf16 asked for, but this CPU has no native bf16 (AMX or AVX512-BF16): fp32"
     ]
+    monkeypatch.setattr(common, "native_bf16", lambda: True)
+    assert cls_mod.inference_dtype(True, "cpu", "auto") == torch.bfloat16  # auto: bf16 where the CPU has it
+    assert cls_mod.inference_dtype(True, "cuda:0", "auto") == torch.float16
 
 
 def test_an_exported_detector_runs_as_exported_whatever_cpu_precision_asks(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -252,6 +256,11 @@ def test_an_exported_detector_runs_as_exported_whatever_cpu_precision_asks(monke
     # bf16 is an autocast of the PyTorch model: an ONNX export runs fp32 (and vigil bench says so).
     assert detector_precision(cfg.model_copy(update={"export": "onnx"}), "cpu") == "fp32"
     assert detector_precision(cfg.model_copy(update={"export": "engine", "half": True}), "cuda:0") == "fp16"
+    auto = cfg.model_copy(update={"cpu_precision": "auto"})
+    assert detector_precision(auto, "cpu") == "bf16"
+    assert detector_precision(auto.model_copy(update={"export": "onnx"}), "cpu") == "fp32"
+    monkeypatch.setattr(common, "native_bf16", lambda: False)
+    assert detector_precision(auto, "cpu") == "fp32"
 
 
 def test_cpu_precision_is_checked_with_its_key_path() -> None:
