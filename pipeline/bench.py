@@ -195,6 +195,7 @@ class TreeMeter:
         steal = d.get("steal", 0.0)
         busy = sum(d.values()) - idle - steal - d.get("guest", 0.0) - d.get("guest_nice", 0.0)
         return {
+            "cpus": psutil.cpu_count() or 0,  # /proc/stat's: every CPU, not only those the bench may use
             "busy_cores": busy / wall,
             "tree_cores": tree_cpu_s / wall,
             "outside_tree_cores": (busy - tree_cpu_s) / wall,
@@ -417,7 +418,8 @@ def model_speed(limit: dict[str, Any], vigil: dict[str, Any]) -> float | None:
     apart, so ``ratio_vs_limit`` moves with it; dividing by this speed compares the two at the same
     speed. Where the calls ran slower in the run, the matched ratio forgives that whatever the cause
     (a slower machine, or Vigil's own threads sharing the caches), so there the truth lies between
-    the two. CPU only (on a GPU the limit is wall time)."""
+    the two. CPU only (on a GPU the limit is wall time). The limit is on the wall clock and this
+    speed on CPU time: on one machine the two scale together, so the quotient stays a fair match."""
     measured, batches = vigil.get("model_cpu_s", {}), vigil.get("batch_mean", {})
     spent = measured.get("detector", 0.0) + measured.get("classifier", 0.0)
     if limit.get("device") != "cpu" or spent <= 0 or not vigil.get("frames"):
@@ -499,7 +501,7 @@ def render_table(res: dict[str, Any]) -> Table:
         )
     if machine := res["vigil"].get("machine"):
         table.caption += (
-            f"; the machine's {res.get('cores', '?')} cores during vigil's window: {machine['tree_cores']:.2f} "
+            f"; the machine's {machine['cpus']} CPUs during vigil's window: {machine['tree_cores']:.2f} "
             f"in vigil's processes, {machine['outside_tree_cores']:.2f} in other processes and the kernel, "
             f"{machine['idle_cores']:.2f} idle, {machine['steal_cores']:.2f} taken by the hypervisor"
         )

@@ -316,7 +316,7 @@ def run_on_cores(
 
 def measure_on_every_core(spec: ModeSpec, cores: int) -> dict[str, Any]:
     """``measure_compute`` in one process per core (up to ``MAX_LIMIT_PROCESSES``), all at once,
-    each phase started together: the models' CPU per frame when every core is busy (cores share
+    each phase started together: the models' CPU and wall time per frame when every core is busy (cores share
     caches, memory bandwidth and, on a VM, the host; a 2-vCPU VM here ran them 0-3 % slower per
     frame with both cores busy than with one idle). Averaged over the processes."""
     n = min(cores, MAX_LIMIT_PROCESSES)
@@ -358,8 +358,8 @@ def cpu_limit(m: dict[str, Any], cores: int, how: str, clock: str = "wall") -> t
 
     ``clock="wall"`` (the limit): each stage's wall time per frame in a process that had a core to
     itself, so the limit pays what the machine takes from every core while all of them are busy
-    (the kernel, the VM's own threads, other services: 2-3.5 % of each core on the 2-vCPU VMs
-    here), as Vigil's frames per wall second do. ``"cpu"``: its CPU time per frame instead, the
+    (the kernel, the VM's own threads, other services: 2-5 % of each core on a 2-vCPU VM here),
+    as Vigil's frames per wall second do. ``"cpu"``: its CPU time per frame instead, the
     bound only a machine that took nothing from its cores would reach."""
     key = f"{clock}_ms_per_frame"
     (db, dc), (cb, cc) = best(m["detector"], key), best(m["vit"], key)

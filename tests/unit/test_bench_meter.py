@@ -31,7 +31,11 @@ def test_the_window_accounts_for_every_core_of_the_machine() -> None:
     meter.close_window()
     result = meter.result()
     machine = result["machine"]
-    assert machine["tree_cores"] >= 0.5, machine  # this process burned CPU nearly all the window
+    cpus = os.cpu_count() or 1
+    assert machine["cpus"] == cpus
+    # This process burned CPU for the window: the tree's share is what it measured of itself.
+    assert machine["tree_cores"] == result["cpu_s"] / result["window_s"] > 0.1, machine
+    # Every CPU's time is somewhere: busy (this tree or the rest), idle, or stolen.
     accounted = machine["busy_cores"] + machine["idle_cores"] + machine["steal_cores"]
-    assert abs(accounted - os.cpu_count()) < 0.25 * os.cpu_count(), machine
-    assert abs(machine["outside_tree_cores"] - (machine["busy_cores"] - machine["tree_cores"])) < 1e-9
+    assert abs(accounted - cpus) < 0.25 * cpus, machine
+    assert machine["busy_cores"] >= machine["tree_cores"] - 0.1, machine  # the machine saw the burn too
