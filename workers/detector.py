@@ -118,13 +118,12 @@ def detector_precision(cfg: DetectorConfig, device: str) -> str:
     except that bf16 applies to PyTorch weights only; an export runs as exported (fp32 on a CPU)."""
     precision = precision_on(cfg.half, cfg.cpu_precision, device, "detector")
     if precision == "bf16" and cfg.export is not None:
-        if cfg.cpu_precision == "auto":  # nothing asked for that does not happen
-            return "fp32"
-        warn_once(
-            f"bf16 export: {cfg.export}",
-            "detector: cpu_precision bf16 applies to PyTorch weights, not export: %s: fp32",
-            cfg.export,
-        )
+        if cfg.cpu_precision == "bf16":  # asked for outright: say it does not apply ("auto" asks nothing)
+            warn_once(
+                f"bf16 export: {cfg.export}",
+                "detector: cpu_precision bf16 applies to PyTorch weights, not export: %s: fp32",
+                cfg.export,
+            )
         return "fp32"
     return precision
 
