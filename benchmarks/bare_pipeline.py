@@ -14,7 +14,7 @@ Vigil is what its orchestration, events and publishing cost. Prints frames/s per
 total, and the CPU per frame of the models and of everything else.
 
 ``--beside-ray``: the same measurement, alternated round by round, with and without an idle local
-Ray started beside it the way Vigil starts one (``pipeline.driver.init_ray`` on the config: its
+Ray started beside it the way Vigil starts one (``pipeline.runtime.driver.init_ray`` on the config: its
 raylet, GCS, agents, one idle actor per process as the camera hosts are, and this driver asking
 each actor for a status four times a second as ``vigil bench``'s driver does). None of the frames
 go through Ray: the difference is what Ray's presence alone costs a machine whose cores are busy.
@@ -52,13 +52,13 @@ def _measure(
         os.sched_setaffinity(0, {core})
     import cv2
 
-    from pipeline.bench_modes import BARRIER_TIMEOUT_S
-    from pipeline.config import load_config
+    from pipeline.bench.modes import BARRIER_TIMEOUT_S
+    from pipeline.core.config import load_config
     from workers.classifier import Classifier
+    from workers.clip_head import FrameSummarizer
     from workers.common import tune_allocator
     from workers.decoder import model_input
     from workers.detector import Detector
-    from workers.temporal import FrameSummarizer
     from workers.tracking import Tracker
 
     tune_allocator()
@@ -133,8 +133,8 @@ def idle_ray(config: str, actors: int) -> Iterator[None]:
     for a status every ``STATUS_POLL_S``; shut down on exit."""
     import ray
 
-    from pipeline.config import load_config
-    from pipeline.driver import init_ray
+    from pipeline.core.config import load_config
+    from pipeline.runtime.driver import init_ray
 
     @ray.remote(num_cpus=0)
     class Idle:
@@ -186,9 +186,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="with --beside-ray: how many of each")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
-    from pipeline.bench import default_video
-    from pipeline.bench_modes import run_on_cores
-    from pipeline.config import load_config
+    from pipeline.bench.modes import run_on_cores
+    from pipeline.bench.run import default_video
+    from pipeline.core.config import load_config
 
     batch = args.batch or load_config(args.config).models.detector.max_batch
     video = str(default_video())  # rendered once, here, before the processes read it

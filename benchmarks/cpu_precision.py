@@ -29,9 +29,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.config import ClassifierConfig, DetectorConfig, load_config
-from pipeline.evaluate import score_detection, score_scenes
-from pipeline.synth import load_set
+from pipeline.core.config import ClassifierConfig, DetectorConfig, load_config
+from pipeline.ml.evaluate import score_detection, score_scenes
+from pipeline.ml.synth import load_set
 
 REPO = Path(__file__).resolve().parents[1]
 PASS = 16

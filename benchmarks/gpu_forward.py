@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import torch
 
-from pipeline.config import DetectorConfig, TimmViT
+from pipeline.core.config import DetectorConfig, TimmViT
 from workers.classifier import build_model, preprocess
 
 

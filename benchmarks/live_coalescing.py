@@ -21,12 +21,12 @@ from typing import Any
 
 import ray
 
-from pipeline.bench import default_video
-from pipeline.bench_modes import quantiles_s
-from pipeline.bench_vigil import warm_up, window
-from pipeline.config import VigilConfig, load_config
-from pipeline.driver import Pipeline, init_ray
-from pipeline.redis_server import EmbeddedRedis
+from pipeline.bench.modes import quantiles_s
+from pipeline.bench.run import default_video
+from pipeline.bench.vigil import warm_up, window
+from pipeline.core.config import VigilConfig, load_config
+from pipeline.runtime.driver import Pipeline, init_ray
+from pipeline.runtime.redis_server import EmbeddedRedis
 
 
 def scenario(base: VigilConfig, cameras: int, calls: int, seconds: float, tmp: Path, in_flight: int) -> dict[str, Any]:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import ray
 
-from pipeline.config import parse_config
-from pipeline.driver import Pipeline, init_ray
-from pipeline.redis_server import EmbeddedRedis, free_port
-from pipeline.synth import ensure_video
+from pipeline.core.config import parse_config
+from pipeline.ml.synth import ensure_video
+from pipeline.runtime.driver import Pipeline, init_ray
+from pipeline.runtime.redis_server import EmbeddedRedis, free_port
 from tests.support.rtsp import RtspServer
 
 

@@ -19,10 +19,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import ray
 
-from pipeline.config import parse_config
-from pipeline.driver import Pipeline, init_ray
-from pipeline.redis_server import EmbeddedRedis
-from pipeline.synth import ensure_video
+from pipeline.core.config import parse_config
+from pipeline.ml.synth import ensure_video
+from pipeline.runtime.driver import Pipeline, init_ray
+from pipeline.runtime.redis_server import EmbeddedRedis
 from tests.support.prometheus import Prometheus, wait_for
 
 SERIES = (

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import redis
 
-from pipeline.messages import Event
-from pipeline.publisher import EventPublisher, camera_stream
-from pipeline.redis_server import EmbeddedRedis
+from pipeline.core.messages import Event
+from pipeline.events.publisher import EventPublisher, camera_stream
+from pipeline.runtime.redis_server import EmbeddedRedis
 from tests.support.configs import sample_event
 
 

@@ -14,10 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.config import CameraConfig
-from pipeline.messages import CameraState
-from pipeline.redis_server import free_port
-from pipeline.synth import ensure_video
+from pipeline.core.config import CameraConfig
+from pipeline.core.messages import CameraState
+from pipeline.ml.synth import ensure_video
+from pipeline.runtime.redis_server import free_port
 from tests.support.rtsp import RtspServer
 from tests.support.wait import wait_for
 from tests.support.watched import Watched

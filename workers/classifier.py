@@ -19,9 +19,9 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from pipeline.config import ClassifierConfig, TimmViT, TorchvisionViT
-from pipeline.messages import LabelScore, SceneResult
-from pipeline.metrics import MODEL_LOAD_SECONDS, model_call
+from pipeline.core.config import ClassifierConfig, TimmViT, TorchvisionViT
+from pipeline.core.messages import LabelScore, SceneResult
+from pipeline.core.metrics import MODEL_LOAD_SECONDS, model_call
 from workers.batching import Batcher
 from workers.common import (
     MetricsExporter,

@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.metrics import MetricsReport, local_report, set_process_role
+from pipeline.core.metrics import MetricsReport, local_report, set_process_role
 
 __all__ = [
     "MetricsExporter",

@@ -22,9 +22,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.config import CameraConfig, CameraMode, SourceKind
-from pipeline.messages import CameraState, FramePacket
-from pipeline.redact import redact
+from pipeline.core.config import CameraConfig, CameraMode, SourceKind
+from pipeline.core.messages import CameraState, FramePacket
+from pipeline.core.redact import redact
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.config import DetectorConfig
-from pipeline.messages import Detections
-from pipeline.metrics import MODEL_LOAD_SECONDS, model_call
+from pipeline.core.config import DetectorConfig
+from pipeline.core.messages import Detections
+from pipeline.core.metrics import MODEL_LOAD_SECONDS, model_call
 from workers.batching import Batcher
 from workers.common import (
     MetricsExporter,

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.config import MotionConfig
+from pipeline.core.config import MotionConfig
 
 _WIDTH = 160
 

@@ -18,7 +18,7 @@ from ultralytics.trackers.byte_tracker import BYTETracker
 from ultralytics.trackers.utils.kalman_filter import KalmanFilterXYAH
 from ultralytics.utils.metrics import bbox_ioa
 
-from pipeline.messages import Detections
+from pipeline.core.messages import Detections
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]

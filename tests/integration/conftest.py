@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.redis_server import EmbeddedRedis
+from pipeline.runtime.redis_server import EmbeddedRedis
 from tests.support.rtsp import SYSTEM_PYTHON, RtspServer
 
 
@@ -31,8 +31,8 @@ def redis_server() -> Iterator[EmbeddedRedis]:
 def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     import ray
 
-    from pipeline.config import RayConfig
-    from pipeline.driver import local_ray_settings, offline_env
+    from pipeline.core.config import RayConfig
+    from pipeline.runtime.driver import local_ray_settings, offline_env
 
     # Camera hosts claim cores (ray.pin_hosts) with lock files: the tests' own, not those of a
     # Vigil running beside them on this machine.
@@ -42,7 +42,7 @@ def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         include_dashboard=False,
         runtime_env={"env_vars": env},
         logging_level="WARNING",
-        # Ray's own settings as pipeline.driver.init_ray starts it for users (frames travel inside
+        # Ray's own settings as pipeline.runtime.driver.init_ray starts it for users (frames travel inside
         # calls, no prestarted workers, no Ray-internal metrics): Ray refuses a setting it does not know.
         _system_config=local_ray_settings(RayConfig()),
     )
@@ -65,4 +65,4 @@ def rtsp_server(street_mp4: Path) -> Iterator[RtspServer]:
 
 @pytest.fixture()
 def vigil_cli() -> list[str]:
-    return [sys.executable, "-m", "pipeline.cli"]
+    return [sys.executable, "-m", "pipeline.cli.app"]

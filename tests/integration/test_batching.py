@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import ray
 
-from pipeline.config import ClassifierConfig, DetectorConfig
-from pipeline.driver import Pipeline
-from pipeline.redis_server import EmbeddedRedis
+from pipeline.core.config import ClassifierConfig, DetectorConfig
+from pipeline.runtime.driver import Pipeline
+from pipeline.runtime.redis_server import EmbeddedRedis
+from pipeline.runtime.vision import VisionWorker
 from tests.support.configs import chatty_config
 from tests.support.wait import wait_for
 from workers.classifier import Classifier
 from workers.detector import Detector
-from workers.vision import VisionWorker
 
 
 def distinct_frames(video: Path, n: int) -> list[np.ndarray]:
@@ -235,17 +235,17 @@ def test_models_in_the_camera_hosts_batch_each_hosts_cameras(
         pipeline = Pipeline(cfg, server.url)
         pipeline.start()
         try:
-            assert pipeline.workers is not None and pipeline.hosts is not None
+            assert pipeline.workers is not None and pipeline.runtime.hosts is not None
             assert pipeline.workers.detectors == () and pipeline.workers.classifiers == ()
-            assert len(pipeline.hosts.actors()) == 2
+            assert len(pipeline.runtime.hosts.actors()) == 2
             wait_for(lambda: all(s.frames_processed >= 15 for s in pipeline.statuses()), 120, "frames on 4 cameras")
             wait_for(lambda: all(s.clip is not None for s in pipeline.statuses()), 60, "clip labels in the hosts")
             statuses = pipeline.statuses()
             url = f"http://127.0.0.1:{pipeline.metrics_port}/metrics"
             text = urllib.request.urlopen(url, timeout=10).read().decode()
-            host_families = [ray.get(h.collect_metrics.remote()).families for h in pipeline.hosts.actors()]
+            host_families = [ray.get(h.collect_metrics.remote()).families for h in pipeline.runtime.hosts.actors()]
             # ray.pin_hosts (the default): the two hosts split this machine's cores between them.
-            pids = [ray.get(h.process_stats.remote()).pid for h in pipeline.hosts.actors()]
+            pids = [ray.get(h.process_stats.remote()).pid for h in pipeline.runtime.hosts.actors()]
             host_cores = [os.sched_getaffinity(pid) for pid in pids]
         finally:
             pipeline.stop()

@@ -20,7 +20,7 @@ def test_bench_reports_every_mode(tmp_path: Path, short_mp4: Path, extra: list[s
     config = tmp_path / "bench.yaml"
     config.write_text(yaml.safe_dump({"cameras": [{"id": "unused", "url": str(short_mp4)}], "models": MODELS}))
     out = tmp_path / "bench.json"
-    cmd = [sys.executable, "-m", "pipeline.cli", "bench", "--cameras", "2", "--seconds", "2"]
+    cmd = [sys.executable, "-m", "pipeline.cli.app", "bench", "--cameras", "2", "--seconds", "2"]
     cmd += ["--config", str(config), "--video", str(short_mp4), "--batch-sizes", "1,2", "--json", str(out), *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
 
@@ -63,7 +63,7 @@ def test_bench_reports_every_mode(tmp_path: Path, short_mp4: Path, extra: list[s
 
 
 def test_bench_rejects_a_missing_video(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "pipeline.cli", "bench", "--video", str(tmp_path / "nope.mp4")]
+    cmd = [sys.executable, "-m", "pipeline.cli.app", "bench", "--video", str(tmp_path / "nope.mp4")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
 
     assert proc.returncode == 2

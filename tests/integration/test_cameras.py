@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from pipeline.config import CameraConfig, parse_config
-from pipeline.driver import Pipeline
-from pipeline.messages import CameraState
-from pipeline.publisher import STATUS_STREAM
-from pipeline.redis_server import EmbeddedRedis, free_port
+from pipeline.core.config import CameraConfig, parse_config
+from pipeline.core.messages import CameraState
+from pipeline.events.publisher import STATUS_STREAM
+from pipeline.runtime.driver import Pipeline
+from pipeline.runtime.redis_server import EmbeddedRedis, free_port
 from tests.support.configs import chatty_config
 from tests.support.rtsp import RtspServer
 from tests.support.wait import wait_for
@@ -213,7 +213,7 @@ def test_live_cameras_sharing_a_hosts_slow_models_all_get_frames_processed(
         pipeline = Pipeline(cfg, server.url)
         pipeline.start()
         try:
-            assert pipeline.hosts is not None and len(pipeline.hosts.actors()) == 1
+            assert pipeline.runtime.hosts is not None and len(pipeline.runtime.hosts.actors()) == 1
             samples: dict[str, list[float]] = {"a": [], "b": []}
 
             def sample() -> bool:

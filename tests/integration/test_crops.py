@@ -12,12 +12,12 @@ import pytest
 import ray
 import redis
 
-from pipeline.config import VigilConfig, parse_config
-from pipeline.driver import Pipeline
-from pipeline.messages import CameraState, Event
-from pipeline.publisher import camera_stream
-from pipeline.redis_server import EmbeddedRedis
-from pipeline.synth import render_video, write_mp4
+from pipeline.core.config import VigilConfig, parse_config
+from pipeline.core.messages import CameraState, Event
+from pipeline.events.publisher import camera_stream
+from pipeline.ml.synth import render_video, write_mp4
+from pipeline.runtime.driver import Pipeline
+from pipeline.runtime.redis_server import EmbeddedRedis
 from tests.support.wait import wait_for
 
 PACK = Path(__file__).resolve().parents[2] / "models" / "demo"

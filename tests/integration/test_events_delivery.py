@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from pipeline.client import EventClient
-from pipeline.messages import Event
-from pipeline.publisher import EVENTS_STREAM, EventPublisher, camera_stream, check_connection
-from pipeline.redis_server import EmbeddedRedis, find_redis_server, free_port
+from pipeline.core.messages import Event
+from pipeline.events.client import EventClient
+from pipeline.events.publisher import EVENTS_STREAM, EventPublisher, camera_stream, check_connection
+from pipeline.runtime.redis_server import EmbeddedRedis, find_redis_server, free_port
 from tests.support.configs import sample_event
 from tests.support.wait import wait_for
 
@@ -311,7 +311,7 @@ def test_vigil_sigkilled_while_redis_down_delivers_spool_on_restart(tmp_path: Pa
     vigil = [
         sys.executable,
         "-m",
-        "pipeline.cli",
+        "pipeline.cli.app",
         "run",
         str(cfg),
         "--redis-url",

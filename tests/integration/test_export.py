@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from pipeline.config import DetectorConfig
-from pipeline.synth import render_video
+from pipeline.core.config import DetectorConfig
+from pipeline.ml.synth import render_video
 from workers.detector import Detector, export_detector
 
 PACK_DETECTOR = Path(__file__).resolve().parents[2] / "models" / "demo" / "detector.pt"

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import load_config
-from pipeline.synth import render_video
+from pipeline.core.config import load_config
+from pipeline.ml.synth import render_video
 
 REPO = Path(__file__).resolve().parents[2]
 PACK = REPO / "models" / "demo"
@@ -32,8 +32,8 @@ def test_pack_is_small_and_complete() -> None:
 def test_pack_loads_through_the_config_path_a_users_weights_take(monkeypatch: pytest.MonkeyPatch) -> None:
     """configs/demo.yaml names the pack by path; the workers load it as they load any weights."""
     from workers.classifier import Classifier
+    from workers.clip_head import TemporalHead, summary_dim
     from workers.detector import Detector
-    from workers.temporal import TemporalHead, summary_dim
 
     monkeypatch.setenv("VIGIL_MODELS_DIR", str(PACK))
     cfg = load_config(REPO / "configs" / "demo.yaml")
@@ -71,7 +71,7 @@ def _iou(a: list[float], b: np.ndarray) -> float:
 def test_short_eval_on_fresh_videos_meets_reduced_thresholds(tmp_path: Path) -> None:
     """`vigil synth` + `vigil eval` as a user runs them: real Ray, real Redis, both clip heads."""
     data, out = tmp_path / "eval", tmp_path / "eval.json"
-    cli = [sys.executable, "-m", "pipeline.cli"]
+    cli = [sys.executable, "-m", "pipeline.cli.app"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     subprocess.run(
         [*cli, "synth", "--out", str(data), "--videos", "3", "--seed", "4242", "--seconds", "30"],
@@ -104,7 +104,7 @@ def test_short_eval_on_fresh_videos_meets_reduced_thresholds(tmp_path: Path) -> 
 def test_bf16_on_a_cpu_keeps_the_packs_boxes_and_scene_labels() -> None:
     """cpu_precision: bf16 (the box head kept fp32): the same objects within ~1 px and the same
     scene labels as fp32; on a CPU without native bf16 it falls back to fp32, exactly."""
-    from pipeline.config import ClassifierConfig, DetectorConfig
+    from pipeline.core.config import ClassifierConfig, DetectorConfig
     from workers.classifier import Classifier
     from workers.common import native_bf16
     from workers.detector import Detector

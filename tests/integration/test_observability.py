@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from pipeline.dashboards import DASHBOARDS, OUT_DIR, render
-from pipeline.driver import Pipeline
-from pipeline.messages import CameraState
-from pipeline.metrics import catalog
-from pipeline.redis_server import EmbeddedRedis
+from pipeline.core.dashboards import DASHBOARDS, OUT_DIR, render
+from pipeline.core.messages import CameraState
+from pipeline.core.metrics import catalog
+from pipeline.runtime.driver import Pipeline
+from pipeline.runtime.redis_server import EmbeddedRedis
 from tests.support.configs import chatty_config
 from tests.support.prometheus import DEPLOY, Prometheus, http_json
 from tests.support.wait import wait_for
@@ -145,7 +145,7 @@ def test_readme_documents_every_metric() -> None:
 def test_shipped_dashboards_are_generated_from_code() -> None:
     for dash in DASHBOARDS:
         shipped = json.loads((OUT_DIR / f"{dash.uid}.json").read_text())
-        assert shipped == render(dash), "run: python -m pipeline.dashboards"
+        assert shipped == render(dash), "run: python -m pipeline.core.dashboards"
 
 
 def test_promtool_accepts_the_shipped_files() -> None:

@@ -14,11 +14,11 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.config import VigilConfig
-from pipeline.driver import Pipeline
-from pipeline.messages import CameraState, CameraStatus, Event
-from pipeline.publisher import EVENTS_STREAM, STATUS_STREAM, camera_stream
-from pipeline.redis_server import EmbeddedRedis
+from pipeline.core.config import VigilConfig
+from pipeline.core.messages import CameraState, CameraStatus, Event
+from pipeline.events.publisher import EVENTS_STREAM, STATUS_STREAM, camera_stream
+from pipeline.runtime.driver import Pipeline
+from pipeline.runtime.redis_server import EmbeddedRedis
 from tests.support.configs import chatty_config
 from tests.support.rtsp import RtspServer
 from tests.support.wait import wait_for
@@ -208,7 +208,7 @@ def test_start_events_have_a_fetchable_snapshot(run_result: dict[str, object]) -
     import cv2
     import numpy as np
 
-    from pipeline.client import EventClient
+    from pipeline.events.client import EventClient
 
     client = run_result["client"]
     assert isinstance(client, redis.Redis)

@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import VigilConfig, parse_config
-from pipeline.messages import Event, utc_iso
+from pipeline.core.config import VigilConfig, parse_config
+from pipeline.core.messages import Event, utc_iso
 
 
 def chatty_config(cameras: list[dict[str, Any]], spool_dir: Path, update_interval_s: float = 5.0) -> VigilConfig:

@@ -14,8 +14,8 @@ import urllib.request
 import ray
 from ray.cluster_utils import Cluster
 
-from pipeline.config import parse_config
-from pipeline.driver import Pipeline, offline_env
+from pipeline.core.config import parse_config
+from pipeline.runtime.driver import Pipeline, offline_env
 
 
 def main(video: str, redis_url: str, spool: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.redis_server import free_port
+from pipeline.runtime.redis_server import free_port
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 

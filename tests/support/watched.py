@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from pipeline.config import CameraConfig
-from pipeline.messages import CameraState
+from pipeline.core.config import CameraConfig
+from pipeline.core.messages import CameraState
 from workers.decoder import FrameSource
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
+from pipeline.cli.app import app
 
 runner = CliRunner()
 
@@ -58,7 +58,7 @@ def test_run_with_bad_config_exits_2(tmp_path: Path) -> None:
 
 
 def test_training_progress_is_plain_lines_where_output_is_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
-    from pipeline.cli_models import progress_bar
+    from pipeline.cli.models import progress_bar
 
     with progress_bar() as progress:
         for step in range(101):

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from workers.coalescer import Coalescer, actor_sender
+from pipeline.runtime.coalescer import Coalescer, actor_sender
 
 
 class FakeReplica:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import CameraMode, ConfigError, SourceKind, load_config, parse_config
+from pipeline.core.config import CameraMode, ConfigError, SourceKind, load_config, parse_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -203,7 +203,7 @@ def test_pinning_hosts_is_a_hosts_mode_setting() -> None:
 
 
 def test_rays_own_metrics_are_off_where_vigil_starts_ray_and_cannot_be_set_for_a_cluster() -> None:
-    from pipeline.driver import local_ray_settings
+    from pipeline.runtime.driver import local_ray_settings
 
     base = {"cameras": [{"id": "a", "url": "/x"}]}
     quiet = local_ray_settings(parse_config(base).ray)

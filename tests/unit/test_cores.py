@@ -73,8 +73,8 @@ def test_pinning_covers_the_process_threads() -> None:
 
 
 def test_hosts_needed_counts_each_placement_group_apart() -> None:
-    from pipeline.config import CameraConfig
-    from pipeline.hosts import hosts_needed
+    from pipeline.core.config import CameraConfig
+    from pipeline.runtime.hosts import hosts_needed
 
     plain = [CameraConfig(id=f"c{i}", url=f"/v{i}.mp4") for i in range(5)]
     assert hosts_needed(plain, 2) == 3

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import CameraConfig
-from pipeline.messages import CameraState, FramePacket
+from pipeline.core.config import CameraConfig
+from pipeline.core.messages import CameraState, FramePacket
 from workers.decoder import Backoff, FrameSource
 
 

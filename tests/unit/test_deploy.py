@@ -13,7 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from pipeline.config import parse_config
+from pipeline.core.config import parse_config
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipeline.evaluate import box_iou, event_segments, match_frame, score_detection, score_events, temporal_iou
-from pipeline.messages import Event
+from pipeline.core.messages import Event
+from pipeline.ml.evaluate import box_iou, event_segments, match_frame, score_detection, score_events, temporal_iou
 
 
 def test_box_iou_and_greedy_matching() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.config import EventsConfig
-from pipeline.events import EventEngine
-from pipeline.messages import ClipLabel, Detections, Event, LabelScore
+from pipeline.core.config import EventsConfig
+from pipeline.core.messages import ClipLabel, Detections, Event, LabelScore
+from pipeline.events.rules import EventEngine
 
 NAMES = ("person", "car", "bag")
 

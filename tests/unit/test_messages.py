@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.messages import Detections, Event
+from pipeline.core.messages import Detections, Event
 
 
 def test_detections_validate_parallel_arrays() -> None:
@@ -61,7 +61,7 @@ def test_event_json_has_the_documented_fields() -> None:
 
 
 def test_shipped_json_schema_is_current() -> None:
-    from pipeline.cli import event_schema_json
+    from pipeline.cli.app import event_schema_json
 
     shipped = (Path(__file__).resolve().parents[2] / "docs" / "event.schema.json").read_text()
     assert shipped == event_schema_json(), "run: vigil events schema -o docs/event.schema.json"

@@ -4,7 +4,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.metrics import FederatedCollector, merge_families
+from pipeline.core.metrics import FederatedCollector, merge_families
 
 
 def process_families(camera: str, frames: int, latencies: list[float]) -> list[Metric]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.messages import Detections
+from pipeline.core.messages import Detections
 from workers.decoder import model_input
 
 

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import ClassifierConfig, DetectorConfig, LSTMHead, TemporalConfig, TimmViT, TransformerHead
-from pipeline.messages import Detections
+from pipeline.core.config import ClassifierConfig, DetectorConfig, LSTMHead, TemporalConfig, TimmViT, TransformerHead
+from pipeline.core.messages import Detections
 from workers import classifier as cls_mod
-from workers import temporal as tmp_mod
+from workers import clip_head as tmp_mod
 from workers.classifier import Classifier
+from workers.clip_head import FrameSummarizer, TemporalHead, detection_summary, summary_dim
 from workers.detector import Detector
-from workers.temporal import FrameSummarizer, TemporalHead, detection_summary, summary_dim
 
 
 def frame(seed: int = 0) -> np.ndarray:
@@ -173,9 +173,9 @@ def test_frame_summaries_stay_bit_for_bit_what_the_heads_were_trained_on() -> No
 def test_models_for_the_camera_hosts_are_checked_once_where_the_pipeline_starts(tmp_path: Path) -> None:
     """ray.vision: hosts: the driver loads the detector and the ViT once (no Ray needed for that) and
     a broken checkpoint stops the start with the key path, before any camera host loads it."""
-    from pipeline.config import parse_config
-    from pipeline.driver import Pipeline, PipelineError
-    from pipeline.metrics import PROCESS
+    from pipeline.core.config import parse_config
+    from pipeline.core.metrics import PROCESS
+    from pipeline.runtime.driver import Pipeline, PipelineError
 
     broken = tmp_path / "detector.pt"
     broken.write_bytes(b"not a checkpoint")
@@ -248,7 +248,7 @@ def test_bf16_is_used_on_a_cpu_with_native_bf16_only(
 def test_an_exported_detector_runs_as_exported_whatever_cpu_precision_asks(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from pipeline.config import DetectorConfig
+    from pipeline.core.config import DetectorConfig
     from workers import common
     from workers.detector import detector_precision
 
@@ -271,7 +271,7 @@ def test_an_exported_detector_runs_as_exported_whatever_cpu_precision_asks(
 
 
 def test_cpu_precision_is_checked_with_its_key_path() -> None:
-    from pipeline.config import ConfigError, load_config
+    from pipeline.core.config import ConfigError, load_config
 
     with pytest.raises(ConfigError) as err:
         load_config(Path("configs/demo.yaml"), {"models.detector.cpu_precision": "fp16"})

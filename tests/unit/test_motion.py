@@ -1,6 +1,6 @@
 import numpy as np
 
-from pipeline.config import MotionConfig
+from pipeline.core.config import MotionConfig
 from workers.motion import MotionGate
 
 

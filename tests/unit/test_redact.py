@@ -1,6 +1,6 @@
 import pytest
 
-from pipeline.redact import redact
+from pipeline.core.redact import redact
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.spool import Spool, SpoolFullPolicy
+from pipeline.events.spool import Spool, SpoolFullPolicy
 
 
 def test_items_come_back_in_order_and_survive_reopen(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.synth import (
+from pipeline.ml.synth import (
     ACTIVITIES,
     CLASSES,
     MARGIN,
@@ -57,7 +57,7 @@ def test_boxes_are_the_extent_of_the_drawn_pixels(scene: str) -> None:
 
 
 def _shift(shape, d: int):  # type: ignore[no-untyped-def]
-    from pipeline.synth import Shape
+    from pipeline.ml.synth import Shape
 
     return Shape(
         polys=[(pts + d, c) for pts, c in shape.polys],
@@ -68,7 +68,7 @@ def _shift(shape, d: int):  # type: ignore[no-untyped-def]
 
 def test_objects_in_ground_truth_differ_from_the_background() -> None:
     """Where the ground truth puts a clearly visible object, the frame is not the empty scene."""
-    from pipeline.synth import background
+    from pipeline.ml.synth import background
 
     seed = 11
     while (video := render_video(seed, "parking", seconds=6, fps=10))[1]["shaky"]:

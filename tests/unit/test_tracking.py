@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline.messages import Detections
+from pipeline.core.messages import Detections
 from workers.tracking import Tracker
 
 

@@ -1,7 +1,7 @@
 from rich.console import Console
 
-from pipeline.messages import CameraState, CameraStatus
-from pipeline.view import camera_table, format_event
+from pipeline.cli.view import camera_table, format_event
+from pipeline.core.messages import CameraState, CameraStatus
 
 
 def status(

@@ -17,13 +17,13 @@ import cv2
 import psutil
 import torch
 
-from pipeline.config import CameraConfig, CameraMode
-from pipeline.messages import CameraStatus
-from workers.camera import CameraRunner, CameraSettings, WorkerHandles
-from workers.coalescer import Coalescer, actor_sender
+from pipeline.core.config import CameraConfig, CameraMode
+from pipeline.core.messages import CameraStatus
+from pipeline.runtime.camera import CameraRunner, CameraSettings, WorkerHandles
+from pipeline.runtime.coalescer import Coalescer, actor_sender
+from pipeline.runtime.vision import HostVision
+from workers.clip_head import TemporalHead
 from workers.common import MetricsExporter, claim_cores, pin_process, set_process_role, tune_allocator
-from workers.temporal import TemporalHead
-from workers.vision import HostVision
 
 log = logging.getLogger(__name__)
 

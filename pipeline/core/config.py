@@ -1,7 +1,7 @@
 """Vigil configuration: strict pydantic models, one per YAML section.
 
 The config is read once, at the edge (the CLI), and passed down as frozen objects. Secrets come
-from the environment with ``${VAR}`` substitution and are never printed (see ``pipeline.redact``).
+from the environment with ``${VAR}`` substitution and are never printed (see ``pipeline.core.redact``).
 
 Example::
 
@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.redact import redact
+from pipeline.core.redact import redact
 
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

@@ -26,9 +26,9 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.config import ClassifierConfig, CropClassifierConfig, DetectorConfig
-from pipeline.messages import Detections, LabelScore, SceneResult
-from pipeline.metrics import StepClock
+from pipeline.core.config import ClassifierConfig, CropClassifierConfig, DetectorConfig
+from pipeline.core.messages import Detections, LabelScore, SceneResult
+from pipeline.core.metrics import StepClock
 from workers.batching import Batcher
 from workers.classifier import Classifier, CropClassifier
 from workers.common import MetricsExporter, set_process_role

@@ -1,7 +1,7 @@
-"""The measured side of ``vigil bench``: each mode runs in its own child process (``pipeline.bench``
+"""The measured side of ``vigil bench``: each mode runs in its own child process (``pipeline.bench.run``
 starts it) so that the CPU time and memory sampled over its process tree belong to that mode alone.
 
-    python -m pipeline.bench_modes MODE SPEC.json
+    python -m pipeline.bench.modes MODE SPEC.json
 
 Modes: ``limit`` (forward passes on pre-decoded frames, decode alone), ``baseline`` (one thread per
 camera running ultralytics ``model.track(stream=True)`` plus the ViT), ``vigil`` (the real pipeline:
@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.config import CameraConfig, VigilConfig, parse_config
+from pipeline.core.config import CameraConfig, VigilConfig, parse_config
 
 MARK = "@@vigil-bench "
 Frame = npt.NDArray[np.uint8]
@@ -214,7 +214,7 @@ def measure_compute(
     scaling alone: ``detector_model_input``, ``vit_model_input``, ``resize``. The limit itself is
     on the decoded frames (as the issue defines it); these say what the same calls cost on what
     the pipeline feeds them, which the bench needs to tell the machine's speed during the Vigil
-    run from what the smaller frames save (``pipeline.bench.model_speed``)."""
+    run from what the smaller frames save (``pipeline.bench.run.model_speed``)."""
     from workers.classifier import Classifier
     from workers.common import tune_allocator
     from workers.decoder import model_input
@@ -593,7 +593,7 @@ def run_workers(spec: ModeSpec) -> dict[str, Any]:
 
 def local_batch_means() -> dict[str, float]:
     """Mean frames per forward pass of this process's workers (vigil_batch_size), warm-up included."""
-    from pipeline.metrics import local_families
+    from pipeline.core.metrics import local_families
 
     sums: dict[str, dict[str, float]] = {}
     for fam in local_families():
@@ -607,8 +607,8 @@ def local_batch_means() -> dict[str, float]:
 
 
 def run_vigil(spec: ModeSpec) -> dict[str, Any]:
-    """The real pipeline on N file cameras; see ``pipeline.bench_vigil``."""
-    from pipeline.bench_vigil import measure_pipeline
+    """The real pipeline on N file cameras; see ``pipeline.bench.vigil``."""
+    from pipeline.bench.vigil import measure_pipeline
 
     cfg = spec.cfg.model_copy(update={"cameras": bench_cameras(spec)})
     return measure_pipeline(cfg, spec.seconds, spec.workdir, report)

@@ -18,10 +18,10 @@ from typing import Any, Literal, Protocol
 import redis
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.config import CameraConfig, ConfigError, validate_camera
-from pipeline.messages import CameraStatus
-from pipeline.publisher import connect
-from pipeline.redact import redact
+from pipeline.core.config import CameraConfig, ConfigError, validate_camera
+from pipeline.core.messages import CameraStatus
+from pipeline.core.redact import redact
+from pipeline.events.publisher import connect
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import ray
 
-from pipeline.config import CameraConfig
-from pipeline.messages import CameraStatus
-from workers.camera import CameraSettings, WorkerHandles
-from workers.camera_host import CameraHost
+from pipeline.core.config import CameraConfig
+from pipeline.core.messages import CameraStatus
+from pipeline.runtime.camera import CameraSettings, WorkerHandles
+from pipeline.runtime.camera_host import CameraHost
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pipeline.config import EventsConfig
-from pipeline.messages import ClipLabel, Detections, Event, LabelScore, utc_iso
+from pipeline.core.config import EventsConfig
+from pipeline.core.messages import ClipLabel, Detections, Event, LabelScore, utc_iso
 
 Phase = Literal["start", "update", "end"]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.config import VigilConfig
+from pipeline.core.config import VigilConfig
 
 Reporter = Callable[..., None]
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -95,9 +95,9 @@ def measure_pipeline(cfg: VigilConfig, seconds: float, workdir: Path, report: Re
     """Start Vigil on ``cfg``'s cameras, warm up, measure ``seconds``, stop. Embedded Redis."""
     import ray
 
-    from pipeline.bench_modes import quantiles_s
-    from pipeline.driver import Pipeline, init_ray
-    from pipeline.redis_server import EmbeddedRedis
+    from pipeline.bench.modes import quantiles_s
+    from pipeline.runtime.driver import Pipeline, init_ray
+    from pipeline.runtime.redis_server import EmbeddedRedis
 
     spool = cfg.events.spool.model_copy(update={"dir": workdir / "spool"})
     cfg = cfg.model_copy(

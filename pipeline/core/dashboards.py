@@ -1,6 +1,6 @@
 """Grafana dashboards as code: every panel and its PromQL, in one place.
 
-    python -m pipeline.dashboards            # rewrites deploy/grafana/dashboards/*.json
+    python -m pipeline.core.dashboards            # rewrites deploy/grafana/dashboards/*.json
 
 The JSON under ``deploy/grafana/dashboards/`` is generated from here (a test checks it is current),
 and the integration tests evaluate every query below on a real Prometheus scraping a real run.
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 DATASOURCE = {"type": "prometheus", "uid": "vigil-prometheus"}
-OUT_DIR = Path(__file__).resolve().parent.parent / "deploy" / "grafana" / "dashboards"
+OUT_DIR = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards"
 RATE = "$__rate_interval"
 
 

@@ -1,6 +1,6 @@
 """Publish stage: events and camera status to Redis, through a durable outbox.
 
-``publish()`` only appends to the camera's on-disk spool (``pipeline.spool``) and wakes a sender
+``publish()`` only appends to the camera's on-disk spool (``pipeline.events.spool``) and wakes a sender
 thread; the sender drains the spool in order. Each item is written by one Lua script, atomically:
 ``SET vigil:seen:<event_id> NX EX <ttl>`` and, only if that succeeded, ``XADD vigil:events``,
 ``XADD vigil:events:<camera_id>`` (field ``event``, approximate MAXLEN), the snapshot (``SET ...
@@ -20,11 +20,11 @@ from typing import Any
 
 import redis
 
-from pipeline.messages import Event, StatusEvent
-from pipeline.metrics import EVENTS_PUBLISHED, EVENTS_SPOOLED, PUBLISH_ERRORS, StepClock
-from pipeline.redact import redact
-from pipeline.snapshots import snapshot_key
-from pipeline.spool import Spool, SpoolFullPolicy
+from pipeline.core.messages import Event, StatusEvent
+from pipeline.core.metrics import EVENTS_PUBLISHED, EVENTS_SPOOLED, PUBLISH_ERRORS, StepClock
+from pipeline.core.redact import redact
+from pipeline.events.snapshots import snapshot_key
+from pipeline.events.spool import Spool, SpoolFullPolicy
 
 log = logging.getLogger(__name__)
 

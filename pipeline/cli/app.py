@@ -19,12 +19,13 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from pipeline.cli_models import register as register_model_commands
-from pipeline.client import EventClient
-from pipeline.config import ConfigError, VigilConfig, load_config, validate_camera
-from pipeline.control import Command, Reply, send_command
-from pipeline.messages import SCHEMA_VERSION, Event
-from pipeline.redact import redact
+from pipeline.cli.common import DEMO_CONFIG, DEMO_MODELS, console, err_console, fail, load_checked
+from pipeline.cli.models import register as register_model_commands
+from pipeline.core.config import ConfigError, VigilConfig, load_config, validate_camera
+from pipeline.core.messages import SCHEMA_VERSION, Event
+from pipeline.core.redact import redact
+from pipeline.events.client import EventClient
+from pipeline.runtime.control import Command, Reply, send_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Vigil: streaming video analytics.")
 events_app = typer.Typer(no_args_is_help=True, help="Read events from Redis.")
@@ -32,43 +33,20 @@ app.add_typer(events_app, name="events")
 cameras_app = typer.Typer(no_args_is_help=True, help="List, add and remove cameras of a running pipeline.")
 app.add_typer(cameras_app, name="cameras")
 
-console = Console()
-err_console = Console(stderr=True)
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEMO_CONFIG = REPO_ROOT / "configs" / "demo.yaml"
 DEFAULT_DEMO_DIR = Path(".vigil") / "demo"
-DEMO_MODELS = REPO_ROOT / "models" / "demo"
-# configs/demo.yaml (and yours, if you like) finds the shipped model pack through this variable.
-os.environ.setdefault("VIGIL_MODELS_DIR", str(DEMO_MODELS))
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    """One clear line on stderr, no traceback."""
-    err_console.print(f"[bold red]error:[/] {redact(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _load(path: Path, overrides: dict[str, object] | None = None) -> VigilConfig:
-    """Load and validate a config, model files included; on problems print each and exit 2."""
-    from pipeline.driver import check_local_models
-
-    try:
-        cfg = load_config(path, overrides)
-        problems = check_local_models(cfg)
-    except ConfigError as exc:
-        problems = exc.problems
-    for problem in problems:
-        err_console.print(f"[bold red]config error:[/] {path}: {problem}", highlight=False, soft_wrap=True)
-    if problems:
-        raise typer.Exit(2)
-    return cfg
+@app.callback()
+def _defaults() -> None:
+    """Vigil: streaming video analytics."""
+    # configs/demo.yaml (and yours, if you like) finds the shipped model pack through this variable.
+    os.environ.setdefault("VIGIL_MODELS_DIR", str(DEMO_MODELS))
 
 
 @app.command("validate-config")
 def validate_config(config: Annotated[Path, typer.Argument(help="YAML config file")]) -> None:
     """Check a config file and print every problem with its key path."""
-    cfg = _load(config)
+    cfg = load_checked(config)
     console.print(f"{config}: OK ({len(cfg.cameras)} camera{'s' if len(cfg.cameras) != 1 else ''})")
     for cam in cfg.cameras:
         console.print(
@@ -91,7 +69,7 @@ def run(
         overrides["redis.url"] = redis_url
     if metrics_port is not None:
         overrides["metrics.port"] = metrics_port
-    _run_pipeline(_load(config, overrides), duration, view)
+    _run_pipeline(load_checked(config, overrides), duration, view)
 
 
 @app.command()
@@ -103,7 +81,7 @@ def demo(
     view: Annotated[bool, typer.Option(help="Live terminal view")] = True,
 ) -> None:
     """Run the pipeline on generated demo cameras with an embedded Redis (no GPU, no setup)."""
-    from pipeline.synth import ensure_video
+    from pipeline.ml.synth import ensure_video
 
     demo_dir.mkdir(parents=True, exist_ok=True)
     with console.status("rendering demo videos (first run only)..."):
@@ -112,7 +90,7 @@ def demo(
         ensure_video(demo_dir / "parking-v2.mp4", seed=2, scene="parking", night=True, seconds=60)
     os.environ.setdefault("VIGIL_DEMO_DIR", str(demo_dir.resolve()))
     overrides: dict[str, object] = {} if metrics_port is None else {"metrics.port": metrics_port}
-    _run_pipeline(_load(config, overrides), duration, view)
+    _run_pipeline(load_checked(config, overrides), duration, view)
 
 
 def _run_pipeline(cfg: VigilConfig, duration: float | None, view: bool) -> None:
@@ -126,10 +104,10 @@ def _run_pipeline(cfg: VigilConfig, duration: float | None, view: bool) -> None:
 def _run_started(cfg: VigilConfig, duration: float | None, view: bool) -> None:
     import ray
 
-    from pipeline.driver import Pipeline, PipelineError, init_ray
-    from pipeline.publisher import check_connection
-    from pipeline.redis_server import EmbeddedRedis, RedisUnavailable
-    from pipeline.view import LiveView
+    from pipeline.cli.view import LiveView
+    from pipeline.events.publisher import check_connection
+    from pipeline.runtime.driver import Pipeline, PipelineError, init_ray
+    from pipeline.runtime.redis_server import EmbeddedRedis, RedisUnavailable
 
     with ExitStack() as stack:
         redis_url = cfg.redis.url
@@ -177,7 +155,7 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 
 
 def _print_event(ev: Event, as_json: bool) -> None:
-    from pipeline.view import format_event
+    from pipeline.cli.view import format_event
 
     console.print(ev.model_dump_json() if as_json else format_event(ev.model_dump()), highlight=False, soft_wrap=True)
 
@@ -211,7 +189,7 @@ def events_replay(
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON documents")] = False,
 ) -> None:
     """Print retained events captured since TIME, oldest first."""
-    from pipeline.client import parse_since
+    from pipeline.events.client import parse_since
 
     try:
         start, end = parse_since(since), (parse_since(until) if until else None)
@@ -387,7 +365,7 @@ def bench(
     """Vigil against a hand-written baseline and the compute limit on the same video (issue #7)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pipeline.bench import BenchError, BenchSpec, default_video, render_table, run_bench
+    from pipeline.bench.run import BenchError, BenchSpec, default_video, render_table, run_bench
 
     overrides: dict[str, object] = {} if imgsz is None else {"models.detector.imgsz": imgsz}
     if export is not None:
@@ -398,7 +376,7 @@ def bench(
         overrides.update(
             {"models.detector.cpu_precision": cpu_precision, "models.classifier.cpu_precision": cpu_precision}
         )
-    cfg = _load(config, overrides)
+    cfg = load_checked(config, overrides)
     # Like with like: the baseline and the limit run a detector and a ViT per frame, no second stage.
     cfg = cfg.model_copy(update={"models": cfg.models.model_copy(update={"crops": None})})
     try:

@@ -1,8 +1,6 @@
 """``vigil synth``, ``vigil train detector|classifier|crops|temporal`` and ``vigil eval``: the model commands.
 
-They live beside ``pipeline.cli``, which registers them (``register``); errors go through its
-``fail`` (imported when needed: this module must not import the CLI at load time, since the CLI
-imports it).
+``pipeline.cli.app`` registers them (``register``); both share ``pipeline.cli.common``.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -27,24 +24,18 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from pipeline.cli.common import DEMO_CONFIG, console, fail, load_checked
+
 if TYPE_CHECKING:
-    from pipeline.config import VigilConfig
+    from pipeline.core.config import VigilConfig
 
 train_app = typer.Typer(no_args_is_help=True, help="Train Vigil's models on labelled video (`vigil synth` folders).")
-console = Console()
-DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 
 
 def register(app: typer.Typer) -> None:
     app.command()(synth)
     app.command("eval")(eval_cmd)
     app.add_typer(train_app, name="train")
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    from pipeline.cli import fail as cli_fail
-
-    cli_fail(message, code)
 
 
 DataDirs = Annotated[list[Path], typer.Option("--data", help="A `vigil synth` folder (repeatable)")]
@@ -100,7 +91,7 @@ def synth(
     height: Annotated[int, typer.Option(min=64, max=2160)] = 360,
 ) -> None:
     """Render labelled synthetic videos: H.264 MP4 + ground-truth JSON (boxes, tracks, scenes, activities)."""
-    from pipeline.synth import synth_set
+    from pipeline.ml.synth import synth_set
 
     frames_per_video = round(seconds * fps)
     with progress_bar() as update:
@@ -131,7 +122,7 @@ def train_detector_cmd(
     seed: int = 0,
 ) -> None:
     """Train ultralytics YOLO on frames of `vigil synth` folders (offline-safe)."""
-    from pipeline.training import train_detector
+    from pipeline.ml.training import train_detector
 
     _check_dirs(data)
     logging.getLogger("ultralytics").setLevel(logging.WARNING)
@@ -158,7 +149,7 @@ def train_classifier_cmd(
     seed: int = 0,
 ) -> None:
     """Train the scene ViT (label + embedding per frame) on `vigil synth` folders."""
-    from pipeline.training import train_classifier
+    from pipeline.ml.training import train_classifier
 
     _check_dirs(data)
     with progress_bar() as update:
@@ -179,7 +170,7 @@ def train_crops_cmd(
 ) -> None:
     """Train the crop classifier (models.crops): a person's posture, upright or down, from its box.
     Trains on generated people; --data folders (`vigil synth`) are the validation set."""
-    from pipeline.training import train_crops
+    from pipeline.ml.training import train_crops
 
     _check_dirs(data)
     with progress_bar() as update:
@@ -215,7 +206,7 @@ def train_temporal_cmd(
     seed: int = 0,
 ) -> None:
     """Train an LSTM or transformer clip head on features the trained detector + ViT extract."""
-    from pipeline.training import train_temporal
+    from pipeline.ml.training import train_temporal
 
     det_cfg = _models_config(config).models.detector
 
@@ -261,10 +252,8 @@ def train_temporal_cmd(
 def _models_config(config: Path) -> VigilConfig:
     """A config read for its models only (train temporal, eval): its cameras may name the demo
     videos, so ${VIGIL_DEMO_DIR} gets the demo's default; problems are printed, exit 2."""
-    from pipeline.cli import _load
-
     os.environ.setdefault("VIGIL_DEMO_DIR", str(Path(".vigil/demo").resolve()))
-    return _load(config)
+    return load_checked(config)
 
 
 def eval_cmd(
@@ -280,7 +269,7 @@ def eval_cmd(
     ),
 ) -> None:
     """Run the full pipeline over labelled videos and score detection, scenes and activity events."""
-    from pipeline.evaluate import EvalError, evaluate, render_table
+    from pipeline.ml.evaluate import EvalError, evaluate, render_table
 
     if not (data / "index.json").is_file():
         fail(f"--data {data}: not a `vigil synth` folder (no index.json)", 2)

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.config import SnapshotConfig
-from pipeline.messages import Detections
+from pipeline.core.config import SnapshotConfig
+from pipeline.core.messages import Detections
 
 SNAPSHOT_PREFIX = "vigil:snapshot:"
 _HIGHLIGHT = (0, 0, 255)

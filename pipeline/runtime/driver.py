@@ -22,17 +22,17 @@ from typing import Any
 import ray
 from prometheus_client.metrics_core import Metric
 
-from pipeline.config import CameraConfig, RayConfig, VigilConfig, WorkerResources
-from pipeline.control import ControlServer
-from pipeline.hosts import CameraHosts, hosts_needed
-from pipeline.messages import CameraState, CameraStatus
-from pipeline.metrics import PROCESS, WORKER_RESTARTS, MetricsReport, MetricsServer, set_process_role
-from workers.camera import CameraSettings, ClipHeadSpec, HostVisionSpec, WorkerHandles
+from pipeline.core.config import CameraConfig, RayConfig, VigilConfig, WorkerResources
+from pipeline.core.messages import CameraState, CameraStatus
+from pipeline.core.metrics import PROCESS, WORKER_RESTARTS, MetricsReport, MetricsServer, set_process_role
+from pipeline.runtime.camera import CameraSettings, ClipHeadSpec, HostVisionSpec, WorkerHandles
+from pipeline.runtime.control import ControlServer
+from pipeline.runtime.hosts import CameraHosts, hosts_needed
+from pipeline.runtime.vision import VisionModels, VisionWorker, vision_max_batch
 from workers.classifier import Classifier, CropClassifier
+from workers.clip_head import TemporalHead, summary_dim
 from workers.common import release_free_memory
 from workers.detector import Detector
-from workers.temporal import TemporalHead, summary_dim
-from workers.vision import VisionModels, VisionWorker, vision_max_batch
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """``vigil bench`` (issue #7): Vigil against what a user would write and against the compute limit,
 on the same input (N copies of one video decoded as N cameras), the same models, the same image size.
 
-Modes, each in its own child process (``pipeline.bench_modes``) whose whole process tree (Ray's
+Modes, each in its own child process (``pipeline.bench.modes``) whose whole process tree (Ray's
 processes and the embedded Redis included) is sampled with psutil for CPU and memory:
 
 - ``limit``: the detector's and ViT's forward passes on pre-decoded frames at the best batch size,
@@ -39,8 +39,8 @@ import psutil
 from rich import box
 from rich.table import Table
 
-from pipeline.bench_modes import MARK, ModeSpec, usable_cores
-from pipeline.config import VigilConfig
+from pipeline.bench.modes import MARK, ModeSpec, usable_cores
+from pipeline.core.config import VigilConfig
 
 Progress = Callable[[str, float | None], None]
 DEFAULT_VIDEO = Path(".vigil") / "bench" / "street.mp4"
@@ -69,7 +69,7 @@ class BenchSpec:
 
 
 def child_env(allow_download: bool) -> dict[str, str]:
-    """The children's environment: no telemetry, no hub access (as ``pipeline.driver.offline_env``,
+    """The children's environment: no telemetry, no hub access (as ``pipeline.runtime.driver.offline_env``,
     which cannot be imported where Ray is not installed)."""
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", YOLO_AUTOINSTALL="0", PYTHONUNBUFFERED="1")
     if not allow_download:
@@ -212,7 +212,7 @@ def run_mode(mode: str, spec: ModeSpec, env: dict[str, str], progress: Progress)
     log_path = LOG_DIR / f"{mode}.log"
     with log_path.open("w") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.bench_modes", mode, str(spec_file)],
+            [sys.executable, "-m", "pipeline.bench.modes", mode, str(spec_file)],
             stdout=subprocess.PIPE,
             stderr=log_file,
             text=True,
@@ -510,6 +510,6 @@ def render_table(res: dict[str, Any]) -> Table:
 
 def default_video(seconds: float = 20.0, fps: int = 10) -> Path:
     """The generated street scene every run reuses (rendered once)."""
-    from pipeline.synth import ensure_video
+    from pipeline.ml.synth import ensure_video
 
     return ensure_video(DEFAULT_VIDEO, seed=1, scene="street", seconds=seconds, fps=fps)

@@ -2,7 +2,7 @@
 
 A frame's feature vector is its ViT embedding followed by a fixed-size detection summary
 (:func:`detection_summary`). The window itself is per-camera state and lives with the camera
-(``workers.camera``); ``TemporalHead`` is stateless and labels whatever window it is given.
+(``pipeline.runtime.camera``); ``TemporalHead`` is stateless and labels whatever window it is given.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from pipeline.config import LSTMHead, TemporalConfig, TransformerHead
-from pipeline.messages import Detections, FloatArray, LabelScore
-from pipeline.metrics import MODEL_LOAD_SECONDS, model_call
+from pipeline.core.config import LSTMHead, TemporalConfig, TransformerHead
+from pipeline.core.messages import Detections, FloatArray, LabelScore
+from pipeline.core.metrics import MODEL_LOAD_SECONDS, model_call
 from workers.common import MetricsExporter, configure_torch, release_free_memory, set_process_role
 
 log = logging.getLogger(__name__)

@@ -4,10 +4,10 @@ All per-camera state (decoder thread, tracker, feature window, event rules, publ
 its ``CameraRunner``; the model workers it calls are shared and stateless. The frame, scaled to
 the models' size, is put into Ray's object store once and read by the detector and the classifier
 in parallel; with fused workers it goes inside one call instead (for file-mode cameras through the
-host's coalescer, ``workers.coalescer``, with the frames other cameras have ready). Up to ``max_in_flight`` frames
+host's coalescer, ``pipeline.runtime.coalescer``, with the frames other cameras have ready). Up to ``max_in_flight`` frames
 are in the workers at once and their results are applied in frame order. Crops for the second
 stage are cut here, from the full-resolution frame. Runners live in ``CameraHost`` actors
-(``workers.camera_host``), many cameras per process. Each thread's CPU is charged step by step to
+(``pipeline.runtime.camera_host``), many cameras per process. Each thread's CPU is charged step by step to
 ``vigil_camera_cpu_seconds`` (``StepClock``).
 """
 
@@ -29,7 +29,7 @@ import numpy as np
 import ray
 from prometheus_client import Counter, Gauge, Histogram
 
-from pipeline.config import (
+from pipeline.core.config import (
     CameraConfig,
     ClassifierConfig,
     CropClassifierConfig,
@@ -38,8 +38,7 @@ from pipeline.config import (
     RedisConfig,
     TemporalConfig,
 )
-from pipeline.events import EventEngine
-from pipeline.messages import (
+from pipeline.core.messages import (
     CameraState,
     CameraStatus,
     ClipLabel,
@@ -52,7 +51,7 @@ from pipeline.messages import (
     SceneResult,
     StatusEvent,
 )
-from pipeline.metrics import (
+from pipeline.core.metrics import (
     CROP_FAILURES,
     E2E_LATENCY,
     EVENTS_PUBLISHED,
@@ -70,15 +69,16 @@ from pipeline.metrics import (
     StepClock,
     forget_camera,
 )
-from pipeline.publisher import EventPublisher
-from pipeline.snapshots import render_snapshot, snapshot_key, write_snapshot_file
+from pipeline.events.publisher import EventPublisher
+from pipeline.events.rules import EventEngine
+from pipeline.events.snapshots import render_snapshot, snapshot_key, write_snapshot_file
+from pipeline.runtime.coalescer import Coalescer, PendingResult
+from pipeline.runtime.vision import HostModelError
 from workers.classifier import crop_boxes
-from workers.coalescer import Coalescer, PendingResult
+from workers.clip_head import FrameSummarizer, TemporalHead
 from workers.decoder import FrameSource, model_input
 from workers.motion import MotionGate
-from workers.temporal import FrameSummarizer, TemporalHead
 from workers.tracking import Tracker
-from workers.vision import HostModelError
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class WorkerHandles:
     crops: tuple[Any, ...] = ()  # models.crops off, or ray.vision: hosts (the hosts run it): none
     fused: bool = False
     host_calls_per_replica: int = 0  # fused: a camera host coalesces its cameras' frames (0: a call per frame)
-    call_max_frames: int = 8  # frames per coalesced call (workers.vision.vision_max_batch)
+    call_max_frames: int = 8  # frames per coalesced call (pipeline.runtime.vision.vision_max_batch)
     call_max_bytes: int | None = None  # and their bytes (ray.max_inline_bytes: calls stay inline)
     clip_head: ClipHeadSpec | None = None  # ray.clip_head: hosts: each camera host loads the head from this
     host_vision: HostVisionSpec | None = None  # ray.vision: hosts: each camera host loads the models (no detectors)
@@ -570,7 +570,7 @@ class CameraRunner:
             score = self._clip_head.classify_batch([window])[0]
             self._lap("clip_head")  # model CPU: `vigil bench` counts it with the models, not the camera's work
         else:
-            score = ray.get(self.workers.temporal.classify_batch.remote([window]), timeout=WORKER_TIMEOUT_S)[0]
+            score = ray.get(self.workers.clip_head.classify_batch.remote([window]), timeout=WORKER_TIMEOUT_S)[0]
         STAGE_LATENCY.labels("temporal").observe(time.time() - t0)
         return ClipLabel(
             camera_id=self.cam.id,

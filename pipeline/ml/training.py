@@ -32,17 +32,17 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from pipeline.config import (
+from pipeline.core.config import (
     ClassifierConfig,
     DetectorConfig,
     LSTMHead,
     TorchvisionViT,
     TransformerHead,
 )
-from pipeline.synth import ACTIVITIES, CLASSES, POSTURES, SCENES, load_set, posture_examples
+from pipeline.ml.synth import ACTIVITIES, CLASSES, POSTURES, SCENES, load_set, posture_examples
 from workers.classifier import build_model, crop_boxes, preprocess, save_checkpoint
+from workers.clip_head import FEATURE_VERSION, FrameSummarizer, summary_dim
 from workers.decoder import model_input
-from workers.temporal import FEATURE_VERSION, FrameSummarizer, summary_dim
 
 Progress = Callable[[str, float, float], None]  # (task description, done, total)
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
@@ -123,7 +123,7 @@ def save_card(weights: Path, card: dict[str, Any]) -> None:
 
 
 def _command_line() -> str:
-    """The command as the user typed it: ``vigil ...`` for the console script and ``python -m pipeline.cli``."""
+    """The command as the user typed it: ``vigil ...`` for the console script and ``python -m pipeline.cli.app``."""
     if Path(sys.argv[0]).name in ("vigil", "cli.py"):
         return " ".join(["vigil", *sys.argv[1:]])
     return " ".join(sys.argv)
@@ -436,7 +436,7 @@ def train_crops(
             "task": "person posture from detection crops (models.crops)",
             "labels": list(POSTURES),
             "data": {
-                "train": f"{examples} generated people (pipeline.synth.posture_examples, seed {seed})",
+                "train": f"{examples} generated people (pipeline.ml.synth.posture_examples, seed {seed})",
                 "validation": [str(d) for d in val_dirs],
                 "val_crops_by_label": {p: val[1].count(i) for i, p in enumerate(POSTURES)},
             },
@@ -667,7 +667,7 @@ def train_temporal(
     progress: Progress = _no_progress,
 ) -> dict[str, Any]:
     """Train an LSTM or transformer clip head on extracted feature windows."""
-    from workers.temporal import build_head, save_checkpoint
+    from workers.clip_head import build_head, save_checkpoint
 
     t0 = time.time()
     seed_everything(seed)

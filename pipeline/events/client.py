@@ -1,6 +1,6 @@
 """A small Python client for Vigil's events in Redis.
 
-    from pipeline.client import EventClient
+    from pipeline.events.client import EventClient
 
     client = EventClient("redis://127.0.0.1:6379/0")
     for ev in client.tail(camera="lobby"):                    # live, from now on
@@ -24,9 +24,9 @@ from typing import Any
 
 import redis
 
-from pipeline.messages import Event
-from pipeline.publisher import EVENTS_STREAM, camera_stream, connect, read_new_events
-from pipeline.snapshots import snapshot_key
+from pipeline.core.messages import Event
+from pipeline.events.publisher import EVENTS_STREAM, camera_stream, connect, read_new_events
+from pipeline.events.snapshots import snapshot_key
 
 
 @dataclass(frozen=True)

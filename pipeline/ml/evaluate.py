@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.config import CameraConfig, CameraMode, VigilConfig
-from pipeline.synth import CLASSES, load_set
+from pipeline.core.config import CameraConfig, CameraMode, VigilConfig
+from pipeline.ml.synth import CLASSES, load_set
 
 Progress = Callable[[str, float, float], None]
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
@@ -98,9 +98,9 @@ def eval_config(cfg: VigilConfig, videos: list[tuple[Path, dict[str, Any]]], wei
 
 def run_pipeline(cfg: VigilConfig, record: Path, kind: str, progress: Progress | None) -> tuple[list[Any], float, int]:
     """Run until every camera's file has ended; return (clip events, seconds, frames processed)."""
-    from pipeline.client import EventClient
-    from pipeline.driver import Pipeline, PipelineError, init_ray
-    from pipeline.redis_server import EmbeddedRedis, RedisUnavailable
+    from pipeline.events.client import EventClient
+    from pipeline.runtime.driver import Pipeline, PipelineError, init_ray
+    from pipeline.runtime.redis_server import EmbeddedRedis, RedisUnavailable
 
     with ExitStack() as stack:
         try:

@@ -21,9 +21,9 @@ from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from pipeline.messages import CameraState, CameraStatus
-from pipeline.publisher import EVENTS_STREAM, connect, read_new_events
-from pipeline.redact import redact
+from pipeline.core.messages import CameraState, CameraStatus
+from pipeline.core.redact import redact
+from pipeline.events.publisher import EVENTS_STREAM, connect, read_new_events
 
 log = logging.getLogger(__name__)
 
