@@ -14,7 +14,7 @@ setup: system-deps $(STAMP)
 system-deps:
 	@bash scripts/install-system-deps.sh
 
-$(STAMP): pyproject.toml scripts/install-python-deps.sh
+$(STAMP): pyproject.toml requirements.lock scripts/install-python-deps.sh
 	@bash scripts/install-python-deps.sh "$(PYTHON)" "$(VENV)"
 	@touch $(STAMP)
 
@@ -53,7 +53,9 @@ eval: setup
 test: setup
 	$(VENV)/bin/python -m pytest -q -rfEs tests
 	$(VENV)/bin/ruff check pipeline workers tests benchmarks
+	$(VENV)/bin/ruff format --check pipeline workers tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test-unit: setup
 	$(VENV)/bin/python -m pytest -q tests/unit
@@ -63,7 +65,8 @@ test-integration: setup
 
 lint: setup
 	$(VENV)/bin/ruff check pipeline workers tests benchmarks
-	$(VENV)/bin/ruff format --check pipeline workers tests
+	$(VENV)/bin/ruff format --check pipeline workers tests benchmarks
+	$(VENV)/bin/lint-imports
 
 typecheck: setup
 	$(VENV)/bin/mypy

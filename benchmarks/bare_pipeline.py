@@ -52,7 +52,7 @@ def _measure(
         os.sched_setaffinity(0, {core})
     import cv2
 
-    from pipeline.bench.modes import BARRIER_TIMEOUT_S
+    from pipeline.bench.cores import BARRIER_TIMEOUT_S
     from pipeline.core.config import load_config
     from workers.classifier import Classifier
     from workers.clip_head import FrameSummarizer
@@ -186,8 +186,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="with --beside-ray: how many of each")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
-    from pipeline.bench.modes import run_on_cores
-    from pipeline.bench.run import default_video
+    from pipeline.bench.cores import run_on_cores
+    from pipeline.bench.spec import default_video
     from pipeline.core.config import load_config
 
     batch = args.batch or load_config(args.config).models.detector.max_batch

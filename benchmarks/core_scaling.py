@@ -20,7 +20,7 @@ def run(weights: str, imgsz: int, seconds: float, out: mp.Queue) -> None:  # typ
     os.environ.setdefault("YOLO_OFFLINE", "1")
     import cv2
 
-    from pipeline.bench.run import default_video
+    from pipeline.bench.spec import default_video
     from pipeline.core.config import DetectorConfig
     from workers.decoder import model_input
     from workers.detector import Detector

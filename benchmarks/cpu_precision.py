@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 from pipeline.core.config import ClassifierConfig, DetectorConfig, load_config
 from pipeline.ml.evaluate import score_detection, score_scenes
-from pipeline.ml.synth import load_set
+from pipeline.ml.synth.dataset import load_set
 
 REPO = Path(__file__).resolve().parents[1]
 PASS = 16

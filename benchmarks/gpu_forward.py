@@ -3,7 +3,7 @@ fp16, several batch sizes) next to the CPU preprocessing the workers do per 1080
 
     python -m benchmarks.gpu_forward --video PATH    # a 1080p video: preprocessing is timed on its first frame
 
-Prints a Markdown table (BENCHMARKS.md, GPU). CUDA events time the forward passes (median of 20
+Prints a Markdown table (docs/performance.md, GPU). CUDA events time the forward passes (median of 20
 after 5 warm-ups); preprocessing is timed on the CPU, single-threaded as in the workers.
 """
 

@@ -4,9 +4,9 @@
 
 N live cameras (the bench video looping at its own 10 fps: newest frame only, stale frames
 dropped and counted) on the config's models and workers, once with ``ray.host_calls_per_replica:
-0`` (a call per frame) and once with 1 (coalesced). Prints a Markdown table (BENCHMARKS.md).
+0`` (a call per frame) and once with 1 (coalesced). Prints a Markdown table (docs/performance.md).
 
-The table in BENCHMARKS.md was measured at commit 0edb194, when live cameras coalesced too. They
+The figures in docs/performance.md were measured at commit 0edb194, when live cameras coalesced too. They
 cost overloaded live cameras 5-9 % of their frames for no latency gain, so live cameras now make
 a call per frame whatever the setting (it applies to file-mode cameras): today both rows of a pair
 run the same code, which this script still shows.
@@ -21,8 +21,8 @@ from typing import Any
 
 import ray
 
-from pipeline.bench.modes import quantiles_s
-from pipeline.bench.run import default_video
+from pipeline.bench.spec import default_video
+from pipeline.bench.stats import quantiles_s
 from pipeline.bench.vigil import warm_up, window
 from pipeline.core.config import VigilConfig, load_config
 from pipeline.runtime.driver import Pipeline, init_ray

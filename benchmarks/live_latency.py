@@ -18,7 +18,7 @@ from pathlib import Path
 import ray
 
 from pipeline.core.config import parse_config
-from pipeline.ml.synth import ensure_video
+from pipeline.ml.synth.dataset import ensure_video
 from pipeline.runtime.driver import Pipeline, init_ray
 from pipeline.runtime.redis_server import EmbeddedRedis, free_port
 from tests.support.rtsp import RtspServer

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import ray
 
 from pipeline.core.config import parse_config
-from pipeline.ml.synth import ensure_video
+from pipeline.ml.synth.dataset import ensure_video
 from pipeline.runtime.driver import Pipeline, init_ray
 from pipeline.runtime.redis_server import EmbeddedRedis
 from tests.support.prometheus import Prometheus, wait_for

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pipeline.core.config import CameraConfig
 from pipeline.core.messages import CameraState
-from pipeline.ml.synth import ensure_video
+from pipeline.ml.synth.dataset import ensure_video
 from pipeline.runtime.redis_server import free_port
 from tests.support.rtsp import RtspServer
 from tests.support.wait import wait_for

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates the virtual environment and installs Vigil with its test dependencies.
+# Creates the virtual environment and installs Vigil with its test dependencies, at the versions of requirements.lock.
 set -euo pipefail
 PYTHON="${1:-python3.11}"
 VENV="${2:-.venv}"
@@ -15,13 +15,20 @@ fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 "${PIP[@]}" install -q --upgrade pip
 echo "vigil setup: installing Python packages into $VENV (first run: a few minutes, torch is large)"
-"${PIP[@]}" install -q -e '.[dev]'
+# The exact versions of requirements.lock (the dev extras included), then Vigil itself as an editable install;
+# --no-deps both times, so nothing is re-resolved and every setup installs the same set.
+"${PIP[@]}" install -q --no-deps -r requirements.lock
+"${PIP[@]}" install -q --no-deps -e .
+# `pip check` then reports one thing, on purpose: "ultralytics ... requires opencv-python, which is not
+# installed". ultralytics asks for the GUI build; the lock installs opencv-python-headless, which provides
+# the same cv2 module without libGL.
 
-# ultralytics pulls in opencv-python (the GUI build, needs libGL); both wheels write the same cv2/
-# folder. The clean state is: remove both, then reinstall only the headless build at the same version.
+# A safety net for venvs that got opencv-python anyway (an older setup, or a later `pip install` that
+# resolved ultralytics' dependencies): both wheels write the same cv2/ folder. The clean state is: remove
+# both, then reinstall only the headless build at the same version.
 CV_VERSION=$("$VENV/bin/python" - <<'PY'
 from importlib.metadata import version, PackageNotFoundError
-for dist in ("opencv-python", "opencv-python-headless"):
+for dist in ("opencv-python-headless", "opencv-python"):  # the lock's headless version wins
     try:
         print(version(dist)); break
     except PackageNotFoundError:

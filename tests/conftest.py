@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ml.synth import ensure_video
+from pipeline.ml.synth.dataset import ensure_video
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "0")

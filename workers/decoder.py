@@ -1,4 +1,7 @@
-"""Decode stage: reads one camera with OpenCV/FFmpeg in a background thread.
+"""Decode stage: reads one camera in a background thread.
+
+A decoder backend opens a camera's source as a :class:`VideoSource` (read frame by frame, then
+close); :class:`OpenCVSource` (OpenCV's FFmpeg backend; OpenCV's own for webcams) is the one in use.
 
 Live mode keeps a one-frame slot: the consumer always gets the newest frame and every frame
 overwritten unread is counted as dropped (``stale``). File mode hands on every frame through a
@@ -17,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -75,11 +79,39 @@ _FATAL_REASONS = {
 }
 
 
+class VideoSource(Protocol):
+    """An opened source, read one decoded frame at a time: what :class:`FrameSource` needs of a decoder
+    backend. Backends are opened by a :data:`SourceOpener`."""
+
+    @property
+    def fps(self) -> float:
+        """The source's frame rate; 0 (or anything outside 0-240) where it does not say."""
+
+    @property
+    def frame_count(self) -> int:
+        """Frames in a file; 0 where unknown (live sources)."""
+
+    def read(self) -> npt.NDArray[np.uint8] | None:
+        """The next frame (BGR), or None once the source ended, failed or timed out."""
+
+    def close(self) -> None:
+        """Release the source."""
+
+
+SourceOpener = Callable[[CameraConfig], VideoSource]
+"""Opens a camera's source with its timeouts and options. Raises :class:`SourceError`."""
+
+
+def ffmpeg_options(cfg: CameraConfig) -> dict[str, str]:
+    """The camera's FFmpeg demuxer options beyond timeouts and threads (which OpenCV takes per capture)."""
+    return {"rtsp_transport": str(cfg.rtsp_transport)} if cfg.kind is SourceKind.RTSP else {}
+
+
 def probe_failure(cfg: CameraConfig) -> SourceError:
     """Ask FFmpeg (through PyAV) why a network source does not open: fatal or worth retrying."""
     import av
 
-    options: dict[str, str] = {"rtsp_transport": str(cfg.rtsp_transport)} if cfg.kind is SourceKind.RTSP else {}
+    options = ffmpeg_options(cfg)
     timeout = (cfg.open_timeout_s, cfg.read_timeout_s)
     try:
         with av.open(cfg.url, options=options, timeout=timeout) as container:
@@ -97,36 +129,81 @@ def probe_failure(cfg: CameraConfig) -> SourceError:
     return SourceError(f"{cfg.display_url}: OpenCV cannot decode its {codec} stream", fatal=False)
 
 
-def open_capture(cfg: CameraConfig) -> cv2.VideoCapture:
-    """Open a source with timeouts. Raises SourceError (fatal for files that cannot be videos)."""
-    kind = cfg.kind
-    if kind is SourceKind.WEBCAM:
-        index = int(cfg.url) if cfg.url.isdigit() else cfg.url
-        cap = cv2.VideoCapture(index)
-    else:
-        target = cfg.url.removeprefix("file://") if kind is SourceKind.FILE else cfg.url
-        if kind is SourceKind.FILE and not Path(target).is_file():
-            raise SourceError(f"file not found: {target}", fatal=True)
-        if kind is SourceKind.RTSP:
-            # OpenCV's FFmpeg backend reads its options from this variable at open time.
-            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{cfg.rtsp_transport}"
-        params = [
-            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
-            int(cfg.open_timeout_s * 1000),
-            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-            int(cfg.read_timeout_s * 1000),
-            cv2.CAP_PROP_N_THREADS,
-            cfg.decode_threads,
-        ]
-        cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
-    if not cap.isOpened():
-        cap.release()
-        if kind is SourceKind.FILE:
-            raise SourceError(f"not a readable video: {cfg.display_url}", fatal=True)
-        if kind in (SourceKind.RTSP, SourceKind.HTTP):
-            raise probe_failure(cfg)
-        raise SourceError(f"cannot open {cfg.display_url}", fatal=False)
-    return cap
+# OpenCV's FFmpeg backend takes timeouts and thread counts per capture (VideoCapture's params), but any
+# other FFmpeg option (rtsp_transport) only from this process-wide variable, which it reads while a capture
+# opens. A camera host opens its cameras on threads of their own, cameras with different transports among
+# them, so every FFmpeg open sets the variable to its camera's options, opens and puts the variable back
+# under one lock. OpenCV already lets one FFmpeg open run at a time per process (its own mutex, unless
+# OPENCV_FFMPEG_IS_THREAD_SAFE=1), so no open waits longer for this lock than it would anyway. (PyAV
+# takes options per call; a PyAV backend needs none of this.)
+_FFMPEG_OPTIONS_VAR = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+_ffmpeg_open_lock = threading.Lock()
+
+
+def _open_ffmpeg(target: str, options: dict[str, str], params: list[int]) -> cv2.VideoCapture:
+    with _ffmpeg_open_lock:
+        if not options:
+            return cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+        saved = os.environ.get(_FFMPEG_OPTIONS_VAR)
+        os.environ[_FFMPEG_OPTIONS_VAR] = "|".join(f"{key};{value}" for key, value in options.items())
+        try:
+            return cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+        finally:
+            if saved is None:
+                os.environ.pop(_FFMPEG_OPTIONS_VAR, None)
+            else:
+                os.environ[_FFMPEG_OPTIONS_VAR] = saved
+
+
+class OpenCVSource:
+    """The OpenCV backend: FFmpeg for files and network streams, OpenCV's default backend for webcams."""
+
+    def __init__(self, cap: cv2.VideoCapture) -> None:
+        self._cap = cap
+
+    @classmethod
+    def open(cls, cfg: CameraConfig) -> OpenCVSource:
+        """Open a source with timeouts. Raises SourceError (fatal for files that cannot be videos)."""
+        kind = cfg.kind
+        if kind is SourceKind.WEBCAM:
+            index = int(cfg.url) if cfg.url.isdigit() else cfg.url
+            cap = cv2.VideoCapture(index)
+        else:
+            target = cfg.url.removeprefix("file://") if kind is SourceKind.FILE else cfg.url
+            if kind is SourceKind.FILE and not Path(target).is_file():
+                raise SourceError(f"file not found: {target}", fatal=True)
+            params = [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                int(cfg.open_timeout_s * 1000),
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                int(cfg.read_timeout_s * 1000),
+                cv2.CAP_PROP_N_THREADS,
+                cfg.decode_threads,
+            ]
+            cap = _open_ffmpeg(target, ffmpeg_options(cfg), params)
+        if not cap.isOpened():
+            cap.release()
+            if kind is SourceKind.FILE:
+                raise SourceError(f"not a readable video: {cfg.display_url}", fatal=True)
+            if kind in (SourceKind.RTSP, SourceKind.HTTP):
+                raise probe_failure(cfg)
+            raise SourceError(f"cannot open {cfg.display_url}", fatal=False)
+        return cls(cap)
+
+    @property
+    def fps(self) -> float:
+        return float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+
+    @property
+    def frame_count(self) -> int:
+        return max(0, int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+
+    def read(self) -> npt.NDArray[np.uint8] | None:
+        ok, image = self._cap.read()
+        return np.asarray(image, dtype=np.uint8) if ok and image is not None else None
+
+    def close(self) -> None:
+        self._cap.release()
 
 
 class FrameSource:
@@ -135,6 +212,7 @@ class FrameSource:
     ``on_state`` is called on every lifecycle change with the new state and a reason;
     ``on_drop`` with a drop reason for every frame decoded but never handed on;
     ``on_decoded`` with the read time in seconds for every frame read from the source.
+    ``opener`` opens the source (default: :meth:`OpenCVSource.open`), again after every disconnect.
     """
 
     def __init__(
@@ -144,9 +222,11 @@ class FrameSource:
         on_drop: DropListener,
         on_decoded: Callable[[float], None] = lambda seconds: None,
         backoff: Backoff | None = None,
-        file_queue_size: int = 2,  # file mode: decoded frames waiting; more only adds latency (BENCHMARKS.md)
+        file_queue_size: int = 2,  # file mode: decoded frames waiting; more only adds latency (docs/performance.md)
+        opener: SourceOpener = OpenCVSource.open,
     ) -> None:
         self.cfg = cfg
+        self._open = opener
         self._on_state, self._on_drop, self._on_decoded = on_state, on_drop, on_decoded
         self._backoff = backoff or Backoff(cfg.reconnect_initial_s, cfg.reconnect_max_s)
         self._live = cfg.effective_mode is CameraMode.LIVE
@@ -221,7 +301,7 @@ class FrameSource:
         try:
             while not self._stop.is_set():
                 try:
-                    cap = open_capture(self.cfg)
+                    source = self._open(self.cfg)
                 except SourceError as exc:
                     if exc.fatal:
                         self._set_state(CameraState.FAILED, exc.reason)
@@ -231,9 +311,9 @@ class FrameSource:
                         return
                     continue
                 try:
-                    ended, got_frames = self._read_all(cap)
+                    ended, got_frames = self._read_all(source)
                 finally:
-                    cap.release()
+                    source.close()
                 failures = 0 if got_frames else failures + 1
                 if ended and not got_frames and self.cfg.kind is SourceKind.FILE:
                     self._set_state(CameraState.FAILED, f"no decodable frames in {self.cfg.display_url}")
@@ -260,22 +340,22 @@ class FrameSource:
         self._stop.wait(self._backoff.delay_s(max(0, failures - 1)))
         return True
 
-    def _read_all(self, cap: cv2.VideoCapture) -> tuple[bool, bool]:
+    def _read_all(self, source: VideoSource) -> tuple[bool, bool]:
         """Read until the source ends or fails. Returns (ended_cleanly, got_any_frame)."""
         is_file = self.cfg.kind is SourceKind.FILE
-        src_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        src_fps = source.fps
         if not (0 < src_fps <= 240):
             src_fps = self.cfg.fps
         if is_file and not self._live:
-            self._total_frames = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+            self._total_frames = source.frame_count
         period_s = 1.0 / self.cfg.fps
         pace = is_file and self._live  # a file played as a live camera runs at its own frame rate
         t0, index, next_take = time.monotonic(), 0, 0.0
         got = False
         while not self._stop.is_set():
             t_read = time.perf_counter()
-            ok, image = cap.read()
-            if not ok or image is None:
+            image = source.read()
+            if image is None:
                 self._media_base = self._media_end  # a looping file's stream time keeps increasing
                 return is_file, got
             got = True

@@ -133,7 +133,7 @@ def _onnx_on_threads(model: Any, path: Path, threads: int) -> int | None:
     sleeping when idle; returns the count, or None where the session could not be found.
 
     ultralytics opens the session with ONNX Runtime's defaults: a thread per core, spinning while
-    they wait for work (BENCHMARKS.md: a detector actor burnt 35 CPU-s for 22 of forward passes).
+    they wait for work (docs/performance.md: a detector actor burnt 35 CPU-s for 22 of forward passes).
     In a camera host, which keeps to one core, or beside other workers, that takes the CPU the rest
     of the pipeline needs. ``torch_threads`` (``ray.detector.torch_threads``; one in the hosts)
     sizes the session as it sizes torch."""

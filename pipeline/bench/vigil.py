@@ -18,6 +18,9 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from pipeline.bench.protocol import report as report_to_parent
+from pipeline.bench.spec import ModeSpec, bench_cameras
+from pipeline.bench.stats import quantiles_s
 from pipeline.core.config import VigilConfig
 
 Reporter = Callable[..., None]
@@ -91,11 +94,16 @@ def summarize(before: Samples, after: Samples) -> dict[str, Any]:
     }
 
 
+def run_vigil(spec: ModeSpec) -> dict[str, Any]:
+    """The real pipeline on the spec's file cameras (the ``vigil`` mode)."""
+    cfg = spec.cfg.model_copy(update={"cameras": bench_cameras(spec)})
+    return measure_pipeline(cfg, spec.seconds, spec.workdir, report_to_parent)
+
+
 def measure_pipeline(cfg: VigilConfig, seconds: float, workdir: Path, report: Reporter) -> dict[str, Any]:
     """Start Vigil on ``cfg``'s cameras, warm up, measure ``seconds``, stop. Embedded Redis."""
     import ray
 
-    from pipeline.bench.modes import quantiles_s
     from pipeline.runtime.driver import Pipeline, init_ray
     from pipeline.runtime.redis_server import EmbeddedRedis
 

@@ -14,14 +14,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from pipeline.cli.common import DEMO_CONFIG, DEMO_MODELS, console, err_console, fail, load_checked
 from pipeline.cli.models import register as register_model_commands
-from pipeline.core.config import ConfigError, VigilConfig, load_config, validate_camera
+from pipeline.core.config import ConfigError, VigilConfig, validate_camera
+from pipeline.core.logs import configure_logging
 from pipeline.core.messages import SCHEMA_VERSION, Event
 from pipeline.core.redact import redact
 from pipeline.events.client import EventClient
@@ -39,6 +39,7 @@ DEFAULT_DEMO_DIR = Path(".vigil") / "demo"
 @app.callback()
 def _defaults() -> None:
     """Vigil: streaming video analytics."""
+    configure_logging(logging.WARNING)
     # configs/demo.yaml (and yours, if you like) finds the shipped model pack through this variable.
     os.environ.setdefault("VIGIL_MODELS_DIR", str(DEMO_MODELS))
 
@@ -94,7 +95,6 @@ def demo(
 
 
 def _run_pipeline(cfg: VigilConfig, duration: float | None, view: bool) -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         _run_started(cfg, duration, view)
     except KeyboardInterrupt:
@@ -130,6 +130,8 @@ def _run_started(cfg: VigilConfig, duration: float | None, view: bool) -> None:
                 pipeline.start()
             except PipelineError as exc:
                 fail(str(exc))
+        if pipeline.placement is not None:
+            console.print(pipeline.placement.describe(), highlight=False, soft_wrap=True)
         metrics_url = f"http://{cfg.metrics.host}:{pipeline.metrics_port}/metrics"
         console.print(
             f"metrics on {metrics_url}  ·  events: vigil events tail --redis-url {redact(redis_url)}", highlight=False
@@ -362,10 +364,12 @@ def bench(
     no_ray: Annotated[bool, typer.Option(help="Vigil's batched workers in-process, without Ray and Redis")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full results as JSON here")] = None,
 ) -> None:
-    """Vigil against a hand-written baseline and the compute limit on the same video (issue #7)."""
+    """Vigil against a hand-written baseline and the compute limit on the same video."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pipeline.bench.run import BenchError, BenchSpec, default_video, render_table, run_bench
+    from pipeline.bench.run import BenchError, run_bench
+    from pipeline.bench.spec import BenchSpec, default_video
+    from pipeline.bench.table import render_table
 
     overrides: dict[str, object] = {} if imgsz is None else {"models.detector.imgsz": imgsz}
     if export is not None:

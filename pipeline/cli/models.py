@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import (
@@ -91,7 +91,7 @@ def synth(
     height: Annotated[int, typer.Option(min=64, max=2160)] = 360,
 ) -> None:
     """Render labelled synthetic videos: H.264 MP4 + ground-truth JSON (boxes, tracks, scenes, activities)."""
-    from pipeline.ml.synth import synth_set
+    from pipeline.ml.synth.dataset import synth_set
 
     frames_per_video = round(seconds * fps)
     with progress_bar() as update:
@@ -122,7 +122,7 @@ def train_detector_cmd(
     seed: int = 0,
 ) -> None:
     """Train ultralytics YOLO on frames of `vigil synth` folders (offline-safe)."""
-    from pipeline.ml.training import train_detector
+    from pipeline.ml.training.detector import train_detector
 
     _check_dirs(data)
     logging.getLogger("ultralytics").setLevel(logging.WARNING)
@@ -149,7 +149,7 @@ def train_classifier_cmd(
     seed: int = 0,
 ) -> None:
     """Train the scene ViT (label + embedding per frame) on `vigil synth` folders."""
-    from pipeline.ml.training import train_classifier
+    from pipeline.ml.training.classifier import train_classifier
 
     _check_dirs(data)
     with progress_bar() as update:
@@ -170,7 +170,7 @@ def train_crops_cmd(
 ) -> None:
     """Train the crop classifier (models.crops): a person's posture, upright or down, from its box.
     Trains on generated people; --data folders (`vigil synth`) are the validation set."""
-    from pipeline.ml.training import train_crops
+    from pipeline.ml.training.crops import train_crops
 
     _check_dirs(data)
     with progress_bar() as update:
@@ -206,7 +206,7 @@ def train_temporal_cmd(
     seed: int = 0,
 ) -> None:
     """Train an LSTM or transformer clip head on features the trained detector + ViT extract."""
-    from pipeline.ml.training import train_temporal
+    from pipeline.ml.training.temporal import train_temporal
 
     det_cfg = _models_config(config).models.detector
 
@@ -281,7 +281,6 @@ def eval_cmd(
         if not weights[k].is_file():
             fail(f"--{k} {weights[k]}: file not found (train it: vigil train temporal --kind {k})", 2)
     cfg = _models_config(config)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         with progress_bar() as update:
             report = evaluate(cfg, data, {k: weights[k] for k in kinds}, progress=update)

@@ -305,7 +305,7 @@ _COLLECTED = (
 
 
 def catalog() -> list[CatalogEntry]:
-    """Every metric Vigil exports (the README's table and the tests are checked against this)."""
+    """Every metric Vigil exports (docs/metrics.md and the tests are checked against this)."""
     entries = []
     for metric in _DECLARED:
         fam = next(iter(metric.describe()))

@@ -30,7 +30,8 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.core.config import CameraConfig, CameraMode, VigilConfig
-from pipeline.ml.synth import CLASSES, load_set
+from pipeline.ml.synth.actors import CLASSES
+from pipeline.ml.synth.dataset import load_set
 
 Progress = Callable[[str, float, float], None]
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)

@@ -1,43 +1,31 @@
 """One camera end to end: decode -> detect + classify -> track -> clip window -> events -> publish.
 
 All per-camera state (decoder thread, tracker, feature window, event rules, publisher) lives in
-its ``CameraRunner``; the model workers it calls are shared and stateless. The frame, scaled to
-the models' size, is put into Ray's object store once and read by the detector and the classifier
-in parallel; with fused workers it goes inside one call instead (for file-mode cameras through the
-host's coalescer, ``pipeline.runtime.coalescer``, with the frames other cameras have ready). Up to ``max_in_flight`` frames
-are in the workers at once and their results are applied in frame order. Crops for the second
-stage are cut here, from the full-resolution frame. Runners live in ``CameraHost`` actors
-(``pipeline.runtime.camera_host``), many cameras per process. Each thread's CPU is charged step by step to
-``vigil_camera_cpu_seconds`` (``StepClock``).
+its ``CameraRunner``; the models it calls are reached through its clients
+(``pipeline.runtime.clients``), whatever the placement. The frame, scaled to the models' size, goes
+to the vision client; up to the camera's in-flight depth (``cameras[].max_in_flight``) frames are in
+the models at once and their results are applied in frame order. Crops for the second stage are cut
+here, from the full-resolution frame. Runners live in ``CameraHost`` actors
+(``pipeline.runtime.camera_host``), many cameras per process. Each thread's CPU is charged step by
+step to ``vigil_camera_cpu_seconds`` (``StepClock``).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import math
 import threading
 import time
-import zlib
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import numpy as np
 import ray
-from prometheus_client import Counter, Gauge, Histogram
 
-from pipeline.core.config import (
-    CameraConfig,
-    ClassifierConfig,
-    CropClassifierConfig,
-    DetectorConfig,
-    EventsConfig,
-    RedisConfig,
-    TemporalConfig,
-)
+from pipeline.core.config import CameraConfig, CropClassifierConfig, EventsConfig, RedisConfig
 from pipeline.core.messages import (
     CameraState,
     CameraStatus,
@@ -52,16 +40,8 @@ from pipeline.core.messages import (
     StatusEvent,
 )
 from pipeline.core.metrics import (
-    CROP_FAILURES,
-    E2E_LATENCY,
-    EVENTS_PUBLISHED,
-    FRAMES_DECODED,
     FRAMES_DROPPED,
-    FRAMES_PROCESSED,
     INCIDENTS,
-    INPUT_FPS,
-    PROCESSED_FPS,
-    QUEUE_DEPTH,
     STAGE_LATENCY,
     STREAM_RECONNECTS,
     STREAM_STATE,
@@ -72,10 +52,11 @@ from pipeline.core.metrics import (
 from pipeline.events.publisher import EventPublisher
 from pipeline.events.rules import EventEngine
 from pipeline.events.snapshots import render_snapshot, snapshot_key, write_snapshot_file
-from pipeline.runtime.coalescer import Coalescer, PendingResult
+from pipeline.runtime.camera_metrics import CameraSeries, RateMeter
+from pipeline.runtime.clients import CameraClients, VisionTicket
 from pipeline.runtime.vision import HostModelError
 from workers.classifier import crop_boxes
-from workers.clip_head import FrameSummarizer, TemporalHead
+from workers.clip_head import FrameSummarizer
 from workers.decoder import FrameSource, model_input
 from workers.motion import MotionGate
 from workers.tracking import Tracker
@@ -103,91 +84,12 @@ class CameraSettings:
 
 
 @dataclass(frozen=True)
-class ClipHeadSpec:
-    """What a camera host needs to load the clip head itself (``ray.clip_head: hosts``)."""
-
-    cfg: TemporalConfig
-    in_dim: int
-    emb_dim: int
-
-
-@dataclass(frozen=True)
-class HostVisionSpec:
-    """What a camera host needs to load the detector and the ViT itself (``ray.vision: hosts``)."""
-
-    detector: DetectorConfig
-    classifier: ClassifierConfig
-    torch_threads: int = 1
-    crops: CropClassifierConfig | None = None  # models.crops: the crop classifier runs in the hosts too
-    pin_cores: int = 0  # ray.pin_hosts: the host keeps to this many cores of its own (0: the OS places it)
-
-
-@dataclass(frozen=True)
-class WorkerHandles:
-    """Ray actor handles of the shared model workers (detector and classifier: one per replica)."""
-
-    detectors: tuple[Any, ...]  # fused: the VisionWorker replicas (detector + classifier)
-    classifiers: tuple[Any, ...]  # fused: none
-    temporal: Any  # the TemporalHead actor; None when the camera hosts run the head (clip_head below)
-    crops: tuple[Any, ...] = ()  # models.crops off, or ray.vision: hosts (the hosts run it): none
-    fused: bool = False
-    host_calls_per_replica: int = 0  # fused: a camera host coalesces its cameras' frames (0: a call per frame)
-    call_max_frames: int = 8  # frames per coalesced call (pipeline.runtime.vision.vision_max_batch)
-    call_max_bytes: int | None = None  # and their bytes (ray.max_inline_bytes: calls stay inline)
-    clip_head: ClipHeadSpec | None = None  # ray.clip_head: hosts: each camera host loads the head from this
-    host_vision: HostVisionSpec | None = None  # ray.vision: hosts: each camera host loads the models (no detectors)
-
-
-@dataclass(frozen=True)
 class _InFlight:
-    """A frame sent to the model workers, waiting for its results (refs None: a still frame)."""
+    """A frame sent to the models, waiting for its results (ticket None: a still frame)."""
 
     packet: FramePacket
-    submitted_at: float
-    det_ref: Any  # fused workers: (Detections, SceneResult) from one call, or a coalesced call's PendingResult
-    scene_ref: Any  # fused workers: None
+    ticket: VisionTicket | None
     scale: float = 1.0  # model input pixels per frame pixel
-
-
-class RateMeter:
-    """Events per second over the last ``window_s`` seconds."""
-
-    def __init__(self, window_s: float = 5.0) -> None:
-        self._window_s = window_s
-        self._times: deque[float] = deque()
-        self._lock = threading.Lock()
-
-    def tick(self) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self._times.append(now)
-            self._trim(now)
-
-    def rate(self) -> float:
-        now = time.monotonic()
-        with self._lock:
-            self._trim(now)
-            return len(self._times) / self._window_s
-
-    def _trim(self, now: float) -> None:
-        while self._times and self._times[0] < now - self._window_s:
-            self._times.popleft()
-
-
-@dataclass(frozen=True)
-class _Series:
-    """The metric series a camera updates every frame (or may: crop failures)."""
-
-    decoded: Counter
-    processed: Counter
-    e2e: Histogram
-    input_fps: Gauge
-    processed_fps: Gauge
-    decode_queue: Gauge
-    decode_s: Histogram
-    vision_s: Histogram | None  # only where one call answers both models (no empty series elsewhere)
-    publish_s: Histogram
-    crop_failures: Counter
 
 
 class CameraRunner:
@@ -198,15 +100,9 @@ class CameraRunner:
         self,
         cam: CameraConfig,
         settings: CameraSettings,
-        workers: WorkerHandles,
-        coalescer: Coalescer | None = None,
-        clip_head: TemporalHead | None = None,
-        crop_coalescer: Coalescer | None = None,
+        clients: CameraClients,
     ) -> None:
-        self.cam, self.settings, self.workers = cam, settings, workers
-        self._coalescer = coalescer  # fused workers: the host's, shared by its cameras
-        self._crop_coalescer = crop_coalescer  # ray.vision: hosts with models.crops: the host's crop classifier
-        self._clip_head = clip_head  # ray.clip_head: hosts: the host's, called in this process
+        self.cam, self.settings, self.clients = cam, settings, clients
         self._lock = threading.Lock()  # guards the counters and labels below
         ev = settings.events
         self._publisher = EventPublisher(
@@ -224,7 +120,6 @@ class CameraRunner:
         self._summarizer = FrameSummarizer(settings.class_names)
         self._window: deque[FrameFeatures] = deque(maxlen=settings.window)
         self._since_clip = 0
-        self._turn = itertools.count(zlib.crc32(cam.id.encode()))  # cameras start on different replicas
         self._counts = {"decoded": 0, "processed": 0, "dropped": 0}
         self._in_rate, self._out_rate = RateMeter(), RateMeter()
         self._last_latency_s: float | None = None
@@ -240,7 +135,7 @@ class CameraRunner:
         self._thread = threading.Thread(target=self._loop, name=f"camera-{cam.id}", daemon=True)
         self._clock: StepClock | None = None  # the loop thread's CPU by step (made in that thread)
         self._decode_clock: StepClock | None = None  # the decoder thread's
-        self._series: _Series  # made by start(), before the decoder thread
+        self._series: CameraSeries  # made by start(), before the decoder thread
         self._crop_warned_at = -math.inf
         self._crops_paused_until = -math.inf
         self._record: TextIO | None = None
@@ -253,7 +148,7 @@ class CameraRunner:
     # -- control -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._init_series()
+        self._series = CameraSeries.create(self.cam.id)
         self._loop_running = True  # before the source starts: an end of file is deferred until drained
         self._source.start()
         self._thread.start()
@@ -289,29 +184,6 @@ class CameraRunner:
                 node_id=self._node_id,
                 progress=self._source.progress(),
             )
-
-    def _init_series(self) -> None:
-        """Create this camera's series at zero so dashboards and rates see them before the first event,
-        and keep the ones each frame touches (a ``labels()`` lookup per use costs more than the update)."""
-        cam = self.cam.id
-        self._series = _Series(
-            decoded=FRAMES_DECODED.labels(cam),
-            processed=FRAMES_PROCESSED.labels(cam),
-            e2e=E2E_LATENCY.labels(cam),
-            input_fps=INPUT_FPS.labels(cam),
-            processed_fps=PROCESSED_FPS.labels(cam),
-            decode_queue=QUEUE_DEPTH.labels(cam, "decode"),
-            decode_s=STAGE_LATENCY.labels("decode"),
-            vision_s=STAGE_LATENCY.labels("vision") if self._coalescer is not None or self.workers.fused else None,
-            publish_s=STAGE_LATENCY.labels("publish"),
-            crop_failures=CROP_FAILURES.labels(cam),
-        )
-        STREAM_RECONNECTS.labels(cam)
-        for reason in ("stale", "fps_cap", "worker_error", "motion_skip"):
-            FRAMES_DROPPED.labels(cam, reason)
-        for kind in ("object", "clip"):
-            EVENTS_PUBLISHED.labels(cam, kind)
-        self._series.decode_queue.set(0)
 
     # -- callbacks from the decoder thread -----------------------------------------------------
 
@@ -369,12 +241,12 @@ class CameraRunner:
                 self._on_state(*self._deferred_state)
 
     def _run_loop(self) -> None:
-        """Keep up to ``max_in_flight`` frames of this camera in the model workers at once (so the
-        workers can batch across frames, not only across cameras) and apply their results strictly in
+        """Keep up to the camera's in-flight depth of frames in the models at once (so the models
+        can batch across frames, not only across cameras) and apply their results strictly in
         frame order: tracking, clip windows and events see the same sequence as with one in flight."""
         pending: deque[_InFlight] = deque()
         while not self._stop.is_set():
-            if len(pending) < self.cam.max_in_flight:
+            if len(pending) < self.cam.in_flight:
                 # Nothing in flight: wait for a frame. Otherwise only take one that is already there.
                 packet = self._source.get(timeout_s=0.0 if pending else 0.5)
                 self._lap("queue")
@@ -397,24 +269,13 @@ class CameraRunner:
         still = self._is_still(packet, pending)
         self._lap("prepare")
         if still:
-            return _InFlight(packet, time.time(), None, None)
-        t0 = time.time()
-        # The workers get the frame downscaled to what the models use (the detector letterboxes to
-        # imgsz, the ViT to its size anyway): a quarter of the bytes through the object store for a
-        # 640x360 camera at imgsz 320, a twentieth for 1080p. Full resolution stays here (snapshots, crops).
+            return _InFlight(packet, None)
+        # The models get the frame downscaled to what they use (the detector letterboxes to imgsz,
+        # the ViT to its size anyway): fewer bytes to move and resize. Full resolution stays here
+        # (snapshots, crops).
         image, scale = model_input(packet.image_bgr, self.settings.model_input_px)
         self._lap("prepare")
-        n = next(self._turn)  # replicas take this camera's frames in turn
-        dets, clss = self.workers.detectors, self.workers.classifiers
-        if self._coalescer is not None:  # leaves with the frames other cameras of this host have ready
-            item = _InFlight(packet, t0, self._coalescer.submit(image), None, scale)
-        elif self.workers.fused:  # one worker, one call: Ray moves the frame (inline when small)
-            item = _InFlight(packet, t0, dets[n % len(dets)].analyze.remote(image), None, scale)
-        else:
-            image_ref = ray.put(image)  # stored once, read by both workers
-            det_ref = dets[n % len(dets)].detect.remote(image_ref)
-            scene_ref = clss[n % len(clss)].classify.remote(image_ref)
-            item = _InFlight(packet, t0, det_ref, scene_ref, scale)
+        item = _InFlight(packet, self.clients.vision.submit(image), scale)
         self._lap("submit")
         return item
 
@@ -424,7 +285,7 @@ class CameraRunner:
             self._clock.lap(step)
 
     def _finish(self, item: _InFlight) -> None:
-        if item.det_ref is None:
+        if item.ticket is None:
             self._advance_still(item.packet)
             return
         try:
@@ -437,18 +298,9 @@ class CameraRunner:
             self._stop.wait(0.5)
 
     def _apply(self, item: _InFlight) -> None:
-        packet, t0 = item.packet, item.submitted_at
-        scene: SceneResult
-        if item.scene_ref is None:  # a fused worker answered both, in a call of its own or a coalesced one
-            ref = item.det_ref
-            pending = isinstance(ref, PendingResult)
-            detections, scene = ref.get(WORKER_TIMEOUT_S) if pending else ray.get(ref, timeout=WORKER_TIMEOUT_S)
-            (self._series.vision_s or STAGE_LATENCY.labels("vision")).observe(time.time() - t0)
-        else:
-            detections = ray.get(item.det_ref, timeout=WORKER_TIMEOUT_S)
-            STAGE_LATENCY.labels("detect").observe(time.time() - t0)
-            scene = ray.get(item.scene_ref, timeout=WORKER_TIMEOUT_S)
-            STAGE_LATENCY.labels("classify").observe(time.time() - t0)
+        packet = item.packet
+        assert item.ticket is not None
+        detections, scene = item.ticket.result(WORKER_TIMEOUT_S)
         self._lap("wait")
         detections = detections.scaled(1 / item.scale)
 
@@ -493,8 +345,8 @@ class CameraRunner:
 
     def _classify_crops(self, item: _InFlight, tracked: Detections) -> dict[int, LabelScore]:
         """Second stage: the crop classifier's label for each tracked box of the chosen classes."""
-        cfg, pool = self.settings.crops, self.workers.crops
-        if cfg is None or not (pool or self._crop_coalescer) or len(tracked) == 0:
+        cfg, client = self.settings.crops, self.clients.crops
+        if cfg is None or client is None or len(tracked) == 0:
             return {}
         sizes = np.minimum(tracked.xyxy[:, 2] - tracked.xyxy[:, 0], tracked.xyxy[:, 3] - tracked.xyxy[:, 1])
         chosen = [i for i in range(len(tracked)) if tracked.label(i) in cfg.classes and sizes[i] >= cfg.min_box_px]
@@ -505,14 +357,7 @@ class CameraRunner:
             return {}
         t0 = time.time()
         crops = crop_boxes(item.packet.image_bgr, tracked.xyxy[chosen], cfg.padding)  # from the full-res frame
-        scores: list[LabelScore]
-        if self._crop_coalescer is not None:  # in this process; crops of the host's cameras share passes
-            deadline = time.monotonic() + WORKER_TIMEOUT_S  # one wait for the frame's crops, however many calls
-            slots = self._crop_coalescer.submit_many(crops)
-            scores = [slot.get(max(0.0, deadline - time.monotonic())) for slot in slots]
-        else:
-            worker = pool[item.packet.frame_id % len(pool)]
-            scores = ray.get(worker.classify_crops.remote(crops), timeout=WORKER_TIMEOUT_S)
+        scores = client.label(crops, item.packet.frame_id, WORKER_TIMEOUT_S)
         STAGE_LATENCY.labels("crops").observe(time.time() - t0)
         return {int(tracked.tracker_id[i]): score for i, score in zip(chosen, scores, strict=True)}
 
@@ -527,7 +372,7 @@ class CameraRunner:
         if self._motion is None:
             return False
         moved = self._motion.has_motion(packet.image_bgr)
-        return not moved and (self._last is not None or any(p.det_ref is not None for p in pending))
+        return not moved and (self._last is not None or any(p.ticket is not None for p in pending))
 
     def _advance_still(self, packet: FramePacket) -> None:
         """A still frame's tracks and clip window advance with the last processed frame's detections
@@ -564,13 +409,12 @@ class CameraRunner:
         self._since_clip = 0
         t0 = time.time()
         window = np.stack([f.vector for f in self._window])
-        score: LabelScore
-        if self._clip_head is not None:  # in this process: no call, no round trip
+        head = self.clients.clip_head
+        if head.in_process:
             self._lap("clip")
-            score = self._clip_head.classify_batch([window])[0]
+        score = head.classify(window, WORKER_TIMEOUT_S)
+        if head.in_process:
             self._lap("clip_head")  # model CPU: `vigil bench` counts it with the models, not the camera's work
-        else:
-            score = ray.get(self.workers.clip_head.classify_batch.remote([window]), timeout=WORKER_TIMEOUT_S)[0]
         STAGE_LATENCY.labels("temporal").observe(time.time() - t0)
         return ClipLabel(
             camera_id=self.cam.id,

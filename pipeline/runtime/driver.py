@@ -1,12 +1,14 @@
 """The one wiring point: builds the Ray actor graph in an explicit order and runs it.
 
-    detector ─┐
-    classifier├─ shared, stateless model workers (GPU when the cluster has one;
-    temporal ─┘  ray.fused: detector + classifier in one "vision" actor)
-    camera[i] ── one actor per camera: decode, track, clip window, events, publish
+    placement hosts (CPU):    camera-host[i] ── decode, detector + ViT (+ crops, clip head) in-process,
+                                                 track, clip window, events, publish
+    placement workers (GPU):  detector ─┐ classifier ─┤ crops ─┤  shared, stateless model workers
+                              camera-host[i] ── decode, track, clip window, events, publish
+    placement fused:          vision (detector + classifier in one actor) instead of the two pools
 
-Order: Ray -> model workers (and wait until their models loaded) -> camera actors -> /metrics.
-Shutdown runs in reverse. Nothing per-frame happens in the driver.
+Order: Ray -> placement (``pipeline.runtime.placement``) -> model workers (and wait until their models
+loaded) -> camera hosts -> control channel -> /metrics. Shutdown runs in reverse. Nothing per-frame
+happens in the driver.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from prometheus_client.metrics_core import Metric
 from pipeline.core.config import CameraConfig, RayConfig, VigilConfig, WorkerResources
 from pipeline.core.messages import CameraState, CameraStatus
 from pipeline.core.metrics import PROCESS, WORKER_RESTARTS, MetricsReport, MetricsServer, set_process_role
-from pipeline.runtime.camera import CameraSettings, ClipHeadSpec, HostVisionSpec, WorkerHandles
+from pipeline.runtime.camera import CameraSettings
 from pipeline.runtime.control import ControlServer
 from pipeline.runtime.hosts import CameraHosts, hosts_needed
+from pipeline.runtime.placement import ClipHeadSpec, HostModelsSpec, HostPlan, PlacementChoice, resolve_placement
 from pipeline.runtime.vision import VisionModels, VisionWorker, vision_max_batch
 from workers.classifier import Classifier, CropClassifier
 from workers.clip_head import TemporalHead, summary_dim
@@ -78,11 +81,11 @@ def local_ray_settings(ray_cfg: RayConfig) -> dict[str, Any]:
     """Ray's own settings (its ``_system_config``) where Vigil starts Ray; a cluster sets these at its start."""
     return {
         # A model-size frame (640x360 = 675 KiB) then goes to a fused worker inside the call itself:
-        # no object-store put and no raylet work per frame (BENCHMARKS.md). A cluster sets this at
+        # no object-store put and no raylet work per frame (docs/performance.md). A cluster sets this at
         # its own start (RAY_max_direct_call_object_size on every node).
         "max_direct_call_object_size": ray_cfg.max_inline_bytes,
         # Vigil runs actors only, each in a process of its own: the task workers Ray starts
-        # ahead (one per CPU) would sit idle, at ~1 % of a core each (BENCHMARKS.md).
+        # ahead (one per CPU) would sit idle, at ~1 % of a core each (docs/performance.md).
         "enable_worker_prestart": False,
         "prestart_worker_first_driver": False,
         # Ray's own metrics and the statistics it keeps on every event-loop handler feed only Ray's
@@ -138,20 +141,23 @@ class Pipeline:
     redis_url: str
     metrics_port: int | None = None
     record_dir: Path | None = None  # `vigil eval`: cameras write each frame's raw results here
-    workers: WorkerHandles | None = None
+    plan: HostPlan | None = None
+    placement: PlacementChoice | None = None  # what ray.placement resolved to, set by start()
     hosts: CameraHosts | None = None
     control: ControlServer | None = None
     metrics: MetricsServer | None = None
     _pids: dict[str, int] = field(default_factory=dict)
 
     def start(self) -> None:
-        in_hosts = self.cfg.ray.vision == "hosts"  # the models are part of the camera hosts then
-        models = () if in_hosts else ("vision",) if self.cfg.ray.fused else ("detector", "classifier")
-        crops = () if self.cfg.models.crops is None else ("crops",)
+        self.placement = resolve_placement(self.cfg.ray, self.cfg.cameras, _cluster_resources(self.cfg))
+        log.info("%s", self.placement.describe())
+        layout = self.placement.layout
+        models = {"hosts": (), "fused": ("vision",), "workers": ("detector", "classifier")}[layout]
+        crops = () if self.cfg.models.crops is None or layout == "hosts" else ("crops",)
         for kind in (*models, *crops, "temporal", "camera"):  # the kinds this pipeline runs
             WORKER_RESTARTS.labels(kind)
-        self.workers = self._start_workers()
-        self.hosts = CameraHosts(self._camera_settings(), self.workers, self.cfg.ray.cameras_per_host)
+        self.plan = self._start_workers(layout)
+        self.hosts = CameraHosts(self._camera_settings(), self.plan, self.placement.cameras_per_host)
         for cam in self.cfg.cameras:
             try:
                 self.hosts.add(cam)
@@ -182,59 +188,42 @@ class Pipeline:
         # A cluster joined without ray.address (Ray initialised by the application embedding Vigil).
         if ray.is_initialized() and len(ray.nodes()) > 1:  # type: ignore[no-untyped-call]
             return 0
-        hosts = max(1, hosts_needed(self.cfg.cameras, res.cameras_per_host))
+        assert self.placement is not None
+        hosts = max(1, hosts_needed(self.cfg.cameras, self.placement.cameras_per_host))
         share = cores // hosts
         # Cores no host could claim would idle (6 cores, 4 hosts: two); unpinned, the OS uses them.
         return share if share >= res.detector.torch_threads and share * hosts == cores else 0
 
-    def _start_workers(self) -> WorkerHandles:
+    def _start_workers(self, layout: str) -> HostPlan:
+        """The model workers of ``layout`` (none with hosts), started and loaded; the plan hosts get."""
         models, res = self.cfg.models, self.cfg.ray
-        host_vision: HostVisionSpec | None = None
+        host_models: HostModelsSpec | None = None
+        dets: tuple[Any, ...] = ()
+        clss: tuple[Any, ...] = ()
         # Threaded actors: concurrent calls from all cameras wait in the worker's batcher.
-        if res.vision == "hosts":  # no vision actors; each camera host loads the models itself
-            host_vision = HostVisionSpec(
+        if layout == "hosts":  # no vision actors; each camera host loads the models itself
+            host_models = HostModelsSpec(
                 models.detector, models.classifier, res.detector.torch_threads, models.crops, self._host_cores()
             )
-            dets: tuple[Any, ...] = ()
-            clss: tuple[Any, ...] = ()
-        elif res.fused:  # both models in each detector replica; cameras make one call per frame
-            dets = _pool(
-                VisionWorker,
-                (models.detector, models.classifier),
-                res.detector,
-                4 * vision_max_batch(models.detector, models.classifier),
-            )
-            clss = ()  # the VisionWorkers hold the ViT
+        elif layout == "fused":  # both models in each detector replica; cameras make one call per frame
+            concurrency = 4 * vision_max_batch(models.detector, models.classifier)
+            dets = _pool(VisionWorker, (models.detector, models.classifier), res.detector, concurrency)
         else:
             dets = _pool(Detector, models.detector, res.detector, 4 * models.detector.max_batch)
             clss = _pool(Classifier, models.classifier, res.classifier, 4 * models.classifier.max_batch)
         # Crops: one call per frame carries all its boxes, so concurrency counts callers, not crops.
-        # With vision: hosts the camera hosts run the crop classifier too.
-        crops = () if models.crops is None or host_vision else _pool(CropClassifier, models.crops, res.crops, 64)
+        # With placement hosts the camera hosts run the crop classifier too.
+        crops = () if models.crops is None or host_models else _pool(CropClassifier, models.crops, res.crops, 64)
         try:
-            if host_vision is not None:
-                self._class_names, embed_dim = _load_here(host_vision)
+            if host_models is not None:
+                self._class_names, embed_dim = _load_here(host_models)
             else:
                 # Every replica has loaded its model before any camera starts.
                 self._class_names = ray.get([d.names.remote() for d in dets], timeout=WORKER_START_TIMEOUT_S)[0]
                 vits = clss or dets  # fused: the VisionWorkers answer for their ViT
                 embed_dim = ray.get([c.embedding_dim.remote() for c in vits], timeout=WORKER_START_TIMEOUT_S)[0]
             ray.get([c.embedding_dim.remote() for c in crops], timeout=WORKER_START_TIMEOUT_S)
-            in_dim = embed_dim + summary_dim(len(self._class_names))
-            tmp: Any = None
-            clip_head: ClipHeadSpec | None = None
-            if res.clip_head == "actor":
-                temporal: Any = ray.remote(TemporalHead).options(
-                    max_restarts=-1, max_task_retries=2, **_gpu_options(res.temporal)
-                )
-                tmp = temporal.remote(models.temporal, in_dim, res.temporal.torch_threads, emb_dim=embed_dim)
-                self._head_kind = ray.get(tmp.head_kind.remote())
-            else:  # each camera host loads its own; loaded once here too, so a bad checkpoint fails now
-                try:
-                    self._head_kind = TemporalHead(models.temporal, in_dim, emb_dim=embed_dim, in_host=True).kind
-                except (ValueError, OSError, RuntimeError) as exc:
-                    raise PipelineError(f"models.temporal.weights: {exc}") from None
-                clip_head = ClipHeadSpec(models.temporal, in_dim, embed_dim)
+            clip_actor, clip_head = self._start_clip_head(embed_dim)
         except ray.exceptions.RayActorError as exc:
             raise PipelineError(f"a model worker failed to start: {_root_cause(exc)}") from None
         except ray.exceptions.GetTimeoutError:
@@ -243,18 +232,35 @@ class Pipeline:
                 f"resources they ask for (ray.detector / ray.classifier / ray.temporal; cluster has "
                 f"{ray.cluster_resources()})"  # type: ignore[no-untyped-call]
             ) from None
-        return WorkerHandles(
-            dets,
-            clss,
-            tmp,
-            crops,
+        return HostPlan(
+            layout,  # type: ignore[arg-type]
+            detectors=dets,
+            classifiers=clss,
+            crops=crops,
+            clip_head_actor=clip_actor,
             clip_head=clip_head,
-            host_vision=host_vision,
-            fused=res.fused,
-            host_calls_per_replica=res.host_calls_per_replica if res.fused else 0,
+            host_models=host_models,
+            host_calls_per_replica=res.host_calls_per_replica if layout == "fused" else 0,
             call_max_frames=vision_max_batch(models.detector, models.classifier),
             call_max_bytes=self.cfg.ray.max_inline_bytes or None,
         )
+
+    def _start_clip_head(self, embed_dim: int) -> tuple[Any, ClipHeadSpec | None]:
+        """The clip-head actor (``ray.clip_head: actor``), or the spec each camera host loads it from."""
+        models, res = self.cfg.models, self.cfg.ray
+        in_dim = embed_dim + summary_dim(len(self._class_names))
+        if res.clip_head == "actor":
+            temporal: Any = ray.remote(TemporalHead).options(
+                max_restarts=-1, max_task_retries=2, **_gpu_options(res.temporal)
+            )
+            actor = temporal.remote(models.temporal, in_dim, res.temporal.torch_threads, emb_dim=embed_dim)
+            self._head_kind = ray.get(actor.head_kind.remote())
+            return actor, None
+        try:  # each camera host loads its own; loaded once here too, so a bad checkpoint fails now
+            self._head_kind = TemporalHead(models.temporal, in_dim, emb_dim=embed_dim, in_host=True).kind
+        except (ValueError, OSError, RuntimeError) as exc:
+            raise PipelineError(f"models.temporal.weights: {exc}") from None
+        return None, ClipHeadSpec(models.temporal, in_dim, embed_dim)
 
     def _camera_settings(self) -> CameraSettings:
         t = self.cfg.models.temporal
@@ -275,17 +281,8 @@ class Pipeline:
         """key -> (worker kind, handle) for every actor."""
         hosts = self.hosts.actors() if self.hosts is not None else []
         named = {f"camera-host:{i}": ("camera", a) for i, a in enumerate(hosts)}
-        if self.workers is not None:
-            w = self.workers
-            pools = (
-                ("vision" if w.fused else "detector", w.detectors),
-                ("classifier", w.classifiers),
-                ("crops", w.crops),
-            )
-            for kind, pool in pools:
-                named.update({f"{kind}:{i}": (kind, handle) for i, handle in enumerate(pool)})
-            if w.temporal is not None:  # ray.clip_head: hosts: the head lives in the camera hosts
-                named["temporal"] = ("temporal", w.temporal)
+        if self.plan is not None:
+            named.update(self.plan.actors())
         return named
 
     def _fetch_actor_metrics(self) -> list[list[Metric]]:
@@ -350,12 +347,12 @@ class Pipeline:
         for _kind, actor in self._named_actors().values():
             ray.kill(actor)
         self.hosts = None
-        self.workers = None
+        self.plan = None
         return final
 
 
-def _load_here(spec: HostVisionSpec) -> tuple[tuple[str, ...], int]:
-    """``ray.vision: hosts``: load the models (the crop classifier too) once in the driver (class names
+def _load_here(spec: HostModelsSpec) -> tuple[tuple[str, ...], int]:
+    """Placement hosts: load the models (the crop classifier too) once in the driver (class names
     and embedding size for the cameras' settings; a bad weights path fails here, with its key path,
     before any camera starts)."""
     import cv2
@@ -380,6 +377,15 @@ def _load_here(spec: HostVisionSpec) -> tuple[tuple[str, ...], int]:
         cv2.setNumThreads(cv_threads)
     release_free_memory()  # the driver keeps none of the models it loaded
     return names, embedding_dim
+
+
+def _cluster_resources(cfg: VigilConfig) -> dict[str, float]:
+    """The Ray cluster's resources; before Ray runs, what a local Ray would have."""
+    if ray.is_initialized():
+        return dict(ray.cluster_resources())  # type: ignore[no-untyped-call]
+    import torch
+
+    return {"CPU": float(cfg.ray.num_cpus or os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
 
 
 def _root_cause(exc: BaseException) -> str:

@@ -1,6 +1,6 @@
 """Placement of cameras on ``CameraHost`` actors.
 
-Cameras with the same ``ray_resources`` (and RTSP transport) share hosts of up to ``cameras_per_host`` cameras; a new
+Cameras with the same ``ray_resources`` share hosts of up to ``cameras_per_host`` cameras; a new
 camera goes to the least loaded host of its group, or to a new host (spread over the Ray nodes).
 Hosts stay up when they empty, so adding and removing cameras never churns processes.
 """
@@ -17,13 +17,14 @@ import ray
 
 from pipeline.core.config import CameraConfig
 from pipeline.core.messages import CameraStatus
-from pipeline.runtime.camera import CameraSettings, WorkerHandles
+from pipeline.runtime.camera import CameraSettings
 from pipeline.runtime.camera_host import CameraHost
+from pipeline.runtime.placement import HostPlan
 
 log = logging.getLogger(__name__)
 
 HOST_TIMEOUT_S = 60.0
-# A new host loads what it runs first (the clip head; with ray.vision: hosts the detector and the ViT,
+# A new host loads what it runs first (the clip head; with placement hosts the detector and the ViT,
 # an export included): the driver's patience with model workers, not a camera call's.
 HOST_START_TIMEOUT_S = 300.0
 
@@ -33,9 +34,8 @@ class CameraError(ValueError):
 
 
 def host_group(cam: CameraConfig) -> frozenset[tuple[str, object]]:
-    """Cameras of one group share hosts: the same ``ray_resources`` and, since OpenCV takes FFmpeg
-    options from one process-wide variable, the same RTSP transport."""
-    return frozenset([*cam.ray_resources.items(), ("rtsp_transport", cam.rtsp_transport)])
+    """Cameras of one group share hosts: the same ``ray_resources``."""
+    return frozenset(cam.ray_resources.items())
 
 
 def hosts_needed(cameras: Sequence[CameraConfig], cameras_per_host: int) -> int:
@@ -47,8 +47,8 @@ def hosts_needed(cameras: Sequence[CameraConfig], cameras_per_host: int) -> int:
 class CameraHosts:
     """The driver's view of where each camera runs."""
 
-    def __init__(self, settings: CameraSettings, workers: WorkerHandles, cameras_per_host: int) -> None:
-        self._settings, self._workers = settings, workers
+    def __init__(self, settings: CameraSettings, plan: HostPlan, cameras_per_host: int) -> None:
+        self._settings, self._plan = settings, plan
         self._per_host = cameras_per_host
         self._hosts: list[tuple[frozenset[tuple[str, object]], Any]] = []  # (placement group, actor)
         self._where: dict[str, Any] = {}  # camera id -> host actor
@@ -129,9 +129,9 @@ class CameraHosts:
                 max_concurrency=8,
                 max_restarts=0,
                 scheduling_strategy="SPREAD",  # on a cluster, hosts (and their decoding) spread over the nodes
-                resources={k: float(v) for k, v in group if k != "rtsp_transport"},  # type: ignore[arg-type]
+                resources={k: float(v) for k, v in group},  # type: ignore[arg-type]
             )
-            .remote(self._settings, self._workers)
+            .remote(self._settings, self._plan)
         )
         self._hosts.append((group, host))
         return host, True

@@ -4,7 +4,7 @@
 With separate workers every frame costs two actor calls, two deserialisations of the frame, two
 batcher hand-offs and two result fetches, and each model holds its own process. Where cores are
 few (a CPU box) or the classifier is cheap next to the detector, that overhead is a sizeable part
-of the CPU (BENCHMARKS.md). ``VisionWorker`` runs both models on the same batch in one process:
+of the CPU (docs/performance.md). ``VisionWorker`` runs both models on the same batch in one process:
 one call per frame, one copy of the frame, one batch. Its replicas (``ray.detector``) scale both
 models together; keep separate workers where the two need different resources (a big ViT that
 wants its own GPU, say).

@@ -108,6 +108,7 @@ def test_detector_replicas_share_every_cameras_frames(ray_session: None, street_
         update={
             "ray": cfg.ray.model_copy(
                 update={
+                    "placement": "workers",
                     "detector": cfg.ray.detector.model_copy(update={"replicas": 2, "num_cpus": 0.5}),
                     "clip_head": "actor",
                 }
@@ -119,14 +120,14 @@ def test_detector_replicas_share_every_cameras_frames(ray_session: None, street_
         pipeline.start()
         try:
             wait_for(lambda: all(s.frames_processed >= 20 for s in pipeline.statuses()), 120, "frames on 2 cameras")
-            assert pipeline.workers is not None and len(pipeline.workers.detectors) == 2
+            assert pipeline.plan is not None and len(pipeline.plan.detectors) == 2
             processed = sum(s.frames_processed for s in pipeline.statuses())  # first: each went through a batch
             frames_per_replica = [
-                batch_sum(ray.get(d.collect_metrics.remote()).families) for d in pipeline.workers.detectors
+                batch_sum(ray.get(d.collect_metrics.remote()).families) for d in pipeline.plan.detectors
             ]
-            assert pipeline.workers.temporal is not None and pipeline.workers.clip_head is None
+            assert pipeline.plan.clip_head_actor is not None and pipeline.plan.clip_head is None
             wait_for(lambda: all(s.clip is not None for s in pipeline.statuses()), 60, "clip labels from the actor")
-            head_windows = batch_sum(ray.get(pipeline.workers.temporal.collect_metrics.remote()).families)
+            head_windows = batch_sum(ray.get(pipeline.plan.clip_head_actor.collect_metrics.remote()).families)
         finally:
             pipeline.stop()
     assert head_windows >= 2  # the TemporalHead actor labelled both cameras' windows
@@ -172,23 +173,23 @@ def test_fused_pipeline_coalesces_calls_and_survives_a_killed_worker(
     # File mode (every frame, as fast as the workers go): where the camera host coalesces calls.
     cameras = [{"id": f"cam{i}", "url": str(street_mp4), "fps": 10, "loop": True, "mode": "file"} for i in range(3)]
     cfg = chatty_config(cameras, tmp_path / "spool")
-    cfg = cfg.model_copy(update={"ray": cfg.ray.model_copy(update={"fused": True})})
+    cfg = cfg.model_copy(update={"ray": cfg.ray.model_copy(update={"placement": "fused"})})
     with EmbeddedRedis() as server:
         pipeline = Pipeline(cfg, server.url)
         pipeline.start()
         try:
             wait_for(lambda: all(s.frames_processed >= 15 for s in pipeline.statuses()), 120, "frames on 3 cameras")
             statuses = pipeline.statuses()
-            assert pipeline.workers is not None and pipeline.workers.classifiers == ()
+            assert pipeline.plan is not None and pipeline.plan.classifiers == ()
             # ray.clip_head: hosts (the default): no TemporalHead actor; the camera host labels clips.
-            assert pipeline.workers.temporal is None and pipeline.workers.clip_head is not None
+            assert pipeline.plan.clip_head_actor is None and pipeline.plan.clip_head is not None
             wait_for(lambda: all(s.clip is not None for s in pipeline.statuses()), 60, "clip labels in the host")
             url = f"http://127.0.0.1:{pipeline.metrics_port}/metrics"
             text = urllib.request.urlopen(url, timeout=10).read().decode()
             # The fused worker dies mid-run: Ray restarts it, the calls it held are retried or
             # counted as lost, and every camera of the host goes on (the coalescer is not stuck).
             before = {s.camera_id: s.frames_processed for s in pipeline.statuses()}
-            ray.kill(pipeline.workers.detectors[0], no_restart=False)
+            ray.kill(pipeline.plan.detectors[0], no_restart=False)
             wait_for(
                 lambda: all(s.frames_processed > before[s.camera_id] + 10 for s in pipeline.statuses()),
                 120,
@@ -219,7 +220,7 @@ def sample(text: str, series: str) -> float:
 def test_models_in_the_camera_hosts_batch_each_hosts_cameras(
     ray_session: None, street_mp4: Path, tmp_path: Path
 ) -> None:
-    """ray.vision: hosts: no model actors; each camera host runs the detector and the ViT on its own
+    """placement hosts: no model actors; each camera host runs the detector and the ViT on its own
     cameras' frames (live and file cameras alike), several frames per forward pass, each model in
     passes of at most its own max_batch, and labels clips."""
     cameras = [
@@ -229,23 +230,23 @@ def test_models_in_the_camera_hosts_batch_each_hosts_cameras(
     cfg = chatty_config(cameras, tmp_path / "spool")
     models = cfg.models.model_copy(update={"detector": cfg.models.detector.model_copy(update={"max_batch": 2})})
     cfg = cfg.model_copy(
-        update={"models": models, "ray": cfg.ray.model_copy(update={"vision": "hosts", "cameras_per_host": 2})}
+        update={"models": models, "ray": cfg.ray.model_copy(update={"placement": "hosts", "cameras_per_host": 2})}
     )
     with EmbeddedRedis() as server:
         pipeline = Pipeline(cfg, server.url)
         pipeline.start()
         try:
-            assert pipeline.workers is not None and pipeline.runtime.hosts is not None
-            assert pipeline.workers.detectors == () and pipeline.workers.classifiers == ()
-            assert len(pipeline.runtime.hosts.actors()) == 2
+            assert pipeline.plan is not None and pipeline.hosts is not None
+            assert pipeline.plan.detectors == () and pipeline.plan.classifiers == ()
+            assert len(pipeline.hosts.actors()) == 2
             wait_for(lambda: all(s.frames_processed >= 15 for s in pipeline.statuses()), 120, "frames on 4 cameras")
             wait_for(lambda: all(s.clip is not None for s in pipeline.statuses()), 60, "clip labels in the hosts")
             statuses = pipeline.statuses()
             url = f"http://127.0.0.1:{pipeline.metrics_port}/metrics"
             text = urllib.request.urlopen(url, timeout=10).read().decode()
-            host_families = [ray.get(h.collect_metrics.remote()).families for h in pipeline.runtime.hosts.actors()]
+            host_families = [ray.get(h.collect_metrics.remote()).families for h in pipeline.hosts.actors()]
             # ray.pin_hosts (the default): the two hosts split this machine's cores between them.
-            pids = [ray.get(h.process_stats.remote()).pid for h in pipeline.runtime.hosts.actors()]
+            pids = [ray.get(h.process_stats.remote()).pid for h in pipeline.hosts.actors()]
             host_cores = [os.sched_getaffinity(pid) for pid in pids]
         finally:
             pipeline.stop()

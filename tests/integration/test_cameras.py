@@ -196,7 +196,7 @@ def test_live_camera_latency_stays_bounded_under_a_slow_detector(
 def test_live_cameras_sharing_a_hosts_slow_models_all_get_frames_processed(
     ray_session: None, rtsp_server: RtspServer, tmp_path: Path
 ) -> None:
-    """ray.vision: hosts under overload: two live cameras on one host share its models, several times
+    """placement hosts under overload: two live cameras on one host share its models, several times
     too slow for them (YOLO at 1920 px). Neither starves, each counts its own dropped frames, and
     latency does not grow (each camera has at most its in-flight frames waiting for the models)."""
     cameras = [{"id": cam, "url": rtsp_server.url, "fps": 10} for cam in ("a", "b")]
@@ -206,14 +206,14 @@ def test_live_cameras_sharing_a_hosts_slow_models_all_get_frames_processed(
             "metrics": {"port": 0},
             "models": {"detector": {"imgsz": 1920}},
             "events": {"spool": {"dir": str(tmp_path / "spool")}},
-            "ray": {"vision": "hosts"},
+            "ray": {"placement": "hosts", "cameras_per_host": 2},
         }
     )
     with EmbeddedRedis() as server:
         pipeline = Pipeline(cfg, server.url)
         pipeline.start()
         try:
-            assert pipeline.runtime.hosts is not None and len(pipeline.runtime.hosts.actors()) == 1
+            assert pipeline.hosts is not None and len(pipeline.hosts.actors()) == 1
             samples: dict[str, list[float]] = {"a": [], "b": []}
 
             def sample() -> bool:

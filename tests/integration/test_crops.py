@@ -15,7 +15,8 @@ import redis
 from pipeline.core.config import VigilConfig, parse_config
 from pipeline.core.messages import CameraState, Event
 from pipeline.events.publisher import camera_stream
-from pipeline.ml.synth import render_video, write_mp4
+from pipeline.ml.synth.dataset import write_mp4
+from pipeline.ml.synth.render import render_video
 from pipeline.runtime.driver import Pipeline
 from pipeline.runtime.redis_server import EmbeddedRedis
 from tests.support.wait import wait_for
@@ -24,7 +25,7 @@ PACK = Path(__file__).resolve().parents[2] / "models" / "demo"
 
 
 def fall_config(
-    video: Path, tmp_path: Path, vision: str, update_interval_s: float = 60, camera: str = "hall"
+    video: Path, tmp_path: Path, placement: str, update_interval_s: float = 60, camera: str = "hall"
 ) -> VigilConfig:
     return parse_config(
         {
@@ -41,23 +42,23 @@ def fall_config(
                 "update_interval_s": update_interval_s,
                 "spool": {"dir": str(tmp_path)},
             },
-            "ray": {"vision": vision},
+            "ray": {"placement": placement},
         }
     )
 
 
-@pytest.mark.parametrize("vision", ["workers", "hosts"])
+@pytest.mark.parametrize("placement", ["workers", "hosts"])
 def test_a_person_who_falls_gets_a_down_update(
-    ray_session: None, redis_server: EmbeddedRedis, tmp_path: Path, vision: str
+    ray_session: None, redis_server: EmbeddedRedis, tmp_path: Path, placement: str
 ) -> None:
-    """vision: workers: the crops go to a crop-classifier actor; hosts: the camera host runs it."""
+    """placement workers: the crops go to a crop-classifier actor; hosts: the camera host runs it."""
     frames, gt = render_video(31337, "corridor", night=False, seconds=12, fps=10, order=["fall"])
     video = write_mp4(tmp_path / "fall.mp4", frames, fps=10)
     [fall] = gt["activities"]
-    pipeline = Pipeline(fall_config(video, tmp_path, vision), redis_server.url)
+    pipeline = Pipeline(fall_config(video, tmp_path, placement), redis_server.url)
     pipeline.start()
     try:
-        assert pipeline.workers is not None and len(pipeline.workers.crops) == (1 if vision == "workers" else 0)
+        assert pipeline.plan is not None and len(pipeline.plan.crops) == (1 if placement == "workers" else 0)
         wait_for(lambda: [s.state for s in pipeline.statuses()] == [CameraState.STOPPED], 120, "the file to end")
     finally:
         pipeline.stop()
@@ -93,9 +94,9 @@ def test_frames_go_on_without_crop_labels_when_the_crop_worker_is_lost(
 
     pipeline.start()
     try:
-        assert pipeline.workers is not None
+        assert pipeline.plan is not None
         wait_for(lambda: pipeline.statuses()[0].frames_processed >= 1, 120, "the first frame")
-        ray.kill(pipeline.workers.crops[0], no_restart=True)
+        ray.kill(pipeline.plan.crops[0], no_restart=True)
         wait_for(lambda: crop_failures() > 0, 60, "a crop call to fail")
         failed_by = pipeline.statuses()[0].frames_processed  # every crop call after this fails
         wait_for(lambda: pipeline.statuses()[0].state is CameraState.STOPPED, 120, "the file to end")

@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from pipeline.core.config import DetectorConfig
-from pipeline.ml.synth import render_video
+from pipeline.ml.synth.render import render_video
 from workers.detector import Detector, export_detector
 
 PACK_DETECTOR = Path(__file__).resolve().parents[2] / "models" / "demo" / "detector.pt"

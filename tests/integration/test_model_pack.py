@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from pipeline.core.config import load_config
-from pipeline.ml.synth import render_video
+from pipeline.ml.synth.render import render_video
 
 REPO = Path(__file__).resolve().parents[2]
 PACK = REPO / "models" / "demo"

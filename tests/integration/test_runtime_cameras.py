@@ -79,10 +79,10 @@ def test_a_camera_added_again_while_its_removal_runs(running: dict[str, Any]) ->
     series, and must not take the new camera's with them."""
     import threading
 
-    from pipeline.runtime.hosts import CameraError
+    from pipeline.hosts import CameraError
 
     pipeline: Pipeline = running["pipeline"]
-    assert pipeline.runtime.hosts is not None
+    assert pipeline.hosts is not None
     cam = CameraConfig(id="again", url=str(running["video"]), fps=10, loop=True)
     pipeline.add_camera(cam)
     wait_for(lambda: processed(pipeline, "again") >= 3, 30, "frames from the camera")
@@ -97,7 +97,7 @@ def test_a_camera_added_again_while_its_removal_runs(running: dict[str, Any]) ->
     removing.join()
     wait_for(lambda: processed(pipeline, "again") >= 3, 30, "frames from the camera added again")
 
-    [host] = pipeline.runtime.hosts.actors()
+    [host] = pipeline.hosts.actors()
     stopping = host.remove.remote("again")
     while True:  # at the host, while it stops the camera (a threaded actor may start the add first)
         try:
@@ -165,8 +165,8 @@ def test_200_add_remove_cycles_leak_nothing(running: dict[str, Any]) -> None:
     go; a leaked capture or spool would add 180+); resident memory within 40 MB (allocator
     fragmentation, one-time caches; keeping one 640x360 frame per cycle would add 125 MB)."""
     pipeline: Pipeline = running["pipeline"]
-    assert pipeline.runtime.hosts is not None
-    [host] = pipeline.runtime.hosts.actors()
+    assert pipeline.hosts is not None
+    [host] = pipeline.hosts.actors()
     cam = CameraConfig(id="cycle", url=str(running["video"]), fps=10, loop=True)
 
     def cycle() -> None:
@@ -180,7 +180,7 @@ def test_200_add_remove_cycles_leak_nothing(running: dict[str, Any]) -> None:
     for _ in range(180):
         cycle()
     after, workers_after = ray.get(host.process_stats.remote()), ray_workers()
-    assert pipeline.runtime.hosts.actors() == [host], "cameras must reuse the existing host"
+    assert pipeline.hosts.actors() == [host], "cameras must reuse the existing host"
     assert after.pid == before.pid
     assert workers_after == workers_before
     assert after.threads - before.threads <= 8, (before, after)
@@ -194,7 +194,8 @@ def test_200_add_remove_cycles_leak_nothing(running: dict[str, Any]) -> None:
 def test_motion_gating_skips_still_frames_and_keeps_windows_going(running: dict[str, Any], tmp_path: Path) -> None:
     import numpy as np
 
-    from pipeline.ml.synth import background, write_mp4
+    from pipeline.ml.synth.dataset import write_mp4
+    from pipeline.ml.synth.scenes import background
 
     rng = np.random.default_rng(0)
     still = background("corridor", (640, 360), night=False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 
-from pipeline.bench.run import TreeMeter
+from pipeline.bench.meter import TreeMeter
 
 
 def test_a_late_sample_does_not_erase_the_windows_cpu() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.bench.run import overhead
+from pipeline.bench.overhead import overhead
 
 LIMIT: dict[str, Any] = {
     "detector": {"1": {"cpu_ms_per_frame": 30.0}, "4": {"cpu_ms_per_frame": 20.0}},
@@ -138,7 +138,7 @@ def test_several_rounds_report_the_median_round() -> None:
 
 
 def test_the_limit_is_matched_to_the_speed_the_models_ran_at_during_the_run() -> None:
-    from pipeline.bench.run import model_speed, per_frame_at
+    from pipeline.bench.overhead import model_speed, per_frame_at
 
     assert per_frame_at(LIMIT["detector"], 2.5) == pytest.approx(30.0 - 10.0 * 1.5 / 3)  # between 1 and 4
     assert per_frame_at(LIMIT["detector"], 6.0) == 20.0  # past the largest size measured
@@ -152,7 +152,7 @@ def test_the_limit_is_matched_to_the_speed_the_models_ran_at_during_the_run() ->
 
 
 def test_the_speed_match_compares_calls_on_the_frames_the_pipeline_feeds_the_models() -> None:
-    from pipeline.bench.run import model_speed
+    from pipeline.bench.overhead import model_speed
 
     # The ViT costs 5 ms per frame on decoded frames but 4 on the scaled-down ones the cameras
     # send: a run whose calls cost 20 + 4 ms ran at the limit's speed, not 1.04x faster.
@@ -166,12 +166,12 @@ def test_the_speed_match_compares_calls_on_the_frames_the_pipeline_feeds_the_mod
 
 
 def _timed(**ms: float) -> dict[str, dict[str, float]]:
-    """A limit table whose wall times are 3 % over its CPU times (what busy cores lose here)."""
+    """A limit table whose wall times are 3 % over its CPU times (busy cores lose some time to the machine)."""
     return {b: {"cpu_ms_per_frame": v, "wall_ms_per_frame": 1.03 * v} for b, v in ms.items()}
 
 
 def test_the_limit_is_on_the_wall_clock_like_vigils_frames_per_second() -> None:
-    from pipeline.bench.modes import cpu_limit
+    from pipeline.bench.limit import cpu_limit
 
     # Both cores busy, the machine took a share of each (the kernel, the VM's threads): a process
     # doing nothing but the models gets less than its core, and so would a perfect pipeline. At
@@ -192,7 +192,7 @@ def test_the_limit_is_on_the_wall_clock_like_vigils_frames_per_second() -> None:
 
 
 def test_the_limit_on_model_size_frames_adds_the_scaling_to_decoding() -> None:
-    from pipeline.bench.modes import cpu_limit_on_model_inputs
+    from pipeline.bench.limit import cpu_limit_on_model_inputs
 
     table = _timed(**{"1": 12.0, "8": 10.0})
     m = {
@@ -213,7 +213,7 @@ def test_the_limit_on_model_size_frames_adds_the_scaling_to_decoding() -> None:
 def test_batch_timings_take_every_input_set_at_every_size() -> None:
     import numpy as np
 
-    from pipeline.bench.modes import time_batches
+    from pipeline.bench.limit import time_batches
 
     seen: list[tuple[int, int]] = []  # (batch size, image width) of every call
 

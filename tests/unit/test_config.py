@@ -70,8 +70,12 @@ def test_looped_file_plays_as_live_camera() -> None:
             "redis.url (line 3): must start with redis://",
         ),
         (
-            "cameras:\n  - {id: a, url: /x}\nray:\n  fused: true\n  classifier: {replicas: 2}\n",
-            "ray (line 3): classifier: not used with fused: true",
+            "cameras:\n  - {id: a, url: /x}\nray:\n  placement: fused\n  classifier: {replicas: 2}\n",
+            "ray (line 3): classifier: not used with placement: fused (only with workers)",
+        ),
+        (
+            "cameras:\n  - {id: a, url: /x}\nray:\n  vision: hosts\n",
+            "ray (line 3): ray.vision no longer exists; use ray.placement",
         ),
         ("cameras: [\n", "invalid YAML (line 2)"),
         ("- just a list\n", "top level must be a mapping"),
@@ -178,28 +182,49 @@ def test_clip_head_resources_only_with_the_actor() -> None:
 
 def test_models_in_the_camera_hosts_take_only_torch_threads_from_ray_detector() -> None:
     base = {"cameras": [{"id": "a", "url": "/x"}]}
-    assert parse_config(base).ray.vision == "workers"
-    cfg = parse_config(base | {"ray": {"vision": "hosts", "cameras_per_host": 2, "detector": {"torch_threads": 2}}})
-    assert cfg.ray.vision == "hosts" and cfg.ray.detector.torch_threads == 2
-    for ray_cfg, key in (
-        ({"detector": {"replicas": 2}}, "detector.replicas"),
-        ({"fused": True}, "fused"),
-        ({"classifier": {"num_cpus": 1}}, "classifier"),
-        ({"host_calls_per_replica": 2}, "host_calls_per_replica"),
-        ({"crops": {"replicas": 2}}, "crops"),
+    assert parse_config(base).ray.placement == "auto"
+    cfg = parse_config(base | {"ray": {"placement": "hosts", "cameras_per_host": 2, "detector": {"torch_threads": 2}}})
+    assert cfg.ray.placement == "hosts" and cfg.ray.detector.torch_threads == 2
+    for ray_cfg, key, where in (
+        ({"detector": {"replicas": 2}}, "detector.replicas", "placement: hosts"),
+        ({"classifier": {"num_cpus": 1}}, "classifier", "placement: hosts (only with workers)"),
+        ({"host_calls_per_replica": 2}, "host_calls_per_replica", "placement: hosts (only with fused)"),
+        ({"crops": {"replicas": 2}}, "crops", "placement: hosts (only with workers or fused)"),
     ):
         with pytest.raises(ConfigError) as err:
-            parse_config(base | {"ray": {"vision": "hosts", **ray_cfg}})
-        assert f"ray: {key}: not used with vision: hosts" in str(err.value)
+            parse_config(base | {"ray": {"placement": "hosts", **ray_cfg}})
+        assert f"ray: {key}: not used with {where}" in str(err.value)
 
 
-def test_pinning_hosts_is_a_hosts_mode_setting() -> None:
-    base = {"cameras": [{"id": "a", "url": "/x"}]}
-    assert parse_config(base | {"ray": {"vision": "hosts"}}).ray.pin_hosts
-    assert not parse_config(base | {"ray": {"vision": "hosts", "pin_hosts": False}}).ray.pin_hosts
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ({"vision": "hosts"}, "'vision: hosts' is 'placement: hosts'"),
+        ({"fused": True}, "'fused: true' is 'placement: fused'"),
+    ],
+)
+def test_replaced_placement_keys_name_the_new_key(old: dict[str, object], new: str) -> None:
     with pytest.raises(ConfigError) as err:
-        parse_config(base | {"ray": {"pin_hosts": False}})
-    assert "ray: pin_hosts: only used with vision: hosts" in str(err.value)
+        parse_config({"cameras": [{"id": "a", "url": "/x"}], "ray": old})
+    assert f"ray.{next(iter(old))} no longer exists; use ray.placement" in str(err.value) and new in str(err.value)
+
+
+def test_auto_placement_accepts_the_keys_of_either_layout_it_may_pick() -> None:
+    base = {"cameras": [{"id": "a", "url": "/x"}]}
+    cfg = parse_config(base | {"ray": {"pin_hosts": False, "detector": {"replicas": 2}, "classifier": {"num_cpus": 1}}})
+    assert cfg.ray.placement == "auto" and not cfg.ray.pin_hosts and cfg.ray.detector.replicas == 2
+    with pytest.raises(ConfigError) as err:
+        parse_config(base | {"ray": {"host_calls_per_replica": 2}})
+    assert "ray: host_calls_per_replica: not used with placement: auto (only with fused)" in str(err.value)
+
+
+def test_pinning_hosts_is_a_hosts_layout_setting() -> None:
+    base = {"cameras": [{"id": "a", "url": "/x"}]}
+    assert parse_config(base | {"ray": {"placement": "hosts"}}).ray.pin_hosts
+    assert not parse_config(base | {"ray": {"placement": "hosts", "pin_hosts": False}}).ray.pin_hosts
+    with pytest.raises(ConfigError) as err:
+        parse_config(base | {"ray": {"placement": "workers", "pin_hosts": False}})
+    assert "ray: pin_hosts: not used with placement: workers (only with hosts)" in str(err.value)
 
 
 def test_rays_own_metrics_are_off_where_vigil_starts_ray_and_cannot_be_set_for_a_cluster() -> None:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from pathlib import Path
+from typing import Any, ClassVar, Literal
 
+import cv2
+import numpy as np
+import numpy.typing as npt
 import pytest
 
-from pipeline.core.config import CameraConfig
+from pipeline.core.config import CameraConfig, CameraMode
 from pipeline.core.messages import CameraState, FramePacket
-from workers.decoder import Backoff, FrameSource
+from workers import decoder
+from workers.decoder import Backoff, FrameSource, OpenCVSource, SourceError, VideoSource
 
 
 class Recorder:
@@ -35,7 +42,7 @@ class Recorder:
 def drain(cfg: CameraConfig, rec: Recorder, max_frames: int = 10_000) -> list[FramePacket]:
     src = FrameSource(cfg, rec.on_state, rec.on_drop, rec.on_decoded)
     src.start()
-    frames = []
+    frames: list[FramePacket] = []
     while len(frames) < max_frames:
         pkt = src.get(timeout_s=10)
         if pkt is None:
@@ -90,7 +97,7 @@ def test_truncated_mp4_fails_or_stops_cleanly(tmp_path: Path, short_mp4: Path) -
 
 def test_live_mode_keeps_only_the_newest_frame(short_mp4: Path) -> None:
     rec = Recorder()
-    cfg = CameraConfig(id="live", url=str(short_mp4), fps=30, mode="live")
+    cfg = CameraConfig(id="live", url=str(short_mp4), fps=30, mode=CameraMode.LIVE)
     src = FrameSource(cfg, rec.on_state, rec.on_drop, rec.on_decoded)
     src.start()
     assert rec.terminal.wait(10), "a 2 s file played live must end within 10 s"
@@ -139,3 +146,94 @@ def test_file_mode_reports_progress(short_mp4: Path) -> None:
         pass
     assert src.progress() == 1.0
     src.stop()
+
+
+class ListSource:
+    """A decoder backend made of frames in memory."""
+
+    def __init__(self, frames: int, fps: float = 25.0) -> None:
+        self._frames = [np.full((48, 64, 3), i, dtype=np.uint8) for i in range(frames)]
+        self.fps, self.frame_count = fps, frames
+        self.closed = False
+
+    def read(self) -> npt.NDArray[np.uint8] | None:
+        return self._frames.pop(0) if self._frames else None
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_any_backend_behind_the_source_interface(tmp_path: Path) -> None:
+    video = tmp_path / "cam.mp4"
+    video.touch()
+    opened: list[ListSource] = []
+
+    def opener(cfg: CameraConfig) -> VideoSource:
+        opened.append(ListSource(6))
+        return opened[-1]
+
+    rec = Recorder()
+    src = FrameSource(CameraConfig(id="mem", url=str(video), fps=25), rec.on_state, rec.on_drop, opener=opener)
+    src.start()
+    frames = [src.get(timeout_s=10) for _ in range(7)]
+    src.stop()
+    assert frames[6] is None  # the end of the file
+    got = [f for f in frames[:6] if f is not None]
+    assert [int(f.image_bgr[0, 0, 0]) for f in got] == list(range(6))
+    assert [f.stream_ts for f in got] == pytest.approx([i / 25 for i in range(6)])  # the backend's frame rate
+    assert len(opened) == 1 and opened[0].closed
+    assert rec.states[-1] == (CameraState.STOPPED, "end of file")
+
+
+def test_a_fatal_open_error_from_any_backend_fails_the_camera() -> None:
+    def opener(cfg: CameraConfig) -> VideoSource:
+        raise SourceError("unsupported codec", fatal=True)
+
+    rec = Recorder()
+    drained = FrameSource(CameraConfig(id="x", url="rtsp://127.0.0.1:9/x"), rec.on_state, rec.on_drop, opener=opener)
+    drained.start()
+    assert rec.terminal.wait(5)
+    drained.stop()
+    assert rec.states[-1] == (CameraState.FAILED, "unsupported codec")
+
+
+class RecordingCapture:
+    """Stands in for cv2.VideoCapture: notes the FFmpeg options it saw when it opened and when it finished."""
+
+    seen: ClassVar[list[tuple[str, str | None, str | None]]] = []
+
+    def __init__(self, url: str, api: int = 0, params: Any = None) -> None:
+        before = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")
+        time.sleep(0.01)  # an open takes a while: others would change the variable meanwhile
+        self.seen.append((url, before, os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")))
+
+    def isOpened(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+def test_each_rtsp_camera_opens_with_its_own_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The FFmpeg options travel in one process-wide variable; cameras opening on many threads at once
+    each open with their own, and the variable is as it was afterwards."""
+    monkeypatch.setattr(cv2, "VideoCapture", RecordingCapture)
+    monkeypatch.setattr(RecordingCapture, "seen", [])
+    monkeypatch.setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "analyzeduration;1000000")
+    transports: list[Literal["tcp", "udp"]] = ["tcp", "udp"] * 8
+    cams = [
+        CameraConfig(id=f"c{i}", url=f"rtsp://127.0.0.1:9/{transport}/{i}", rtsp_transport=transport)
+        for i, transport in enumerate(transports)
+    ]
+    threads = [threading.Thread(target=OpenCVSource.open, args=(cam,)) for cam in cams]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(RecordingCapture.seen) == len(cams)
+    for url, before, after in RecordingCapture.seen:
+        transport = url.split("/")[3]
+        assert before == after == f"rtsp_transport;{transport}", url
+    assert os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] == "analyzeduration;1000000"
+    decoder.OpenCVSource.open(CameraConfig(id="file", url=__file__))  # files: no RTSP options
+    assert RecordingCapture.seen[-1][1] == "analyzeduration;1000000"

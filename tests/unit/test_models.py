@@ -171,7 +171,7 @@ def test_frame_summaries_stay_bit_for_bit_what_the_heads_were_trained_on() -> No
 
 
 def test_models_for_the_camera_hosts_are_checked_once_where_the_pipeline_starts(tmp_path: Path) -> None:
-    """ray.vision: hosts: the driver loads the detector and the ViT once (no Ray needed for that) and
+    """placement hosts: the driver loads the detector and the ViT once (no Ray needed for that) and
     a broken checkpoint stops the start with the key path, before any camera host loads it."""
     from pipeline.core.config import parse_config
     from pipeline.core.metrics import PROCESS
@@ -183,7 +183,7 @@ def test_models_for_the_camera_hosts_are_checked_once_where_the_pipeline_starts(
         {
             "cameras": [{"id": "a", "url": "/x.mp4"}],
             "models": {"detector": {"weights": str(broken)}},
-            "ray": {"vision": "hosts"},
+            "ray": {"placement": "hosts"},
         }
     )
     role, threads = PROCESS.actor, torch.get_num_threads()

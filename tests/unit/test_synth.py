@@ -9,19 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.ml.synth import (
-    ACTIVITIES,
-    CLASSES,
-    MARGIN,
-    SCENES,
-    actor_shape,
-    gt_bytes,
-    load_set,
-    make_script,
-    posture_examples,
-    render_video,
-    synth_set,
-)
+from pipeline.ml.synth.activities import ACTIVITIES, make_script
+from pipeline.ml.synth.actors import CLASSES, actor_shape
+from pipeline.ml.synth.canvas import MARGIN
+from pipeline.ml.synth.dataset import gt_bytes, load_set, synth_set
+from pipeline.ml.synth.posture import posture_examples
+from pipeline.ml.synth.render import render_video
+from pipeline.ml.synth.scenes import SCENES
 
 
 def test_same_seed_same_ground_truth_bytes_and_frames() -> None:
@@ -57,7 +51,7 @@ def test_boxes_are_the_extent_of_the_drawn_pixels(scene: str) -> None:
 
 
 def _shift(shape, d: int):  # type: ignore[no-untyped-def]
-    from pipeline.ml.synth import Shape
+    from pipeline.ml.synth.canvas import Shape
 
     return Shape(
         polys=[(pts + d, c) for pts, c in shape.polys],
@@ -68,7 +62,7 @@ def _shift(shape, d: int):  # type: ignore[no-untyped-def]
 
 def test_objects_in_ground_truth_differ_from_the_background() -> None:
     """Where the ground truth puts a clearly visible object, the frame is not the empty scene."""
-    from pipeline.ml.synth import background
+    from pipeline.ml.synth.scenes import background
 
     seed = 11
     while (video := render_video(seed, "parking", seconds=6, fps=10))[1]["shaky"]:

@@ -1,0 +1,208 @@
+"""Reading a config: YAML, ``${VAR}`` substitution, overrides, validation with key paths and lines."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+
+from pipeline.core.config.base import Strict
+from pipeline.core.config.cameras import CameraConfig, SourceKind
+from pipeline.core.config.events import EventsConfig
+from pipeline.core.config.models import ModelsConfig
+from pipeline.core.config.ray import RayConfig
+from pipeline.core.config.services import MetricsConfig, RedisConfig
+from pipeline.core.redact import redact
+
+_ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class VigilConfig(Strict):
+    """The whole config file."""
+
+    cameras: tuple[CameraConfig, ...] = Field(description="Video sources (at least one)")
+    redis: RedisConfig = Field(default_factory=RedisConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_ids(cls, cameras: tuple[CameraConfig, ...]) -> tuple[CameraConfig, ...]:
+        if not cameras:
+            raise ValueError("at least one camera is required")
+        seen: set[str] = set()
+        for cam in cameras:
+            if cam.id in seen:
+                raise ValueError(f"duplicate camera id {cam.id!r}")
+            seen.add(cam.id)
+        return cameras
+
+
+class ConfigError(Exception):
+    """A config problem a user must fix. ``problems`` holds one line per problem, each naming a key path."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__("; ".join(f"{source}: {p}" for p in problems))
+
+
+def load_config(path: Path | str, overrides: dict[str, Any] | None = None) -> VigilConfig:
+    """Read, substitute ``${VAR}``s in, and validate a YAML config file.
+
+    ``overrides`` maps dotted key paths (``"redis.url"``) to values applied before validation.
+    Raises ConfigError listing every problem with its key path (and YAML line when known).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(str(path), ["file not found" if not path.exists() else "not a file"])
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(text)
+        lines = _line_index(yaml.compose(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(str(path), [f"invalid YAML{where}: {getattr(exc, 'problem', exc)}"]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), ["top level must be a mapping with at least a 'cameras' key"])
+    return parse_config(raw, str(path), lines, overrides)
+
+
+def parse_config(
+    raw: dict[str, Any],
+    source: str = "<config>",
+    lines: dict[str, int] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> VigilConfig:
+    """Validate an already-parsed config mapping (see ``load_config``)."""
+    problems: list[str] = []
+    data = _substitute_env(raw, "", problems)
+    for dotted, value in (overrides or {}).items():
+        _set_path(data, dotted.split("."), value)
+    if problems:
+        raise ConfigError(source, problems)
+    try:
+        cfg = VigilConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, [_describe(err, lines or {}) for err in exc.errors()]) from None
+    return absolute_paths(cfg)
+
+
+def absolute_paths(cfg: VigilConfig, base: Path | None = None) -> VigilConfig:
+    """Make relative file paths absolute (against ``base``, default the working directory).
+
+    Ray actors do not share the CLI's working directory, so paths must be absolute before they
+    travel. Relative detector weights that do not exist locally are names (``yolo11n.pt``) and stay.
+    """
+    base = base or Path.cwd()
+    cameras = tuple(absolute_paths_camera(cam, base) for cam in cfg.cameras)
+    m, ev = cfg.models, cfg.events
+    det = m.detector
+    if Path(det.weights).exists() and not Path(det.weights).is_absolute():
+        det = det.model_copy(update={"weights": str(base / det.weights)})
+    models = m.model_copy(
+        update={
+            "detector": det,
+            "classifier": m.classifier.model_copy(update={"weights": _abs(m.classifier.weights, base)}),
+            "temporal": m.temporal.model_copy(update={"weights": _abs(m.temporal.weights, base)}),
+        }
+    )
+    events = ev.model_copy(
+        update={
+            "spool": ev.spool.model_copy(update={"dir": _abs(ev.spool.dir, base)}),
+            "snapshots": ev.snapshots.model_copy(update={"dir": _abs(ev.snapshots.dir, base)}),
+        }
+    )
+    return cfg.model_copy(update={"cameras": cameras, "models": models, "events": events})
+
+
+def absolute_paths_camera(cam: CameraConfig, base: Path | None = None) -> CameraConfig:
+    """A file camera with a relative path, made absolute (see ``absolute_paths``)."""
+    if cam.kind is SourceKind.FILE and "://" not in cam.url and not Path(cam.url).is_absolute():
+        return cam.model_copy(update={"url": str((base or Path.cwd()) / cam.url)})
+    return cam
+
+
+def _abs(path: Path | None, base: Path) -> Path | None:
+    return path if path is None or path.is_absolute() else base / path
+
+
+def validate_camera(data: dict[str, Any], source: str = "camera") -> CameraConfig:
+    """Validate one camera mapping (runtime ``cameras add``); ConfigError names the bad keys."""
+    try:
+        return absolute_paths_camera(CameraConfig.model_validate(data))
+    except ValidationError as exc:
+        raise ConfigError(source, [_describe(err, {}) for err in exc.errors()]) from None
+
+
+def _describe(err: Any, lines: dict[str, int]) -> str:
+    key = _key_path(err["loc"])
+    line = lines.get(key)
+    where = f" (line {line})" if line is not None else ""
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    # Never echo the offending input: it may hold a password.
+    return f"{key or '<top>'}{where}: {redact(msg)}"
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("torchvision", "timm", "lstm", "transformer"):
+            continue  # discriminated-union tag pydantic inserts into the location
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _line_index(node: yaml.Node | None, prefix: str = "") -> dict[str, int]:
+    """Map key paths (``cameras[0].fps``) to 1-based YAML line numbers."""
+    index: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            path = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
+            index[path] = key_node.start_mark.line + 1
+            index.update(_line_index(value_node, path))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            path = f"{prefix}[{i}]"
+            index[path] = item.start_mark.line + 1
+            index.update(_line_index(item, path))
+    return index
+
+
+def _substitute_env(value: Any, path: str, problems: list[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _substitute_env(v, f"{path}.{k}" if path else str(k), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute_env(v, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def repl(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        problems.append(f"{path}: environment variable {name} is not set")
+        return ""
+
+    return _ENV_PATTERN.sub(repl, value)
+
+
+def _set_path(data: dict[str, Any], keys: list[str], value: Any) -> None:
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = value

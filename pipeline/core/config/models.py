@@ -1,0 +1,150 @@
+"""``models``: the detector, the scene and crop classifiers, the clip head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from pipeline.core.config.base import Strict
+
+
+class BatchedModelConfig(Strict):
+    """The keys every batched frame model shares (the detector, the scene and crop classifiers)."""
+
+    max_batch: int = Field(default=8, ge=1, le=256, description="Frames from all cameras per forward pass (cap)")
+    max_wait_ms: float = Field(default=5.0, ge=0, le=1000, description="How long a batch waits for more frames")
+    half: bool = Field(default=True, description="fp16 inference when on a GPU")
+    cpu_precision: Literal["fp32", "bf16", "auto"] = Field(
+        default="fp32",
+        description="On a CPU: bf16 where the CPU computes it natively (Intel AMX or AVX512-BF16; fp32 elsewhere, "
+        "with a warning); auto: bf16 where the CPU has it, fp32 elsewhere, without a warning. GPUs use half. "
+        "Speed and accuracy of each: docs/performance.md",
+    )
+
+
+class DetectorConfig(BatchedModelConfig):
+    """Ultralytics YOLO. ``weights`` is anything ``YOLO()`` accepts: a name (yolo11n.pt, downloaded by
+    ultralytics where there is internet), a local path, or an architecture yaml (untrained)."""
+
+    weights: str = Field(default="yolo11n.yaml", min_length=1, description="YOLO weights name or path")
+    imgsz: int = Field(default=320, ge=32, le=1920, multiple_of=32, description="Inference size (pixels)")
+    confidence: float = Field(default=0.25, ge=0, le=1, description="Minimum detection confidence")
+    iou: float = Field(default=0.5, gt=0, le=1, description="NMS IoU threshold")
+    max_det: int = Field(default=100, ge=1, le=1000, description="Maximum detections per frame")
+    export: Literal["onnx", "engine"] | None = Field(
+        default=None,
+        description="Run an ultralytics export of the .pt weights: onnx (ONNX Runtime, CPU or CUDA) or engine "
+        "(TensorRT, NVIDIA GPU; fp16 with half). Exported once per weights/size/batch into export_dir, then reused",
+    )
+    export_dir: Path = Field(default=Path(".vigil/exports"), description="Cache of exported detector models")
+
+    @model_validator(mode="after")
+    def _exportable(self) -> DetectorConfig:
+        if self.export is not None and not self.weights.endswith((".pt", ".yaml", ".yml")):
+            raise ValueError(f"export: {self.weights!r} is not .pt or .yaml weights; give the .pt to export from")
+        return self
+
+
+class TorchvisionViT(Strict):
+    kind: Literal["torchvision"] = "torchvision"
+    arch: str = Field(
+        default="vit_tiny",
+        description="'vit_tiny' (4 layers, dim 192, Vigil's small ViT) or a torchvision name such as vit_b_16",
+    )
+    pretrained: bool = Field(default=False, description="Download ImageNet weights (needs internet)")
+
+
+class TimmViT(Strict):
+    kind: Literal["timm"] = "timm"
+    arch: str = Field(default="vit_tiny_patch16_224", description="timm model name")
+    pretrained: bool = Field(default=False, description="Download hub weights (needs internet)")
+
+
+class ClassifierConfig(BatchedModelConfig):
+    """Scene classifier: a ViT giving a frame label and an embedding."""
+
+    backend: Annotated[TorchvisionViT | TimmViT, Field(discriminator="kind")] = Field(
+        default_factory=TorchvisionViT, description="Where the ViT architecture comes from"
+    )
+    weights: Path | None = Field(default=None, description="Vigil classifier checkpoint (.pt); null: untrained")
+    labels: tuple[str, ...] = Field(
+        default=("street", "parking", "corridor"), min_length=1, description="Scene labels (ignored with weights)"
+    )
+    image_size: int = Field(default=224, ge=32, le=1024, multiple_of=16, description="Input size (pixels)")
+
+
+class _ClipHead(Strict):
+    embedding_features: int = Field(
+        default=8, ge=0, le=4096, description="The ViT embedding enters the head projected to this size (0: left out)"
+    )
+    embedding_dropout: float = Field(default=0.5, ge=0, lt=1, description="Dropout on that projection in training")
+
+
+class LSTMHead(_ClipHead):
+    kind: Literal["lstm"] = "lstm"
+    hidden_size: int = Field(default=128, ge=8, le=4096, description="LSTM hidden size")
+    num_layers: int = Field(default=1, ge=1, le=8, description="Stacked LSTM layers")
+
+
+class TransformerHead(_ClipHead):
+    kind: Literal["transformer"] = "transformer"
+    d_model: int = Field(default=128, ge=8, le=4096, description="Model width")
+    num_heads: int = Field(default=4, ge=1, le=64, description="Attention heads")
+    num_layers: int = Field(default=2, ge=1, le=12, description="Encoder layers")
+
+
+class TemporalConfig(Strict):
+    """Clip head over a sliding window of per-frame features (ViT embedding + detection summary)."""
+
+    head: Annotated[LSTMHead | TransformerHead, Field(discriminator="kind")] = Field(
+        default_factory=LSTMHead, description="Head architecture, selected by kind: lstm | transformer"
+    )
+    weights: Path | None = Field(default=None, description="Vigil temporal checkpoint (.pt); null: untrained")
+    labels: tuple[str, ...] = Field(
+        default=("normal", "fall", "loiter", "run", "abandoned_object", "crowd"),
+        min_length=2,
+        description="Clip labels (ignored with weights)",
+    )
+    window: int = Field(default=16, ge=2, le=512, description="Frames per clip window")
+    stride: int = Field(default=8, ge=1, le=512, description="Frames between two clip labels")
+
+    @model_validator(mode="after")
+    def _stride_fits(self) -> TemporalConfig:
+        if self.stride > self.window:
+            raise ValueError("stride must not exceed window")
+        return self
+
+
+class CropClassifierConfig(ClassifierConfig):
+    """Second stage (like DeepStream's secondary GIEs): a ViT labelling the crops of chosen detection
+    classes, batched across boxes, frames and cameras. The demo pack's tells a person's posture."""
+
+    labels: tuple[str, ...] = Field(
+        default=("upright", "down"), min_length=1, description="Crop labels (ignored with weights)"
+    )
+    image_size: int = Field(default=64, ge=32, le=1024, multiple_of=16, description="Crop input size (pixels)")
+    max_batch: int = Field(default=32, ge=1, le=1024, description="Crops from all cameras per forward pass (cap)")
+    classes: tuple[str, ...] = Field(
+        default=("person",), min_length=1, description="Detector class names whose boxes are classified"
+    )
+    min_box_px: int = Field(default=12, ge=1, le=4096, description="Boxes with a smaller side are not classified")
+    padding: float = Field(default=0.1, ge=0, le=1, description="Context added around each box (fraction of size)")
+
+
+class ModelsConfig(Strict):
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    crops: CropClassifierConfig | None = Field(
+        default=None, description="Optional crop classifier for object events; null: off"
+    )
+    temporal: TemporalConfig = Field(default_factory=TemporalConfig)
+    allow_download: bool = Field(default=False, description="Let ultralytics/timm reach their hubs at run time")
+
+    @property
+    def input_px(self) -> int:
+        """The longest side of the frames the detector and the ViT get: a camera scales its frames
+        down to this once, near the decoder, and keeps full resolution for snapshots and crops."""
+        return max(self.detector.imgsz, self.classifier.image_size)
+
