@@ -1,5 +1,5 @@
 """GPU side of `vigil bench`'s models: pure forward passes on tensors already on the GPU (fp32 and
-fp16, several batch sizes) next to the CPU preprocessing the workers do per 1080p frame today.
+fp16, several batch sizes) next to the CPU preprocessing the workers do per 1080p frame.
 
     python -m benchmarks.gpu_forward --video PATH    # a 1080p video: preprocessing is timed on its first frame
 

@@ -1,4 +1,4 @@
-"""Live cameras through fused workers, with and without the camera host's call coalescing.
+"""Live cameras with and without the camera host's call coalescing (placement fused's host_calls_per_replica).
 
     .venv/bin/python -m benchmarks.live_coalescing [--cameras 4 8] [--seconds 30] [--config configs/bench-cpu.yaml]
 
@@ -6,10 +6,9 @@ N live cameras (the bench video looping at its own 10 fps: newest frame only, st
 dropped and counted) on the config's models and workers, once with ``ray.host_calls_per_replica:
 0`` (a call per frame) and once with 1 (coalesced). Prints a Markdown table (docs/performance.md).
 
-The figures in docs/performance.md were measured at commit 0edb194, when live cameras coalesced too. They
-cost overloaded live cameras 5-9 % of their frames for no latency gain, so live cameras now make
-a call per frame whatever the setting (it applies to file-mode cameras): today both rows of a pair
-run the same code, which this script still shows.
+Live cameras make a call per frame whatever the setting (it applies to file-mode cameras only):
+coalescing gained them no latency and cost overloaded live cameras frames (docs/performance.md).
+So both rows of a pair run the same code; the script still shows both, to check that stays so.
 """
 
 from __future__ import annotations

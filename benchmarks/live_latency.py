@@ -3,8 +3,8 @@
     .venv/bin/python -m benchmarks.live_latency [--frames 40]
 
 A real GStreamer RTSP server (10 fps), the whole pipeline on CPU. With the slow detector (YOLO at
-1280 px, ~10x slower than the camera) the live camera drops stale frames instead of queueing them,
-so latency stays near one processing time instead of growing.
+1280 px, several times slower than the camera) the live camera drops stale frames instead of
+queueing them, so latency stays near one processing time instead of growing.
 """
 
 from __future__ import annotations

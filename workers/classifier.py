@@ -165,7 +165,7 @@ class Classifier(MetricsExporter):
 
     def __init__(self, cfg: ClassifierConfig, torch_threads: int = 1, batching: bool = True, cpu: bool = False) -> None:
         """``batching=False``: no batcher of its own (``classify`` unusable); a ``VisionWorker`` batches.
-        ``cpu``: stay on the CPU even where a GPU is visible (``ray.vision: hosts``)."""
+        ``cpu``: stay on the CPU even where a GPU is visible (``ray.placement: hosts``)."""
         set_process_role(self.role)
         self.device = configure_torch(torch_threads, cpu)
         t0 = time.perf_counter()

@@ -77,8 +77,8 @@ def tune_allocator() -> bool:
 
     glibc serves an allocation above its mmap threshold (128 KiB at first, raised as big blocks are
     freed) with a new mmap and returns freed memory at the heap's top above its trim threshold to
-    the OS, so the next batch faults in and zeroes those pages again: on the 2-core bench machine
-    that was 20-25 % of the detector's CPU (docs/performance.md). Done once per process, first thing in
+    the OS, so the next batch faults in and zeroes those pages again: on a small CPU box a sizeable
+    share of the detector's CPU (docs/performance.md). Done once per process, first thing in
     every Vigil process that decodes or runs models. Left alone where it would not apply or the
     user chose: not glibc (musl, macOS), ``VIGIL_TUNE_MALLOC=0``, or glibc's own knobs set
     (``MALLOC_MMAP_THRESHOLD_`` and co., ``GLIBC_TUNABLES=glibc.malloc.*``). The price: up to

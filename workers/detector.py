@@ -133,7 +133,7 @@ def _onnx_on_threads(model: Any, path: Path, threads: int) -> int | None:
     sleeping when idle; returns the count, or None where the session could not be found.
 
     ultralytics opens the session with ONNX Runtime's defaults: a thread per core, spinning while
-    they wait for work (docs/performance.md: a detector actor burnt 35 CPU-s for 22 of forward passes).
+    they wait for work, which burns CPU well beyond the forward passes themselves (docs/performance.md).
     In a camera host, which keeps to one core, or beside other workers, that takes the CPU the rest
     of the pipeline needs. ``torch_threads`` (``ray.detector.torch_threads``; one in the hosts)
     sizes the session as it sizes torch."""
@@ -157,7 +157,7 @@ class Detector(MetricsExporter):
 
     def __init__(self, cfg: DetectorConfig, torch_threads: int = 1, batching: bool = True, cpu: bool = False) -> None:
         """``batching=False``: no batcher of its own (``detect`` unusable); a ``VisionWorker`` batches.
-        ``cpu``: stay on the CPU even where a GPU is visible (``ray.vision: hosts``)."""
+        ``cpu``: stay on the CPU even where a GPU is visible (``ray.placement: hosts``)."""
         set_process_role("detector")
         from ultralytics import YOLO  # type: ignore[attr-defined]
 

@@ -56,9 +56,9 @@ class ByteTrack:
     one array, so each frame's work is a few dozen numpy calls whatever the number of tracks.
 
     The stock tracker keeps one Python object per track and runs each track's Kalman update,
-    box conversion and bookkeeping on its own (0.3 ms per frame for six people here, several
-    times that inside the pipeline, where the model thread evicts its objects from the caches
-    between frames). Association is lap's, as in ultralytics, on the same cost matrices, and the
+    box conversion and bookkeeping on its own: Python work per track per frame, which grows
+    with the crowd and costs more still inside the pipeline, where the model thread evicts its
+    objects from the caches between frames. Association is lap's, as in ultralytics, on the same cost matrices, and the
     bookkeeping keeps ultralytics' pool order and quirks (a track removed this frame still joins
     the next frame's association once; a re-found track whose id was removed is dropped when it
     is lost again), and its Kalman update in the same operation order, so ids and boxes match the

@@ -17,7 +17,7 @@ ORCHESTRATION_STEPS = {
 }
 NOT_WORKERS = ("camera", "driver")
 # Models that can run inside the camera hosts, by the host step that clocks them: ray.clip_head: hosts
-# ("clip_head") and ray.vision: hosts ("vision"; "crop_model" with models.crops).
+# ("clip_head") and ray.placement: hosts ("vision"; "crop_model" with models.crops).
 HOST_MODEL_STEPS = {"clip_head": ("temporal",), "vision": ("detector", "classifier"), "crop_model": ("crops",)}
 
 

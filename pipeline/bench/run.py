@@ -42,6 +42,7 @@ from pipeline.bench.overhead import model_speed, overhead
 from pipeline.bench.protocol import MARK
 from pipeline.bench.spec import BenchSpec, ModeSpec
 from pipeline.core.config import VigilConfig
+from pipeline.core.config.cameras import FILE_IN_FLIGHT
 
 Progress = Callable[[str, float | None], None]
 LOG_DIR = Path(".vigil") / "bench" / "logs"  # each mode's stderr, kept for the last run
@@ -110,7 +111,7 @@ def run_bench(spec: BenchSpec, progress: Progress) -> dict[str, Any]:
         "seconds": spec.seconds,
         "video": str(spec.video),
         "imgsz": spec.cfg.models.detector.imgsz,
-        "in_flight": spec.in_flight,
+        "in_flight": spec.in_flight or FILE_IN_FLIGHT,
         "detector_export": spec.cfg.models.detector.export,
         "placement": spec.cfg.ray.placement,
         "cameras_per_host": spec.cfg.ray.cameras_per_host,

@@ -25,7 +25,7 @@ class BenchSpec:
     seconds: float
     no_ray: bool = False
     batch_sizes: tuple[int, ...] | None = None
-    in_flight: int = 2
+    in_flight: int | None = None  # Vigil's cameras: frames in the models at once; None: the file-camera default
     rounds: int = 1  # limit, baseline, vigil again: the machine's speed drifts between modes
 
 
@@ -39,7 +39,7 @@ class ModeSpec:
     seconds: float
     batch_sizes: tuple[int, ...]
     workdir: Path
-    in_flight: int = 2  # Vigil's cameras: frames in the model workers at once
+    in_flight: int | None = None  # Vigil's cameras: frames in the models at once; None: the file-camera default
 
     def to_json(self) -> str:
         return json.dumps(
@@ -64,7 +64,7 @@ class ModeSpec:
             float(raw["seconds"]),
             tuple(int(b) for b in raw["batch_sizes"]),
             Path(raw["workdir"]),
-            int(raw["in_flight"]),
+            None if raw["in_flight"] is None else int(raw["in_flight"]),
         )
 
 

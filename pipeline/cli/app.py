@@ -82,7 +82,7 @@ def demo(
     view: Annotated[bool, typer.Option(help="Live terminal view")] = True,
 ) -> None:
     """Run the pipeline on generated demo cameras with an embedded Redis (no GPU, no setup)."""
-    from pipeline.ml.synth import ensure_video
+    from pipeline.ml.synth.dataset import ensure_video
 
     demo_dir.mkdir(parents=True, exist_ok=True)
     with console.status("rendering demo videos (first run only)..."):
@@ -353,7 +353,10 @@ def bench(
     imgsz: Annotated[int | None, typer.Option(help="Overrides models.detector.imgsz")] = None,
     max_batch: Annotated[int | None, typer.Option(help="Overrides the detector's and classifier's max_batch")] = None,
     batch_sizes: Annotated[str | None, typer.Option(help="Limit: batch sizes to try, e.g. 1,2,4,8")] = None,
-    in_flight: Annotated[int, typer.Option(min=1, max=32, help="Vigil: frames per camera in the workers")] = 2,
+    in_flight: Annotated[
+        int | None,
+        typer.Option(min=1, max=32, help="Vigil: frames per camera in the models at once (default: a file camera's)"),
+    ] = None,
     rounds: Annotated[
         int, typer.Option(min=1, max=10, help="Run the three modes this many times; the median round is shown")
     ] = 1,

@@ -25,7 +25,7 @@ from typing import TextIO
 import numpy as np
 import ray
 
-from pipeline.core.config import CameraConfig, CropClassifierConfig, EventsConfig, RedisConfig
+from pipeline.core.config import CameraConfig, CropClassifierConfig, EventsConfig, RedisConfig, SourceKind
 from pipeline.core.messages import (
     CameraState,
     CameraStatus,
@@ -139,6 +139,7 @@ class CameraRunner:
         self._crop_warned_at = -math.inf
         self._crops_paused_until = -math.inf
         self._record: TextIO | None = None
+        self._clock_base: float | None = None  # file sources: wall time of the file's time 0 (the event clock)
         self._loop_running = False
         self._deferred_state: tuple[CameraState, str] | None = None
         if settings.record_dir is not None:
@@ -374,6 +375,17 @@ class CameraRunner:
         moved = self._motion.has_motion(packet.image_bgr)
         return not moved and (self._last is not None or any(p.ticket is not None for p in pending))
 
+    def _event_clock(self, packet: FramePacket) -> float:
+        """The time the event rules see for a frame (UNIX seconds). A live source's is its capture
+        time. A file's is its own timeline (``stream_ts``, increasing across loops), anchored at the
+        wall time of its first frame: durations, cool-downs and update intervals then count video
+        seconds, so a file gives the same events however fast the machine reads it."""
+        if self.cam.kind is not SourceKind.FILE:
+            return packet.captured_at
+        if self._clock_base is None:
+            self._clock_base = packet.captured_at - packet.stream_ts
+        return self._clock_base + packet.stream_ts
+
     def _advance_still(self, packet: FramePacket) -> None:
         """A still frame's tracks and clip window advance with the last processed frame's detections
         and features, so incidents and windows stay consistent."""
@@ -387,7 +399,8 @@ class CameraRunner:
         self, packet: FramePacket, tracked: Detections, vector: FloatArray, crops: dict[int, LabelScore] | None = None
     ) -> None:
         """Events, clip window and publishing for one frame."""
-        events = self._engine.on_detections(packet.frame_id, packet.captured_at, tracked, crops)
+        now = self._event_clock(packet)
+        events = self._engine.on_detections(packet.frame_id, now, tracked, crops)
         track_ids = tuple(int(t) for t in tracked.tracker_id)
         self._window.append(FrameFeatures(packet.frame_id, packet.captured_at, vector, track_ids))
         self._since_clip += 1
@@ -396,7 +409,7 @@ class CameraRunner:
         self._lap("clip")
         if clip is not None:
             in_window = tuple(sorted({t for f in self._window for t in f.track_ids}))
-            events += self._engine.on_clip(clip, packet.captured_at, in_window)
+            events += self._engine.on_clip(clip, now, in_window)
             with self._lock:
                 self._clip = f"{clip.label} {clip.confidence:.2f}"
             self._lap("events")

@@ -254,7 +254,7 @@ class HostClients:
         return CameraClients(self._vision_for(cam), self._crops, self._clip_head)
 
     def _vision_for(self, cam: CameraConfig) -> VisionClient:
-        """The in-process models for every camera with placement ``hosts``; with fused workers a
+        """The in-process models for every camera with placement ``hosts``; with placement ``fused`` a
         coalesced call for file cameras only: it costs overloaded live cameras frames, for no
         latency gain (docs/performance.md)."""
         plan = self._plan

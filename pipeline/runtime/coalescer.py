@@ -1,9 +1,10 @@
 """Call coalescing in a camera host (``ray.host_calls_per_replica``): one actor call carries the
 frames that several of the host's cameras have ready.
 
-With fused workers a camera made one actor call per frame, and every call costs CPU in three
-places: the host submitting it and fetching its result, the worker dispatching it, and Ray's own
-processes. On a CPU box that was the largest part of the orchestration (docs/performance.md). The
+With placement fused and no coalescing a camera makes one actor call per frame, and every call
+costs CPU in three places: the host submitting it and fetching its result, the worker dispatching
+it, and Ray's own processes. On a CPU box that is the largest part of the orchestration
+(docs/performance.md). The
 coalescer keeps at most ``calls_per_replica`` calls from this host in flight to each replica;
 frames that arrive meanwhile wait here and leave together in the next call. Under load calls carry
 several frames; with light load a frame leaves at once, because a replica is free. The worker's own

@@ -80,12 +80,12 @@ def check_local_models(cfg: VigilConfig) -> list[str]:
 def local_ray_settings(ray_cfg: RayConfig) -> dict[str, Any]:
     """Ray's own settings (its ``_system_config``) where Vigil starts Ray; a cluster sets these at its start."""
     return {
-        # A model-size frame (640x360 = 675 KiB) then goes to a fused worker inside the call itself:
+        # A model-size frame (640x360 = 675 KiB) then goes to a vision worker (placement fused) inside the call:
         # no object-store put and no raylet work per frame (docs/performance.md). A cluster sets this at
         # its own start (RAY_max_direct_call_object_size on every node).
         "max_direct_call_object_size": ray_cfg.max_inline_bytes,
         # Vigil runs actors only, each in a process of its own: the task workers Ray starts
-        # ahead (one per CPU) would sit idle, at ~1 % of a core each (docs/performance.md).
+        # ahead (one per CPU) would sit idle, each still taking some CPU (docs/performance.md).
         "enable_worker_prestart": False,
         "prestart_worker_first_driver": False,
         # Ray's own metrics and the statistics it keeps on every event-loop handler feed only Ray's

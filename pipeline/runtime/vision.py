@@ -1,5 +1,5 @@
-"""Detect + classify on one batch: in one actor (``ray.fused: true``) or in the camera hosts
-(``ray.vision: hosts``).
+"""Detect + classify on one batch: in one actor (``ray.placement: fused``) or in the camera hosts
+(``ray.placement: hosts``).
 
 With separate workers every frame costs two actor calls, two deserialisations of the frame, two
 batcher hand-offs and two result fetches, and each model holds its own process. Where cores are
@@ -11,9 +11,10 @@ wants its own GPU, say).
 
 ``HostVision`` goes one step further for CPU-only machines: the models live in each camera-host
 process and take its cameras' frames without a Ray call at all. The cores the models use are the
-cores the cameras use anyway; what is saved is Ray's dispatch on both sides of every call (~5 ms of
-CPU per call on the 2-core bench machine) and the frames' serialisation. What is given up: a model
-worker that any camera can use (batches only mix the cameras of one host) and GPU placement.
+cores the cameras use anyway; what is saved is Ray's dispatch on both sides of every call (on a
+small CPU box as much CPU as a slice of the model; docs/performance.md) and the frames'
+serialisation. What is given up: a model worker that any camera can use (batches only mix the
+cameras of one host) and GPU placement.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ class HostModelError(RuntimeError):
 
 
 class HostVision:
-    """``ray.vision: hosts``: the two models inside a camera-host process, on one thread of their own,
+    """``ray.placement: hosts``: the two models inside a camera-host process, on one thread of their own,
     and the crop classifier (``models.crops``), when configured, on a second.
 
     Its cameras' frames reach it through the host's coalescer (``send``: one batch at a time; frames

@@ -143,7 +143,7 @@ def batch_sum(families: list) -> float:  # type: ignore[type-arg]
 
 
 def test_fused_worker_gives_each_caller_the_separate_models_results(ray_session: None, street_mp4: Path) -> None:
-    """ray.fused: one VisionWorker runs the detector and the ViT on the same batch; each concurrent
+    """ray.placement: fused: one VisionWorker runs the detector and the ViT on the same batch; each concurrent
     caller gets its own frame's detections and scene, the same as the separate workers give."""
     frames = distinct_frames(street_mp4, 4)
     det_cfg = DetectorConfig(weights="models/demo/detector.pt", max_batch=4, max_wait_ms=200)

@@ -1,4 +1,5 @@
-"""The README's commands as a user runs them: real processes, real Redis, real Ray."""
+"""The commands of the README and docs/getting-started.md as a user runs them: real processes, real Redis,
+real Ray."""
 
 from __future__ import annotations
 

@@ -66,7 +66,9 @@ def test_a_person_who_falls_gets_a_down_update(
     events = [Event.model_validate_json(f[b"event"]) for _id, f in client.xrange(camera_stream("hall"))]
     client.close()
     people = [e for e in events if e.kind == "object" and e.label == "person"]
-    assert people and all(e.crop_label in ("upright", "down") for e in people), people
+    # A person who walks in at the frame's edge may start before their box is big enough to
+    # classify (models.crops.min_box_px); from then on every event carries the crop label.
+    assert people and all(e.crop_label in ("upright", "down") for e in people if e.phase != "start"), people
     assert any(e.phase == "start" and e.crop_label == "upright" for e in people)
     down = [e for e in people if e.crop_label == "down" and e.phase == "update"]
     assert down, f"no 'down' update for the fall in frames {fall['start_frame']}-{fall['end_frame']}"

@@ -87,7 +87,7 @@ def test_a_clip_head_in_the_camera_hosts_counts_as_model_cpu_not_as_a_workers() 
 
 
 def test_models_in_the_camera_hosts_count_as_model_cpu_and_their_hand_offs_as_dispatch() -> None:
-    # ray.vision: hosts: no vision actor; the camera processes ran the detector and the ViT (31 CPU-s
+    # ray.placement: hosts: no vision actor; the camera processes ran the detector and the ViT (31 CPU-s
     # measured by the models, 31.4 on the hosts' "vision" step clock) and the clip head.
     vigil = {
         "frames": 1000,

@@ -134,7 +134,7 @@ def test_frame_summarizer_motion_stats_tell_activities_apart() -> None:
     assert left_bag[6] == 1.0 and kept_bag[6] == 0.0 and never_attended[6] == 0.0
 
 
-# The digest of stop 16's FrameSummarizer on the sequence below (FEATURE_VERSION 6, the features
+# The digest of the FrameSummarizer at FEATURE_VERSION 6 on the sequence below (the features
 # the shipped clip heads were trained on). A faster summarizer must give the same bytes; a
 # different one changes what the heads see: retrain them and bump FEATURE_VERSION.
 SUMMARY_DIGEST = "c009023867b66ca235ca0023ce11921e5c0234eefc7e403c294402bf2006e4c6"

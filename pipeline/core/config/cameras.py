@@ -71,7 +71,7 @@ class CameraConfig(Strict):
         ge=0,
         le=64,
         description="FFmpeg decoding threads for this camera (0: FFmpeg's choice, one per core). One thread "
-        "decodes 1080p H.264 well above 30 fps, with less CPU per frame than several and no frame-threading delay",
+        "keeps up with a 1080p H.264 camera, with less CPU per frame than several and no frame-threading delay",
     )
     read_timeout_s: float = Field(
         default=1.0,

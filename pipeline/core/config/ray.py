@@ -126,17 +126,17 @@ class RayConfig(Strict):
     def _keys_fit_placement(self) -> RayConfig:
         """A tuning key set where the placement does not use it is an error, not silently ignored.
         With ``auto`` a key is accepted where either layout auto may pick (hosts, workers) uses it."""
-        layouts = {"auto": {"hosts", "workers"}}.get(self.placement, {self.placement})
+        layouts = ("hosts", "workers") if self.placement == "auto" else (self.placement,)
         uses = {
-            "pin_hosts": {"hosts"},
-            "host_calls_per_replica": {"fused"},
-            "classifier": {"workers"},
-            "crops": {"workers", "fused"},
+            "pin_hosts": ("hosts",),
+            "host_calls_per_replica": ("fused",),
+            "classifier": ("workers",),
+            "crops": ("workers", "fused"),
         }
         for key, where in uses.items():
-            if self._changed(key) and not layouts & where:
+            if self._changed(key) and not set(layouts) & set(where):
                 raise ValueError(f"{key}: not used with placement: {self.placement} (only with {' or '.join(where)})")
-        if layouts == {"hosts"}:
+        if layouts == ("hosts",):
             default = WorkerResources()
             keys = ("replicas", "num_cpus", "num_gpus")
             unused = [k for k in keys if getattr(self.detector, k) != getattr(default, k)]
