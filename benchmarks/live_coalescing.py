@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.live_coalescing [--cameras 4 8] [--seconds 30] [--config configs/bench-cpu.yaml]
 
 N live cameras (the bench video looping at its own 10 fps: newest frame only, stale frames
-dropped and counted) on the config's models and workers, once with ``ray.host_calls_per_replica:
+dropped and counted) on the config's models in vision workers (``ray.placement: fused``), once with ``ray.host_calls_per_replica:
 0`` (a call per frame) and once with 1 (coalesced). Prints a Markdown table (docs/performance.md).
 
 Live cameras make a call per frame whatever the setting (it applies to file-mode cameras only):
@@ -38,7 +38,9 @@ def scenario(base: VigilConfig, cameras: int, calls: int, seconds: float, tmp: P
                 )
                 for i in range(cameras)
             ),
-            "ray": base.ray.model_copy(update={"host_calls_per_replica": calls}),
+            # Coalescing applies to vision workers only: the scenario runs placement fused whatever the
+            # config says (its models and other Ray settings are kept).
+            "ray": base.ray.model_copy(update={"placement": "fused", "host_calls_per_replica": calls}),
             "metrics": base.metrics.model_copy(update={"port": 0}),
             "events": base.events.model_copy(
                 update={"spool": base.events.spool.model_copy(update={"dir": tmp / f"spool-{cameras}-{calls}"})}

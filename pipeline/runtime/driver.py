@@ -149,7 +149,7 @@ class Pipeline:
     _pids: dict[str, int] = field(default_factory=dict)
 
     def start(self) -> None:
-        self.placement = resolve_placement(self.cfg.ray, self.cfg.cameras, _cluster_resources(self.cfg))
+        self.placement = resolve_placement(self.cfg.ray, _cluster_resources(self.cfg))
         log.info("%s", self.placement.describe())
         layout = self.placement.layout
         models = {"hosts": (), "fused": ("vision",), "workers": ("detector", "classifier")}[layout]
@@ -157,7 +157,9 @@ class Pipeline:
         for kind in (*models, *crops, "temporal", "camera"):  # the kinds this pipeline runs
             WORKER_RESTARTS.labels(kind)
         self.plan = self._start_workers(layout)
-        self.hosts = CameraHosts(self._camera_settings(), self.plan, self.placement.cameras_per_host)
+        self.hosts = CameraHosts(
+            self._camera_settings(), self.plan, self.placement.cameras_per_host, self.placement.max_hosts
+        )
         for cam in self.cfg.cameras:
             try:
                 self.hosts.add(cam)
@@ -189,7 +191,7 @@ class Pipeline:
         if ray.is_initialized() and len(ray.nodes()) > 1:  # type: ignore[no-untyped-call]
             return 0
         assert self.placement is not None
-        hosts = max(1, hosts_needed(self.cfg.cameras, self.placement.cameras_per_host))
+        hosts = max(1, hosts_needed(self.cfg.cameras, self.placement.cameras_per_host, self.placement.max_hosts))
         share = cores // hosts
         # Cores no host could claim would idle (6 cores, 4 hosts: two); unpinned, the OS uses them.
         return share if share >= res.detector.torch_threads and share * hosts == cores else 0

@@ -1,8 +1,10 @@
 """Placement of cameras on ``CameraHost`` actors.
 
-Cameras with the same ``ray_resources`` share hosts of up to ``cameras_per_host`` cameras; a new
-camera goes to the least loaded host of its group, or to a new host (spread over the Ray nodes).
-Hosts stay up when they empty, so adding and removing cameras never churns processes.
+Cameras with the same ``ray_resources`` share hosts. Either a host takes up to
+``cameras_per_host`` cameras and the next camera starts a new host, or (placement ``hosts`` with
+``cameras_per_host: auto``) the cameras spread over at most ``max_hosts`` hosts, the least loaded
+first, so cameras added at run time never load another copy of the models. New hosts spread over
+the Ray nodes. Hosts stay up when they empty, so adding and removing cameras never churns processes.
 """
 
 from __future__ import annotations
@@ -38,18 +40,26 @@ def host_group(cam: CameraConfig) -> frozenset[tuple[str, object]]:
     return frozenset(cam.ray_resources.items())
 
 
-def hosts_needed(cameras: Sequence[CameraConfig], cameras_per_host: int) -> int:
-    """How many hosts ``cameras`` start on (each group fills hosts of ``cameras_per_host``)."""
+def hosts_needed(cameras: Sequence[CameraConfig], cameras_per_host: int | None, max_hosts: int | None = None) -> int:
+    """How many hosts ``cameras`` start on: each group fills hosts of ``cameras_per_host``, or
+    spreads over at most ``max_hosts``."""
     groups = Counter(host_group(cam) for cam in cameras)
-    return sum(-(-n // cameras_per_host) for n in groups.values())
+    if cameras_per_host is not None:
+        return sum(-(-n // cameras_per_host) for n in groups.values())
+    assert max_hosts is not None
+    return sum(min(n, max_hosts) for n in groups.values())
 
 
 class CameraHosts:
     """The driver's view of where each camera runs."""
 
-    def __init__(self, settings: CameraSettings, plan: HostPlan, cameras_per_host: int) -> None:
+    def __init__(
+        self, settings: CameraSettings, plan: HostPlan, cameras_per_host: int | None, max_hosts: int | None = None
+    ) -> None:
+        if (cameras_per_host is None) == (max_hosts is None):
+            raise ValueError("give cameras_per_host or max_hosts")
         self._settings, self._plan = settings, plan
-        self._per_host = cameras_per_host
+        self._per_host, self._max_hosts = cameras_per_host, max_hosts
         self._hosts: list[tuple[frozenset[tuple[str, object]], Any]] = []  # (placement group, actor)
         self._where: dict[str, Any] = {}  # camera id -> host actor
         self._lock = threading.Lock()
@@ -115,13 +125,20 @@ class CameraHosts:
         return sorted(out, key=lambda s: s.camera_id)
 
     def _pick_host(self, group: frozenset[tuple[str, object]]) -> tuple[Any, bool]:
-        """The least loaded host of ``group`` with room, or a new one; and whether it is new."""
+        """The least loaded host of ``group`` with room, or a new one; and whether it is new. With
+        ``max_hosts`` a new host starts only while the group has fewer and none of its hosts is empty."""
         load = {id(h): 0 for _g, h in self._hosts}
         for host in self._where.values():
             load[id(host)] += 1
-        candidates = [h for g, h in self._hosts if g == group and load[id(h)] < self._per_host]
-        if candidates:
-            return min(candidates, key=lambda h: load[id(h)]), False
+        mine = [h for g, h in self._hosts if g == group]
+        if self._per_host is not None:
+            mine = [h for h in mine if load[id(h)] < self._per_host]
+            if mine:
+                return min(mine, key=lambda h: load[id(h)]), False
+        elif mine:
+            least = min(mine, key=lambda h: load[id(h)])
+            if load[id(least)] == 0 or len(mine) >= (self._max_hosts or 1):
+                return least, False
         host = (
             ray.remote(CameraHost)
             .options(

@@ -16,13 +16,11 @@ Three layouts:
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pipeline.core.config import (
-    CameraConfig,
     ClassifierConfig,
     CropClassifierConfig,
     DetectorConfig,
@@ -36,19 +34,24 @@ DEFAULT_CAMERAS_PER_HOST = 16  # where hosts only decode and run per-camera work
 
 @dataclass(frozen=True)
 class PlacementChoice:
-    """The layout the driver runs, how many cameras share a host, and why (printed at start)."""
+    """The layout the driver runs, how cameras share camera hosts, and why (printed at start).
+    Exactly one of ``cameras_per_host`` (a host takes that many, then a new host starts) and
+    ``max_hosts`` (cameras spread over at most that many hosts, the least loaded first) is set."""
 
     layout: Layout
-    cameras_per_host: int
     reason: str
+    cameras_per_host: int | None = None
+    max_hosts: int | None = None
 
     def describe(self) -> str:
-        return f"placement: {self.layout} ({self.reason}); up to {self.cameras_per_host} camera(s) per camera host"
+        if self.max_hosts is not None:
+            sizing = f"cameras spread over up to {self.max_hosts} camera host(s), one per model thread's core"
+        else:
+            sizing = f"up to {self.cameras_per_host} camera(s) per camera host"
+        return f"placement: {self.layout} ({self.reason}); {sizing}"
 
 
-def resolve_placement(
-    ray_cfg: RayConfig, cameras: Sequence[CameraConfig], cluster: Mapping[str, float]
-) -> PlacementChoice:
+def resolve_placement(ray_cfg: RayConfig, cluster: Mapping[str, float]) -> PlacementChoice:
     """The concrete layout for ``ray_cfg.placement`` on a cluster with ``cluster`` resources
     (``ray.cluster_resources()``: ``CPU``, ``GPU``, ...)."""
     layout: Layout
@@ -58,16 +61,14 @@ def resolve_placement(
         reason = "auto: the Ray cluster has a GPU" if has_gpu else "auto: the Ray cluster has no GPU"
     else:
         layout, reason = ray_cfg.placement, "as configured"
-    per_host: int
     if isinstance(ray_cfg.cameras_per_host, int):
-        per_host = ray_cfg.cameras_per_host
-    elif layout == "hosts":
-        # One host per torch_threads usable CPUs: the hosts' models keep every core busy.
+        return PlacementChoice(layout, reason, cameras_per_host=ray_cfg.cameras_per_host)
+    if layout == "hosts":
+        # One host per torch_threads usable CPUs: the hosts' models keep every core busy, and
+        # cameras added later join the least loaded host instead of loading more copies.
         hosts = max(1, int(cluster.get("CPU", 1)) // ray_cfg.detector.torch_threads)
-        per_host = max(1, math.ceil(len(cameras) / hosts))
-    else:
-        per_host = DEFAULT_CAMERAS_PER_HOST
-    return PlacementChoice(layout, per_host, reason)
+        return PlacementChoice(layout, reason, max_hosts=hosts)
+    return PlacementChoice(layout, reason, cameras_per_host=DEFAULT_CAMERAS_PER_HOST)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ def running(ray_session: None, street_mp4: Path, tmp_path_factory: pytest.TempPa
             "cameras": [{"id": "base", "url": str(street_mp4), "fps": 5, "loop": True}],
             "metrics": {"port": 0},
             "events": {"spool": {"dir": str(tmp / "spool")}},
+            "ray": {"cameras_per_host": 16},  # every camera these tests add joins the one host
         }
     )
     with EmbeddedRedis() as server:

@@ -138,4 +138,3 @@ class CameraConfig(Strict):
     def display_url(self) -> str:
         """The URL with credentials redacted: the only form that may be logged or labelled."""
         return redact(self.url)
-

@@ -147,4 +147,3 @@ class ModelsConfig(Strict):
         """The longest side of the frames the detector and the ViT get: a camera scales its frames
         down to this once, near the decoder, and keeps full resolution for snapshots and crops."""
         return max(self.detector.imgsz, self.classifier.image_size)
-

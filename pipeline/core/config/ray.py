@@ -45,8 +45,9 @@ class RayConfig(Strict):
     )
     cameras_per_host: int | Literal["auto"] = Field(
         default="auto",
-        description="Cameras sharing one camera-host actor (process). auto: with placement hosts, the configured "
-        "cameras spread over one host per ray.detector.torch_threads usable CPUs; otherwise 16",
+        description="Cameras sharing one camera-host actor (process). auto: with placement hosts, the cameras "
+        "spread over at most one host per ray.detector.torch_threads usable CPUs (cameras added later join the "
+        "least loaded host); otherwise 16",
     )
     num_cpus: int | None = Field(default=None, ge=1, description="CPUs of a locally started Ray")
     max_inline_bytes: int = Field(

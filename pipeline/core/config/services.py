@@ -29,4 +29,3 @@ class RedisConfig(Strict):
 class MetricsConfig(Strict):
     host: str = Field(default="127.0.0.1", description="Address the /metrics endpoint binds to")
     port: int = Field(default=9100, ge=0, le=65535, description="Port of the /metrics endpoint (0: any free)")
-
