@@ -3,8 +3,9 @@
     .venv/bin/python -m benchmarks.live_coalescing [--cameras 4 8] [--seconds 30] [--config configs/bench-cpu.yaml]
 
 N live cameras (the bench video looping at its own 10 fps: newest frame only, stale frames
-dropped and counted) on the config's models in vision workers (``ray.placement: fused``), once with ``ray.host_calls_per_replica:
-0`` (a call per frame) and once with 1 (coalesced). Prints a Markdown table (docs/performance.md).
+dropped and counted) on the config's models in vision workers (``ray.placement: fused``), once
+with ``ray.host_calls_per_replica: 0`` (a call per frame) and once with 1 (coalesced). Prints a
+Markdown table (docs/performance.md).
 
 Live cameras make a call per frame whatever the setting (it applies to file-mode cameras only):
 coalescing gained them no latency and cost overloaded live cameras frames (docs/performance.md).
