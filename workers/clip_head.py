@@ -2,7 +2,7 @@
 
 A frame's feature vector is its ViT embedding followed by a fixed-size detection summary
 (:func:`detection_summary`). The window itself is per-camera state and lives with the camera
-(``pipeline.runtime.camera``); ``TemporalHead`` is stateless and labels whatever window it is given.
+(``pipeline.runtime.camera``); ``ClipHead`` is stateless and labels whatever window it is given.
 """
 
 from __future__ import annotations
@@ -366,7 +366,7 @@ def load_head(cfg: TemporalConfig, in_dim: int, emb_dim: int = 0) -> tuple[nn.Mo
     return model, labels, head.kind
 
 
-class TemporalHead(MetricsExporter):
+class ClipHead(MetricsExporter):
     """Labels feature windows (T, F) with the configured clip head.
 
     A Ray actor (``ray.clip_head: actor``) or, with ``in_host=True``, a plain object that camera

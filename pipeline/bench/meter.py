@@ -30,7 +30,7 @@ def process_role(proc: psutil.Process, root_pid: int) -> str:
             "Detector": "detector",
             "Classifier": "classifier",
             "VisionWorker": "vision",
-        }.get(actor, "temporal" if actor == "TemporalHead" else "ray-worker-idle")
+        }.get(actor, "temporal" if actor == "ClipHead" else "ray-worker-idle")
     if "redis-server" in cmd:
         return "redis"
     name = Path(cmd.split()[0]).name if cmd else proc.name()

@@ -41,8 +41,8 @@ from pipeline.core.messages import Detections, FloatArray, LabelScore, SceneResu
 from pipeline.core.metrics import STAGE_LATENCY, set_process_role
 from pipeline.runtime.coalescer import Coalescer, PendingResult, actor_sender
 from pipeline.runtime.placement import HostPlan
-from pipeline.runtime.vision import HostVision
-from workers.clip_head import TemporalHead
+from pipeline.runtime.vision import HostModels
+from workers.clip_head import ClipHead
 from workers.common import claim_cores, pin_process
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ class LocalClipHead:
 
     in_process = True
 
-    def __init__(self, head: TemporalHead) -> None:
+    def __init__(self, head: ClipHead) -> None:
         self._head = head
 
     def classify(self, window: FloatArray, timeout_s: float) -> LabelScore:
@@ -227,7 +227,7 @@ class HostClients:
 
     def __init__(self, plan: HostPlan) -> None:
         self._plan = plan
-        self._vision: HostVision | None = None
+        self._vision: HostModels | None = None
         self._coalescer: Coalescer | None = None  # made with the first camera that uses one
         self._crops: CropClient | None = ActorCrops(plan.crops) if plan.crops else None
         threads = 1
@@ -236,7 +236,7 @@ class HostClients:
             threads = spec.torch_threads
             if spec.pin_cores:  # before the models start threads of their own: every thread inherits it
                 _pin(spec.pin_cores)
-            self._vision = HostVision((spec.detector, spec.classifier), spec.torch_threads, spec.crops)
+            self._vision = HostModels((spec.detector, spec.classifier), spec.torch_threads, spec.crops)
             set_process_role("camera")  # the models' constructors set their own role and OpenCV threads
             cv2.setNumThreads(1)
             if spec.crops is not None:  # single crops are the items: a call takes every waiting frame's crops
@@ -246,7 +246,7 @@ class HostClients:
         if plan.clip_head is not None:  # one head for this host's cameras
             torch.set_num_threads(threads)
             head = plan.clip_head
-            self._clip_head = LocalClipHead(TemporalHead(head.cfg, head.in_dim, emb_dim=head.emb_dim, in_host=True))
+            self._clip_head = LocalClipHead(ClipHead(head.cfg, head.in_dim, emb_dim=head.emb_dim, in_host=True))
         else:
             self._clip_head = ActorClipHead(plan.clip_head_actor)
 

@@ -63,7 +63,7 @@ def actor_sender(handle: Any, method: str) -> Send:
 
 class Coalescer:
     """Sends frames to ``replicas`` (one ``Send`` each: a Ray actor's method, see ``actor_sender``,
-    or a model in this process, ``pipeline.runtime.vision.HostVision``), several per call.
+    or a model in this process, ``pipeline.runtime.vision.HostModels``), several per call.
 
     ``max_frames`` caps a call (the worker's max batch) and ``max_bytes`` its frames' bytes (Ray's
     inline-argument size: a bigger call would go through the object store); ``calls_per_replica``

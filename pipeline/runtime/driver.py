@@ -29,11 +29,11 @@ from pipeline.core.messages import CameraState, CameraStatus
 from pipeline.core.metrics import PROCESS, WORKER_RESTARTS, MetricsReport, MetricsServer, set_process_role
 from pipeline.runtime.camera import CameraSettings
 from pipeline.runtime.control import ControlServer
-from pipeline.runtime.hosts import CameraHosts, hosts_needed
+from pipeline.runtime.hosts import HostPool, hosts_needed
 from pipeline.runtime.placement import ClipHeadSpec, HostModelsSpec, HostPlan, PlacementChoice, resolve_placement
 from pipeline.runtime.vision import VisionModels, VisionWorker, vision_max_batch
 from workers.classifier import Classifier, CropClassifier
-from workers.clip_head import TemporalHead, summary_dim
+from workers.clip_head import ClipHead, summary_dim
 from workers.common import release_free_memory
 from workers.detector import Detector
 
@@ -143,7 +143,7 @@ class Pipeline:
     record_dir: Path | None = None  # `vigil eval`: cameras write each frame's raw results here
     plan: HostPlan | None = None
     placement: PlacementChoice | None = None  # what ray.placement resolved to, set by start()
-    hosts: CameraHosts | None = None
+    hosts: HostPool | None = None
     control: ControlServer | None = None
     metrics: MetricsServer | None = None
     _pids: dict[str, int] = field(default_factory=dict)
@@ -157,7 +157,7 @@ class Pipeline:
         for kind in (*models, *crops, "temporal", "camera"):  # the kinds this pipeline runs
             WORKER_RESTARTS.labels(kind)
         self.plan = self._start_workers(layout)
-        self.hosts = CameraHosts(
+        self.hosts = HostPool(
             self._camera_settings(), self.plan, self.placement.cameras_per_host, self.placement.max_hosts
         )
         for cam in self.cfg.cameras:
@@ -252,14 +252,14 @@ class Pipeline:
         models, res = self.cfg.models, self.cfg.ray
         in_dim = embed_dim + summary_dim(len(self._class_names))
         if res.clip_head == "actor":
-            temporal: Any = ray.remote(TemporalHead).options(
+            temporal: Any = ray.remote(ClipHead).options(
                 max_restarts=-1, max_task_retries=2, **_gpu_options(res.temporal)
             )
             actor = temporal.remote(models.temporal, in_dim, res.temporal.torch_threads, emb_dim=embed_dim)
             self._head_kind = ray.get(actor.head_kind.remote())
             return actor, None
         try:  # each camera host loads its own; loaded once here too, so a bad checkpoint fails now
-            self._head_kind = TemporalHead(models.temporal, in_dim, emb_dim=embed_dim, in_host=True).kind
+            self._head_kind = ClipHead(models.temporal, in_dim, emb_dim=embed_dim, in_host=True).kind
         except (ValueError, OSError, RuntimeError) as exc:
             raise PipelineError(f"models.temporal.weights: {exc}") from None
         return None, ClipHeadSpec(models.temporal, in_dim, embed_dim)

@@ -50,7 +50,7 @@ def hosts_needed(cameras: Sequence[CameraConfig], cameras_per_host: int | None, 
     return sum(min(n, max_hosts) for n in groups.values())
 
 
-class CameraHosts:
+class HostPool:
     """The driver's view of where each camera runs."""
 
     def __init__(

@@ -9,7 +9,7 @@ one call per frame, one copy of the frame, one batch. Its replicas (``ray.detect
 models together; keep separate workers where the two need different resources (a big ViT that
 wants its own GPU, say).
 
-``HostVision`` goes one step further for CPU-only machines: the models live in each camera-host
+``HostModels`` goes one step further for CPU-only machines: the models live in each camera-host
 process and take its cameras' frames without a Ray call at all. The cores the models use are the
 cores the cameras use anyway; what is saved is Ray's dispatch on both sides of every call (on a
 small CPU box as much CPU as a slice of the model; docs/performance.md) and the frames'
@@ -104,7 +104,7 @@ class HostModelError(RuntimeError):
     """A model call in a camera host failed; the frames of that call are lost (and counted)."""
 
 
-class HostVision:
+class HostModels:
     """``ray.placement: hosts``: the two models inside a camera-host process, on one thread of their own,
     and the crop classifier (``models.crops``), when configured, on a second.
 

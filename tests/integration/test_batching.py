@@ -130,7 +130,7 @@ def test_detector_replicas_share_every_cameras_frames(ray_session: None, street_
             head_windows = batch_sum(ray.get(pipeline.plan.clip_head_actor.collect_metrics.remote()).families)
         finally:
             pipeline.stop()
-    assert head_windows >= 2  # the TemporalHead actor labelled both cameras' windows
+    assert head_windows >= 2  # the ClipHead actor labelled both cameras' windows
     assert all(n >= 10 for n in frames_per_replica), frames_per_replica
     assert sum(frames_per_replica) >= processed  # every processed frame went through one of them
 
@@ -181,7 +181,7 @@ def test_fused_pipeline_coalesces_calls_and_survives_a_killed_worker(
             wait_for(lambda: all(s.frames_processed >= 15 for s in pipeline.statuses()), 120, "frames on 3 cameras")
             statuses = pipeline.statuses()
             assert pipeline.plan is not None and pipeline.plan.classifiers == ()
-            # ray.clip_head: hosts (the default): no TemporalHead actor; the camera host labels clips.
+            # ray.clip_head: hosts (the default): no ClipHead actor; the camera host labels clips.
             assert pipeline.plan.clip_head_actor is None and pipeline.plan.clip_head is not None
             wait_for(lambda: all(s.clip is not None for s in pipeline.statuses()), 60, "clip labels in the host")
             url = f"http://127.0.0.1:{pipeline.metrics_port}/metrics"

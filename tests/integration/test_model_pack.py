@@ -32,7 +32,7 @@ def test_pack_is_small_and_complete() -> None:
 def test_pack_loads_through_the_config_path_a_users_weights_take(monkeypatch: pytest.MonkeyPatch) -> None:
     """configs/demo.yaml names the pack by path; the workers load it as they load any weights."""
     from workers.classifier import Classifier
-    from workers.clip_head import TemporalHead, summary_dim
+    from workers.clip_head import ClipHead, summary_dim
     from workers.detector import Detector
 
     monkeypatch.setenv("VIGIL_MODELS_DIR", str(PACK))
@@ -41,7 +41,7 @@ def test_pack_loads_through_the_config_path_a_users_weights_take(monkeypatch: py
     detector, classifier = Detector(cfg.models.detector), Classifier(cfg.models.classifier)
     assert detector.names() == ("person", "vehicle", "bag")
     emb = classifier.embedding_dim()
-    head = TemporalHead(cfg.models.temporal, emb + summary_dim(len(detector.names())), emb_dim=emb)
+    head = ClipHead(cfg.models.temporal, emb + summary_dim(len(detector.names())), emb_dim=emb)
     assert head.labels == ("normal", "fall", "loiter", "run", "abandoned_object", "crowd")
 
     # A video of a seed the pack never saw: the detector finds the people the ground truth has,

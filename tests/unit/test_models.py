@@ -14,7 +14,7 @@ from pipeline.core.messages import Detections
 from workers import classifier as cls_mod
 from workers import clip_head as tmp_mod
 from workers.classifier import Classifier
-from workers.clip_head import FrameSummarizer, TemporalHead, detection_summary, summary_dim
+from workers.clip_head import ClipHead, FrameSummarizer, detection_summary, summary_dim
 from workers.detector import Detector
 
 
@@ -76,7 +76,7 @@ def test_detection_summary_layout() -> None:
 @pytest.mark.parametrize("head", [LSTMHead(hidden_size=32), TransformerHead(d_model=32, num_heads=4)])
 def test_temporal_heads_label_windows(head: LSTMHead | TransformerHead) -> None:
     cfg = TemporalConfig(head=head, labels=("normal", "fall"), window=8, stride=4)
-    worker = TemporalHead(cfg, in_dim=20, emb_dim=12)  # 12 ViT features + 8 summary features
+    worker = ClipHead(cfg, in_dim=20, emb_dim=12)  # 12 ViT features + 8 summary features
     windows = [np.random.default_rng(i).normal(size=(8, 20)).astype(np.float32) for i in range(3)]
     scores = worker.classify_batch(windows)
     assert len(scores) == 3
@@ -89,9 +89,9 @@ def test_temporal_checkpoint_must_match_feature_size(tmp_path: Path) -> None:
     model = tmp_mod.build_head(head, 20, 2)
     ckpt = tmp_path / "clip.pt"
     tmp_mod.save_checkpoint(ckpt, model, head, ("normal", "fall"), 20)
-    assert TemporalHead(TemporalConfig(weights=ckpt), in_dim=20).labels == ("normal", "fall")
+    assert ClipHead(TemporalConfig(weights=ckpt), in_dim=20).labels == ("normal", "fall")
     with pytest.raises(ValueError, match="trained on 20 features per frame"):
-        TemporalHead(TemporalConfig(weights=ckpt), in_dim=21)
+        ClipHead(TemporalConfig(weights=ckpt), in_dim=21)
 
 
 def _frame_dets(boxes: list[tuple[float, float, float, float, int, int]]) -> Detections:
