@@ -120,3 +120,36 @@ def test_frames_go_on_without_crop_labels_when_the_crop_worker_is_lost(
             labels[e.incident_id] = e.crop_label
         else:
             assert e.crop_label == labels.setdefault(e.incident_id, e.crop_label), (e.frame_id, e.crop_label, labels)
+
+
+def _run_to_end(cfg: VigilConfig, redis_url: str) -> list[Event]:
+    """Run a one-camera config until its file ends; the camera's events."""
+    pipeline = Pipeline(cfg, redis_url)
+    pipeline.start()
+    try:
+        wait_for(lambda: [s.state for s in pipeline.statuses()] == [CameraState.STOPPED], 120, "the file to end")
+    finally:
+        pipeline.stop()
+    client = redis.Redis.from_url(redis_url)
+    events = [Event.model_validate_json(f[b"event"]) for _id, f in client.xrange(camera_stream(cfg.cameras[0].id))]
+    client.close()
+    return events
+
+
+def test_a_file_gives_the_same_events_however_fast_it_is_read(
+    ray_session: None, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    """A file's event rules run on the video's own clock: one frame in flight at a time or sixteen
+    (the file-camera default, several times the frames per wall second), the same incidents start,
+    update and end at the same frames with the same labels."""
+    frames, _gt = render_video(31337, "corridor", night=False, seconds=12, fps=10, order=["fall"])
+    video = write_mp4(tmp_path / "fall.mp4", frames, fps=10)
+    runs = {}
+    for depth in (1, 16):
+        camera = f"depth-{depth}"
+        cfg = fall_config(video, tmp_path / camera, "hosts", update_interval_s=1, camera=camera)
+        cfg = cfg.model_copy(update={"cameras": (cfg.cameras[0].model_copy(update={"max_in_flight": depth}),)})
+        events = _run_to_end(cfg, redis_server.url)
+        runs[depth] = [(e.kind, e.label, e.phase, e.track_id, e.frame_id, e.crop_label, e.duration_s) for e in events]
+    assert any(phase == "update" for _k, _l, phase, *_ in runs[1]), runs[1]  # updates every second of video
+    assert runs[16] == runs[1]

@@ -238,3 +238,17 @@ def test_rays_own_metrics_are_off_where_vigil_starts_ray_and_cannot_be_set_for_a
     with pytest.raises(ConfigError) as err:
         parse_config(base | {"ray": {"address": "auto", "internal_metrics": True}})
     assert "ray: internal_metrics: only used where Vigil starts Ray" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("camera", "in_flight"),
+    [
+        ({"url": "/x.mp4"}, 16),  # a file read as fast as the pipeline goes: batches of its own frames
+        ({"url": "/x.mp4", "loop": True}, 2),  # a looping file plays as a live camera
+        ({"url": "rtsp://10.0.0.5/s"}, 2),  # live cameras must not queue
+        ({"url": "rtsp://10.0.0.5/s", "mode": "file"}, 16),
+        ({"url": "/x.mp4", "max_in_flight": 4}, 4),
+    ],
+)
+def test_frames_in_flight_default_by_camera_mode(camera: dict[str, object], in_flight: int) -> None:
+    assert parse_config({"cameras": [{"id": "a", **camera}]}).cameras[0].in_flight == in_flight
