@@ -124,6 +124,8 @@ def measure_pipeline(cfg: VigilConfig, seconds: float, workdir: Path, report: Re
             report(progress="warming up")
             warm_up(pipeline)
             result = window(pipeline, url, seconds, report)
+            if pipeline.placement is not None:  # what ray.placement resolved to on this machine
+                result["placement"] = pipeline.placement.describe()
         finally:
             pipeline.stop()
             ray.shutdown()

@@ -129,6 +129,8 @@ def _run_started(cfg: VigilConfig, duration: float | None, view: bool) -> None:
             try:
                 pipeline.start()
             except PipelineError as exc:
+                if pipeline.placement is not None:  # what the failed start was laying out
+                    err_console.print(pipeline.placement.describe(), highlight=False, soft_wrap=True)
                 fail(str(exc))
         if pipeline.placement is not None:
             console.print(pipeline.placement.describe(), highlight=False, soft_wrap=True)

@@ -11,8 +11,12 @@ not spam subscribers:
 - updates: at most one per ``update_interval_s`` per incident, and one at once when an object's
   crop label (models.crops) changes and holds for ``crop_min_frames`` frames.
 
-Time is the frames' capture time, so the engine is deterministic and replayable. One engine per
-camera; it lives with the camera's other state and is not thread-safe.
+The rules run on a clock the caller gives with each frame: by default the frames' capture time;
+for a file read faster or slower than real time, the video's own clock, so the same file gives the
+same events at any speed. Events are stamped with the capture (wall) time all the same (``ts``,
+``started_at``, ``captured_at``), while ``duration_s`` counts the rules' clock. The engine is
+deterministic and replayable. One engine per camera; it lives with the camera's other state and
+is not thread-safe.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ class Incident:
     head: str | None = None
     crop: LabelScore | None = None
     crop_candidate: tuple[str, int] = ("", 0)  # a different crop label and how many frames in a row
+    first_wall: float = 0.0  # capture (wall) times of the first and last observation
+    last_wall: float = 0.0
 
     def see_crop(self, crop: LabelScore, min_frames: int) -> bool:
         """Take the crop classifier's label once it holds ``min_frames`` frames in a row (the first
@@ -64,8 +70,11 @@ class Incident:
         self.crop, self.crop_candidate = crop, ("", 0)
         return True
 
-    def observe(self, ts: float, confidence: float, frame_id: int) -> None:
-        self.last_seen, self.confidence, self.frame_id = ts, confidence, frame_id
+    def observe(self, ts: float, wall: float, confidence: float, frame_id: int) -> None:
+        """One more observation at rule-clock time ``ts``, captured at wall time ``wall``."""
+        if self.hits == 0:
+            self.first_wall = wall
+        self.last_seen, self.last_wall, self.confidence, self.frame_id = ts, wall, confidence, frame_id
         self.peak = max(self.peak, confidence)
         self.hits += 1
         self.misses = 0
@@ -81,10 +90,17 @@ class EventEngine:
         self._clips: dict[str, Incident] = {}
 
     def on_detections(
-        self, frame_id: int, captured_at: float, det: Detections, crops: dict[int, LabelScore] | None = None
+        self,
+        frame_id: int,
+        captured_at: float,
+        det: Detections,
+        crops: dict[int, LabelScore] | None = None,
+        clock: float | None = None,
     ) -> list[Event]:
         """Advance object incidents with one frame's tracked detections and, by track id, the crop
-        classifier's labels. A started incident whose crop label changes gets an update at once."""
+        classifier's labels. A started incident whose crop label changes gets an update at once.
+        ``clock``: the rules' time for this frame (default: ``captured_at``)."""
+        wall, now = captured_at, captured_at if clock is None else clock
         events: list[Event] = []
         for i in range(len(det)):
             track_id, label = int(det.tracker_id[i]), det.label(i)
@@ -95,26 +111,29 @@ class EventEngine:
             if inc is None:
                 if conf < self.cfg.object_min_confidence:
                     continue
-                inc = Incident("object", label, captured_at, captured_at, conf, conf, frame_id, track_id=track_id)
+                inc = Incident("object", label, now, now, conf, conf, frame_id, track_id=track_id)
                 inc.track_ids.add(track_id)
                 self._objects[track_id] = inc
-            inc.observe(captured_at, conf, frame_id)
+            inc.observe(now, wall, conf, frame_id)
             inc.bbox_xyxy = tuple(round(float(v), 1) for v in det.xyxy[i])  # type: ignore[assignment]
             crop = crops.get(track_id) if crops else None
             relabelled = crop is not None and inc.see_crop(crop, self.cfg.crop_min_frames)
-            if not inc.started and captured_at - inc.first_seen >= self.cfg.object_min_duration_s:
-                events.append(self._emit(inc, "start", captured_at))
-            elif inc.started and (relabelled or captured_at - inc.last_emit >= self.cfg.update_interval_s):
-                events.append(self._emit(inc, "update", captured_at))
+            if not inc.started and now - inc.first_seen >= self.cfg.object_min_duration_s:
+                events.append(self._emit(inc, "start", now, wall))
+            elif inc.started and (relabelled or now - inc.last_emit >= self.cfg.update_interval_s):
+                events.append(self._emit(inc, "update", now, wall))
         for track_id, inc in list(self._objects.items()):
-            if captured_at - inc.last_seen >= self.cfg.object_cooldown_s:
+            if now - inc.last_seen >= self.cfg.object_cooldown_s:
                 del self._objects[track_id]
                 if inc.started:
-                    events.append(self._emit(inc, "end", inc.last_seen))
+                    events.append(self._emit(inc, "end", inc.last_seen, inc.last_wall))
         return events
 
-    def on_clip(self, clip: ClipLabel, captured_at: float, track_ids: tuple[int, ...] = ()) -> list[Event]:
-        """Advance clip incidents with one window's label."""
+    def on_clip(
+        self, clip: ClipLabel, captured_at: float, track_ids: tuple[int, ...] = (), clock: float | None = None
+    ) -> list[Event]:
+        """Advance clip incidents with one window's label (``clock`` as in ``on_detections``)."""
+        wall, now = captured_at, captured_at if clock is None else clock
         events: list[Event] = []
         qualifies = clip.label not in self.cfg.clip_ignore_labels and clip.confidence >= self.cfg.clip_min_confidence
         if qualifies:
@@ -123,8 +142,8 @@ class EventEngine:
                 inc = Incident(
                     "clip",
                     clip.label,
-                    captured_at,
-                    captured_at,
+                    now,
+                    now,
                     clip.confidence,
                     clip.confidence,
                     clip.end_frame_id,
@@ -132,12 +151,12 @@ class EventEngine:
                     head=clip.head,
                 )
                 self._clips[clip.label] = inc
-            inc.observe(captured_at, clip.confidence, clip.end_frame_id)
+            inc.observe(now, wall, clip.confidence, clip.end_frame_id)
             inc.track_ids.update(track_ids)
             if not inc.started and inc.hits >= self.cfg.clip_min_windows:
-                events.append(self._emit(inc, "start", captured_at))
-            elif inc.started and captured_at - inc.last_emit >= self.cfg.update_interval_s:
-                events.append(self._emit(inc, "update", captured_at))
+                events.append(self._emit(inc, "start", now, wall))
+            elif inc.started and now - inc.last_emit >= self.cfg.update_interval_s:
+                events.append(self._emit(inc, "update", now, wall))
         for label, inc in list(self._clips.items()):
             if qualifies and label == clip.label:
                 continue
@@ -145,12 +164,12 @@ class EventEngine:
             if inc.misses >= self.cfg.clip_end_windows:
                 del self._clips[label]
                 if inc.started:
-                    events.append(self._emit(inc, "end", inc.last_seen))
+                    events.append(self._emit(inc, "end", inc.last_seen, inc.last_wall))
         return events
 
     def close(self) -> list[Event]:
         """End every started incident (the camera is stopping)."""
-        events = [self._emit(inc, "end", inc.last_seen) for inc in self._all() if inc.started]
+        events = [self._emit(inc, "end", inc.last_seen, inc.last_wall) for inc in self._all() if inc.started]
         self._objects.clear()
         self._clips.clear()
         return events
@@ -158,7 +177,8 @@ class EventEngine:
     def _all(self) -> list[Incident]:
         return [*self._objects.values(), *self._clips.values()]
 
-    def _emit(self, inc: Incident, phase: Phase, ts: float) -> Event:
+    def _emit(self, inc: Incident, phase: Phase, ts: float, wall: float) -> Event:
+        """``ts``: the rules' time of the emission; ``wall``: the capture time the event is stamped with."""
         if phase == "start":
             inc.started = True
         inc.last_emit = ts
@@ -170,8 +190,8 @@ class EventEngine:
             label=inc.label,
             confidence=round(inc.confidence, 4),
             peak_confidence=round(inc.peak, 4),
-            ts=utc_iso(ts),
-            started_at=utc_iso(inc.first_seen),
+            ts=utc_iso(wall),
+            started_at=utc_iso(inc.first_wall),
             duration_s=round(inc.last_seen - inc.first_seen, 3),
             frame_id=inc.frame_id,
             track_ids=tuple(sorted(inc.track_ids)),
@@ -181,5 +201,5 @@ class EventEngine:
             head=inc.head,
             crop_label=inc.crop.label if inc.crop else None,
             crop_confidence=round(inc.crop.confidence, 4) if inc.crop else None,
-            captured_at=ts,
+            captured_at=wall,
         )

@@ -25,7 +25,14 @@ from typing import TextIO
 import numpy as np
 import ray
 
-from pipeline.core.config import CameraConfig, CropClassifierConfig, EventsConfig, RedisConfig, SourceKind
+from pipeline.core.config import (
+    CameraConfig,
+    CameraMode,
+    CropClassifierConfig,
+    EventsConfig,
+    RedisConfig,
+    SourceKind,
+)
 from pipeline.core.messages import (
     CameraState,
     CameraStatus,
@@ -90,6 +97,7 @@ class _InFlight:
     packet: FramePacket
     ticket: VisionTicket | None
     scale: float = 1.0  # model input pixels per frame pixel
+    sent_at: float = 0.0  # monotonic seconds: the frame's results are waited for until sent_at + WORKER_TIMEOUT_S
 
 
 class CameraRunner:
@@ -276,7 +284,7 @@ class CameraRunner:
         # (snapshots, crops).
         image, scale = model_input(packet.image_bgr, self.settings.model_input_px)
         self._lap("prepare")
-        item = _InFlight(packet, self.clients.vision.submit(image), scale)
+        item = _InFlight(packet, self.clients.vision.submit(image), scale, time.monotonic())
         self._lap("submit")
         return item
 
@@ -301,7 +309,8 @@ class CameraRunner:
     def _apply(self, item: _InFlight) -> None:
         packet = item.packet
         assert item.ticket is not None
-        detections, scene = item.ticket.result(WORKER_TIMEOUT_S)
+        # One deadline from the send: frames queued behind a hung model do not each wait afresh.
+        detections, scene = item.ticket.result(max(0.0, item.sent_at + WORKER_TIMEOUT_S - time.monotonic()))
         self._lap("wait")
         detections = detections.scaled(1 / item.scale)
 
@@ -376,11 +385,13 @@ class CameraRunner:
         return not moved and (self._last is not None or any(p.ticket is not None for p in pending))
 
     def _event_clock(self, packet: FramePacket) -> float:
-        """The time the event rules see for a frame (UNIX seconds). A live source's is its capture
-        time. A file's is its own timeline (``stream_ts``, increasing across loops), anchored at the
-        wall time of its first frame: durations, cool-downs and update intervals then count video
-        seconds, so a file gives the same events however fast the machine reads it."""
-        if self.cam.kind is not SourceKind.FILE:
+        """The time the event rules see for a frame (UNIX seconds). A live camera's is its capture
+        time. A file in file mode (read as fast as the pipeline goes) has its own timeline
+        (``stream_ts``, increasing across loops), anchored at the wall time of its first frame:
+        durations, cool-downs and update intervals then count video seconds, so the file gives the
+        same events however fast the machine reads it. Events are stamped with capture times all
+        the same (``EventEngine``)."""
+        if self.cam.kind is not SourceKind.FILE or self.cam.effective_mode is not CameraMode.FILE:
             return packet.captured_at
         if self._clock_base is None:
             self._clock_base = packet.captured_at - packet.stream_ts
@@ -400,7 +411,7 @@ class CameraRunner:
     ) -> None:
         """Events, clip window and publishing for one frame."""
         now = self._event_clock(packet)
-        events = self._engine.on_detections(packet.frame_id, now, tracked, crops)
+        events = self._engine.on_detections(packet.frame_id, packet.captured_at, tracked, crops, clock=now)
         track_ids = tuple(int(t) for t in tracked.tracker_id)
         self._window.append(FrameFeatures(packet.frame_id, packet.captured_at, vector, track_ids))
         self._since_clip += 1
@@ -409,7 +420,7 @@ class CameraRunner:
         self._lap("clip")
         if clip is not None:
             in_window = tuple(sorted({t for f in self._window for t in f.track_ids}))
-            events += self._engine.on_clip(clip, now, in_window)
+            events += self._engine.on_clip(clip, packet.captured_at, in_window, clock=now)
             with self._lock:
                 self._clip = f"{clip.label} {clip.confidence:.2f}"
             self._lap("events")

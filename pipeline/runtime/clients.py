@@ -22,10 +22,12 @@ the host, the coalescers, the clip head).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,7 +41,7 @@ from prometheus_client import Histogram
 from pipeline.core.config import CameraConfig, CameraMode
 from pipeline.core.messages import Detections, FloatArray, LabelScore, SceneResult
 from pipeline.core.metrics import STAGE_LATENCY, set_process_role
-from pipeline.runtime.coalescer import Coalescer, PendingResult, actor_sender
+from pipeline.runtime.coalescer import Coalescer, actor_sender
 from pipeline.runtime.placement import HostPlan
 from pipeline.runtime.vision import HostModels
 from workers.clip_head import ClipHead
@@ -81,31 +83,21 @@ class ClipHeadClient(Protocol):
 
 
 @dataclass(frozen=True)
-class _Pending:
-    """A frame in a coalesced call (in-process models, or a fused worker)."""
+class _OneCall:
+    """A frame whose detections and scene one call answers (the models in this host, a vision worker)."""
 
-    pending: PendingResult
+    fetch: Callable[[float], VisionResult]  # waits at most the given seconds for the call's answer
     sent_at: float
     latency: Histogram
 
     def result(self, timeout_s: float) -> VisionResult:
-        out: VisionResult = self.pending.get(timeout_s)
+        out = self.fetch(timeout_s)
         self.latency.observe(time.time() - self.sent_at)
         return out
 
 
-@dataclass(frozen=True)
-class _Call:
-    """A frame in a call of its own to a fused worker."""
-
-    ref: Any
-    sent_at: float
-    latency: Histogram
-
-    def result(self, timeout_s: float) -> VisionResult:
-        out: VisionResult = ray.get(self.ref, timeout=timeout_s)
-        self.latency.observe(time.time() - self.sent_at)
-        return out
+def _ray_get(ref: Any, timeout_s: float) -> Any:
+    return ray.get(ref, timeout=timeout_s)
 
 
 @dataclass(frozen=True)
@@ -131,7 +123,7 @@ class CoalescedVision:
         self._coalescer, self._latency = coalescer, STAGE_LATENCY.labels("vision")
 
     def submit(self, image: Image) -> VisionTicket:
-        return _Pending(self._coalescer.submit(image), time.time(), self._latency)
+        return _OneCall(self._coalescer.submit(image).get, time.time(), self._latency)
 
 
 class FusedVision:
@@ -142,7 +134,7 @@ class FusedVision:
 
     def submit(self, image: Image) -> VisionTicket:
         worker = self._replicas[next(self._turn) % len(self._replicas)]
-        return _Call(worker.analyze.remote(image), time.time(), self._latency)
+        return _OneCall(functools.partial(_ray_get, worker.analyze.remote(image)), time.time(), self._latency)
 
 
 class SplitVision:

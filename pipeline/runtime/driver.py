@@ -30,7 +30,15 @@ from pipeline.core.metrics import PROCESS, WORKER_RESTARTS, MetricsReport, Metri
 from pipeline.runtime.camera import CameraSettings
 from pipeline.runtime.control import ControlServer
 from pipeline.runtime.hosts import HostPool, hosts_needed
-from pipeline.runtime.placement import ClipHeadSpec, HostModelsSpec, HostPlan, PlacementChoice, resolve_placement
+from pipeline.runtime.placement import (
+    ClipHeadSpec,
+    HostModelsSpec,
+    HostPlan,
+    Layout,
+    PlacementChoice,
+    resolve_placement,
+    unused_keys,
+)
 from pipeline.runtime.vision import VisionModels, VisionWorker, vision_max_batch
 from workers.classifier import Classifier, CropClassifier
 from workers.clip_head import ClipHead, summary_dim
@@ -151,6 +159,10 @@ class Pipeline:
     def start(self) -> None:
         self.placement = resolve_placement(self.cfg.ray, _cluster_resources(self.cfg))
         log.info("%s", self.placement.describe())
+        for key in unused_keys(self.cfg.ray, self.placement.layout):
+            log.warning(
+                "ray.%s is set but not used with placement %s (%s)", key, self.placement.layout, self.placement.reason
+            )
         layout = self.placement.layout
         models = {"hosts": (), "fused": ("vision",), "workers": ("detector", "classifier")}[layout]
         crops = () if self.cfg.models.crops is None or layout == "hosts" else ("crops",)
@@ -191,12 +203,13 @@ class Pipeline:
         if ray.is_initialized() and len(ray.nodes()) > 1:  # type: ignore[no-untyped-call]
             return 0
         assert self.placement is not None
-        hosts = max(1, hosts_needed(self.cfg.cameras, self.placement.cameras_per_host, self.placement.max_hosts))
+        # With max_hosts, cameras added later may start hosts up to that many: each gets its share now.
+        hosts = self.placement.max_hosts or max(1, hosts_needed(self.cfg.cameras, self.placement.cameras_per_host))
         share = cores // hosts
         # Cores no host could claim would idle (6 cores, 4 hosts: two); unpinned, the OS uses them.
         return share if share >= res.detector.torch_threads and share * hosts == cores else 0
 
-    def _start_workers(self, layout: str) -> HostPlan:
+    def _start_workers(self, layout: Layout) -> HostPlan:
         """The model workers of ``layout`` (none with hosts), started and loaded; the plan hosts get."""
         models, res = self.cfg.models, self.cfg.ray
         host_models: HostModelsSpec | None = None
@@ -235,7 +248,7 @@ class Pipeline:
                 f"{ray.cluster_resources()})"  # type: ignore[no-untyped-call]
             ) from None
         return HostPlan(
-            layout,  # type: ignore[arg-type]
+            layout,
             detectors=dets,
             classifiers=clss,
             crops=crops,

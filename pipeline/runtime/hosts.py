@@ -2,8 +2,8 @@
 
 Cameras with the same ``ray_resources`` share hosts. Either a host takes up to
 ``cameras_per_host`` cameras and the next camera starts a new host, or (placement ``hosts`` with
-``cameras_per_host: auto``) the cameras spread over at most ``max_hosts`` hosts, the least loaded
-first, so cameras added at run time never load another copy of the models. New hosts spread over
+``cameras_per_host: auto``) the cameras spread over at most ``max_hosts`` hosts of a group, the
+least loaded first, so cameras added at run time start no more copies of the models than that. New hosts spread over
 the Ray nodes. Hosts stay up when they empty, so adding and removing cameras never churns processes.
 """
 

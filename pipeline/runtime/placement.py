@@ -71,6 +71,13 @@ def resolve_placement(ray_cfg: RayConfig, cluster: Mapping[str, float]) -> Place
     return PlacementChoice(layout, reason, cameras_per_host=DEFAULT_CAMERAS_PER_HOST)
 
 
+def unused_keys(ray_cfg: RayConfig, layout: Layout) -> list[str]:
+    """Tuning keys set in ``ray_cfg`` that ``layout`` does not use. With an explicit placement the
+    config refuses them; with ``auto`` they are accepted for either layout, and the driver warns
+    about those the chosen layout leaves unused."""
+    return [key for key in ray_cfg.keys_set() if layout not in RayConfig.KEY_LAYOUTS[key.split(".")[0]]]
+
+
 @dataclass(frozen=True)
 class ClipHeadSpec:
     """What a camera host needs to load the clip head itself (``ray.clip_head: hosts``)."""

@@ -132,3 +132,20 @@ def test_close_ends_started_incidents() -> None:
     ended = engine.close()
     assert sorted((e.kind, e.phase) for e in ended) == [("clip", "end"), ("object", "end")]
     assert {e.incident_id for e in ended} == {e.incident_id for e in started}
+
+
+def test_the_rules_count_the_given_clock_and_stamp_capture_times() -> None:
+    """A file read 4x faster than real time: the rules run on the video's clock (10 fps), the
+    events carry the wall-clock capture times (40 frames per wall second)."""
+    cfg = EventsConfig(object_min_duration_s=0.5, object_cooldown_s=1.0, update_interval_s=60)
+    engine = EventEngine("cam", cfg)
+    events: list[Event] = []
+    frames = [[(7, 0, 0.8)]] * 30 + [[]] * 15
+    for i, rows in enumerate(frames):
+        events += engine.on_detections(i, 2000.0 + i / 40, dets(rows), clock=1000.0 + i / 10)
+    start, end = events
+    assert (start.phase, start.frame_id) == ("start", 5)  # 0.5 s of video, not of wall time
+    assert start.ts == "1970-01-01T00:33:20.125Z" and start.captured_at == pytest.approx(2000.125)
+    assert start.started_at == "1970-01-01T00:33:20.000Z"
+    assert end.phase == "end" and end.duration_s == pytest.approx(2.9)  # video seconds
+    assert end.ts == "1970-01-01T00:33:20.725Z"  # the last sighting's capture time

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.core.config import RayConfig, parse_config
 from pipeline.runtime.hosts import hosts_needed
-from pipeline.runtime.placement import resolve_placement
+from pipeline.runtime.placement import resolve_placement, unused_keys
 
 
 def _ray(**ray: object) -> RayConfig:
@@ -49,3 +49,10 @@ def test_cameras_spread_over_the_hosts_a_machine_can_keep_busy() -> None:
     assert hosts_needed(cams, None, max_hosts=2) == 2
     assert hosts_needed(cams[:1], None, max_hosts=2) == 1
     assert hosts_needed(cams, 2) == 3
+
+
+def test_auto_names_the_keys_the_chosen_layout_leaves_unused() -> None:
+    ray_cfg = _ray(pin_hosts=False, detector={"replicas": 2, "torch_threads": 2}, classifier={"num_cpus": 1})
+    assert unused_keys(ray_cfg, resolve_placement(ray_cfg, {"CPU": 4.0}).layout) == ["classifier", "detector.replicas"]
+    assert unused_keys(ray_cfg, resolve_placement(ray_cfg, {"CPU": 4.0, "GPU": 1.0}).layout) == ["pin_hosts"]
+    assert unused_keys(_ray(), "hosts") == []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -123,29 +123,43 @@ class RayConfig(Strict):
             raise ValueError("replicas: the clip head runs as one actor (it is called once per window, not per frame)")
         return res
 
+    # The layouts each tuning key means something with ("detector" stands for its replicas, num_cpus
+    # and num_gpus; its torch_threads applies everywhere).
+    KEY_LAYOUTS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "pin_hosts": ("hosts",),
+        "host_calls_per_replica": ("fused",),
+        "classifier": ("workers",),
+        "crops": ("workers", "fused"),
+        "detector": ("workers", "fused"),
+    }
+
+    def keys_set(self) -> list[str]:
+        """The layout-specific tuning keys this config sets (differs from the default)."""
+        keys = [key for key in ("pin_hosts", "host_calls_per_replica", "classifier", "crops") if self._changed(key)]
+        default = WorkerResources()
+        keys += [
+            f"detector.{k}"
+            for k in ("replicas", "num_cpus", "num_gpus")
+            if getattr(self.detector, k) != getattr(default, k)
+        ]
+        return keys
+
     @model_validator(mode="after")
     def _keys_fit_placement(self) -> RayConfig:
         """A tuning key set where the placement does not use it is an error, not silently ignored.
-        With ``auto`` a key is accepted where either layout auto may pick (hosts, workers) uses it."""
+        With ``auto`` a key is accepted where either layout auto may pick (hosts, workers) uses it;
+        the driver warns about those the chosen layout leaves unused."""
         layouts = ("hosts", "workers") if self.placement == "auto" else (self.placement,)
-        uses = {
-            "pin_hosts": ("hosts",),
-            "host_calls_per_replica": ("fused",),
-            "classifier": ("workers",),
-            "crops": ("workers", "fused"),
-        }
-        for key, where in uses.items():
-            if self._changed(key) and not set(layouts) & set(where):
-                raise ValueError(f"{key}: not used with placement: {self.placement} (only with {' or '.join(where)})")
-        if layouts == ("hosts",):
-            default = WorkerResources()
-            keys = ("replicas", "num_cpus", "num_gpus")
-            unused = [k for k in keys if getattr(self.detector, k) != getattr(default, k)]
-            if unused:
+        for key in self.keys_set():
+            where = self.KEY_LAYOUTS[key.split(".")[0]]
+            if set(layouts) & set(where):
+                continue
+            if key.startswith("detector."):
                 raise ValueError(
-                    f"detector.{unused[0]}: not used with placement: hosts (only detector.torch_threads is; "
+                    f"{key}: not used with placement: hosts (only detector.torch_threads is; "
                     "ray.cameras_per_host sets how many copies run)"
                 )
+            raise ValueError(f"{key}: not used with placement: {self.placement} (only with {' or '.join(where)})")
         if self.address is not None and self._changed("internal_metrics"):
             raise ValueError(
                 "internal_metrics: only used where Vigil starts Ray (ray.address: null); a cluster sets "
