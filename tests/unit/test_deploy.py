@@ -47,9 +47,13 @@ def test_compose_mounts_and_builds_files_that_exist() -> None:
 @pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.cuda"])
 def test_dockerfiles_copy_what_exists_and_pin_opencv_headless(dockerfile: str) -> None:
     text = (DEPLOY / dockerfile).read_text()
-    for source in re.findall(r"^COPY (\S+)", text, re.M):
-        assert (REPO / source).exists(), source
-    assert "opencv-python-headless==${OPENCV_VERSION}" in text
+    for sources in re.findall(r"^COPY (.+) \S+$", text, re.M):
+        for source in sources.split():
+            assert (REPO / source).exists(), source
+    # The image installs the locked versions without resolving again: OpenCV's headless build only.
+    assert "pip install --no-cache-dir --no-deps -r requirements.lock" in text
+    locked = (REPO / "requirements.lock").read_text()
+    assert re.search(r"^opencv-python-headless==", locked, re.M) and not re.search(r"^opencv-python==", locked, re.M)
     assert re.search(r"^USER vigil$", text, re.M), "run as a non-root user"
 
 
