@@ -50,6 +50,13 @@ def test_demo_runs_publishes_and_cleans_up(tmp_path: Path) -> None:
     lines: list[str] = []
     try:
         redis_url = read_until(proc, r"embedded redis-server on (redis://\S+)", lines).group(1)
+        # The demo runs the fast layout for the machine, and says which: the models in the camera
+        # hosts where there is no GPU, shared workers where there is one.
+        read_until(
+            proc,
+            r"placement: (hosts \(auto: the Ray cluster has no GPU\)|workers \(auto: the Ray cluster has a GPU\))",
+            lines,
+        )
         read_until(proc, r"metrics on http://127\.0\.0\.1:(\d+)/metrics", lines)
         tail = subprocess.run(
             [*VIGIL, "events", "tail", "--redis-url", redis_url, "--count", "2", "--from-start"],
