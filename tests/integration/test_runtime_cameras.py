@@ -80,7 +80,7 @@ def test_a_camera_added_again_while_its_removal_runs(running: dict[str, Any]) ->
     series, and must not take the new camera's with them."""
     import threading
 
-    from pipeline.hosts import CameraError
+    from pipeline.runtime.hosts import CameraError
 
     pipeline: Pipeline = running["pipeline"]
     assert pipeline.hosts is not None
