@@ -163,12 +163,11 @@ class Pipeline:
             log.warning(
                 "ray.%s is set but not used with placement %s (%s)", key, self.placement.layout, self.placement.reason
             )
-        layout = self.placement.layout
-        models = {"hosts": (), "fused": ("vision",), "workers": ("detector", "classifier")}[layout]
-        crops = () if self.cfg.models.crops is None or layout == "hosts" else ("crops",)
-        for kind in (*models, *crops, "temporal", "camera"):  # the kinds this pipeline runs
+        self.plan = self._start_workers(self.placement.layout)
+        # The kinds this pipeline runs, their restart counters at zero (the clip head's too where
+        # the hosts run it, so the series is the same in every placement).
+        for kind in {kind for kind, _ in self.plan.actors().values()} | {"temporal", "camera"}:
             WORKER_RESTARTS.labels(kind)
-        self.plan = self._start_workers(layout)
         self.hosts = HostPool(
             self._camera_settings(), self.plan, self.placement.cameras_per_host, self.placement.max_hosts
         )
@@ -204,7 +203,12 @@ class Pipeline:
             return 0
         assert self.placement is not None
         # With max_hosts, cameras added later may start hosts up to that many: each gets its share now.
-        hosts = self.placement.max_hosts or max(1, hosts_needed(self.cfg.cameras, self.placement.cameras_per_host))
+        p = self.placement
+        if p.max_hosts is not None:
+            hosts = p.max_hosts
+        else:
+            assert p.cameras_per_host is not None  # exactly one of the two is set
+            hosts = max(1, hosts_needed(self.cfg.cameras, p.cameras_per_host))
         share = cores // hosts
         # Cores no host could claim would idle (6 cores, 4 hosts: two); unpinned, the OS uses them.
         return share if share >= res.detector.torch_threads and share * hosts == cores else 0

@@ -40,14 +40,10 @@ def host_group(cam: CameraConfig) -> frozenset[tuple[str, object]]:
     return frozenset(cam.ray_resources.items())
 
 
-def hosts_needed(cameras: Sequence[CameraConfig], cameras_per_host: int | None, max_hosts: int | None = None) -> int:
-    """How many hosts ``cameras`` start on: each group fills hosts of ``cameras_per_host``, or
-    spreads over at most ``max_hosts``."""
+def hosts_needed(cameras: Sequence[CameraConfig], cameras_per_host: int) -> int:
+    """How many hosts ``cameras`` start on (each group fills hosts of ``cameras_per_host``)."""
     groups = Counter(host_group(cam) for cam in cameras)
-    if cameras_per_host is not None:
-        return sum(-(-n // cameras_per_host) for n in groups.values())
-    assert max_hosts is not None
-    return sum(min(n, max_hosts) for n in groups.values())
+    return sum(-(-n // cameras_per_host) for n in groups.values())
 
 
 class HostPool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from pipeline.core.config import RayConfig, parse_config
-from pipeline.runtime.hosts import hosts_needed
 from pipeline.runtime.placement import resolve_placement, unused_keys
 
 
@@ -42,13 +41,6 @@ def test_an_explicit_layout_and_host_size_are_kept() -> None:
 
 def test_hosts_with_more_torch_threads_are_fewer() -> None:
     assert resolve_placement(_ray(placement="hosts", detector={"torch_threads": 2}), {"CPU": 4.0}).max_hosts == 2
-
-
-def test_cameras_spread_over_the_hosts_a_machine_can_keep_busy() -> None:
-    cams = parse_config({"cameras": [{"id": f"c{i}", "url": "/x.mp4"} for i in range(5)]}).cameras
-    assert hosts_needed(cams, None, max_hosts=2) == 2
-    assert hosts_needed(cams[:1], None, max_hosts=2) == 1
-    assert hosts_needed(cams, 2) == 3
 
 
 def test_auto_names_the_keys_the_chosen_layout_leaves_unused() -> None:
