@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.vigil-setup-stamp
 DURATION ?=
 
-.PHONY: setup system-deps demo test test-unit test-integration lint typecheck clean models eval
+.PHONY: setup system-deps demo test test-unit test-integration lint typecheck clean models eval mutation
 
 setup: system-deps $(STAMP)
 
@@ -52,8 +52,8 @@ eval: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest -q -rfEs tests
-	$(VENV)/bin/ruff check pipeline workers tests benchmarks
-	$(VENV)/bin/ruff format --check pipeline workers tests benchmarks
+	$(VENV)/bin/ruff check pipeline workers tests benchmarks scripts
+	$(VENV)/bin/ruff format --check pipeline workers tests benchmarks scripts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
@@ -64,12 +64,18 @@ test-integration: setup
 	$(VENV)/bin/python -m pytest -q -rfEs tests/integration
 
 lint: setup
-	$(VENV)/bin/ruff check pipeline workers tests benchmarks
-	$(VENV)/bin/ruff format --check pipeline workers tests benchmarks
+	$(VENV)/bin/ruff check pipeline workers tests benchmarks scripts
+	$(VENV)/bin/ruff format --check pipeline workers tests benchmarks scripts
 	$(VENV)/bin/lint-imports
 
 typecheck: setup
 	$(VENV)/bin/mypy
+
+# Break the code behind each documented guarantee on purpose (scripts/mutants.py) and check that its
+# tests turn red; not part of `make test` (~30 min on 2 cores). `make mutation ONLY=name` runs one.
+ONLY ?=
+mutation: setup
+	$(VENV)/bin/python scripts/mutation.py $(foreach m,$(ONLY),--only $(m)) --json .vigil/mutation.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -17,6 +17,14 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _away_from_the_repository(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every test runs from an empty directory, as a user's commands do: a test that finds a file
+    only because pytest was started from the repository root fails here, and nothing a test writes
+    to a relative path lands in the checkout."""
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+
+
 @pytest.fixture(scope="session")
 def video_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("videos")

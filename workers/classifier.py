@@ -30,6 +30,7 @@ from workers.common import (
     release_free_memory,
     set_process_role,
 )
+from workers.detector import ModelLoadError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,12 @@ class Classifier(MetricsExporter):
         set_process_role(self.role)
         self.device = configure_torch(torch_threads, cpu)
         t0 = time.perf_counter()
-        model, self.labels, self.image_size = load_model(cfg)
+        try:
+            model, self.labels, self.image_size = load_model(cfg)
+        except Exception as exc:  # a missing, corrupt or foreign checkpoint: one line naming the key path
+            if cfg.weights is None:
+                raise
+            raise ModelLoadError(f"models.{self.role}.weights: cannot load {cfg.weights}: {first_line(exc)}") from exc
         self.precision = precision_on(cfg.half, cfg.cpu_precision, self.device, self.role)
         self.dtype = _DTYPES[self.precision]
         self.model = model.to(self.device, self.dtype).eval()

@@ -211,8 +211,13 @@ class FrameSource:
 
     ``on_state`` is called on every lifecycle change with the new state and a reason;
     ``on_drop`` with a drop reason for every frame decoded but never handed on;
-    ``on_decoded`` with the read time in seconds for every frame read from the source.
+    ``on_decoded`` with the read time in seconds for every frame read from the source;
+    ``on_reconnect`` on every attempt to reopen a lost or failed source (after its backoff delay).
     ``opener`` opens the source (default: :meth:`OpenCVSource.open`), again after every disconnect.
+    ``wait`` waits out a reconnect delay (default: that many seconds, or until :meth:`stop`).
+
+    Reconnects: attempt n (from 0) of an outage waits ``backoff.delay_s(n)``; a frame resets n. With
+    ``max_reconnects`` set, the camera fails once that many attempts in a row got no frame.
     """
 
     def __init__(
@@ -224,10 +229,14 @@ class FrameSource:
         backoff: Backoff | None = None,
         file_queue_size: int = 2,  # file mode: decoded frames waiting; more only adds latency (docs/performance.md)
         opener: SourceOpener = OpenCVSource.open,
+        on_reconnect: Callable[[], None] = lambda: None,
+        wait: Callable[[float], object] | None = None,
     ) -> None:
         self.cfg = cfg
         self._open = opener
         self._on_state, self._on_drop, self._on_decoded = on_state, on_drop, on_decoded
+        self._on_reconnect = on_reconnect
+        self._wait = wait
         self._backoff = backoff or Backoff(cfg.reconnect_initial_s, cfg.reconnect_max_s)
         self._live = cfg.effective_mode is CameraMode.LIVE
         self._queue: queue.Queue[FramePacket | None] = queue.Queue(maxsize=1 if self._live else file_queue_size)
@@ -297,7 +306,7 @@ class FrameSource:
             self._on_state(state, redact(reason))
 
     def _run(self) -> None:
-        failures = 0  # consecutive attempts that did not produce a frame
+        attempts = 0  # reconnect attempts since the source last delivered a frame
         try:
             while not self._stop.is_set():
                 try:
@@ -306,38 +315,49 @@ class FrameSource:
                     if exc.fatal:
                         self._set_state(CameraState.FAILED, exc.reason)
                         return
-                    failures += 1
-                    if not self._retry(failures, exc.reason):
+                    reason = exc.reason
+                else:
+                    try:
+                        ended, got_frames = self._read_all(source)
+                    finally:
+                        source.close()
+                    if got_frames:
+                        attempts = 0
+                    if ended and not got_frames and self.cfg.kind is SourceKind.FILE:
+                        self._set_state(CameraState.FAILED, f"no decodable frames in {self.cfg.display_url}")
                         return
-                    continue
-                try:
-                    ended, got_frames = self._read_all(source)
-                finally:
-                    source.close()
-                failures = 0 if got_frames else failures + 1
-                if ended and not got_frames and self.cfg.kind is SourceKind.FILE:
-                    self._set_state(CameraState.FAILED, f"no decodable frames in {self.cfg.display_url}")
+                    if ended and not self.cfg.loop:
+                        self._set_state(CameraState.STOPPED, "end of file")
+                        return
+                    if ended or self._stop.is_set():  # a looping file starts over
+                        continue
+                    reason = "stream lost (read failed or timed out)"
+                if not self._reconnect(attempts, reason):
                     return
-                if ended and not self.cfg.loop:
-                    self._set_state(CameraState.STOPPED, "end of file")
-                    return
-                lost = not ended and not self._stop.is_set()
-                if lost and not self._retry(failures, "stream lost (read failed or timed out)"):
-                    return
+                attempts += 1
         finally:
             if self.state not in (CameraState.FAILED, CameraState.STOPPED):
                 self._set_state(CameraState.STOPPED, "stopped by request")
             self.finished.set()
             self._put_end_marker()
 
-    def _retry(self, failures: int, reason: str) -> bool:
-        """Enter reconnecting and wait the backoff; False when the camera gives up (state failed)."""
+    def _reconnect(self, attempt: int, reason: str) -> bool:
+        """Enter reconnecting, wait the backoff of reconnect ``attempt`` (0: the first of this outage)
+        and count it; False when the camera gives up (state failed) or is stopped meanwhile."""
         limit = self.cfg.max_reconnects
-        if limit is not None and failures > limit:
+        if limit is not None and attempt >= limit:
             self._set_state(CameraState.FAILED, f"gave up after {limit} reconnect attempts: {reason}")
             return False
         self._set_state(CameraState.RECONNECTING, reason)
-        self._stop.wait(self._backoff.delay_s(max(0, failures - 1)))
+        delay_s = self._backoff.delay_s(attempt)
+        if self._wait is None:
+            if self._stop.wait(delay_s):
+                return False
+        else:
+            self._wait(delay_s)
+            if self._stop.is_set():
+                return False
+        self._on_reconnect()
         return True
 
     def _read_all(self, source: VideoSource) -> tuple[bool, bool]:

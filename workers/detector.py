@@ -36,6 +36,16 @@ from workers.common import (
 log = logging.getLogger(__name__)
 
 
+class ModelLoadError(RuntimeError):
+    """Weights that do not load as the model their config key asks for; the message names the key."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (ultralytics adds advice lines), without its ERROR marker."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0].removeprefix("ERROR ❌️").strip()
+
+
 def results_to_detections(result: Any, class_names: tuple[str, ...]) -> Detections:
     """Adapter: one ultralytics ``Results`` -> ``Detections`` (untracked)."""
     boxes = result.boxes
@@ -50,6 +60,16 @@ def results_to_detections(result: Any, class_names: tuple[str, ...]) -> Detectio
     )
 
 
+def export_path(cfg: DetectorConfig, device: str) -> Path:
+    """Where ``export_detector`` puts (and finds) the export of ``cfg`` on ``device``: the name holds
+    the weights' content hash, the input size, the batch cap, the precision and the device kind."""
+    source = Path(cfg.weights)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12] if source.is_file() else source.stem
+    precision = "fp16" if use_half(cfg.half, device) else "fp32"
+    kind = "cuda" if device != "cpu" else "cpu"
+    return cfg.export_dir / f"{source.stem}-{digest}-{cfg.imgsz}-b{cfg.max_batch}-{precision}-{kind}.{cfg.export}"
+
+
 def export_detector(cfg: DetectorConfig, device: str) -> Path:
     """Export ``cfg.weights`` with ultralytics (``cfg.export`` format) once, into ``cfg.export_dir``.
 
@@ -60,13 +80,11 @@ def export_detector(cfg: DetectorConfig, device: str) -> Path:
     from ultralytics import YOLO  # type: ignore[attr-defined]
 
     if cfg.export == "engine" and device == "cpu":
-        raise RuntimeError("models.detector.export: engine (TensorRT) needs an NVIDIA GPU; use onnx on a CPU")
+        raise ModelLoadError("models.detector.export: engine (TensorRT) needs an NVIDIA GPU; use onnx on a CPU")
     source = Path(cfg.weights)
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12] if source.is_file() else source.stem
     half = use_half(cfg.half, device)
-    kind = "cuda" if device != "cpu" else "cpu"
-    name = f"{source.stem}-{digest}-{cfg.imgsz}-b{cfg.max_batch}-{'fp16' if half else 'fp32'}-{kind}.{cfg.export}"
-    target = cfg.export_dir / name
+    target = export_path(cfg, device)
+    name = target.name
     cfg.export_dir.mkdir(parents=True, exist_ok=True)
     with (cfg.export_dir / f"{name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -164,8 +182,13 @@ class Detector(MetricsExporter):
         self.cfg = cfg
         self.device = configure_torch(torch_threads, cpu)
         t0 = time.perf_counter()
-        exported = export_detector(cfg, self.device) if cfg.export else None
-        self.model = YOLO(str(exported) if exported else cfg.weights, task="detect")
+        try:
+            exported = export_detector(cfg, self.device) if cfg.export else None
+            self.model = YOLO(str(exported) if exported else cfg.weights, task="detect")
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # a missing, corrupt or foreign file: one line naming the key path
+            raise ModelLoadError(f"models.detector.weights: cannot load {cfg.weights}: {first_line(exc)}") from exc
         names = self.model.names
         self.class_names = tuple(str(names[i]) for i in sorted(names))
         self.precision = detector_precision(cfg, self.device)

@@ -161,7 +161,9 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 def _print_event(ev: Event, as_json: bool) -> None:
     from pipeline.cli.view import format_event
 
-    console.print(ev.model_dump_json() if as_json else format_event(ev.model_dump()), highlight=False, soft_wrap=True)
+    text = ev.model_dump_json() if as_json else format_event(ev.model_dump())
+    # verbatim: "[east]" in a path or ":fire:" in a label is text, not a style or an emoji
+    console.print(text, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
 @events_app.command("tail")
@@ -174,10 +176,11 @@ def events_tail(
 ) -> None:
     """Print events live as they are published (reads the Redis stream, so nothing is missed)."""
     with _event_client(redis_url) as client:
+        events = client.tail(camera, from_start)  # everything published from here on is printed
         err_console.print(
             f"following {client.stream_for(camera)} on {redact(redis_url)} (Ctrl-C to stop)", highlight=False
         )
-        for seen, ev in enumerate(client.tail(camera, from_start), start=1):
+        for seen, ev in enumerate(events, start=1):
             _print_event(ev, as_json)
             if count is not None and seen >= count:
                 return

@@ -13,6 +13,7 @@ import threading
 import time
 from collections import deque
 from types import TracebackType
+from typing import Any
 
 import redis
 from rich.console import Console, Group, RenderableType
@@ -55,6 +56,7 @@ class EventFeed:
 
     def __init__(self, redis_url: str, size: int = 8) -> None:
         self.lines: deque[str] = deque(maxlen=size)
+        self.following = threading.Event()  # set once the feed knows where "now" is in the stream
         self._client = connect(redis_url)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="event-feed", daemon=True)
@@ -68,9 +70,15 @@ class EventFeed:
         self._client.close()
 
     def _run(self) -> None:
-        last_id: bytes | str = "$"
+        # The newest entry when the view starts, then the last one shown: XREAD's "$" would skip
+        # whatever arrives between two reads.
+        last_id: bytes | str | None = None
         while not self._stop.is_set():
             try:
+                if last_id is None:
+                    newest: Any = self._client.xrevrange(EVENTS_STREAM, count=1)
+                    last_id = newest[0][0] if newest else "0-0"
+                    self.following.set()
                 entries = read_new_events(self._client, EVENTS_STREAM, last_id, block_ms=500)
             except redis.RedisError as exc:
                 self.lines.append(f"[redis error: {redact(str(exc))}]")

@@ -106,7 +106,7 @@ OVERVIEW = Dashboard(
         Panel("Events waiting in the spool", (_q("sum(vigil_events_spooled)", "spooled"),)),
         Panel(
             "Publish errors/s",
-            (_q(f"sum by (reason) (rate(vigil_publish_errors_total[{RATE}])) or vector(0)", "{{reason}}"),),
+            (_q(f"sum by (reason) (rate(vigil_publish_errors_total[{RATE}])) or on() vector(0)", "{{reason}}"),),
             unit="ops",
         ),
         Panel(

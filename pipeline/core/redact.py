@@ -5,21 +5,45 @@ label goes through :func:`redact` first.
 
 >>> redact("rtsp://admin:hunter2@10.0.0.5:554/live?token=abc&ch=1")
 'rtsp://***@10.0.0.5:554/live?token=***&ch=1'
+
+A password may itself hold ``@`` or ``/`` (written unencoded in a camera URL): FFmpeg takes the
+host from after the *last* ``@``, so everything from ``://`` to the last ``@`` of the URL is
+hidden. A URL without ``@`` keeps its host and path readable.
+
+>>> redact("rtsp://admin:p@ss/w@10.0.0.5/live")
+'rtsp://***@10.0.0.5/live'
 """
 
 from __future__ import annotations
 
 import re
 
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
-_SECRET_QUERY = re.compile(
-    r"(?P<key>[?&;](?:token|access_token|auth|password|passwd|pwd|key|api_key|apikey|secret|signature|sig)=)"
-    r"(?P<value>[^&#\s]+)",
+# Greedy up to the last '@' of the URL (a URL ends at whitespace): userinfo may contain '@', '/', '?', '#'.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>\S+)@")
+# Parameter names whose value is a secret, in the query or the fragment, alone or as the last part of
+# a longer name (access_token, access-token, X-Amz-Signature, client_secret, ...).
+_SECRET_KEYS = (
+    "token",
+    "password",
+    "passwd",
+    "pwd",
+    "pass",
+    "key",
+    "apikey",
+    "secret",
+    "auth",
+    "signature",
+    "sig",
+    "credential",
+    "credentials",
+)
+_SECRET_PARAM = re.compile(
+    r"(?P<key>[?&;#](?:[A-Za-z0-9_.-]*[-_.])?(?:" + "|".join(_SECRET_KEYS) + r")=)(?P<value>[^&#;\s]+)",
     re.IGNORECASE,
 )
 
 
 def redact(text: str) -> str:
-    """Replace ``user:pass@`` in URLs and secret-looking query values with ``***``."""
+    """Replace the ``user:pass@`` part of URLs and secret-looking query/fragment values with ``***``."""
     text = _USERINFO.sub(r"\g<scheme>***@", text)
-    return _SECRET_QUERY.sub(r"\g<key>***", text)
+    return _SECRET_PARAM.sub(r"\g<key>***", text)

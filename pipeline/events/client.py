@@ -57,9 +57,16 @@ class EventClient:
         return camera_stream(camera) if camera else EVENTS_STREAM
 
     def tail(self, camera: str | None = None, from_start: bool = False, block_ms: int = 1000) -> Iterator[Event]:
-        """Events as they are published (forever); ``from_start`` begins at the oldest retained one."""
+        """Every event published from this call on (forever); ``from_start`` begins at the oldest
+        retained one instead."""
         stream = self.stream_for(camera)
-        last_id: bytes | str = "0-0" if from_start else "$"
+        last_id: bytes | str = "0-0"
+        if not from_start:  # the newest entry now, not XREAD's "$": that misses entries between reads
+            newest: Any = self._client.xrevrange(stream, count=1)
+            last_id = newest[0][0] if newest else "0-0"
+        return self._follow(stream, last_id, block_ms)
+
+    def _follow(self, stream: str, last_id: bytes | str, block_ms: int) -> Iterator[Event]:
         while True:
             for entry_id, doc in read_new_events(self._client, stream, last_id, block_ms):
                 last_id = entry_id
@@ -73,10 +80,12 @@ class EventClient:
         until: datetime | None = None,
         batch: int = 500,
     ) -> Iterator[Event]:
-        """Retained events captured at or after ``since`` (and before ``until``), oldest first.
+        """Retained events captured at or after ``since`` (and before ``until``), in the order they
+        reached Redis: a camera's in the order its rules raised them (an ``end`` carries the time
+        of its last observation, which can be earlier than the event before it).
 
         Stream ids are insertion times, which are never earlier than capture times, so the scan
-        starts at ``since`` and filters on the event's own ``ts``.
+        starts at ``since`` and filters on the event's own capture time.
         """
         stream = self.stream_for(camera)
         since_s, until_s = since.timestamp(), (until.timestamp() if until else None)

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.core.config import SnapshotConfig
-from pipeline.core.messages import Detections
+from pipeline.core.messages import Detections, Event
 
 SNAPSHOT_PREFIX = "vigil:snapshot:"
 _HIGHLIGHT = (0, 0, 255)
@@ -52,3 +52,28 @@ def write_snapshot_file(directory: Path, camera_id: str, event_id: str, jpeg: by
     tmp.write_bytes(jpeg)
     tmp.replace(path)
     return path
+
+
+def attach_snapshots(
+    events: list[Event], image_bgr: npt.NDArray[np.uint8], det: Detections, cfg: SnapshotConfig, camera_id: str
+) -> tuple[list[Event], dict[str, bytes]]:
+    """Give every start event a snapshot of ``image_bgr`` (its own track highlighted), stored as
+    ``cfg.store`` says. Returns the events, each start event's ``snapshot`` set to where its JPEG is,
+    and the JPEGs to publish with them by event id (``redis``: key ``vigil:snapshot:<event_id>``;
+    ``dir``: the file ``<dir>/<camera>/<event_id>.jpg``, already written; ``off``: none)."""
+    if cfg.store == "off":
+        return list(events), {}
+    out: list[Event] = []
+    jpegs: dict[str, bytes] = {}
+    for ev in events:
+        if ev.phase == "start":
+            jpeg = render_snapshot(image_bgr, det, cfg, highlight_track=ev.track_id)
+            if cfg.store == "redis":
+                jpegs[ev.event_id] = jpeg
+                ref = snapshot_key(ev.event_id)
+            else:
+                assert cfg.dir is not None  # the config validator requires it for store: dir
+                ref = str(write_snapshot_file(cfg.dir, camera_id, ev.event_id, jpeg))
+            ev = ev.model_copy(update={"snapshot": ref})
+        out.append(ev)
+    return out, jpegs

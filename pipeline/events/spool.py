@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,26 @@ class Spool:
             rows = self._db.execute(
                 "SELECT seq, kind, item_id, camera_id, payload, snapshot FROM outbox ORDER BY seq LIMIT ?", (limit,)
             ).fetchall()
-        return [SpoolRecord(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), r[5]) for r in rows]
+        return [_record(r) for r in rows]
+
+    @staticmethod
+    def read(path: Path) -> list[SpoolRecord]:
+        """Every item waiting in the outbox file ``path``, oldest first, read without taking ownership:
+        safe while a running (or killed) Vigil owns the file. An outbox not created yet is empty."""
+        if not path.exists():
+            return []
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+        try:
+            rows = db.execute(
+                "SELECT seq, kind, item_id, camera_id, payload, snapshot FROM outbox ORDER BY seq"
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # created, not yet initialised
+                return []
+            raise
+        finally:
+            db.close()
+        return [_record(r) for r in rows]
 
     def remove_through(self, seq: int) -> None:
         """Delete every item up to and including ``seq`` (they reached Redis)."""
@@ -95,3 +115,7 @@ class Spool:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _record(row: tuple[Any, ...]) -> SpoolRecord:
+    return SpoolRecord(int(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4]), row[5])

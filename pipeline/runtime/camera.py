@@ -58,7 +58,7 @@ from pipeline.core.metrics import (
 )
 from pipeline.events.publisher import EventPublisher
 from pipeline.events.rules import EventEngine
-from pipeline.events.snapshots import render_snapshot, snapshot_key, write_snapshot_file
+from pipeline.events.snapshots import attach_snapshots
 from pipeline.runtime.camera_metrics import CameraSeries, RateMeter
 from pipeline.runtime.clients import CameraClients, VisionTicket
 from pipeline.runtime.vision import HostModelError
@@ -452,20 +452,9 @@ class CameraRunner:
     def _publish(self, events: list[Event], packet: FramePacket, tracked: Detections) -> None:
         """Attach a snapshot to start events, then hand everything to the durable publisher."""
         t0 = time.time()
-        cfg = self.settings.events.snapshots
-        snapshots: dict[str, bytes] = {}
-        if cfg.store != "off":
-            for i, ev in enumerate(events):
-                if ev.phase != "start":
-                    continue
-                jpeg = render_snapshot(packet.image_bgr, tracked, cfg, highlight_track=ev.track_id)
-                if cfg.store == "redis":
-                    snapshots[ev.event_id] = jpeg
-                    ref = snapshot_key(ev.event_id)
-                else:
-                    assert cfg.dir is not None  # the config validator requires it for store: dir
-                    ref = str(write_snapshot_file(cfg.dir, self.cam.id, ev.event_id, jpeg))
-                events[i] = ev.model_copy(update={"snapshot": ref})
+        events, snapshots = attach_snapshots(
+            events, packet.image_bgr, tracked, self.settings.events.snapshots, self.cam.id
+        )
         for ev in events:
             if ev.phase == "start":
                 INCIDENTS.labels(ev.kind, ev.label).inc()

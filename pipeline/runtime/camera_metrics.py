@@ -51,7 +51,7 @@ class RateMeter:
 
 @dataclass(frozen=True)
 class CameraSeries:
-    """The metric series a camera updates every frame (or may: crop failures). A ``labels()``
+    """The metric series a camera updates every frame (or may: crop failures, reconnects). A ``labels()``
     lookup per use costs more than the update, so they are looked up once."""
 
     decoded: Counter
@@ -63,6 +63,7 @@ class CameraSeries:
     decode_s: Histogram
     publish_s: Histogram
     crop_failures: Counter
+    reconnects: Counter  # one per attempt to reopen a lost or failed source
 
     @classmethod
     def create(cls, cam: str) -> CameraSeries:
@@ -77,8 +78,8 @@ class CameraSeries:
             decode_s=STAGE_LATENCY.labels("decode"),
             publish_s=STAGE_LATENCY.labels("publish"),
             crop_failures=CROP_FAILURES.labels(cam),
+            reconnects=STREAM_RECONNECTS.labels(cam),
         )
-        STREAM_RECONNECTS.labels(cam)
         for reason in ("stale", "fps_cap", "worker_error", "motion_skip"):
             FRAMES_DROPPED.labels(cam, reason)
         for kind in ("object", "clip"):

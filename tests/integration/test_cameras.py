@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import glob
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
 from pipeline.core.config import CameraConfig, parse_config
-from pipeline.core.messages import CameraState
+from pipeline.core.messages import CameraState, StatusEvent
 from pipeline.events.publisher import STATUS_STREAM
-from pipeline.runtime.driver import Pipeline
-from pipeline.runtime.redis_server import EmbeddedRedis, free_port
+from pipeline.runtime.redis_server import free_port
 from tests.support.configs import chatty_config
+from tests.support.metrics import scrape
 from tests.support.rtsp import RtspServer
+from tests.support.running import running_pipeline
 from tests.support.wait import wait_for
 from tests.support.watched import Watched
 
@@ -37,8 +38,10 @@ def own_server(street_mp4: Path) -> Iterator[RtspServer]:
     server.close()
 
 
-def test_ten_server_restarts_ten_reconnects_frames_back_within_3s(own_server: RtspServer) -> None:
-    recover_s: list[float] = []
+def test_ten_server_restarts_ten_reconnects_frames_back_each_time(own_server: RtspServer) -> None:
+    """Each of ten restarts of the server is one outage (one ``reconnecting``) after which frames flow
+    again. docs/cameras.md: frames about 2.4 s after the server is back, plus at most one backoff
+    (2 s); the 20 s deadline per restart leaves room for a loaded machine."""
     with Watched(rtsp_camera(own_server.url)) as cam:
         wait_for(lambda: cam.frames_since(0) > 5, 20, "first frames")
         for _ in range(10):
@@ -46,21 +49,20 @@ def test_ten_server_restarts_ten_reconnects_frames_back_within_3s(own_server: Rt
             wait_for(lambda: cam.state is CameraState.RECONNECTING, 10, "the camera to notice the server is gone")
             own_server.start()  # same port
             restarted = time.monotonic()
-            wait_for(lambda t=restarted: cam.frames_since(t) > 0, 10, "frames after the restart")  # type: ignore[misc]
-            recover_s.append(cam.frame_times[-1] - restarted)
-            wait_for(lambda t=restarted: cam.frames_since(t) > 3, 10, "steady frames")  # type: ignore[misc]
+            wait_for(lambda t=restarted: cam.frames_since(t) > 3, 20, "frames after the restart")  # type: ignore[misc]
+            assert cam.state is CameraState.STREAMING
     assert cam.count(CameraState.RECONNECTING) == 10
-    assert max(recover_s) <= 3.0, f"frames came back after {sorted(recover_s)} s"
 
 
-def test_frozen_server_detected_within_5s_and_recovers(own_server: RtspServer) -> None:
+def test_frozen_server_is_noticed_and_recovers(own_server: RtspServer) -> None:
+    """A server that keeps its connection open but sends nothing leaves ``streaming`` for
+    ``reconnecting`` (docs/cameras.md: about 3 s with the defaults; the 10 s deadline leaves room for a
+    loaded machine and still fails a read left blocked for several read timeouts), then streams again
+    once it sends again."""
     with Watched(rtsp_camera(own_server.url)) as cam:
         wait_for(lambda: cam.frames_since(0) > 5, 20, "first frames")
         own_server.freeze()
-        frozen = time.monotonic()
-        wait_for(lambda: cam.state is not CameraState.STREAMING, 10, "the camera to leave streaming")
-        left_after = cam.states[-1][0] - frozen
-        assert left_after <= 5.0, f"a frozen camera took {left_after:.1f} s to be noticed"
+        wait_for(lambda: cam.state is CameraState.RECONNECTING, 10, "the camera to be reconnecting")
         own_server.thaw()
         thawed = time.monotonic()
         wait_for(lambda: cam.frames_since(thawed) > 5, 20, "frames after SIGCONT")
@@ -98,62 +100,76 @@ def test_fatal_rtsp_errors_fail_that_camera_only(
     assert healthy.state is not CameraState.FAILED
 
 
-def ray_logs_dir() -> str:
-    from ray._private.worker import global_worker
+def ray_logs_dir() -> Path:
+    """The logs of this process's Ray session (another Ray on the machine may be "session_latest")."""
+    import ray
 
-    return str(global_worker.node.get_logs_dir_path())
+    context = ray.get_runtime_context()
+    return Path(context.get_temp_dir()) / context.get_session_name() / "logs"
 
 
 def test_credentials_never_reach_logs_events_status_or_metrics(
     ray_session: None, auth_server: RtspServer, tmp_path: Path
 ) -> None:
+    """Two cameras whose URLs hold the secret: "door" (password and a ``token`` query parameter)
+    streams and raises events, "door_wrong" (an old password) fails with its URL in the reason. Their
+    URLs do reach the status records, the camera logs and ``statuses()``, redacted; the secret
+    appears nowhere, nor in the metrics or any other Redis stream."""
+    door_url = auth_server.url_with("viewer", SECRET) + f"?token={SECRET}x"
     cfg = chatty_config(
         [
-            {"id": "door", "url": auth_server.url_with("viewer", SECRET) + f"?token={SECRET}x", "fps": 5},
+            {"id": "door", "url": door_url, "fps": 5},
             {"id": "door_wrong", "url": auth_server.url_with("viewer", SECRET + "-old"), "fps": 5},
         ],
         tmp_path / "spool",
     )
-    with EmbeddedRedis() as server:
-        pipeline = Pipeline(cfg, server.url)
-        pipeline.start()
-        try:
-            wait_for(
-                lambda: (
-                    {s.camera_id: s.state for s in pipeline.statuses()}
-                    == {"door": CameraState.STREAMING, "door_wrong": CameraState.FAILED}
-                ),
-                60,
-                "one camera streaming, the other failed",
-            )
-            wait_for(
-                lambda: next(s for s in pipeline.statuses() if s.camera_id == "door").events_published > 0,
-                60,
-                "events from the camera with credentials",
-            )
-            statuses = pipeline.statuses()
-            metrics = urllib.request.urlopen(f"http://127.0.0.1:{pipeline.metrics_port}/metrics", timeout=10).read()
-        finally:
-            pipeline.stop()
-        client = redis.Redis.from_url(server.url)
-        stored = b"".join(
-            v
-            for key in client.keys(b"vigil:*")
-            if client.type(key) == b"stream"
-            for _id, fields in client.xrange(key)
-            for v in fields.values()
+    redacted = f"rtsp://***@127.0.0.1:{auth_server.port}/cam"
+    with running_pipeline(cfg) as run:
+        pipeline = run.pipeline
+        wait_for(
+            lambda: (
+                {s.camera_id: s.state for s in pipeline.statuses()}
+                == {"door": CameraState.STREAMING, "door_wrong": CameraState.FAILED}
+            ),
+            60,
+            "one camera streaming, the other failed",
         )
-        client.close()
-    assert b"rtsp://***@127.0.0.1" in stored  # the status stream carries the redacted URL
-    texts = {"status": repr(statuses), "metrics": metrics.decode(), "redis": stored.decode(errors="replace")}
-    logs = ray_logs_dir()  # this test's own Ray session (another Ray on the machine may be "session_latest")
+        wait_for(
+            lambda: next(s for s in pipeline.statuses() if s.camera_id == "door").events_published > 0,
+            60,
+            "events from the camera with credentials",
+        )
+        statuses = pipeline.statuses()
+        metrics = scrape(run.metrics_port)
+        client = redis.Redis.from_url(run.url)
+        try:
+            # connecting and streaming (door), connecting and failed (door_wrong)
+            wait_for(lambda: client.xlen(STATUS_STREAM) >= 4, 30, "both cameras' status records")
+            entries: Any = client.xrange(STATUS_STREAM)
+            records = [StatusEvent.model_validate_json(fields[b"status"]) for _id, fields in entries]
+            keys: Any = client.keys(b"vigil:*")
+            streams: Any = [client.xrange(key) for key in keys if client.type(key) == b"stream"]
+            stored = b"".join(v for stream in streams for _id, fields in stream for v in fields.values())
+        finally:
+            client.close()
+    # The URLs reached every place, redacted.
+    by_camera = {s.camera_id: s for s in statuses}
+    assert by_camera["door"].url == f"{redacted}?token=***"
+    assert by_camera["door_wrong"].reason == f"{redacted}: 401 unauthorized: wrong or missing credentials"
+    assert {(r.camera_id, r.url) for r in records} == {("door", f"{redacted}?token=***"), ("door_wrong", redacted)}
+    [failed] = [r for r in records if r.state is CameraState.FAILED]
+    assert failed.reason == by_camera["door_wrong"].reason
+    logs = ray_logs_dir()
     session_logs = glob.glob(f"{logs}/worker-*") + glob.glob(f"{logs}/*.log")
-    texts["ray logs"] = "".join(Path(p).read_text(errors="replace") for p in session_logs)
-    assert "door_wrong" in texts["ray logs"], "the camera actors' logs were not found where Ray writes them"
+    texts = {
+        "status": repr(statuses),
+        "metrics": metrics,
+        "redis": stored.decode(errors="replace"),
+        "ray logs": "".join(Path(p).read_text(errors="replace") for p in session_logs),
+    }
+    assert f"camera door_wrong: failed ({redacted}: 401" in texts["ray logs"], "the camera log line was not found"
     for where, text in texts.items():
         assert SECRET not in text, f"a credential leaked into {where}"
-    assert any(s.reason.startswith("rtsp://***@") and "401" in s.reason for s in statuses)
-    assert STATUS_STREAM
 
 
 def test_live_camera_latency_stays_bounded_under_a_slow_detector(
@@ -170,22 +186,18 @@ def test_live_camera_latency_stays_bounded_under_a_slow_detector(
             "events": {"spool": {"dir": str(tmp_path / "spool")}},
         }
     )
-    with EmbeddedRedis() as server:
-        pipeline = Pipeline(cfg, server.url)
-        pipeline.start()
-        try:
-            samples: list[float] = []
+    with running_pipeline(cfg) as run:
+        pipeline = run.pipeline
+        samples: list[float] = []
 
-            def sample() -> bool:
-                [status] = pipeline.statuses()
-                if status.last_latency_s is not None and status.frames_processed > len(samples):
-                    samples.append(status.last_latency_s)
-                return len(samples) >= 20
-
-            wait_for(sample, 180, "20 processed frames", poll_s=0.1)
+        def sample() -> bool:
             [status] = pipeline.statuses()
-        finally:
-            pipeline.stop()
+            if status.last_latency_s is not None and status.frames_processed > len(samples):
+                samples.append(status.last_latency_s)
+            return len(samples) >= 20
+
+        wait_for(sample, 180, "20 processed frames", poll_s=0.1)
+        [status] = pipeline.statuses()
     # Most frames are dropped (a faster machine lowers the share, hence not a fixed multiple).
     assert status.frames_dropped > status.frames_processed, "a slow consumer must make the live camera drop"
     early, late = samples[2:8], samples[-6:]
@@ -209,23 +221,19 @@ def test_live_cameras_sharing_a_hosts_slow_models_all_get_frames_processed(
             "ray": {"placement": "hosts", "cameras_per_host": 2},
         }
     )
-    with EmbeddedRedis() as server:
-        pipeline = Pipeline(cfg, server.url)
-        pipeline.start()
-        try:
-            assert pipeline.hosts is not None and len(pipeline.hosts.actors()) == 1
-            samples: dict[str, list[float]] = {"a": [], "b": []}
+    with running_pipeline(cfg) as run:
+        pipeline = run.pipeline
+        assert pipeline.hosts is not None and len(pipeline.hosts.actors()) == 1
+        samples: dict[str, list[float]] = {"a": [], "b": []}
 
-            def sample() -> bool:
-                for s in pipeline.statuses():
-                    if s.last_latency_s is not None and s.frames_processed > len(samples[s.camera_id]):
-                        samples[s.camera_id].append(s.last_latency_s)
-                return all(len(v) >= 14 for v in samples.values())
+        def sample() -> bool:
+            for s in pipeline.statuses():
+                if s.last_latency_s is not None and s.frames_processed > len(samples[s.camera_id]):
+                    samples[s.camera_id].append(s.last_latency_s)
+            return all(len(v) >= 14 for v in samples.values())
 
-            wait_for(sample, 240, "14 processed frames per camera", poll_s=0.1)
-            statuses = pipeline.statuses()
-        finally:
-            pipeline.stop()
+        wait_for(sample, 240, "14 processed frames per camera", poll_s=0.1)
+        statuses = pipeline.statuses()
     for s in statuses:
         assert s.frames_dropped > s.frames_processed, f"{s.camera_id}: a slow consumer must make it drop"
     for cam, latencies in samples.items():  # stale frames are dropped, not queued: latency does not grow

@@ -4,21 +4,20 @@ real Ray, Redis, detector and tracker."""
 
 from __future__ import annotations
 
-import re
-import urllib.request
 from pathlib import Path
 
 import pytest
 import ray
-import redis
+from redis import Redis
 
 from pipeline.core.config import VigilConfig, parse_config
 from pipeline.core.messages import CameraState, Event
 from pipeline.events.publisher import camera_stream
 from pipeline.ml.synth.dataset import write_mp4
 from pipeline.ml.synth.render import render_video
-from pipeline.runtime.driver import Pipeline
 from pipeline.runtime.redis_server import EmbeddedRedis
+from tests.support.metrics import scrape, total
+from tests.support.running import running_pipeline
 from tests.support.wait import wait_for
 
 PACK = Path(__file__).resolve().parents[2] / "models" / "demo"
@@ -55,19 +54,17 @@ def test_a_person_who_falls_gets_a_down_update(
     frames, gt = render_video(31337, "corridor", night=False, seconds=12, fps=10, order=["fall"])
     video = write_mp4(tmp_path / "fall.mp4", frames, fps=10)
     [fall] = gt["activities"]
-    pipeline = Pipeline(fall_config(video, tmp_path, placement), redis_server.url)
-    pipeline.start()
-    try:
+    with running_pipeline(fall_config(video, tmp_path, placement), redis_server) as run:
+        pipeline = run.pipeline
         assert pipeline.plan is not None and len(pipeline.plan.crops) == (1 if placement == "workers" else 0)
         wait_for(lambda: [s.state for s in pipeline.statuses()] == [CameraState.STOPPED], 120, "the file to end")
-    finally:
-        pipeline.stop()
-    client = redis.Redis.from_url(redis_server.url)
+    client = Redis.from_url(redis_server.url)
     events = [Event.model_validate_json(f[b"event"]) for _id, f in client.xrange(camera_stream("hall"))]
     client.close()
     people = [e for e in events if e.kind == "object" and e.label == "person"]
     # A person who walks in at the frame's edge may start before their box is big enough to
-    # classify (models.crops.min_box_px); from then on every event carries the crop label.
+    # classify (models.crops.min_box_px); from then on every event carries a label of the crop
+    # model's own (not None: the second stage ran on every frame; not a scene label).
     assert people and all(e.crop_label in ("upright", "down") for e in people if e.phase != "start"), people
     assert any(e.phase == "start" and e.crop_label == "upright" for e in people)
     down = [e for e in people if e.crop_label == "down" and e.phase == "update"]
@@ -86,28 +83,23 @@ def test_frames_go_on_without_crop_labels_when_the_crop_worker_is_lost(
     video = write_mp4(tmp_path / "fall.mp4", frames, fps=10)
     # A camera of its own: the session's Redis holds the other tests' events of "hall".
     cfg = fall_config(video, tmp_path, "workers", update_interval_s=1, camera="hall-2")
-    pipeline = Pipeline(cfg, redis_server.url)
+    with running_pipeline(cfg, redis_server) as run:
+        pipeline = run.pipeline
 
-    def crop_failures() -> float:
-        url = f"http://127.0.0.1:{pipeline.metrics_port}/metrics"
-        body = urllib.request.urlopen(url, timeout=10).read().decode()
-        found = re.search(r'^vigil_crop_failures_total\{camera="hall-2"\} (\S+)$', body, re.M)
-        return float(found.group(1)) if found else 0.0
+        def crop_failures() -> float:
+            return total(scrape(run.metrics_port), "vigil_crop_failures_total", camera="hall-2")
 
-    pipeline.start()
-    try:
         assert pipeline.plan is not None
         wait_for(lambda: pipeline.statuses()[0].frames_processed >= 1, 120, "the first frame")
+        # This pipeline's own crop worker: no other test shares it.
         ray.kill(pipeline.plan.crops[0], no_restart=True)
         wait_for(lambda: crop_failures() > 0, 60, "a crop call to fail")
         failed_by = pipeline.statuses()[0].frames_processed  # every crop call after this fails
         wait_for(lambda: pipeline.statuses()[0].state is CameraState.STOPPED, 120, "the file to end")
         [status] = pipeline.statuses()
-    finally:
-        pipeline.stop()
     assert status.frames_processed == status.frames_decoded == len(frames), status
     assert status.frames_dropped == 0, status
-    client = redis.Redis.from_url(redis_server.url)
+    client = Redis.from_url(redis_server.url)
     events = [Event.model_validate_json(f[b"event"]) for _id, f in client.xrange(camera_stream("hall-2"))]
     client.close()
     objects = [e for e in events if e.kind == "object"]
@@ -122,15 +114,11 @@ def test_frames_go_on_without_crop_labels_when_the_crop_worker_is_lost(
             assert e.crop_label == labels.setdefault(e.incident_id, e.crop_label), (e.frame_id, e.crop_label, labels)
 
 
-def _run_to_end(cfg: VigilConfig, redis_url: str) -> list[Event]:
+def _run_to_end(cfg: VigilConfig, redis: EmbeddedRedis) -> list[Event]:
     """Run a one-camera config until its file ends; the camera's events."""
-    pipeline = Pipeline(cfg, redis_url)
-    pipeline.start()
-    try:
-        wait_for(lambda: [s.state for s in pipeline.statuses()] == [CameraState.STOPPED], 120, "the file to end")
-    finally:
-        pipeline.stop()
-    client = redis.Redis.from_url(redis_url)
+    with running_pipeline(cfg, redis) as run:
+        wait_for(lambda: [s.state for s in run.pipeline.statuses()] == [CameraState.STOPPED], 120, "the file to end")
+    client = Redis.from_url(redis.url)
     events = [Event.model_validate_json(f[b"event"]) for _id, f in client.xrange(camera_stream(cfg.cameras[0].id))]
     client.close()
     return events
@@ -149,7 +137,7 @@ def test_a_file_gives_the_same_events_however_fast_it_is_read(
         camera = f"depth-{depth}"
         cfg = fall_config(video, tmp_path / camera, "hosts", update_interval_s=1, camera=camera)
         cfg = cfg.model_copy(update={"cameras": (cfg.cameras[0].model_copy(update={"max_in_flight": depth}),)})
-        events = _run_to_end(cfg, redis_server.url)
+        events = _run_to_end(cfg, redis_server)
         runs[depth] = [(e.kind, e.label, e.phase, e.track_id, e.frame_id, e.crop_label, e.duration_s) for e in events]
     assert any(phase == "update" for _k, _l, phase, *_ in runs[1]), runs[1]  # updates every second of video
     assert runs[16] == runs[1]

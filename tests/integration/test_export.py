@@ -9,11 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from pydantic import ValidationError
+from ultralytics import YOLO  # type: ignore[attr-defined]
 
 from pipeline.core.config import DetectorConfig
 from pipeline.ml.synth.render import render_video
-from workers.detector import Detector, export_detector
+from workers.detector import Detector, export_detector, export_path
 
 PACK_DETECTOR = Path(__file__).resolve().parents[2] / "models" / "demo" / "detector.pt"
 
@@ -47,10 +49,32 @@ def test_onnx_export_matches_the_pt_weights_and_is_cached(tmp_path: Path) -> Non
 
     # A second worker (another replica, a restart) reuses the export instead of making another.
     mtime = exported[0].stat().st_mtime_ns
-    assert export_detector(cfg, "cpu") == exported[0]
+    assert export_detector(cfg, "cpu") == exported[0] == export_path(cfg, "cpu")
     assert exported[0].stat().st_mtime_ns == mtime and len(list(tmp_path.glob("*.onnx"))) == 1
-    # A different batch cap is a different export: a stale file is never reused.
-    assert export_detector(cfg.model_copy(update={"max_batch": 2}), "cpu") != exported[0]
+    # Whatever the export depends on is in its name, so a different batch cap, size or precision is
+    # a different file: a stale export is never reused (the name is enough; no second export needed).
+    for update in ({"max_batch": 2}, {"imgsz": cfg.imgsz + 32}):
+        assert export_path(cfg.model_copy(update=update), "cpu") != exported[0]
+    on_gpu = export_path(cfg, "cuda:0")
+    assert on_gpu != exported[0] and export_path(cfg.model_copy(update={"half": not cfg.half}), "cuda:0") != on_gpu
+
+
+def test_changed_weights_at_the_same_path_get_a_fresh_export(tmp_path: Path) -> None:
+    """Weights retrained in place (same file name, new content): the next start exports them again
+    instead of loading the cached export of the old weights."""
+    weights = tmp_path / "tiny.pt"
+    model = YOLO("yolo11n.yaml")
+    model.save(weights)
+    cfg = DetectorConfig(weights=str(weights), export="onnx", export_dir=tmp_path / "cache", imgsz=64, max_batch=1)
+    first = export_detector(cfg, "cpu")
+    first_bytes = first.read_bytes()
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)  # "retrained": one layer's weights change
+    model.save(weights)
+    second = export_detector(cfg, "cpu")
+    assert second != first and second.is_file()
+    assert second.read_bytes() != first_bytes  # made from the new weights, not a copy of the old export
+    assert export_detector(cfg, "cpu") == second  # and reused from then on
 
 
 def test_export_errors_are_clear(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""The shipped demo model pack: it loads the way a user's weights load, sees the synthetic world
-it was trained for, and the full pipeline scores above what an untrained model can reach."""
+"""The shipped demo model pack: it loads the way a user's weights load, sees the synthetic world it
+was trained for, and the full pipeline scores what docs/models.md reports; weights that do not load
+stop `vigil run` with one line naming their config key."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import torch
 
 from pipeline.core.config import load_config
 from pipeline.ml.synth.render import render_video
+from pipeline.runtime.redis_server import EmbeddedRedis
 
 REPO = Path(__file__).resolve().parents[2]
 PACK = REPO / "models" / "demo"
@@ -68,20 +70,32 @@ def _iou(a: list[float], b: np.ndarray) -> float:
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
-def test_short_eval_on_fresh_videos_meets_reduced_thresholds(tmp_path: Path) -> None:
-    """`vigil synth` + `vigil eval` as a user runs them: real Ray, real Redis, both clip heads."""
+# docs/models.md, "Where the shipped pack stands": `make eval` on the 9-video set of seed 2000. Of the
+# documented sets it is the one where the two clip heads score apart (transformer 0.923, LSTM
+# 0.857), so a figure reported for the wrong head shows.
+EVAL_SEED, EVAL_VIDEOS = 2000, 9
+DOCUMENTED = {"map50": 0.937, "scene": 1.000, "transformer_f1": 0.923, "lstm_f1": 0.857}
+# The same seed gives the same videos and file cameras process every frame, so on an idle machine
+# the figures come out as documented (measured: 0.937, 1.000, 0.923, 0.857); what varies is float
+# rounding (batch composition, CPU kernels) and, on a loaded machine, the odd clip window. Detection
+# and scene figures average 2,700 frames: 0.01 is far more than rounding moves them. Event F1
+# counts 26 activities: one event more or less moves it ~0.04, so 0.04 lets one event flip on a
+# borderline window and still fails a real regression (or the LSTM's 0.857 reported as the transformer's).
+TOL_FRAMES, TOL_F1 = 0.01, 0.04
+
+
+@pytest.mark.timeout(1260)  # the two subprocesses' own limits; ~3 min on an idle 2-core machine
+def test_eval_on_the_documented_set_reproduces_the_documented_figures(tmp_path: Path) -> None:
+    """`vigil synth` + `vigil eval` as a user runs them (real Ray, real Redis) on the set docs/models.md
+    reports: detection mAP50, scene accuracy and the event F1 of each clip head, scored alone (the
+    transformer is the head configs/demo.yaml runs), reach the documented figures less a stated tolerance."""
     data, out = tmp_path / "eval", tmp_path / "eval.json"
     cli = [sys.executable, "-m", "pipeline.cli.app"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    subprocess.run(
-        [*cli, "synth", "--out", str(data), "--videos", "3", "--seed", "4242", "--seconds", "30"],
-        check=True,
-        env=env,
-        cwd=REPO,
-        timeout=300,
-    )
+    synth = ["synth", "--out", str(data), "--videos", str(EVAL_VIDEOS), "--seed", str(EVAL_SEED)]
+    subprocess.run([*cli, *synth], check=True, env=env, cwd=REPO, timeout=300, capture_output=True)
     done = subprocess.run(
-        [*cli, "eval", "--data", str(data), "--json", str(out)],
+        [*cli, "eval", "--data", str(data), "--heads", "transformer,lstm", "--json", str(out)],
         env=env,
         cwd=REPO,
         timeout=900,
@@ -91,14 +105,15 @@ def test_short_eval_on_fresh_videos_meets_reduced_thresholds(tmp_path: Path) -> 
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(out.read_text())
     assert "detection mAP50" in done.stdout and "scene accuracy" in done.stdout
-    # An untrained or broken model scores ~0 on each of these.
-    assert report["detection"]["map50"] >= 0.6, report["detection"]
-    # Untrained: ~0.33. The pack scores 0.98 on `make eval`'s nine videos but 0.81 on these three
-    # (one fresh street layout is partly taken for another scene), hence 0.7 here.
-    assert report["scene"]["accuracy"] >= 0.7, report["scene"]
-    best = max(report["events"]["lstm"]["f1"], report["events"]["transformer"]["f1"])
-    assert best >= 0.5, report["events"]
-    assert report["fps"] > 0 and report["frames"] == 3 * 300
+    assert report["frames"] == EVAL_VIDEOS * 300 and report["fps"] > 0
+    assert report["detection"]["map50"] >= DOCUMENTED["map50"] - TOL_FRAMES, report["detection"]
+    assert report["scene"]["accuracy"] >= DOCUMENTED["scene"] - TOL_FRAMES, report["scene"]
+    events = report["events"]
+    assert set(events) == {"transformer", "lstm"}
+    # Each head on its own: one head's good figure cannot stand in for the other's.
+    transformer, lstm = events["transformer"], events["lstm"]
+    assert transformer["f1"] >= DOCUMENTED["transformer_f1"] - TOL_F1, {k: transformer[k] for k in ("tp", "fp", "fn")}
+    assert lstm["f1"] >= DOCUMENTED["lstm_f1"] - TOL_F1, {k: lstm[k] for k in ("tp", "fp", "fn")}
 
 
 def test_bf16_on_a_cpu_keeps_the_packs_boxes_and_scene_labels() -> None:
@@ -132,3 +147,45 @@ def test_bf16_on_a_cpu_keeps_the_packs_boxes_and_scene_labels() -> None:
     assert worst <= (2.0 if native_bf16() else 0.0), worst  # frames of 640x360: 2 px = 1 px at imgsz 320
     assert sum(x.label == y.label for x, y in zip(s32, s16, strict=True)) >= 0.95 * len(frames)
     assert sum(map(len, d32)) >= 20  # the street has people and vehicles in it: boxes were compared
+
+
+@pytest.mark.parametrize(
+    ("key", "weights", "code"),
+    [
+        ("models.detector.weights", "corrupt", 1),  # not a checkpoint at all
+        ("models.classifier.weights", "detector", 1),  # a checkpoint of another model (a YOLO as the ViT)
+        ("models.detector.weights", "missing", 2),  # no such file: a config error, found before any model loads
+    ],
+)
+def test_run_with_weights_that_do_not_load_exits_with_one_line_naming_the_key(
+    redis_server: EmbeddedRedis,
+    vigil_cli: list[str],
+    street_mp4: Path,
+    tmp_path: Path,
+    key: str,
+    weights: str,
+    code: int,
+) -> None:
+    """README: `vigil run` exits 1 when a model fails to load and 2 on a config error, each time with
+    one line that names the config key of the file, and no traceback."""
+    corrupt = tmp_path / "detector.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    path = {"corrupt": corrupt, "detector": PACK / "detector.pt", "missing": tmp_path / "nowhere" / "detector.pt"}
+    models = {"detector": {"weights": str(PACK / "detector.pt"), "imgsz": 160}}
+    models[key.split(".")[1]] = {"weights": str(path[weights])}
+    config = tmp_path / "bad.yaml"
+    config.write_text(json.dumps({"cameras": [{"id": "a", "url": str(street_mp4)}], "models": models}))
+    # --duration: weights that load after all (a failure swallowed) run 5 s and exit 0.
+    args = ["run", str(config), "--redis-url", redis_server.url, "--metrics-port", "0", "--duration", "5", "--no-view"]
+    done = subprocess.run(
+        [*vigil_cli, *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == code, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and done.stderr.strip().splitlines()[-1] == errors[0], done.stderr  # nothing after it
+    assert key in errors[0] and str(path[weights]) in errors[0], errors[0]

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import threading
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.core.config import VigilConfig
 from pipeline.core.messages import CameraState, CameraStatus, Event
@@ -20,8 +18,12 @@ from pipeline.events.publisher import EVENTS_STREAM, STATUS_STREAM, camera_strea
 from pipeline.runtime.driver import Pipeline
 from pipeline.runtime.redis_server import EmbeddedRedis
 from tests.support.configs import chatty_config
+from tests.support.metrics import samples, scrape
 from tests.support.rtsp import RtspServer
 from tests.support.wait import wait_for
+
+# The clip head's labels for this run (not the defaults): every clip event must carry one of them.
+CLIP_LABELS = ("calm", "busy", "rush")
 
 
 def make_config(file_url: str, rtsp_url: str, missing: Path, spool: Path) -> VigilConfig:
@@ -30,7 +32,9 @@ def make_config(file_url: str, rtsp_url: str, missing: Path, spool: Path) -> Vig
         {"id": "rtsp_cam", "url": rtsp_url, "fps": 5},
         {"id": "broken", "url": str(missing), "fps": 5},
     ]
-    return chatty_config(cameras, spool, update_interval_s=0.5)
+    cfg = chatty_config(cameras, spool, update_interval_s=0.5)
+    temporal = cfg.models.temporal.model_copy(update={"labels": CLIP_LABELS})
+    return cfg.model_copy(update={"models": cfg.models.model_copy(update={"temporal": temporal})})
 
 
 class PubSubListener:
@@ -61,7 +65,11 @@ class PubSubListener:
 
 @pytest.fixture(scope="module")
 def run_result(
-    ray_session: None, redis_server: EmbeddedRedis, rtsp_server: RtspServer, street_mp4: Path, tmp_path_factory
+    ray_session: None,
+    redis_server: EmbeddedRedis,
+    rtsp_server: RtspServer,
+    street_mp4: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, object]]:
     tmp = tmp_path_factory.mktemp("e2e")
     cfg = make_config(str(street_mp4), rtsp_server.url, tmp / "missing.mp4", tmp / "spool")
@@ -82,7 +90,7 @@ def run_result(
 
         wait_for(progressed, 180, "the file to end, RTSP events and the broken camera to fail")
         wait_for(lambda: len(listener.messages) >= 3, 10, "Pub/Sub messages")
-        body = urllib.request.urlopen(f"http://127.0.0.1:{pipeline.metrics_port}/metrics", timeout=10).read().decode()
+        body = scrape(int(pipeline.metrics_port or 0))
         statuses = {s.camera_id: s for s in pipeline.statuses()}
     finally:
         final = pipeline.stop()
@@ -95,12 +103,19 @@ def run_result(
         "pubsub": listener.messages,
         "metrics_port": pipeline.metrics_port,
         "redis_url": redis_server.url,
+        "config": cfg,
     }
     client.close()
 
 
+def entries(client: redis.Redis, stream: str) -> list[dict[bytes, bytes]]:
+    """The field maps of every entry in ``stream``, oldest first."""
+    found: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(stream)  # type: ignore[assignment]
+    return [fields for _id, fields in found]
+
+
 def stream_events(client: redis.Redis, stream: str) -> list[Event]:
-    return [Event.model_validate_json(fields[b"event"]) for _id, fields in client.xrange(stream)]
+    return [Event.model_validate_json(fields[b"event"]) for fields in entries(client, stream)]
 
 
 def test_file_camera_reads_every_frame_at_its_fps_cap(run_result: dict[str, object]) -> None:
@@ -123,8 +138,28 @@ def test_events_reach_both_streams_for_both_cameras(run_result: dict[str, object
         clip = next(e for e in per_camera if e.kind == "clip")
         assert clip.phase == "start"
         assert clip.start_frame_id is not None and clip.start_frame_id < clip.frame_id
-        assert clip.label in ("normal", "fall", "loiter", "run", "abandoned_object", "crowd")
     assert len({e.event_id for e in all_events}) == len(all_events), "event ids must be unique"
+
+
+def test_clip_events_carry_the_configured_head_and_labels(run_result: dict[str, object]) -> None:
+    """Clip events name a label of the configured head (models.temporal.labels) and that head's
+    kind, carry no object fields, and keep label, camera and start time across an incident."""
+    client = run_result["client"]
+    cfg = run_result["config"]
+    assert isinstance(client, redis.Redis) and isinstance(cfg, VigilConfig)
+    clips = [e for e in stream_events(client, EVENTS_STREAM) if e.kind == "clip"]
+    assert {e.camera_id for e in clips} == {"file_cam", "rtsp_cam"}
+    by_incident: dict[str, list[Event]] = {}
+    for e in clips:
+        assert e.label in CLIP_LABELS, e
+        assert e.head == cfg.models.temporal.head.kind
+        assert e.track_id is None and e.bbox_xyxy is None
+        assert e.peak_confidence >= e.confidence
+        by_incident.setdefault(e.incident_id, []).append(e)
+    for events in by_incident.values():
+        assert len({(e.label, e.camera_id, e.started_at) for e in events}) == 1, events
+        peaks = [e.peak_confidence for e in events]
+        assert peaks == sorted(peaks), "an incident's peak confidence never falls"
 
 
 def test_events_are_published_on_pubsub(run_result: dict[str, object]) -> None:
@@ -148,7 +183,7 @@ def test_broken_camera_fails_alone_with_a_reason(run_result: dict[str, object]) 
 def test_status_changes_are_published(run_result: dict[str, object]) -> None:
     client = run_result["client"]
     assert isinstance(client, redis.Redis)
-    transitions = [json.loads(f[b"status"]) for _id, f in client.xrange(STATUS_STREAM)]
+    transitions = [json.loads(f[b"status"]) for f in entries(client, STATUS_STREAM)]
     by_camera: dict[str, list[str]] = {}
     for t in transitions:
         by_camera.setdefault(t["camera_id"], []).append(t["state"])
@@ -157,30 +192,22 @@ def test_status_changes_are_published(run_result: dict[str, object]) -> None:
     assert "streaming" in by_camera["rtsp_cam"]
 
 
-def _samples(body: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    out = {}
-    for fam in text_string_to_metric_families(body):
-        for s in fam.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
-
-
 def test_metrics_scraped_over_http(run_result: dict[str, object]) -> None:
-    samples = _samples(str(run_result["metrics"]))
+    found = samples(str(run_result["metrics"]))
     for cam in ("file_cam", "rtsp_cam"):
-        assert samples[("vigil_frames_decoded_total", (("camera", cam),))] > 0
-        assert samples[("vigil_events_published_total", (("camera", cam), ("kind", "clip")))] > 0
-    assert samples[("vigil_stream_up", (("camera", "rtsp_cam"),))] == 1.0
-    assert samples[("vigil_stream_up", (("camera", "broken"),))] == 0.0
-    assert samples[("vigil_frames_dropped_total", (("camera", "file_cam"), ("reason", "fps_cap")))] == 50
+        assert found[("vigil_frames_decoded_total", (("camera", cam),))] > 0
+        assert found[("vigil_events_published_total", (("camera", cam), ("kind", "clip")))] > 0
+    assert found[("vigil_stream_up", (("camera", "rtsp_cam"),))] == 1.0
+    assert found[("vigil_stream_up", (("camera", "broken"),))] == 0.0
+    assert found[("vigil_frames_dropped_total", (("camera", "file_cam"), ("reason", "fps_cap")))] == 50
     # The default placement on a machine without a GPU runs both models in the camera hosts: one
     # "vision" stage per frame (shared workers record "detect" and "classify" instead).
     for stage in ("decode", "vision", "temporal", "publish"):
-        assert samples[("vigil_stage_latency_seconds_count", (("stage", stage),))] > 0, stage
-        assert samples[("vigil_stage_latency_seconds_sum", (("stage", stage),))] > 0, stage
+        assert found[("vigil_stage_latency_seconds_count", (("stage", stage),))] > 0, stage
+        assert found[("vigil_stage_latency_seconds_sum", (("stage", stage),))] > 0, stage
     # The cameras account their threads' CPU step by step (what `vigil bench` splits the overhead with).
     for step in ("decode", "prepare", "submit", "wait", "track", "features", "events", "publish", "redis"):
-        assert samples[("vigil_camera_cpu_seconds_total", (("step", step),))] > 0, step
+        assert found[("vigil_camera_cpu_seconds_total", (("step", step),))] > 0, step
 
 
 def test_stop_flushes_and_reports_final_state(run_result: dict[str, object]) -> None:
@@ -221,4 +248,5 @@ def test_start_events_have_a_fetchable_snapshot(run_result: dict[str, object]) -
     reader.close()
     assert jpeg is not None
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None
     assert image.shape == (360, 640, 3)

@@ -52,7 +52,8 @@ class Prometheus:
         if self.proc.poll() is not None:
             raise RuntimeError(f"prometheus exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
         try:
-            return urllib.request.urlopen(f"{self.url}/-/ready", timeout=2).status == 200
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as resp:
+                return bool(resp.status == 200)
         except OSError:
             return False
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.core.config import CameraMode, ConfigError, SourceKind, load_config, parse_config
+from pipeline.core.config import CameraMode, ConfigError, SourceKind, load_config, parse_config, validate_camera
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -102,13 +102,22 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
 
 def test_env_substitution_and_secret_never_echoed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CAM_PASS", "hunter2")
-    path = write(tmp_path, "cameras:\n  - {id: a, url: 'rtsp://admin:${CAM_PASS}@h/s', fps: 'fast'}\n")
+    # The URL itself is what is wrong, so its text is what a careless message would quote.
+    path = write(tmp_path, "cameras:\n  - {id: a, url: 'ftp://admin:${CAM_PASS}@h/s'}\n")
     with pytest.raises(ConfigError) as info:
         load_config(path)
+    assert "cameras[0].url" in str(info.value) and "unsupported URL scheme" in str(info.value)
     assert "hunter2" not in str(info.value)
     cfg = load_config(write(tmp_path, "cameras:\n  - {id: a, url: 'rtsp://admin:${CAM_PASS}@h/s'}\n"))
     assert cfg.cameras[0].url == "rtsp://admin:hunter2@h/s"
     assert cfg.cameras[0].display_url == "rtsp://***@h/s"
+
+
+def test_a_url_without_a_scheme_is_refused_without_quoting_its_credentials() -> None:
+    """Text before a later "://" is not a scheme: quoting it would quote the password."""
+    with pytest.raises(ConfigError) as info:
+        validate_camera({"id": "c", "url": "admin:s3cr3t@cam/live?next=http://x"})
+    assert "unsupported URL scheme" in str(info.value) and "s3cr3t" not in str(info.value)
 
 
 def test_unset_env_var_is_reported_with_its_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

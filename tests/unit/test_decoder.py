@@ -87,12 +87,20 @@ def test_bad_files_fail_with_a_reason(tmp_path: Path, content: bytes | None, rea
     assert reason in rec.states[-1][1]
 
 
-def test_truncated_mp4_fails_or_stops_cleanly(tmp_path: Path, short_mp4: Path) -> None:
+def test_a_file_cut_short_plays_up_to_the_cut_then_stops_at_end_of_file(tmp_path: Path, short_mp4: Path) -> None:
+    """A truncated MP4 (its index first, its frames cut after the first third) hands on the frames
+    before the cut, in order, and ends like any file: ``stopped`` with reason ``end of file``."""
     path = tmp_path / "cut.mp4"
     path.write_bytes(short_mp4.read_bytes()[: short_mp4.stat().st_size // 3])
     rec = Recorder()
-    drain(CameraConfig(id="cut", url=str(path)), rec)
-    assert rec.states[-1][0] in (CameraState.FAILED, CameraState.STOPPED)
+    frames = drain(CameraConfig(id="cut", url=str(path)), rec)
+    assert 1 <= len(frames) < 20, "some but not all of the 20 frames are before the cut"
+    assert [f.frame_id for f in frames] == list(range(len(frames)))
+    assert rec.states == [
+        (CameraState.CONNECTING, ""),
+        (CameraState.STREAMING, ""),
+        (CameraState.STOPPED, "end of file"),
+    ]
 
 
 def test_live_mode_keeps_only_the_newest_frame(short_mp4: Path) -> None:
@@ -118,6 +126,99 @@ def test_unreachable_rtsp_retries_instead_of_failing() -> None:
     states = [s for s, _ in rec.states]
     assert CameraState.RECONNECTING in states and CameraState.FAILED not in states
     assert "rtsp://127.0.0.1:9/none" in rec.states[1][1]
+
+
+REFUSED = "cannot open rtsp://127.0.0.1:9/cam: Connection refused"
+
+
+class ScriptedOpener:
+    """A network camera's backend that follows a script, one entry per open: a number of frames the
+    source delivers before it is lost, or None for an open that fails (a server that is down). Past
+    the end of the script every open fails."""
+
+    def __init__(self, script: list[int | None]) -> None:
+        self.script = list(script)
+        self.opens = 0
+
+    def __call__(self, cfg: CameraConfig) -> VideoSource:
+        self.opens += 1
+        frames = self.script.pop(0) if self.script else None
+        if frames is None:
+            raise SourceError(REFUSED, fatal=False)
+        return ListSource(frames)
+
+
+def run_reconnects(cfg: CameraConfig, opener: ScriptedOpener) -> tuple[Recorder, list[float], int]:
+    """Run ``cfg`` until it fails; the reconnect delays it waited (recorded, not slept) and the
+    number of reconnect attempts it reported."""
+    rec, waits, reconnects = Recorder(), list[float](), list[int]()
+    src = FrameSource(
+        cfg,
+        rec.on_state,
+        rec.on_drop,
+        opener=opener,
+        on_reconnect=lambda: reconnects.append(len(waits)),
+        wait=waits.append,
+    )
+    src.start()
+    ended = rec.terminal.wait(10)
+    src.stop()
+    assert ended, f"the camera never gave up ({opener.opens} opens, {len(waits)} waits)"
+    return rec, waits, len(reconnects)
+
+
+def test_reconnect_delays_double_from_initial_to_max_jittered_and_give_up_after_max_reconnects() -> None:
+    """A camera whose source never opens waits attempt n (from 0) min(reconnect_max_s,
+    reconnect_initial_s x 2^n) jittered to 50-100 %, reports each attempt (the reconnect counter),
+    and fails after exactly ``max_reconnects`` attempts with the last error in its reason."""
+    cfg = CameraConfig(
+        id="cam", url="rtsp://127.0.0.1:9/cam", reconnect_initial_s=0.5, reconnect_max_s=8.0, max_reconnects=40
+    )
+    opener = ScriptedOpener([])
+    rec, waits, reconnects = run_reconnects(cfg, opener)
+    assert opener.opens == 41 and reconnects == 40 and len(waits) == 40  # the first open and 40 reconnects
+    nominal = [min(8.0, 0.5 * 2**n) for n in range(40)]
+    assert nominal[:6] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
+    ratios = [wait / full for wait, full in zip(waits, nominal, strict=True)]
+    assert all(0.5 <= r <= 1.0 for r in ratios), f"delays outside 50-100 % of {nominal[:6]}...: {waits}"
+    # Jittered, not a fixed share: 40 draws from [0.5, 1] all above 0.65 (or all below 0.85) is a 1e-6 chance.
+    assert min(ratios) < 0.65 and max(ratios) > 0.85, f"no jitter in {ratios}"
+    assert [s for s, _ in rec.states] == [CameraState.CONNECTING, CameraState.RECONNECTING, CameraState.FAILED]
+    assert rec.states[1][1] == REFUSED
+    assert rec.states[-1][1] == f"gave up after 40 reconnect attempts: {REFUSED}"
+
+
+def test_frames_reset_the_backoff_and_the_attempts_counted_toward_max_reconnects() -> None:
+    """``max_reconnects`` counts attempts in a row: a source that delivers frames again starts the
+    next outage at ``reconnect_initial_s`` with all its attempts. A lost stream is reconnected the
+    same way as a source that does not open."""
+    cfg = CameraConfig(
+        id="cam", url="rtsp://127.0.0.1:9/cam", reconnect_initial_s=1.0, reconnect_max_s=30.0, max_reconnects=3
+    )
+    opener = ScriptedOpener([3, None, None, 3])  # frames, lost; 2 failed opens; frames, lost; down for good
+    rec, waits, reconnects = run_reconnects(cfg, opener)
+    assert opener.opens == 7 and reconnects == 6
+    nominal = [1.0, 2.0, 4.0, 1.0, 2.0, 4.0]  # each outage starts over at reconnect_initial_s
+    assert all(full / 2 <= wait <= full for wait, full in zip(waits, nominal, strict=True)), waits
+    assert [s for s, _ in rec.states] == [
+        CameraState.CONNECTING,
+        CameraState.STREAMING,
+        CameraState.RECONNECTING,
+        CameraState.STREAMING,
+        CameraState.RECONNECTING,
+        CameraState.FAILED,
+    ]
+    assert rec.states[2][1] == "stream lost (read failed or timed out)"
+    assert rec.states[-1][1] == f"gave up after 3 reconnect attempts: {REFUSED}"
+
+
+def test_max_reconnects_zero_fails_at_the_first_loss() -> None:
+    """``max_reconnects: 0``: the first failed open fails the camera, without a reconnect attempt."""
+    cfg = CameraConfig(id="cam", url="rtsp://127.0.0.1:9/cam", max_reconnects=0)
+    opener = ScriptedOpener([])
+    rec, waits, reconnects = run_reconnects(cfg, opener)
+    assert (opener.opens, reconnects, waits) == (1, 0, [])
+    assert rec.states[-1] == (CameraState.FAILED, f"gave up after 0 reconnect attempts: {REFUSED}")
 
 
 @pytest.mark.parametrize("attempt", [0, 1, 5, 30])

@@ -1,12 +1,16 @@
-"""Incident lifecycles: start -> update -> end with hysteresis, driven by capture times."""
+"""Incident lifecycles: start -> update -> end with hysteresis, driven by capture times; the times
+`vigil events replay --since/--until` takes."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
 from pipeline.core.config import EventsConfig
 from pipeline.core.messages import ClipLabel, Detections, Event, LabelScore
+from pipeline.events.client import parse_since
 from pipeline.events.rules import EventEngine
 
 NAMES = ("person", "car", "bag")
@@ -134,6 +138,14 @@ def test_close_ends_started_incidents() -> None:
     assert {e.incident_id for e in ended} == {e.incident_id for e in started}
 
 
+def test_close_forgets_incidents_that_never_started() -> None:
+    """A camera that stops ends its started incidents only: a track or a clip label that had not
+    reached its start raises nothing."""
+    engine = EventEngine("cam", EventsConfig(object_min_duration_s=1.0, clip_min_windows=2))
+    assert run_objects(engine, [[(4, 2, 0.9)]]) + run_clips(engine, ["loiter"]) == []
+    assert engine.close() == []
+
+
 def test_the_rules_count_the_given_clock_and_stamp_capture_times() -> None:
     """A file read 4x faster than real time: the rules run on the video's clock (10 fps), the
     events carry the wall-clock capture times (40 frames per wall second)."""
@@ -149,3 +161,138 @@ def test_the_rules_count_the_given_clock_and_stamp_capture_times() -> None:
     assert start.started_at == "1970-01-01T00:33:20.000Z"
     assert end.phase == "end" and end.duration_s == pytest.approx(2.9)  # video seconds
     assert end.ts == "1970-01-01T00:33:20.725Z"  # the last sighting's capture time
+
+
+def at(engine: EventEngine, t: float, rows: list[tuple[int, int, float]]) -> list[tuple[str, float]]:
+    """One frame at capture time ``1000 + t``: the (phase, rules-time offset) of what it emits."""
+    return [(e.phase, t) for e in engine.on_detections(int(t * 100), 1000.0 + t, dets(rows))]
+
+
+@pytest.mark.parametrize(("confidence", "starts"), [(0.5, True), (0.49, False)], ids=["at", "below"])
+def test_object_min_confidence_is_inclusive(confidence: float, starts: bool) -> None:
+    """A track exactly at ``object_min_confidence`` counts; just below it raises nothing."""
+    engine = EventEngine("cam", EventsConfig(object_min_confidence=0.5, object_min_duration_s=0))
+    assert at(engine, 0.0, [(1, 0, confidence)]) == ([("start", 0.0)] if starts else [])
+
+
+def test_object_start_comes_exactly_after_min_duration() -> None:
+    """``object_min_duration_s`` after the first sighting, not a frame earlier, the track starts."""
+    engine = EventEngine("cam", EventsConfig(object_min_duration_s=0.5, update_interval_s=60))
+    person = [(1, 0, 0.9)]
+    emitted = [ev for t in (0.0, 0.25, 0.375, 0.5, 0.75) for ev in at(engine, t, person)]
+    assert emitted == [("start", 0.5)]
+
+
+def test_object_ends_exactly_after_the_cooldown() -> None:
+    """A track unseen for just under ``object_cooldown_s`` stays open; at the cooldown it ends."""
+    engine = EventEngine("cam", EventsConfig(object_min_duration_s=0, object_cooldown_s=1.0, update_interval_s=60))
+    assert at(engine, 0.0, [(1, 0, 0.9)]) == [("start", 0.0)]
+    assert at(engine, 0.5, []) == []
+    assert at(engine, 0.875, []) == []
+    assert at(engine, 1.0, []) == [("end", 1.0)]
+    assert at(engine, 2.0, []) == []  # ended once
+
+
+def test_object_updates_come_at_most_once_per_interval() -> None:
+    """An open track gets its ``update`` exactly ``update_interval_s`` after the previous event,
+    not earlier, and the next one counts from that update."""
+    engine = EventEngine("cam", EventsConfig(object_min_duration_s=0, update_interval_s=2.0, object_cooldown_s=60))
+    person = [(1, 0, 0.9)]
+    times = [0.0, 1.0, 1.75, 2.0, 2.25, 3.75, 4.0, 5.0]
+    emitted = [ev for t in times for ev in at(engine, t, person)]
+    assert emitted == [("start", 0.0), ("update", 2.0), ("update", 4.0)]
+
+
+def window(engine: EventEngine, t: float, label: str, confidence: float = 0.9) -> list[str]:
+    """One clip window ending at capture time ``1000 + t``: the ``phase label`` of what it emits."""
+    frame = int(t * 100)
+    return [f"{e.phase} {e.label}" for e in engine.on_clip(clip(label, confidence, frame + 16), 1000.0 + t)]
+
+
+@pytest.mark.parametrize(("confidence", "starts"), [(0.5, True), (0.49, False)], ids=["at", "below"])
+def test_clip_min_confidence_is_inclusive(confidence: float, starts: bool) -> None:
+    """A clip label exactly at ``clip_min_confidence`` counts; just below it raises nothing."""
+    engine = EventEngine("cam", EventsConfig(clip_min_confidence=0.5, clip_min_windows=1))
+    assert window(engine, 0.0, "fall", confidence) == (["start fall"] if starts else [])
+
+
+def test_clip_starts_on_exactly_min_windows() -> None:
+    engine = EventEngine("cam", EventsConfig(clip_min_windows=3, update_interval_s=60))
+    assert [window(engine, t, "fall") for t in (0.0, 1.0, 2.0)] == [[], [], ["start fall"]]
+
+
+def test_clip_ends_after_exactly_end_windows_without_the_label() -> None:
+    """One window less than ``clip_end_windows`` without the label keeps the incident open (and a
+    window with the label starts the count again); the ``clip_end_windows``-th ends it. A window
+    with another label is a window without this one."""
+    engine = EventEngine("cam", EventsConfig(clip_min_windows=1, clip_end_windows=3, update_interval_s=60))
+    labels = ["fall", "normal", "normal", "fall", "normal", "run", "normal", "normal"]
+    phases = [window(engine, float(t), label) for t, label in enumerate(labels)]
+    assert phases == [["start fall"], [], [], [], [], ["start run"], ["end fall"], []]
+
+
+def test_ignored_clip_labels_raise_nothing() -> None:
+    engine = EventEngine("cam", EventsConfig(clip_min_windows=1, clip_ignore_labels=("normal", "idle")))
+    assert [window(engine, float(t), label) for t, label in enumerate(["normal", "idle", "fall"])] == [
+        [],
+        [],
+        ["start fall"],
+    ]
+
+
+def test_clip_updates_come_at_most_once_per_interval() -> None:
+    engine = EventEngine("cam", EventsConfig(clip_min_windows=1, update_interval_s=2.0))
+    times = [0.0, 1.0, 1.75, 2.0, 2.5, 3.75, 4.0]
+    phases = [window(engine, t, "fall") for t in times]
+    assert phases == [["start fall"], [], [], ["update fall"], [], [], ["update fall"]]
+
+
+NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "ago"),
+    [
+        ("90s", timedelta(seconds=90)),
+        ("15m", timedelta(minutes=15)),
+        ("2h", timedelta(hours=2)),
+        ("1d", timedelta(days=1)),
+        ("1.5h", timedelta(minutes=90)),
+    ],
+    ids=["seconds", "minutes", "hours", "days", "fraction"],
+)
+def test_relative_times_count_back_from_now(text: str, ago: timedelta) -> None:
+    assert parse_since(text, now=NOW) == NOW - ago
+
+
+def test_relative_times_default_to_the_current_time() -> None:
+    before = datetime.now(UTC)
+    parsed = parse_since("10m")
+    assert before - timedelta(minutes=10) <= parsed <= datetime.now(UTC) - timedelta(minutes=10)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-22T10:00:00Z", datetime(2026, 11, 22, 10, 0, tzinfo=UTC)),
+        ("2026-11-22T10:00:00+02:00", datetime(2026, 11, 22, 8, 0, tzinfo=UTC)),
+        ("2026-11-22T10:00:00.250Z", datetime(2026, 11, 22, 10, 0, 0, 250_000, tzinfo=UTC)),
+        ("2026-11-22 10:00", datetime(2026, 11, 22, 10, 0, tzinfo=UTC)),  # no zone: UTC
+        ("2026-11-22", datetime(2026, 11, 22, tzinfo=UTC)),
+    ],
+    ids=["zulu", "offset", "milliseconds", "no-zone", "date"],
+)
+def test_iso_times_are_absolute_and_default_to_utc(text: str, expected: datetime) -> None:
+    parsed = parse_since(text, now=NOW)
+    assert parsed == expected
+    assert parsed.utcoffset() is not None  # comparable with the events' aware times
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "yesterday", "15 minutes", "15", "-5m", "5w", "m", "2026-13-01"],
+    ids=["empty", "word", "spelled-out", "no-unit", "negative", "weeks", "unit-only", "no-such-month"],
+)
+def test_anything_else_is_one_clear_error(text: str) -> None:
+    with pytest.raises(ValueError, match=r"not a time: .*\(use ISO-8601 like 2026-11-22T10:00:00Z, or 15m, 2h, 1d\)"):
+        parse_since(text, now=NOW)

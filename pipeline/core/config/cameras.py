@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Literal
 
@@ -44,7 +45,9 @@ def source_kind(url: str) -> SourceKind:
         return SourceKind.HTTP
     if scheme in ("", "file"):
         return SourceKind.FILE
-    raise ValueError(f"unsupported URL scheme {scheme!r} (use rtsp://, http(s)://, a file path or a webcam index)")
+    # Only a well-formed scheme is quoted: text before "://" may be a password (`user:pw@host/?u=http://`).
+    shown = repr(scheme) if re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme) else "(not a URL scheme)"
+    raise ValueError(f"unsupported URL scheme {shown} (use rtsp://, http(s)://, a file path or a webcam index)")
 
 
 class MotionConfig(Strict):

@@ -46,7 +46,10 @@ class EventsConfig(Strict):
     )
     object_min_confidence: float = Field(default=0.5, ge=0, le=1, description="Object event threshold")
     object_min_duration_s: float = Field(
-        default=0.5, ge=0, le=3600, description="A track must stay this long above threshold before its start event"
+        default=0.5,
+        ge=0,
+        le=3600,
+        description="A track first seen at or above object_min_confidence is followed this long before its start event",
     )
     object_cooldown_s: float = Field(
         default=2.0, ge=0, le=3600, description="A track unseen this long gets its end event"

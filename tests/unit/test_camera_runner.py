@@ -1,0 +1,165 @@
+"""A camera's loop with several frames in the models at once, on a real file, a real decoder and a
+real redis-server, the models replaced by scripted stand-ins (``pipeline.runtime.clients``
+interfaces) whose answers come back when the script says, out of order if it says so."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.core.config import CameraConfig, parse_config
+from pipeline.core.messages import CameraState, Detections, FloatArray, LabelScore, SceneResult
+from pipeline.runtime.camera import CameraRunner, CameraSettings
+from pipeline.runtime.clients import CameraClients, Image, VisionResult
+from pipeline.runtime.redis_server import EmbeddedRedis
+from tests.support.wait import wait_for
+
+WINDOW = 4
+FRAMES = 20  # short_mp4: 2 s at 10 fps
+_ids = itertools.count()
+
+
+class ScriptedModels:
+    """Detector + scene ViT stand-in (``VisionClient``). The n-th frame sent gets a scene embedding
+    ``[n]`` and its answer ``latency_s(n)`` seconds after it was sent, whatever was sent before.
+    Records how many frames were in the models at once and, when given the runner, how far the
+    decoder had read ahead of the frames sent when each answer was handed back."""
+
+    def __init__(self, latency_s: Callable[[int], float]) -> None:
+        self._latency_s = latency_s
+        self._lock = threading.Lock()
+        self._sent = 0
+        self._collected: set[int] = set()
+        self.max_in_flight = 0
+        self.runner: CameraRunner | None = None
+        self.read_ahead: list[int] = []  # frames decoded minus frames sent, at each answer
+
+    def submit(self, image: Image) -> Answer:
+        with self._lock:
+            index, self._sent = self._sent, self._sent + 1
+            self.max_in_flight = max(self.max_in_flight, self._sent - len(self._collected))
+        return Answer(self, index, time.monotonic() + self._latency_s(index))
+
+    def collect(self, index: int) -> VisionResult:
+        if self.runner is not None:
+            decoded = self.runner.status().frames_decoded
+            with self._lock:
+                self.read_ahead.append(decoded - self._sent)
+        with self._lock:
+            self._collected.add(index)
+        box = np.array([[10.0 + 4 * index, 60.0, 60.0 + 4 * index, 200.0]], dtype=np.float32)
+        detections = Detections(
+            box, np.array([0.9], np.float32), np.array([0]), np.array([-1]), class_names=("person",)
+        )
+        return detections, SceneResult("street", 0.9, np.array([float(index)], dtype=np.float32))
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One frame's answer (``VisionTicket``), ready at ``ready_at`` (monotonic seconds)."""
+
+    models: ScriptedModels
+    index: int
+    ready_at: float
+
+    def result(self, timeout_s: float) -> VisionResult:
+        wait_s = self.ready_at - time.monotonic()
+        if wait_s > timeout_s:  # the model's own computing time, as a real model would take it
+            time.sleep(timeout_s)
+            raise TimeoutError(f"frame {self.index} not answered within {timeout_s} s")
+        time.sleep(max(0.0, wait_s))
+        return self.models.collect(self.index)
+
+
+class RecordingClipHead:
+    """Clip head stand-in (``ClipHeadClient``): keeps the first feature of every window it labels
+    (the scene embedding, ``[n]`` for the n-th frame sent)."""
+
+    in_process = False
+
+    def __init__(self) -> None:
+        self.windows: list[list[int]] = []
+
+    def classify(self, window: FloatArray, timeout_s: float) -> LabelScore:
+        self.windows.append([int(v) for v in window[:, 0]])
+        return LabelScore("walking", 0.5)
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with EmbeddedRedis() as server:
+        yield server.url
+
+
+def run_file(
+    video: Path, tmp_path: Path, redis_url: str, models: ScriptedModels, head: RecordingClipHead, max_in_flight: int
+) -> tuple[list[int], int]:
+    """Run a camera over the whole file (file mode); the frame ids in the order their results were
+    applied (the ``vigil eval`` record) and the frames processed."""
+    cam = CameraConfig(id=f"runner{next(_ids)}", url=str(video), fps=30, max_in_flight=max_in_flight)
+    cfg = parse_config({"cameras": [cam.model_dump(mode="json")], "events": {"spool": {"dir": str(tmp_path)}}})
+    settings = CameraSettings(
+        redis_url=redis_url,
+        redis=cfg.redis,
+        events=cfg.events,
+        window=WINDOW,
+        stride=1,
+        class_names=("person",),
+        head_kind="lstm",
+        record_dir=tmp_path / "record",
+    )
+    runner = CameraRunner(cam, settings, CameraClients(models, None, head))
+    models.runner = runner
+    runner.start()
+    try:
+        wait_for(lambda: runner.status().state is CameraState.STOPPED, 30, "the file to be processed to its end")
+    finally:
+        final = runner.stop()
+    rows = (tmp_path / "record" / f"{cam.id}.jsonl").read_text().splitlines()
+    return [json.loads(row)["frame_id"] for row in rows], final.frames_processed
+
+
+def test_results_are_applied_in_frame_order_when_answers_come_back_out_of_order(
+    short_mp4: Path, tmp_path: Path, redis_url: str
+) -> None:
+    """With several frames in the models and later frames answered first (even frames take 40 ms,
+    odd ones are answered at once), tracking, clip windows and the frame count still see the
+    frames in capture order, every frame once."""
+    models = ScriptedModels(lambda n: 0.04 if n % 2 == 0 else 0.0)
+    head = RecordingClipHead()
+    applied, processed = run_file(short_mp4, tmp_path, redis_url, models, head, max_in_flight=4)
+    assert models.max_in_flight >= 2, "the models never had two frames at once: nothing could come back out of order"
+    assert applied == list(range(FRAMES))
+    assert processed == FRAMES
+    assert head.windows == [list(range(end - WINDOW + 1, end + 1)) for end in range(WINDOW - 1, FRAMES)]
+
+
+@pytest.mark.parametrize("max_in_flight", [1, 3])
+def test_a_camera_never_has_more_than_max_in_flight_frames_in_the_models(
+    short_mp4: Path, tmp_path: Path, redis_url: str, max_in_flight: int
+) -> None:
+    """Frames sent to the models and not yet answered never exceed ``max_in_flight``, while the
+    decoder has frames waiting (every answer takes 30 ms); every frame is still processed."""
+    models = ScriptedModels(lambda n: 0.03)
+    applied, processed = run_file(short_mp4, tmp_path, redis_url, models, RecordingClipHead(), max_in_flight)
+    assert 1 <= models.max_in_flight <= max_in_flight
+    assert applied == list(range(FRAMES)) and processed == FRAMES
+
+
+def test_file_mode_decoder_stays_at_most_two_frames_ahead(short_mp4: Path, tmp_path: Path, redis_url: str) -> None:
+    """File mode, one frame in the models at a time, each taking 50 ms: while the loop waits, at
+    most two decoded frames wait for it, plus the one the decoder has read and is handing on;
+    the decoder reads no further (backpressure, no drops)."""
+    models = ScriptedModels(lambda n: 0.05)
+    applied, processed = run_file(short_mp4, tmp_path, redis_url, models, RecordingClipHead(), max_in_flight=1)
+    assert max(models.read_ahead) <= 2 + 1, models.read_ahead
+    assert max(models.read_ahead) >= 2, "the decoder never read ahead while the models worked"
+    assert applied == list(range(FRAMES)) and processed == FRAMES
