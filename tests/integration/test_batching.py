@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -87,12 +88,17 @@ def test_several_cameras_share_forward_passes(ray_session: None, street_mp4: Pat
     cfg = chatty_config(cameras, tmp_path / "spool")
     with running_pipeline(cfg) as run:
         pipeline = run.pipeline
+
+        def shared(model: str) -> bool:
+            text = scrape(run.metrics_port)
+            passes = exported(text, "vigil_batch_size_count", model=model)
+            return passes > exported(text, "vigil_batch_size_bucket", model=model, le="1.0")
+
         wait_for(lambda: all(s.frames_processed >= 20 for s in pipeline.statuses()), 120, "frames on 4 cameras")
-        text = scrape(run.metrics_port)
-    for model in ("detector", "classifier"):
-        passes = exported(text, "vigil_batch_size_count", model=model)
-        single = exported(text, "vigil_batch_size_bucket", model=model, le="1.0")
-        assert passes > single, f"{model}: every forward pass had one frame"
+        # Live cameras' frames meet in a forward pass whenever they arrive while one runs: on a busy
+        # machine at once, on an idle one sooner or later.
+        for model in ("detector", "classifier"):
+            wait_for(partial(shared, model), 120, f"a {model} forward pass with more than one frame")
 
 
 def test_detector_replicas_share_every_cameras_frames(ray_session: None, street_mp4: Path, tmp_path: Path) -> None:
@@ -137,8 +143,8 @@ def test_fused_worker_gives_each_caller_the_separate_models_results(ray_session:
     """ray.placement: fused: one VisionWorker runs the detector and the ViT on the same batch; each concurrent
     caller gets its own frame's detections and scene, the same as the separate workers give."""
     frames = distinct_frames(street_mp4, 4)
-    det_cfg = DetectorConfig(weights="models/demo/detector.pt", max_batch=4, max_wait_ms=200)
-    cls_cfg = ClassifierConfig(weights=Path("models/demo/classifier.pt"), max_batch=2)  # the ViT's own cap holds
+    det_cfg = DetectorConfig(weights=str(PACK / "detector.pt"), max_batch=4, max_wait_ms=200)
+    cls_cfg = ClassifierConfig(weights=PACK / "classifier.pt", max_batch=2)  # the ViT's own cap holds
     vision = ray.remote(VisionWorker).options(max_concurrency=16).remote((det_cfg, cls_cfg))
     try:
         fused = ray.get([vision.analyze.remote(ray.put(f)) for f in frames])

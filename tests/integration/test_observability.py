@@ -232,6 +232,7 @@ def test_every_catalog_metric_has_samples_with_its_labels_after_a_run(observed: 
         if fam.name.startswith("vigil_") and not fam.name.endswith("_created")  # creation times, a family of their own
     }
     for name, fam in families.items():
+        assert name in documented, f"{name} is exported but not in the catalogue"
         for s in fam.samples:
             assert set(s.labels) - {"le"} == documented[name], (s.name, s.labels, documented[name])
     for name in NO_SAMPLE_IN_RUN:
