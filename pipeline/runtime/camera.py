@@ -50,7 +50,6 @@ from pipeline.core.metrics import (
     FRAMES_DROPPED,
     INCIDENTS,
     STAGE_LATENCY,
-    STREAM_RECONNECTS,
     STREAM_STATE,
     STREAM_UP,
     StepClock,
@@ -137,7 +136,9 @@ class CameraRunner:
         self._state = CameraState.CONNECTING
         self._stop = threading.Event()
         self._node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
-        self._source = FrameSource(cam, self._on_state, self._on_drop, self._on_decoded)
+        self._source = FrameSource(
+            cam, self._on_state, self._on_drop, self._on_decoded, on_reconnect=self._on_reconnect
+        )
         self._motion = MotionGate(cam.motion) if cam.motion.enabled else None
         self._last: tuple[Detections, FloatArray] | None = None  # the last processed frame's results
         self._thread = threading.Thread(target=self._loop, name=f"camera-{cam.id}", daemon=True)
@@ -206,8 +207,6 @@ class CameraRunner:
         for s in CameraState:
             STREAM_STATE.labels(self.cam.id, s.value).set(1.0 if s is state else 0.0)
         STREAM_UP.labels(self.cam.id).set(1.0 if state is CameraState.STREAMING else 0.0)
-        if state is CameraState.RECONNECTING and previous is not CameraState.RECONNECTING:
-            STREAM_RECONNECTS.labels(self.cam.id).inc()
         self._publisher.publish_status(
             StatusEvent(
                 camera_id=self.cam.id,
@@ -219,6 +218,9 @@ class CameraRunner:
         )
         level = logging.WARNING if state in (CameraState.FAILED, CameraState.RECONNECTING) else logging.INFO
         log.log(level, "camera %s: %s%s", self.cam.id, state.value, f" ({reason})" if reason else "")
+
+    def _on_reconnect(self) -> None:
+        self._series.reconnects.inc()
 
     def _on_drop(self, reason: str) -> None:
         FRAMES_DROPPED.labels(self.cam.id, reason).inc()

@@ -103,7 +103,7 @@ def await_transition(run: Running, cam: str, since: int, wanted: tuple[str, str]
         raise AssertionError(f"{exc}; its records: {transitions(run, cam)}, {since} before the change") from None
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 def test_a_camera_reconnects_while_its_server_is_away_and_streams_again_when_it_is_back(
     running: Running, servers: dict[str, RtspServer]
 ) -> None:
@@ -137,7 +137,7 @@ def test_a_camera_reconnects_while_its_server_is_away_and_streams_again_when_it_
     await_transition(running, "door", seen, ("reconnecting", "streaming"))
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_a_camera_with_max_reconnects_fails_after_exactly_that_many_attempts(
     running: Running, servers: dict[str, RtspServer]
 ) -> None:

@@ -17,6 +17,8 @@ from workers.classifier import Classifier
 from workers.clip_head import ClipHead, FrameSummarizer, detection_summary, summary_dim
 from workers.detector import Detector
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def frame(seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 255, (360, 640, 3), dtype=np.uint8)
@@ -274,5 +276,5 @@ def test_cpu_precision_is_checked_with_its_key_path() -> None:
     from pipeline.core.config import ConfigError, load_config
 
     with pytest.raises(ConfigError) as err:
-        load_config(Path("configs/demo.yaml"), {"models.detector.cpu_precision": "fp16"})
+        load_config(REPO / "configs" / "demo.yaml", {"models.detector.cpu_precision": "fp16"})
     assert any("models.detector.cpu_precision" in p and "bf16" in p for p in err.value.problems)

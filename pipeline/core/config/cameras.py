@@ -99,7 +99,9 @@ class CameraConfig(Strict):
         default=2.0, gt=0, le=600, description="Cap of the exponential reconnect delay (jittered to 50-100 %)"
     )
     max_reconnects: int | None = Field(
-        default=None, ge=0, description="Give up (state failed) after this many failed attempts in a row; null: never"
+        default=None,
+        ge=0,
+        description="Give up (state failed) after this many reconnect attempts in a row that got no frame; null: never",
     )
     ray_resources: dict[str, float] = Field(
         default_factory=dict,
