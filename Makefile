@@ -51,7 +51,7 @@ eval: setup
 	done
 
 test: setup
-	$(VENV)/bin/python -m pytest -q -rfEs tests
+	$(VENV)/bin/python -m pytest -q -rfEs --durations=30 tests
 	$(VENV)/bin/ruff check pipeline workers tests benchmarks scripts
 	$(VENV)/bin/ruff format --check pipeline workers tests benchmarks scripts
 	$(VENV)/bin/mypy

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,17 @@ def _away_from_the_repository(tmp_path_factory: pytest.TempPathFactory) -> None:
     only because pytest was started from the repository root fails here, and nothing a test writes
     to a relative path lands in the checkout."""
     os.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+@pytest.fixture(autouse=True)
+def _process_role_restored() -> Iterator[None]:
+    """A model built inside the test process labels the process's CPU and memory with its own role
+    (as it does in its worker); the pytest process is the driver again for the next test."""
+    from pipeline.core.metrics import PROCESS
+
+    role = PROCESS.actor
+    yield
+    PROCESS.actor = role
 
 
 @pytest.fixture(scope="session")
