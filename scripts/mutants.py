@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (each mutant quotes a line of source verbatim)
 """The mutants ``scripts/mutation.py`` applies: for each guarantee the docs make, a small break of
 the code behind it, and the tests that must turn red.
 

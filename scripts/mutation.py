@@ -71,7 +71,7 @@ def _pytest(tests: tuple[str, ...], full: bool, timeout_s: float) -> tuple[int, 
 def _summary(out: str) -> str:
     """The line naming the first failure (or pytest's last line)."""
     lines = [ln for ln in out.splitlines() if ln.strip()]
-    failed = [ln for ln in lines if ln.startswith(("FAILED", "ERROR"))]
+    failed = [ln for ln in lines if ln.startswith(("FAILED tests/", "ERROR tests/"))]
     return (failed or lines[-1:] or [""])[0][:200]
 
 

@@ -47,20 +47,18 @@ def fall_config(
 
 
 @pytest.mark.parametrize("placement", ["workers", "hosts"])
-def test_a_person_who_falls_gets_a_down_update(
-    ray_session: None, redis_server: EmbeddedRedis, tmp_path: Path, placement: str
-) -> None:
+def test_a_person_who_falls_gets_a_down_update(ray_session: None, tmp_path: Path, placement: str) -> None:
     """placement workers: the crops go to a crop-classifier actor; hosts: the camera host runs it."""
     frames, gt = render_video(31337, "corridor", night=False, seconds=12, fps=10, order=["fall"])
     video = write_mp4(tmp_path / "fall.mp4", frames, fps=10)
     [fall] = gt["activities"]
-    with running_pipeline(fall_config(video, tmp_path, placement), redis_server) as run:
+    with running_pipeline(fall_config(video, tmp_path, placement)) as run:  # a redis-server of its own
         pipeline = run.pipeline
         assert pipeline.plan is not None and len(pipeline.plan.crops) == (1 if placement == "workers" else 0)
         wait_for(lambda: [s.state for s in pipeline.statuses()] == [CameraState.STOPPED], 120, "the file to end")
-    client = Redis.from_url(redis_server.url)
-    events = [Event.model_validate_json(f[b"event"]) for _id, f in client.xrange(camera_stream("hall"))]
-    client.close()
+        client = Redis.from_url(run.url)
+        events = [Event.model_validate_json(f[b"event"]) for _id, f in client.xrange(camera_stream("hall"))]
+        client.close()
     people = [e for e in events if e.kind == "object" and e.label == "person"]
     # A person who walks in at the frame's edge may start before their box is big enough to
     # classify (models.crops.min_box_px); from then on every event carries a label of the crop
@@ -81,7 +79,6 @@ def test_frames_go_on_without_crop_labels_when_the_crop_worker_is_lost(
     label changes any more, and the frames without one are counted in vigil_crop_failures_total."""
     frames, _gt = render_video(31337, "corridor", night=False, seconds=12, fps=10, order=["fall"])
     video = write_mp4(tmp_path / "fall.mp4", frames, fps=10)
-    # A camera of its own: the session's Redis holds the other tests' events of "hall".
     cfg = fall_config(video, tmp_path, "workers", update_interval_s=1, camera="hall-2")
     with running_pipeline(cfg, redis_server) as run:
         pipeline = run.pipeline
