@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,9 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# The key the tests' pipelines and `vigil cameras` sign camera commands with (inherited by the CLI
+# processes they start), so no test writes a key file into the home directory.
+os.environ.setdefault("VIGIL_CONTROL_KEY", secrets.token_hex(32))
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -140,6 +140,20 @@ _FFMPEG_OPTIONS_VAR = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 _ffmpeg_open_lock = threading.Lock()
 
 
+def quiet_native_logs() -> None:
+    """Keep FFmpeg's and OpenCV's own log lines out of the terminal, process-wide.
+
+    A camera that does not answer would otherwise print FFmpeg's error and an OpenCV warning on every
+    reconnect attempt, forever; Vigil reports the camera's state itself, one line per change, with the
+    reason. OpenCV reads ``OPENCV_FFMPEG_LOGLEVEL`` when its first FFmpeg capture opens (-8: FFmpeg's
+    quiet level). Either variable set in the environment wins (to debug a camera:
+    ``OPENCV_FFMPEG_LOGLEVEL=32 OPENCV_LOG_LEVEL=INFO``). PyAV logs nothing unless asked.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
 def _open_ffmpeg(target: str, options: dict[str, str], params: list[int]) -> cv2.VideoCapture:
     with _ffmpeg_open_lock:
         if not options:
@@ -164,6 +178,7 @@ class OpenCVSource:
     @classmethod
     def open(cls, cfg: CameraConfig) -> OpenCVSource:
         """Open a source with timeouts. Raises SourceError (fatal for files that cannot be videos)."""
+        quiet_native_logs()
         kind = cfg.kind
         if kind is SourceKind.WEBCAM:
             index = int(cfg.url) if cfg.url.isdigit() else cfg.url
@@ -218,6 +233,9 @@ class FrameSource:
 
     Reconnects: attempt n (from 0) of an outage waits ``backoff.delay_s(n)``; a frame resets n. With
     ``max_reconnects`` set, the camera fails once that many attempts in a row got no frame.
+
+    ``resume_at``: frames with a lower frame id are read but not handed on, so a file camera
+    restarted after a crash goes on where it was with the same frame ids and stream times.
     """
 
     def __init__(
@@ -231,8 +249,10 @@ class FrameSource:
         opener: SourceOpener = OpenCVSource.open,
         on_reconnect: Callable[[], None] = lambda: None,
         wait: Callable[[float], object] | None = None,
+        resume_at: int = 0,
     ) -> None:
         self.cfg = cfg
+        self._resume_at = resume_at
         self._open = opener
         self._on_state, self._on_drop, self._on_decoded = on_state, on_drop, on_decoded
         self._on_reconnect = on_reconnect
@@ -397,6 +417,9 @@ class FrameSource:
         return False, got
 
     def _hand_on(self, image: npt.NDArray[np.uint8], stream_ts: float) -> None:
+        if self._frame_id < self._resume_at:  # processed before a restart
+            self._frame_id += 1
+            return
         if self.cfg.resize_wh is not None and (image.shape[1], image.shape[0]) != self.cfg.resize_wh:
             image = np.asarray(cv2.resize(image, self.cfg.resize_wh, interpolation=cv2.INTER_AREA), dtype=np.uint8)
         packet = FramePacket(self.cfg.id, self._frame_id, time.time(), image, stream_ts)

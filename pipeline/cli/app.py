@@ -11,10 +11,10 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -22,10 +22,15 @@ from pipeline.cli.common import DEMO_CONFIG, DEMO_MODELS, console, err_console, 
 from pipeline.cli.models import register as register_model_commands
 from pipeline.core.config import ConfigError, VigilConfig, validate_camera
 from pipeline.core.logs import configure_logging
-from pipeline.core.messages import SCHEMA_VERSION, Event
 from pipeline.core.redact import redact
-from pipeline.events.client import EventClient
-from pipeline.runtime.control import Command, Reply, send_command
+
+if TYPE_CHECKING:
+    from pipeline.core.messages import Event
+    from pipeline.events.client import EventClient
+    from pipeline.runtime.control import Command, Reply
+
+# Heavier modules (Redis clients, numpy, the runtime) are imported inside the commands that use them:
+# `vigil validate-config` and `vigil --help` load only the config package.
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Vigil: streaming video analytics.")
 events_app = typer.Typer(no_args_is_help=True, help="Read events from Redis.")
@@ -113,7 +118,7 @@ def _run_started(cfg: VigilConfig, duration: float | None, view: bool) -> None:
         redis_url = cfg.redis.url
         if redis_url is None:
             try:
-                server = stack.enter_context(EmbeddedRedis())
+                server = stack.enter_context(EmbeddedRedis(supervise=True))
             except RedisUnavailable as exc:
                 fail(str(exc))
             redis_url = server.url
@@ -256,6 +261,8 @@ def events_schema(
 
 
 def event_schema_json() -> str:
+    from pipeline.core.messages import SCHEMA_VERSION, Event
+
     schema = Event.model_json_schema()
     schema["$id"] = f"urn:vigil:event:v{SCHEMA_VERSION}"
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
@@ -264,6 +271,8 @@ def event_schema_json() -> str:
 @contextmanager
 def _event_client(redis_url: str) -> Iterator[EventClient]:
     import redis
+
+    from pipeline.events.client import EventClient
 
     client = EventClient(redis_url)
     try:
@@ -278,15 +287,41 @@ def _event_client(redis_url: str) -> Iterator[EventClient]:
         client.close()
 
 
-def _control(redis_url: str, command: Command) -> Reply:
+KeyFile = Annotated[
+    Path | None,
+    typer.Option(
+        help="File holding the control key (default: $VIGIL_CONTROL_KEY, else ~/.config/vigil/control.key, "
+        "which the pipeline writes on its machine)",
+        envvar="VIGIL_CONTROL_KEY_FILE",
+    ),
+]
+
+
+def _control(
+    redis_url: str, command: Command, key_file: Path | None, on_accepted: Callable[[], None] | None = None
+) -> Reply:
     import redis
 
+    from pipeline.runtime.control import NotFinished, send_command
+    from pipeline.runtime.control_auth import ControlKeyError, client_key, default_key_path
+
     try:
-        reply = send_command(redis_url, command)
+        key = client_key(key_file)
+    except ControlKeyError as exc:
+        fail(str(exc))
+    if key is None and command.op != "list":
+        fail(
+            f"no control key: {command.op} needs the key the pipeline signs commands with: set VIGIL_CONTROL_KEY "
+            f"or --key-file (the pipeline wrote it to {default_key_path()} or its control.key_file, docs/security.md)"
+        )
+    try:
+        reply = send_command(redis_url, command, key=key, on_accepted=on_accepted)
+    except NotFinished as exc:
+        fail(f"{exc}: `vigil cameras list` shows whether it took effect")
     except TimeoutError as exc:
         fail(str(exc))
     except redis.RedisError as exc:
-        fail(f"Redis at {redis_url}: {exc}")
+        fail(f"Redis at {redact(redis_url)}: {redact(str(exc))}")
     if not reply.ok:
         fail(reply.error, reply.exit_code or 1)
     return reply
@@ -296,9 +331,12 @@ def _control(redis_url: str, command: Command) -> Reply:
 def cameras_list(
     redis_url: RedisUrl = DEFAULT_REDIS,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    key_file: KeyFile = None,
 ) -> None:
-    """The cameras of the running pipeline with their state, fps and counts."""
-    reply = _control(redis_url, Command(op="list"))
+    """The cameras of the running pipeline with their state, fps and counts (works without the key)."""
+    from pipeline.runtime.control import Command
+
+    reply = _control(redis_url, Command(op="list"), key_file)
     if as_json:
         console.print(json.dumps(reply.cameras, indent=2), highlight=False, soft_wrap=True)
         return
@@ -322,8 +360,10 @@ def cameras_add(
     mode: Annotated[str | None, typer.Option(help="live | file (default: by URL)")] = None,
     loop: Annotated[bool, typer.Option(help="Files: start over at the end")] = False,
     redis_url: RedisUrl = DEFAULT_REDIS,
+    key_file: KeyFile = None,
 ) -> None:
-    """Start a camera on the running pipeline (takes effect at once; nothing else restarts)."""
+    """Start a camera on the running pipeline (nothing else restarts). Waits until it runs: minutes
+    where it needs a new camera host, which loads its models first."""
     data: dict[str, object] = {"id": camera_id, "url": url, "fps": fps, "loop": loop}
     if mode is not None:
         data["mode"] = mode
@@ -331,7 +371,14 @@ def cameras_add(
         cam = validate_camera(data, source="camera")
     except ConfigError as exc:
         fail("; ".join(exc.problems), 2)
-    _control(redis_url, Command(op="add", camera=cam.model_dump(mode="json")))
+    from pipeline.runtime.control import Command
+
+    with ExitStack() as waiting:
+
+        def accepted() -> None:  # the pipeline took it; a new camera host may load its models for minutes
+            waiting.enter_context(err_console.status(f"starting {camera_id}..."))
+
+        _control(redis_url, Command(op="add", camera=cam.model_dump(mode="json")), key_file, accepted)
     console.print(f"added {camera_id}: {cam.display_url}", highlight=False)
 
 
@@ -339,9 +386,12 @@ def cameras_add(
 def cameras_remove(
     camera_id: Annotated[str, typer.Argument(help="Camera id")],
     redis_url: RedisUrl = DEFAULT_REDIS,
+    key_file: KeyFile = None,
 ) -> None:
     """Stop a camera of the running pipeline (its open incidents end, its events are flushed)."""
-    reply = _control(redis_url, Command(op="remove", camera_id=camera_id))
+    from pipeline.runtime.control import Command
+
+    reply = _control(redis_url, Command(op="remove", camera_id=camera_id), key_file)
     final = reply.cameras[0]
     console.print(
         f"removed {camera_id}: {final['frames_processed']} frames processed, {final['events_published']} events",

@@ -27,11 +27,9 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def load_checked(path: Path, overrides: dict[str, object] | None = None) -> VigilConfig:
     """Load and validate a config, model files included; on problems print each and exit 2."""
-    from pipeline.runtime.driver import check_local_models
-
     try:
         cfg = load_config(path, overrides)
-        problems = check_local_models(cfg)
+        problems = cfg.models.missing_files()
     except ConfigError as exc:
         problems = exc.problems
     for problem in problems:

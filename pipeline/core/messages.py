@@ -7,6 +7,9 @@ Camera lifecycle changes travel as ``StatusEvent``.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,9 +18,11 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-SCHEMA_VERSION = 2
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 3
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -156,7 +161,8 @@ class Event(BaseModel):
 
     An *incident* (one tracked object, or one clip activity on a camera) produces a ``start``
     event, rate-limited ``update`` events and an ``end`` event; all share ``incident_id`` and each
-    has its own ``event_id``, which never changes on retries (Redis de-duplicates on it).
+    has its own ``event_id``, which never changes on retries (Redis de-duplicates on it). Both are
+    derived from what the event is (``stable_id``), so the same frames give the same ids.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -185,6 +191,27 @@ class Event(BaseModel):
     )
     crop_confidence: float | None = Field(default=None, ge=0, le=1, description="Objects: its confidence")
     captured_at: float = Field(description="UNIX seconds the frame was captured (for latency)")
+    end_reason: str | None = Field(
+        default=None,
+        description="End events the pipeline closed itself, not the rules: host restarted | pipeline restarted",
+    )
+
+    @classmethod
+    def read(cls, doc: str | bytes) -> Event | None:
+        """A published event, read tolerantly: fields this version does not know are ignored, and an
+        event of a kind or phase it does not know is None (a newer Vigil wrote it)."""
+        try:
+            data = json.loads(doc)
+            known = {k: v for k, v in data.items() if k in cls.model_fields}
+            return cls.model_validate(known)
+        except (ValueError, AttributeError, ValidationError) as exc:
+            log.debug("skipping an event this version cannot read: %s", exc)
+            return None
+
+
+def stable_id(*parts: object) -> str:
+    """A 32-hex id derived from ``parts``: the same parts give the same id on every run and node."""
+    return hashlib.blake2b("\x1f".join(str(p) for p in parts).encode(), digest_size=16).hexdigest()
 
 
 class StatusEvent(BaseModel):

@@ -147,8 +147,28 @@ INCIDENTS = Counter(
 )
 WORKER_RESTARTS = Counter(
     "vigil_worker_restarts",
-    "Actors found running in a new process (Ray restarted them)",
+    'Actors found running in a new process (Ray restarted them); worker="redis": the embedded redis-server restarted',
     ["worker"],
+    registry=VIGIL_REGISTRY,
+)
+CONTROL_REFUSED = Counter(
+    "vigil_control_refused",
+    "Runtime camera commands refused, by reason (unsigned, bad_signature, stale, replayed, malformed, "
+    "source_not_allowed, max_cameras, busy)",
+    ["reason"],
+    registry=VIGIL_REGISTRY,
+)
+REDIS_EVICTED = Counter(
+    "vigil_redis_evicted",
+    "What Vigil removed from Redis before its time, by kind: snapshot and dedupe_key (over redis.memory_budget_mb), "
+    "unread_stream_entry (trimmed by redis.stream_maxlen before a consumer group read it)",
+    ["kind"],
+    registry=VIGIL_REGISTRY,
+)
+DISK_WRITE_ERRORS = Counter(
+    "vigil_disk_write_errors",
+    "Writes to local disk that failed (disk full, over quota, read-only, I/O error), by what: spool, snapshots",
+    ["what"],
     registry=VIGIL_REGISTRY,
 )
 
@@ -293,6 +313,9 @@ _DECLARED = (
     CAMERA_CPU_SECONDS,
     INCIDENTS,
     WORKER_RESTARTS,
+    CONTROL_REFUSED,
+    REDIS_EVICTED,
+    DISK_WRITE_ERRORS,
 )
 _COLLECTED = (
     CatalogEntry(

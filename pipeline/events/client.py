@@ -70,7 +70,9 @@ class EventClient:
         while True:
             for entry_id, doc in read_new_events(self._client, stream, last_id, block_ms):
                 last_id = entry_id
-                yield Event.model_validate_json(doc)
+                ev = Event.read(doc)
+                if ev is not None:  # None: a kind this version does not know
+                    yield ev
 
     def replay(
         self,
@@ -93,7 +95,9 @@ class EventClient:
         while True:
             entries: Any = self._client.xrange(stream, min=start, max="+", count=batch)
             for _entry_id, fields in entries:
-                ev = Event.model_validate_json(fields[b"event"])
+                ev = Event.read(fields[b"event"])
+                if ev is None:
+                    continue
                 in_range = ev.captured_at >= since_s and (until_s is None or ev.captured_at < until_s)
                 if in_range and (label is None or ev.label == label):
                     yield ev
@@ -123,8 +127,13 @@ class EventClient:
             for entry_id, fields in entries:
                 if pending_id:
                     pending_id = entry_id
-                if fields:  # a pending entry trimmed from the stream comes back empty
-                    yield Delivery(Event.model_validate_json(fields[b"event"]), entry_id, stream, group, self._client)
+                if not fields:  # a pending entry trimmed from the stream comes back empty
+                    continue
+                ev = Event.read(fields[b"event"])
+                if ev is None:  # a kind this version does not know: not for this reader
+                    self._client.xack(stream, group, entry_id)
+                    continue
+                yield Delivery(ev, entry_id, stream, group, self._client)
 
     def snapshot(self, event_id: str) -> bytes | None:
         """The JPEG of a start event stored in Redis, or None (expired, stored in a directory, or none)."""

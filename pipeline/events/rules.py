@@ -15,18 +15,19 @@ The rules run on a clock the caller gives with each frame: by default the frames
 for a file read faster or slower than real time, the video's own clock, so the same file gives the
 same events at any speed. Events are stamped with the capture (wall) time all the same (``ts``,
 ``started_at``, ``captured_at``), while ``duration_s`` counts the rules' clock. The engine is
-deterministic and replayable. One engine per camera; it lives with the camera's other state and
+deterministic and replayable, and so are its ids: an incident's id is derived from the camera, the
+engine's ``epoch`` (one run of one camera), the incident's key and its first frame; an event's from
+its incident, phase and frame. One engine per camera; it lives with the camera's other state and
 is not thread-safe.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
 from pipeline.core.config import EventsConfig
-from pipeline.core.messages import ClipLabel, Detections, Event, LabelScore, utc_iso
+from pipeline.core.messages import ClipLabel, Detections, Event, LabelScore, stable_id, utc_iso
 
 Phase = Literal["start", "update", "end"]
 
@@ -42,7 +43,7 @@ class Incident:
     confidence: float
     peak: float
     frame_id: int
-    incident_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    incident_id: str = ""  # set by the engine (stable_id)
     started: bool = False
     last_emit: float = 0.0
     hits: int = 0
@@ -83,9 +84,10 @@ class Incident:
 class EventEngine:
     """Per-camera incident lifecycles."""
 
-    def __init__(self, camera_id: str, cfg: EventsConfig) -> None:
+    def __init__(self, camera_id: str, cfg: EventsConfig, epoch: str = "") -> None:
         self.camera_id = camera_id
         self.cfg = cfg
+        self.epoch = epoch
         self._objects: dict[int, Incident] = {}
         self._clips: dict[str, Incident] = {}
 
@@ -112,6 +114,7 @@ class EventEngine:
                 if conf < self.cfg.object_min_confidence:
                     continue
                 inc = Incident("object", label, now, now, conf, conf, frame_id, track_id=track_id)
+                inc.incident_id = self._incident_id("object", track_id, frame_id)
                 inc.track_ids.add(track_id)
                 self._objects[track_id] = inc
             inc.observe(now, wall, conf, frame_id)
@@ -150,6 +153,7 @@ class EventEngine:
                     start_frame_id=clip.start_frame_id,
                     head=clip.head,
                 )
+                inc.incident_id = self._incident_id("clip", clip.label, clip.end_frame_id)
                 self._clips[clip.label] = inc
             inc.observe(now, wall, clip.confidence, clip.end_frame_id)
             inc.track_ids.update(track_ids)
@@ -174,6 +178,9 @@ class EventEngine:
         self._clips.clear()
         return events
 
+    def _incident_id(self, kind: str, key: object, first_frame_id: int) -> str:
+        return stable_id(self.camera_id, self.epoch, kind, key, first_frame_id)
+
     def _all(self) -> list[Incident]:
         return [*self._objects.values(), *self._clips.values()]
 
@@ -183,6 +190,7 @@ class EventEngine:
             inc.started = True
         inc.last_emit = ts
         return Event(
+            event_id=stable_id(inc.incident_id, phase, inc.frame_id),
             incident_id=inc.incident_id,
             phase=phase,
             camera_id=self.camera_id,
@@ -203,3 +211,17 @@ class EventEngine:
             crop_confidence=round(inc.crop.confidence, 4) if inc.crop else None,
             captured_at=wall,
         )
+
+
+def closed_by_pipeline(last: Event, reason: str) -> Event:
+    """The ``end`` of an incident whose camera stopped without ending it (its host or the pipeline
+    died), made from the incident's last accepted event: same incident, stamped like its last
+    observation, with ``end_reason``."""
+    return last.model_copy(
+        update={
+            "event_id": stable_id(last.incident_id, "end", last.frame_id),
+            "phase": "end",
+            "snapshot": None,
+            "end_reason": reason,
+        }
+    )

@@ -10,10 +10,12 @@ import numpy.typing as npt
 
 from pipeline.core.config import SnapshotConfig
 from pipeline.core.messages import Detections, Event
+from pipeline.events.disk import DISK_ERRORS, SNAPSHOTS, WriteFailures
 
 SNAPSHOT_PREFIX = "vigil:snapshot:"
 _HIGHLIGHT = (0, 0, 255)
 _OTHER = (0, 200, 255)
+_DIR_WRITES: dict[str, WriteFailures] = {}  # store: dir, per camera of this process
 
 
 def snapshot_key(event_id: str) -> str:
@@ -49,8 +51,12 @@ def write_snapshot_file(directory: Path, camera_id: str, event_id: str, jpeg: by
     path = directory / camera_id / f"{event_id}.jpg"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(jpeg)
-    tmp.replace(path)
+    try:
+        tmp.write_bytes(jpeg)
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a partial file on a full disk takes the room the next write needs
+        raise
     return path
 
 
@@ -60,7 +66,9 @@ def attach_snapshots(
     """Give every start event a snapshot of ``image_bgr`` (its own track highlighted), stored as
     ``cfg.store`` says. Returns the events, each start event's ``snapshot`` set to where its JPEG is,
     and the JPEGs to publish with them by event id (``redis``: key ``vigil:snapshot:<event_id>``;
-    ``dir``: the file ``<dir>/<camera>/<event_id>.jpg``, already written; ``off``: none)."""
+    ``dir``: the file ``<dir>/<camera>/<event_id>.jpg``, already written; ``off``: none). A file that
+    cannot be written (disk full, ...) is counted in ``vigil_disk_write_errors_total{what="snapshots"}``
+    and its event goes out without a snapshot."""
     if cfg.store == "off":
         return list(events), {}
     out: list[Event] = []
@@ -73,7 +81,25 @@ def attach_snapshots(
                 ref = snapshot_key(ev.event_id)
             else:
                 assert cfg.dir is not None  # the config validator requires it for store: dir
-                ref = str(write_snapshot_file(cfg.dir, camera_id, ev.event_id, jpeg))
+                written = _write_file(cfg.dir, camera_id, ev.event_id, jpeg)
+                if written is None:
+                    out.append(ev)
+                    continue
+                ref = str(written)
             ev = ev.model_copy(update={"snapshot": ref})
         out.append(ev)
     return out, jpegs
+
+
+def _write_file(directory: Path, camera_id: str, event_id: str, jpeg: bytes) -> Path | None:
+    """``write_snapshot_file``, or None (counted, logged once per episode) when the disk refuses it."""
+    failures = _DIR_WRITES.get(camera_id)
+    if failures is None:
+        failures = _DIR_WRITES[camera_id] = WriteFailures(SNAPSHOTS, camera_id)
+    try:
+        path = write_snapshot_file(directory, camera_id, event_id, jpeg)
+    except DISK_ERRORS as exc:
+        failures.failed(exc, "start events go out without a snapshot until it is writable")
+        return None
+    failures.succeeded()
+    return path

@@ -56,7 +56,7 @@ from pipeline.core.metrics import (
     forget_camera,
 )
 from pipeline.events.publisher import EventPublisher
-from pipeline.events.rules import EventEngine
+from pipeline.events.rules import EventEngine, closed_by_pipeline
 from pipeline.events.snapshots import attach_snapshots
 from pipeline.runtime.camera_metrics import CameraSeries, RateMeter
 from pipeline.runtime.clients import CameraClients, VisionTicket
@@ -87,6 +87,11 @@ class CameraSettings:
     record_dir: Path | None = None  # `vigil eval`: one JSON line per processed frame (raw detections, scene)
     crops: CropClassifierConfig | None = None
     model_input_px: int | None = None  # longest side of what the model workers get (None: the full frame)
+    run_id: str = ""  # this pipeline run: incidents a dead host left open end as "host restarted" within it
+
+
+POSITION_KEY = "position"  # outbox state: {"epoch": ..., "frame_id": the last frame whose results were applied}
+POSITION_EVERY_S = 1.0  # file cameras record how far they got at least this often
 
 
 @dataclass(frozen=True)
@@ -108,8 +113,12 @@ class CameraRunner:
         cam: CameraConfig,
         settings: CameraSettings,
         clients: CameraClients,
+        epoch: str = "",
     ) -> None:
+        """``epoch``: this camera's run, kept when its host is restarted (ids of incidents and events
+        derive from it; a file camera resumes where the same epoch left off)."""
         self.cam, self.settings, self.clients = cam, settings, clients
+        self._epoch = epoch
         self._lock = threading.Lock()  # guards the counters and labels below
         ev = settings.events
         self._publisher = EventPublisher(
@@ -119,10 +128,14 @@ class CameraRunner:
             stream_maxlen=settings.redis.stream_maxlen,
             dedupe_ttl_s=settings.redis.dedupe_ttl_s,
             snapshot_ttl_s=ev.snapshots.ttl_s,
+            memory_budget_mb=settings.redis.memory_budget_mb,
             spool_max=ev.spool.max_events,
             when_full=ev.spool.when_full,
         )
-        self._engine = EventEngine(cam.id, settings.events)
+        self._engine = EventEngine(cam.id, settings.events, epoch)
+        self._position_saved_at = -math.inf
+        self._tracks_position = cam.kind is SourceKind.FILE and cam.effective_mode is CameraMode.FILE
+        resume_at = self._recover()
         self._tracker = Tracker(frame_rate=cam.fps)
         self._summarizer = FrameSummarizer(settings.class_names)
         self._window: deque[FrameFeatures] = deque(maxlen=settings.window)
@@ -137,7 +150,7 @@ class CameraRunner:
         self._stop = threading.Event()
         self._node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
         self._source = FrameSource(
-            cam, self._on_state, self._on_drop, self._on_decoded, on_reconnect=self._on_reconnect
+            cam, self._on_state, self._on_drop, self._on_decoded, on_reconnect=self._on_reconnect, resume_at=resume_at
         )
         self._motion = MotionGate(cam.motion) if cam.motion.enabled else None
         self._last: tuple[Detections, FloatArray] | None = None  # the last processed frame's results
@@ -154,6 +167,26 @@ class CameraRunner:
         if settings.record_dir is not None:
             settings.record_dir.mkdir(parents=True, exist_ok=True)
             self._record = (settings.record_dir / f"{cam.id}.jsonl").open("w")
+
+    def _recover(self) -> int:
+        """After a crash: end the incidents the outbox holds as open (``end_reason``: host restarted
+        within this pipeline run, pipeline restarted otherwise) and return the frame id a file in
+        file mode resumes at (0: from the start, for live sources and where nothing is known)."""
+        record = self._publisher.state(POSITION_KEY)
+        position = json.loads(record) if record else {}
+        epoch = str(position.get("epoch", ""))
+        same_run = bool(self.settings.run_id) and epoch.split("/")[0] == self.settings.run_id
+        reason = "host restarted" if same_run else "pipeline restarted"
+        left_open = self._publisher.open_incidents()
+        if left_open:
+            self._publisher.publish([closed_by_pipeline(ev, reason) for ev in left_open])
+            log.warning("camera %s: %d open incident(s) ended (%s)", self.cam.id, len(left_open), reason)
+        if self._epoch and epoch == self._epoch and self._tracks_position:
+            resume_at = int(position.get("frame_id", -1)) + 1
+            if resume_at > 0:
+                log.info("camera %s: resuming the file at frame %d", self.cam.id, resume_at)
+            return resume_at
+        return 0
 
     # -- control -------------------------------------------------------------------------------
 
@@ -460,5 +493,11 @@ class CameraRunner:
         for ev in events:
             if ev.phase == "start":
                 INCIDENTS.labels(ev.kind, ev.label).inc()
-        self._publisher.publish(events, snapshots)
+        state = None
+        now = time.monotonic()
+        if events or (self._tracks_position and now - self._position_saved_at >= POSITION_EVERY_S):
+            # With the events, in the same write: how far this camera got (a restart resumes after it).
+            state = {POSITION_KEY: json.dumps({"epoch": self._epoch, "frame_id": packet.frame_id})}
+            self._position_saved_at = now
+        self._publisher.publish(events, snapshots, state)
         self._series.publish_s.observe(time.time() - t0)

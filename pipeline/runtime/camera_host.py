@@ -53,17 +53,21 @@ class CameraHost(MetricsExporter):
         self._lock = threading.Lock()
         self._clients = HostClients(plan)  # with placement hosts: the models, loaded here
 
-    def add(self, cam: CameraConfig) -> None:
-        """Start a camera. Raises ValueError if a camera with this id already runs here. A camera of
-        the same id still being removed is waited for: its stop drops the id's metric series, which
-        must not take the new camera's with them."""
+    def ping(self) -> int:
+        """The process id: the driver's supervisor checks that the host lives."""
+        return os.getpid()
+
+    def add(self, cam: CameraConfig, epoch: str = "") -> None:
+        """Start a camera (``epoch``: see ``CameraRunner``). Raises ValueError if a camera with this id
+        already runs here. A camera of the same id still being removed is waited for: its stop drops
+        the id's metric series, which must not take the new camera's with them."""
         while True:
             with self._lock:
                 if cam.id in self._cameras:
                     raise ValueError(f"camera {cam.id!r} is already running")
                 stopping = self._stopping.get(cam.id)
                 if stopping is None:
-                    runner = CameraRunner(cam, self.settings, self._clients.for_camera(cam))
+                    runner = CameraRunner(cam, self.settings, self._clients.for_camera(cam), epoch)
                     self._cameras[cam.id] = runner
                     break
             stopping.wait()

@@ -1,40 +1,66 @@
 """Runtime control of a running pipeline through Redis: list, add and remove cameras.
 
-A client (``vigil cameras …``) appends a command to the stream ``vigil:control``; the running
-driver's control thread applies it and pushes the answer to ``vigil:control:reply:<request_id>``
-(a list that expires after a minute), which the client pops with a timeout. Redis is already the
-one service every Vigil user runs, is reachable from every node, and carries its auth/TLS, so no
-extra port is opened. Commands are only read while a pipeline runs; nothing is replayed later.
+A client (``vigil cameras …``) appends a command to the stream ``vigil:control``: its JSON body
+(request id, op, the time it was sent) and, for ``add`` and ``remove``, the body's HMAC with the
+control key (``pipeline.runtime.control_auth``; ``list`` may come unsigned). The driver's control
+thread checks it and answers on ``vigil:control:reply:<request_id>`` (a list that expires after a
+minute), which the client pops. ``list`` is answered at once. ``add`` and ``remove`` are answered
+``accepted`` at once, then applied one at a time by a second thread and answered again with their
+result: a camera that needs a new camera host waits for that host to load its models, and the
+client waits for the result instead of reporting a failure. Every command that runs is recorded
+in the stream ``vigil:control:audit``. Redis is already the one service every Vigil user runs, is
+reachable from every node, and carries its auth/TLS, so no extra port is opened. Commands are only
+read while a pipeline runs; nothing is replayed later.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import queue
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 import redis
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline.core.config import CameraConfig, ConfigError, validate_camera
-from pipeline.core.messages import CameraStatus
+from pipeline.core.config import CameraConfig, ConfigError, ControlConfig, validate_camera
+from pipeline.core.messages import CameraStatus, utc_iso
+from pipeline.core.metrics import CONTROL_REFUSED
 from pipeline.core.redact import redact
 from pipeline.events.publisher import connect
+from pipeline.runtime.control_auth import REFUSAL_MESSAGES, Authenticator, Refusal, same, server_key, sign_command
+from pipeline.runtime.control_auth import sign_reply as reply_signature
+from pipeline.runtime.control_policy import allowed_folders, source_allowed
 
 log = logging.getLogger(__name__)
 
 CONTROL_STREAM = "vigil:control"
 REPLY_PREFIX = "vigil:control:reply:"
+AUDIT_STREAM = "vigil:control:audit"
 REPLY_TTL_S = 60
+COMMAND_MAXLEN = 1000
+AUDIT_MAXLEN = 10_000
+PENDING_MAX = 64  # add/remove commands accepted and not yet applied; more are refused as busy
+START_WAIT_S = 6.0  # start() waits this long for Redis to name the stream's newest entry
+RETRY_INITIAL_S, RETRY_MAX_S = 0.2, 2.0
+# How long a client waits for the result once a command was accepted: a new camera host may take
+# pipeline.runtime.hosts.HOST_START_TIMEOUT_S (300 s) to load its models; a removal up to its
+# HOST_TIMEOUT_S (60 s). Both with a margin.
+FINISH_TIMEOUT_S = {"add": 330.0, "remove": 90.0}
 
 
 class Command(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    request_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    request_id: str = Field(default_factory=lambda: uuid.uuid4().hex, pattern=r"^[0-9a-f]{32}$")
     op: Literal["list", "add", "remove"]
+    sent_at: float = Field(
+        default_factory=time.time, allow_inf_nan=False, description="Unix time the client sent it (seconds)"
+    )
     camera: dict[str, Any] | None = Field(default=None, description="add: the camera's config")
     camera_id: str | None = Field(default=None, description="remove: the camera's id")
 
@@ -43,9 +69,21 @@ class Reply(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     ok: bool
+    phase: Literal["accepted", "done"] = Field(
+        default="done", description="accepted: add/remove queued, the result follows on the same list"
+    )
     error: str = ""
     exit_code: int = Field(default=0, description="For the CLI: 2 invalid camera config, 1 other errors")
     cameras: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Envelope(BaseModel):
+    """One entry of a reply list: the reply's JSON and, answering a signed command, its signature."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reply: str
+    sig: str | None = None
 
 
 class CameraControl(Protocol):
@@ -62,76 +100,311 @@ def status_dict(status: CameraStatus) -> dict[str, Any]:
     return data
 
 
-class ControlServer:
-    """The driver's control thread."""
+@dataclasses.dataclass(frozen=True)
+class _Accepted:
+    command: Command
+    sig: str | None  # the command's signature, which its replies are bound to; None: an open command
 
-    def __init__(self, redis_url: str, target: CameraControl) -> None:
+
+class ControlServer:
+    """The driver's control threads: one reads and checks commands, one applies adds and removes.
+
+    ``settings`` (the config's ``control`` section) names the key, the allowed local folders and
+    the camera cap; None takes the defaults. Raises ControlKeyError when the key cannot be read or
+    made.
+    """
+
+    def __init__(self, redis_url: str, target: CameraControl, settings: ControlConfig | None = None) -> None:
+        settings = settings or ControlConfig()
+        self._auth = Authenticator(server_key(settings.key_file), settings.max_age_s)
+        self._folders = allowed_folders(settings.allow_local_sources)
+        self._max_cameras = settings.max_cameras
         self._client = connect(redis_url)
         self._target = target
         self._stop = threading.Event()
+        self._first_try = threading.Event()
+        self._positioned = False
+        self._missed_start = False
+        self._down = False
+        self._started_ms = 0
         self._last_id: bytes | str = "0-0"
-        self._thread = threading.Thread(target=self._run, name="control", daemon=True)
+        self._pending: queue.Queue[_Accepted | None] = queue.Queue(PENDING_MAX)
+        self._reader = threading.Thread(target=self._read_loop, name="control", daemon=True)
+        self._applier = threading.Thread(target=self._apply_loop, name="control-apply", daemon=True)
+        for reason in Refusal:  # every reason's series exists from the start, so rates see the first refusal
+            CONTROL_REFUSED.labels(reason.value)
 
     def start(self) -> None:
-        """Listen for commands sent from now on (resolved here, so none sent after start() is missed)."""
-        newest: Any = self._client.xrevrange(CONTROL_STREAM, count=1)
-        self._last_id = newest[0][0] if newest else "0-0"
-        self._thread.start()
+        """Listen for commands. Where Redis answers, every command sent after start() returns is
+        taken; where it does not, the pipeline runs on and the thread starts, once Redis answers, at
+        the entries added since this call (by Redis's clock)."""
+        self._started_ms = int(time.time() * 1000)
+        self._reader.start()
+        self._applier.start()
+        self._first_try.wait(START_WAIT_S)
 
     def stop(self) -> None:
+        """Stop both threads; commands accepted and not yet applied are answered as not applied."""
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._reader.ident is not None:
+            self._reader.join(timeout=5)
+        while True:
+            try:
+                item = self._pending.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                self._finish(item, Reply(ok=False, error="the pipeline stopped before applying it", exit_code=1))
+        try:
+            self._pending.put_nowait(None)  # the applier's signal to end
+        except queue.Full:
+            log.debug("control: the reader was still queueing at stop")
+        if self._applier.ident is not None:
+            self._applier.join(timeout=5)
         self._client.close()
 
     def handle(self, command: Command) -> Reply:
-        """Apply one command (also callable directly, without Redis)."""
+        """Apply one command that passed the key check (also callable directly, without Redis).
+        Never raises: whatever goes wrong is answered as an error."""
         try:
             if command.op == "list":
                 return Reply(ok=True, cameras=[status_dict(s) for s in self._target.statuses()])
             if command.op == "add":
-                cam = validate_camera(command.camera or {})
-                self._target.add_camera(cam)
-                return Reply(ok=True)
+                return self._add(validate_camera(command.camera or {}))
             return Reply(ok=True, cameras=[status_dict(self._target.remove_camera(command.camera_id or ""))])
         except ConfigError as exc:
             return Reply(ok=False, error="; ".join(exc.problems), exit_code=2)
         except ValueError as exc:  # CameraError: duplicate or unknown camera
-            return Reply(ok=False, error=redact(str(exc)), exit_code=1)
+            return Reply(ok=False, error=_last_line(exc), exit_code=1)
+        except Exception as exc:  # a Ray timeout, a lost host, a bug: answered, and the thread goes on
+            name, text = type(exc).__name__, _last_line(exc)
+            reason = name if text == name else f"{name}: {text}"
+            log.warning("control: %s failed: %s", command.op, reason)
+            return Reply(ok=False, error=f"{command.op} failed: {reason}", exit_code=1)
 
-    def _run(self) -> None:
+    def _add(self, cam: CameraConfig) -> Reply:
+        if not source_allowed(cam.url, self._folders):
+            return self._policy_refusal(Refusal.SOURCE_NOT_ALLOWED, REFUSAL_MESSAGES[Refusal.SOURCE_NOT_ALLOWED])
+        running = len(self._target.statuses())
+        if running >= self._max_cameras:
+            return self._policy_refusal(
+                Refusal.MAX_CAMERAS,
+                f"refused: the pipeline runs {running} cameras and control.max_cameras is {self._max_cameras}",
+            )
+        self._target.add_camera(cam)
+        return Reply(ok=True)
+
+    @staticmethod
+    def _policy_refusal(reason: Refusal, message: str) -> Reply:
+        CONTROL_REFUSED.labels(reason.value).inc()
+        return Reply(ok=False, error=message, exit_code=1)
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def _read_loop(self) -> None:
+        delay = RETRY_INITIAL_S
         while not self._stop.is_set():
             try:
+                if not self._positioned:
+                    self._position()
                 reply: Any = self._client.xread({CONTROL_STREAM: self._last_id}, count=10, block=500)
-                for _stream, entries in reply or []:
-                    for entry_id, fields in entries:
-                        self._last_id = entry_id
-                        self._answer(fields)
             except redis.RedisError as exc:
-                log.warning("control: Redis error: %s", redact(str(exc)))
-                self._stop.wait(1.0)
+                self._redis_down(exc)
+                self._stop.wait(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            except Exception as exc:  # not Redis's doing: logged with its type, and the thread reads on
+                log.warning("control: reading commands failed: %s: %s", type(exc).__name__, redact(str(exc)))
+                self._stop.wait(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            finally:
+                self._first_try.set()
+            self._redis_up()
+            delay = RETRY_INITIAL_S
+            for _stream, entries in reply or []:
+                for entry_id, fields in entries:
+                    self._last_id = entry_id
+                    self._receive(fields)
 
-    def _answer(self, fields: dict[bytes, bytes]) -> None:
+    def _position(self) -> None:
+        """The newest entry before this run's commands: the stream's newest now, or, where Redis did
+        not answer at start(), the newest entry older than start() by Redis's clock."""
+        if self._missed_start:
+            newest: Any = self._client.xrevrange(CONTROL_STREAM, max=str(self._started_ms), count=1)
+        else:
+            newest = self._client.xrevrange(CONTROL_STREAM, count=1)
+        self._last_id = newest[0][0] if newest else "0-0"
+        self._positioned = True
+
+    def _redis_down(self, exc: redis.RedisError) -> None:
+        if not self._positioned:
+            self._missed_start = True
+        if not self._down:  # one line per outage, not per retry
+            self._down = True
+            log.warning("control: Redis unreachable (%s); camera commands wait until it answers", redact(str(exc)))
+
+    def _redis_up(self) -> None:
+        if self._down:
+            self._down = False
+            log.warning("control: Redis answers again; taking camera commands")
+
+    def _receive(self, fields: dict[bytes, bytes]) -> None:
+        """Check one entry and answer or queue it. Never raises: the thread must keep reading."""
         try:
-            command = Command.model_validate_json(fields[b"command"])
-        except (KeyError, ValueError) as exc:
-            log.warning("control: ignoring a malformed command: %s", exc)
+            self._dispatch(fields)
+        except Exception as exc:
+            log.warning("control: a command could not be answered: %s: %s", type(exc).__name__, redact(str(exc)))
+
+    def _dispatch(self, fields: dict[bytes, bytes]) -> None:
+        body, raw_sig = fields.get(b"command"), fields.get(b"sig")
+        try:
+            if body is None:
+                raise ValueError("no command field")
+            command = Command.model_validate_json(body)
+            sig = raw_sig.decode("ascii") if raw_sig is not None else None
+        except (ValidationError, ValueError):  # no reply key that can be trusted: dropped
+            self._refuse(None, Refusal.MALFORMED)
             return
-        result = self.handle(command)
-        key = REPLY_PREFIX + command.request_id
+        refusal = self._auth.check(body, sig, command.op, command.request_id, command.sent_at, time.time())
+        if refusal is not None:
+            self._refuse(command, refusal)
+            return
+        item = _Accepted(command, sig)
+        if command.op == "list":
+            self._finish(item, self.handle(command))
+        elif self._pending.full():
+            CONTROL_REFUSED.labels(Refusal.BUSY.value).inc()
+            self._send(item, Reply(ok=False, error=REFUSAL_MESSAGES[Refusal.BUSY], exit_code=1))
+        else:
+            self._send(item, Reply(ok=True, phase="accepted"))
+            self._pending.put_nowait(item)
+
+    def _refuse(self, command: Command | None, reason: Refusal) -> None:
+        """Count a command that failed the key check and answer it, unsigned, where that is safe: a
+        replay is not answered (its reply list is the original client's)."""
+        CONTROL_REFUSED.labels(reason.value).inc()
+        log.info("control: refused a command (%s)", reason.value)
+        if command is not None and reason is not Refusal.REPLAYED:
+            self._send(_Accepted(command, None), Reply(ok=False, error=REFUSAL_MESSAGES[reason], exit_code=1))
+
+    # -- applying ----------------------------------------------------------------------------------
+
+    def _apply_loop(self) -> None:
+        while True:
+            item = self._pending.get()
+            if item is None:
+                return
+            self._finish(item, self.handle(item.command))
+
+    def _finish(self, item: _Accepted, reply: Reply) -> None:
+        """Record a command that ran in the audit stream and send its result."""
+        try:
+            record = audit_fields(item.command, item.sig is not None, reply)
+            self._client.xadd(AUDIT_STREAM, record, maxlen=AUDIT_MAXLEN)  # type: ignore[arg-type]
+            self._send(item, reply)
+        except redis.RedisError as exc:
+            log.warning("control: could not answer a %s command: %s", item.command.op, redact(str(exc)))
+
+    def _send(self, item: _Accepted, reply: Reply) -> None:
+        body = reply.model_dump_json()
+        sig = self._auth.sign_reply(item.sig, body.encode()) if item.sig is not None else None
+        key = REPLY_PREFIX + item.command.request_id
         pipe = self._client.pipeline()
-        pipe.rpush(key, result.model_dump_json())
+        pipe.rpush(key, Envelope(reply=body, sig=sig).model_dump_json())
         pipe.expire(key, REPLY_TTL_S)
         pipe.execute()
 
 
-def send_command(redis_url: str, command: Command, timeout_s: float = 5.0) -> Reply:
-    """Send a command to the running pipeline and wait for its reply (TimeoutError: none answered)."""
-    client = redis.Redis.from_url(redis_url, socket_connect_timeout=3.0, socket_timeout=timeout_s + 5.0)
+def _last_line(exc: Exception) -> str:
+    """An error as one redacted line: Ray wraps an actor's error in a report whose last line names it."""
+    lines = str(exc).strip().splitlines()
+    return redact(lines[-1]) if lines else type(exc).__name__
+
+
+def audit_fields(command: Command, signed: bool, reply: Reply) -> dict[str, str]:
+    """One audit record: what was asked, by a signed command or not, and how it ended. Camera URLs
+    are redacted; the key and signatures are never written."""
+    camera = command.camera or {}
+    fields = {
+        "at": utc_iso(time.time()),
+        "op": command.op,
+        "request_id": command.request_id,
+        "signed": "yes" if signed else "no",
+        "camera": str(camera.get("id", command.camera_id or ""))[:64],
+        "outcome": "ok" if reply.ok else redact(reply.error),
+    }
+    if command.op == "add":
+        fields["url"] = redact(str(camera.get("url", "")))
+    return fields
+
+
+# -- the client ------------------------------------------------------------------------------------
+
+
+class NotFinished(TimeoutError):
+    """The pipeline accepted the command and did not report its result in time."""
+
+
+def send_command(
+    redis_url: str,
+    command: Command,
+    timeout_s: float = 5.0,
+    *,
+    key: bytes | None = None,
+    finish_timeout_s: float | None = None,
+    on_accepted: Callable[[], None] | None = None,
+) -> Reply:
+    """Send a command (signed with ``key`` when given) and wait for its result.
+
+    ``timeout_s`` bounds the wait for the first answer (TimeoutError: no running Vigil answered).
+    An ``accepted`` answer calls ``on_accepted`` and waits ``finish_timeout_s`` more (default:
+    ``FINISH_TIMEOUT_S`` of the op) for the result (NotFinished: accepted, no result in time).
+    Replies to a signed command count only when signed for it, except a refusal coming first (a
+    wrong key is refused unsigned); nobody without the key can make a client report a success.
+    """
+    body = command.model_dump_json().encode()
+    sig = sign_command(key, body) if key is not None else None
+    finish = FINISH_TIMEOUT_S.get(command.op, timeout_s) if finish_timeout_s is None else finish_timeout_s
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=3.0, socket_timeout=max(timeout_s, finish) + 5.0)
+    fields: dict[str, bytes | str] = {"command": body} if sig is None else {"command": body, "sig": sig}
     try:
-        client.xadd(CONTROL_STREAM, {"command": command.model_dump_json()}, maxlen=1000, approximate=True)
-        popped: Any = client.blpop([REPLY_PREFIX + command.request_id], timeout=timeout_s)
+        client.xadd(CONTROL_STREAM, fields, maxlen=COMMAND_MAXLEN, approximate=True)  # type: ignore[arg-type]
+        accepted = False
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            popped: Any = client.blpop([REPLY_PREFIX + command.request_id], timeout=max(left, 0.01))
+            if popped is None:
+                break
+            reply = _trusted(popped[1], key, sig, accepted)
+            if reply is None:
+                continue
+            if reply.phase == "done":
+                return reply
+            accepted, deadline = True, time.monotonic() + finish
+            if on_accepted is not None:
+                on_accepted()
     finally:
         client.close()
-    if popped is None:
-        raise TimeoutError(f"no running Vigil answered on {redact(redis_url)} within {timeout_s:.0f} s")
-    return Reply.model_validate_json(popped[1])
+    if accepted:
+        raise NotFinished(
+            f"the running Vigil accepted the {command.op} but did not report its result within {finish:.0f} s"
+        )
+    raise TimeoutError(f"no running Vigil answered on {redact(redis_url)} within {timeout_s:.0f} s")
+
+
+def _trusted(raw: bytes, key: bytes | None, sig: str | None, accepted: bool) -> Reply | None:
+    """The reply in ``raw`` where the client may believe it, else None (skipped)."""
+    try:
+        envelope = Envelope.model_validate_json(raw)
+        reply = Reply.model_validate_json(envelope.reply)
+    except ValidationError:
+        return None
+    if key is None or sig is None:
+        return reply
+    if same(reply_signature(key, sig, envelope.reply.encode()), envelope.sig):
+        return reply
+    if not accepted and not reply.ok and reply.phase == "done":
+        return reply  # a refusal of the key check (wrong key, stale), sent before anything ran
+    log.debug("control: skipped a reply without a valid signature")
+    return None

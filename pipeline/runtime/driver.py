@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,23 @@ import ray
 from prometheus_client.metrics_core import Metric
 
 from pipeline.core.config import CameraConfig, RayConfig, VigilConfig, WorkerResources
-from pipeline.core.messages import CameraState, CameraStatus
-from pipeline.core.metrics import PROCESS, WORKER_RESTARTS, MetricsReport, MetricsServer, set_process_role
+from pipeline.core.messages import CameraState, CameraStatus, StatusEvent
+from pipeline.core.metrics import (
+    PROCESS,
+    STREAM_STATE,
+    STREAM_UP,
+    WORKER_RESTARTS,
+    MetricsReport,
+    MetricsServer,
+    forget_camera,
+    set_process_role,
+)
+from pipeline.events.publisher import EventPublisher
 from pipeline.runtime.camera import CameraSettings
 from pipeline.runtime.control import ControlServer
+from pipeline.runtime.control_auth import ControlKeyError
 from pipeline.runtime.hosts import HostPool, hosts_needed
+from pipeline.runtime.leftovers import mark_local_session, stop_leftovers
 from pipeline.runtime.placement import (
     ClipHeadSpec,
     HostModelsSpec,
@@ -66,25 +79,6 @@ def offline_env(allow_download: bool) -> dict[str, str]:
     return env
 
 
-def check_local_models(cfg: VigilConfig) -> list[str]:
-    """Config problems with model files, found before any actor starts (key path: message)."""
-    problems = []
-    weights = cfg.models.detector.weights
-    looks_like_path = "/" in weights or weights.endswith((".pt", ".onnx", ".engine", ".torchscript"))
-    if looks_like_path and not Path(weights).exists() and not cfg.models.allow_download:
-        problems.append(
-            f"models.detector.weights: {weights!r} is not a local file and downloads are off "
-            "(give a path, an architecture .yaml, or set models.allow_download: true where there is internet)"
-        )
-    m = cfg.models
-    model_files: dict[str, Path | None] = {"classifier": m.classifier.weights, "temporal": m.temporal.weights}
-    model_files["crops"] = m.crops.weights if m.crops is not None else None
-    for key, path in model_files.items():
-        if path is not None and not path.is_file():
-            problems.append(f"models.{key}.weights: file not found: {path}")
-    return problems
-
-
 def local_ray_settings(ray_cfg: RayConfig) -> dict[str, Any]:
     """Ray's own settings (its ``_system_config``) where Vigil starts Ray; a cluster sets these at its start."""
     return {
@@ -100,6 +94,11 @@ def local_ray_settings(ray_cfg: RayConfig) -> dict[str, Any]:
         # dashboard, and cost the camera hosts CPU on every call and timer (ray.internal_metrics).
         "enable_metrics_collection": ray_cfg.internal_metrics,
         "event_stats": ray_cfg.internal_metrics,
+        # Ray's GCS keeps a record of every task and actor call for the dashboard's task views (up to
+        # 100,000, a few KB each): without them its memory stays flat (docs/performance.md, "Memory
+        # over time"). With internal_metrics it keeps the newest 1,000.
+        "task_events_report_interval_ms": 1000 if ray_cfg.internal_metrics else 0,
+        "task_events_max_num_task_in_gcs": 1000,
     }
 
 
@@ -114,12 +113,17 @@ def init_ray(cfg: VigilConfig, log_to_driver: bool = True) -> None:
         "log_to_driver": log_to_driver,
         "logging_level": logging.WARNING,
     }
-    if cfg.ray.address is None:
+    local = cfg.ray.address is None
+    if local:
         kwargs.update(num_cpus=cfg.ray.num_cpus, include_dashboard=False)
         kwargs["_system_config"] = local_ray_settings(cfg.ray)
+        stop_leftovers()  # of a Vigil run that was killed: they would hold memory for minutes
     # Ray announces its (welcome) token auth on every start; keep it out of the user's terminal.
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-    ray.init(address=cfg.ray.address, **kwargs)
+    # "local": a cluster of this process's own, never one that `ray start` left listed in Ray's temp folder.
+    ray.init(address=cfg.ray.address or "local", **kwargs)
+    if local:
+        mark_local_session()
 
 
 def _pool(cls: type, model_cfg: Any, res: WorkerResources, concurrency: int) -> tuple[Any, ...]:
@@ -154,7 +158,9 @@ class Pipeline:
     hosts: HostPool | None = None
     control: ControlServer | None = None
     metrics: MetricsServer | None = None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     _pids: dict[str, int] = field(default_factory=dict)
+    _status: EventPublisher | None = None  # the driver's own status records (cameras lost with their host)
 
     def start(self) -> None:
         self.placement = resolve_placement(self.cfg.ray, _cluster_resources(self.cfg))
@@ -176,7 +182,21 @@ class Pipeline:
                 self.hosts.add(cam)
             except ray.exceptions.RayError as exc:
                 raise PipelineError(f"camera {cam.id} could not start: {_root_cause(exc)}") from None
-        self.control = ControlServer(self.redis_url, self)
+        spool = self.cfg.events.spool
+        self._status = EventPublisher(
+            self.redis_url,
+            "",
+            spool.dir / "_pipeline.sqlite",
+            stream_maxlen=self.cfg.redis.stream_maxlen,
+            dedupe_ttl_s=self.cfg.redis.dedupe_ttl_s,
+            memory_budget_mb=self.cfg.redis.memory_budget_mb,
+            count_spooled=False,
+        )
+        self.hosts.supervise(self._camera_lost, self._camera_restored)
+        try:
+            self.control = ControlServer(self.redis_url, self, self.cfg.control)
+        except ControlKeyError as exc:
+            raise PipelineError(str(exc)) from None
         self.control.start()
         port = self.cfg.metrics.port if self.metrics_port is None else self.metrics_port
         self.metrics = MetricsServer(self.cfg.metrics.host, port, self._fetch_actor_metrics)
@@ -290,16 +310,31 @@ class Pipeline:
             window=t.window,
             stride=t.stride,
             class_names=tuple(self._class_names),
+            run_id=self.run_id,
             head_kind=self._head_kind,
             record_dir=self.record_dir,
             crops=self.cfg.models.crops,
             model_input_px=self.cfg.models.input_px,
         )
 
+    def _camera_lost(self, cam: CameraConfig, reason: str) -> None:
+        """A camera's host died: its status says so at once, and its stream reads down (not absent)
+        until the camera runs again."""
+        STREAM_UP.labels(cam.id).set(0.0)
+        for state in CameraState:
+            STREAM_STATE.labels(cam.id, state.value).set(1.0 if state is CameraState.FAILED else 0.0)
+        if self._status is not None:
+            self._status.publish_status(
+                StatusEvent(camera_id=cam.id, state=CameraState.FAILED, reason=reason, url=cam.display_url)
+            )
+
+    def _camera_restored(self, cam: CameraConfig) -> None:
+        forget_camera(cam.id)  # the camera's host reports its series again
+
     def _named_actors(self) -> dict[str, tuple[str, Any]]:
         """key -> (worker kind, handle) for every actor."""
-        hosts = self.hosts.actors() if self.hosts is not None else []
-        named = {f"camera-host:{i}": ("camera", a) for i, a in enumerate(hosts)}
+        hosts = self.hosts.named_actors() if self.hosts is not None else {}
+        named = {key: ("camera", a) for key, a in hosts.items()}
         if self.plan is not None:
             named.update(self.plan.actors())
         return named
@@ -320,7 +355,8 @@ class Pipeline:
                 log.debug("metrics: actor %s did not answer: %s", key, exc)
                 continue
             previous = self._pids.get(key)
-            if previous is not None and previous != report.pid:
+            # Ray restarts model workers; camera hosts are restarted (and counted) by the host pool.
+            if previous is not None and previous != report.pid and named[key][0] != "camera":
                 WORKER_RESTARTS.labels(named[key][0]).inc()
             self._pids[key] = report.pid
             out.append(report.families)
@@ -361,6 +397,9 @@ class Pipeline:
             self.control.stop()
             self.control = None
         final = self.hosts.stop_all() if self.hosts is not None else []
+        if self._status is not None:
+            self._status.close()
+            self._status = None
         if self.metrics is not None:
             self.metrics.stop()
         for _kind, actor in self._named_actors().values():

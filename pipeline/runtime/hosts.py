@@ -5,20 +5,33 @@ Cameras with the same ``ray_resources`` share hosts. Either a host takes up to
 ``cameras_per_host: auto``) the cameras spread over at most ``max_hosts`` hosts of a group, the
 least loaded first, so cameras added at run time start no more copies of the models than that. New hosts spread over
 the Ray nodes. Hosts stay up when they empty, so adding and removing cameras never churns processes.
+
+Supervision: the pool pings every host each second. A host whose process died (OOM killer, a
+decoder crash, its node gone) is replaced by a new one in the same group, which restarts the
+cameras the pool had placed on it, as they are now (runtime adds included), under their epochs: a
+file goes on where its outbox says it got, a live source at its newest frame, and the incidents
+the dead host left open end with ``end_reason: host restarted``. Each camera of the dead host is
+reported lost at once (``on_lost``) and restored once it runs again (``on_restored``); a camera that
+cannot be restarted (no node has the resources, the new host fails) is reported lost for good and
+listed as failed.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
 
 from pipeline.core.config import CameraConfig
-from pipeline.core.messages import CameraStatus
+from pipeline.core.messages import CameraState, CameraStatus
+from pipeline.core.metrics import WORKER_RESTARTS
+from pipeline.core.redact import redact
 from pipeline.runtime.camera import CameraSettings
 from pipeline.runtime.camera_host import CameraHost
 from pipeline.runtime.placement import HostPlan
@@ -29,6 +42,10 @@ HOST_TIMEOUT_S = 60.0
 # A new host loads what it runs first (the clip head; with placement hosts the detector and the ViT,
 # an export included): the driver's patience with model workers, not a camera call's.
 HOST_START_TIMEOUT_S = 300.0
+SUPERVISE_EVERY_S = 1.0
+PING_TIMEOUT_S = 5.0  # a host busy this long is slow, not dead: only a died actor is replaced
+
+Group = frozenset[tuple[str, object]]
 
 
 class CameraError(ValueError):
@@ -46,6 +63,28 @@ def hosts_needed(cameras: Sequence[CameraConfig], cameras_per_host: int) -> int:
     return sum(-(-n // cameras_per_host) for n in groups.values())
 
 
+@dataclass(eq=False)
+class _Host:
+    group: Group
+    actor: Any
+    slot: int  # stable across restarts: the host's metrics key (camera-host:<slot>)
+
+
+@dataclass(eq=False)
+class _Placed:
+    cam: CameraConfig
+    host: _Host
+    epoch: str
+
+
+@dataclass
+class _Supervision:
+    on_lost: Callable[[CameraConfig, str], None]
+    on_restored: Callable[[CameraConfig], None]
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+
 class HostPool:
     """The driver's view of where each camera runs."""
 
@@ -56,18 +95,28 @@ class HostPool:
             raise ValueError("give cameras_per_host or max_hosts")
         self._settings, self._plan = settings, plan
         self._per_host, self._max_hosts = cameras_per_host, max_hosts
-        self._hosts: list[tuple[frozenset[tuple[str, object]], Any]] = []  # (placement group, actor)
-        self._where: dict[str, Any] = {}  # camera id -> host actor
+        self._hosts: list[_Host] = []
+        self._where: dict[str, _Placed] = {}  # camera id -> where it runs
+        self._failed: dict[str, CameraStatus] = {}  # cameras lost with their host and not restarted
+        self._restarting: dict[str, CameraStatus] = {}  # cameras of a dead host, until the new one runs them
+        self._adds: Counter[str] = Counter()  # camera id -> times added (its epoch)
         self._lock = threading.Lock()
+        self._supervision: _Supervision | None = None
 
     @property
     def camera_ids(self) -> list[str]:
+        """Every camera, those that could not be restarted after their host died included."""
         with self._lock:
-            return sorted(self._where)
+            return sorted({*self._where, *self._failed})
 
     def actors(self) -> list[Any]:
         with self._lock:
-            return [actor for _group, actor in self._hosts]
+            return [h.actor for h in sorted(self._hosts, key=lambda h: h.slot)]
+
+    def named_actors(self) -> dict[str, Any]:
+        """``camera-host:<slot>`` -> actor; a restarted host keeps its slot."""
+        with self._lock:
+            return {f"camera-host:{h.slot}": h.actor for h in self._hosts}
 
     def add(self, cam: CameraConfig) -> None:
         """Start ``cam`` on a host. Raises CameraError for a duplicate id."""
@@ -75,39 +124,153 @@ class HostPool:
             if cam.id in self._where:
                 raise CameraError(f"camera {cam.id!r} already exists")
             host, new = self._pick_host(host_group(cam))
-            self._where[cam.id] = host
+            self._adds[cam.id] += 1
+            epoch = f"{self._settings.run_id}/{cam.id}/{self._adds[cam.id]}"
+            placed = self._where[cam.id] = _Placed(cam, host, epoch)
+            self._failed.pop(cam.id, None)
         try:
-            ray.get(host.add.remote(cam), timeout=HOST_START_TIMEOUT_S if new else HOST_TIMEOUT_S)
+            ray.get(host.actor.add.remote(cam, epoch), timeout=HOST_START_TIMEOUT_S if new else HOST_TIMEOUT_S)
         except (ray.exceptions.RayError, TimeoutError):
             with self._lock:
-                self._where.pop(cam.id, None)
+                if self._where.get(cam.id) is placed:
+                    del self._where[cam.id]
             raise
 
     def remove(self, camera_id: str) -> CameraStatus:
         """Stop a camera; returns its final status. Raises CameraError for an unknown id. The id
         stays taken until its host has stopped the camera: adding it again meanwhile is a duplicate."""
         with self._lock:
-            host = self._where.get(camera_id)
-        if host is None:
+            placed = self._where.get(camera_id)
+            failed = self._failed.pop(camera_id, None)
+        if placed is None:
+            if failed is not None:
+                return failed
             raise CameraError(f"no camera {camera_id!r}")
         try:
-            status: CameraStatus | None = ray.get(host.remove.remote(camera_id), timeout=HOST_TIMEOUT_S)
+            status: CameraStatus | None = ray.get(placed.host.actor.remove.remote(camera_id), timeout=HOST_TIMEOUT_S)
         finally:
             with self._lock:
-                if self._where.get(camera_id) is host:
+                if self._where.get(camera_id) is placed:
                     del self._where[camera_id]
         if status is None:
             raise CameraError(f"no camera {camera_id!r}")
         return status
 
     def statuses(self, timeout_s: float) -> list[CameraStatus]:
-        return self._gather(lambda host: host.statuses.remote(), timeout_s)
+        """Every camera's status; a camera whose host died shows as reconnecting while a new host
+        starts it, failed where it could not be restarted."""
+        reported = self._gather(lambda host: host.statuses.remote(), timeout_s)
+        seen = {s.camera_id for s in reported}
+        with self._lock:
+            lost = [s for s in [*self._failed.values(), *self._restarting.values()] if s.camera_id not in seen]
+        return sorted(reported + lost, key=lambda s: s.camera_id)
 
     def stop_all(self, timeout_s: float = 30.0) -> list[CameraStatus]:
+        self.stop_supervising()
         final = self._gather(lambda host: host.stop_all.remote(), timeout_s)
         with self._lock:
             self._where.clear()
-        return final
+        return sorted(final, key=lambda s: s.camera_id)
+
+    # -- supervision ---------------------------------------------------------------------------
+
+    def supervise(
+        self, on_lost: Callable[[CameraConfig, str], None], on_restored: Callable[[CameraConfig], None]
+    ) -> None:
+        """Replace hosts that die, from now until ``stop_supervising``. ``on_lost(cam, reason)`` is
+        called for each camera of a dead host (and again if it cannot be restarted),
+        ``on_restored(cam)`` once it runs on the new host."""
+        sup = self._supervision = _Supervision(on_lost, on_restored)
+        sup.thread = threading.Thread(target=self._supervise, args=(sup,), name="host-supervisor", daemon=True)
+        sup.thread.start()
+
+    def stop_supervising(self) -> None:
+        sup, self._supervision = self._supervision, None
+        if sup is not None and sup.thread is not None:
+            sup.stop.set()
+            sup.thread.join(timeout=PING_TIMEOUT_S + 5)
+
+    def _supervise(self, sup: _Supervision) -> None:
+        while not sup.stop.wait(SUPERVISE_EVERY_S):
+            try:
+                for host, exc in self._dead_hosts():
+                    if sup.stop.is_set():
+                        return
+                    self._replace(host, exc, sup)
+            except Exception:  # the supervisor outlives anything one round runs into
+                log.exception("host supervisor: a round failed")
+
+    def _dead_hosts(self) -> list[tuple[_Host, BaseException]]:
+        with self._lock:
+            hosts = list(self._hosts)
+        refs = {h.actor.ping.remote(): h for h in hosts}
+        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=PING_TIMEOUT_S)
+        dead: list[tuple[_Host, BaseException]] = []
+        for ref in ready:
+            try:
+                ray.get(ref)
+            except ray.exceptions.RayActorError as exc:
+                dead.append((refs[ref], exc))
+            except ray.exceptions.RayError:
+                continue
+        return dead
+
+    def _replace(self, dead: _Host, exc: BaseException, sup: _Supervision) -> None:
+        """A new host in ``dead``'s place, running the cameras the pool had placed on it."""
+        with self._lock:
+            if dead not in self._hosts:
+                return
+            self._hosts.remove(dead)
+            cams = [p for p in self._where.values() if p.host is dead]
+        WORKER_RESTARTS.labels("camera").inc()
+        log.warning(
+            "camera host %d died (%s); restarting its cameras: %s",
+            dead.slot,
+            _short(exc),
+            ", ".join(p.cam.id for p in cams) or "none",
+        )
+        for p in cams:
+            reason = f"camera host died ({_short(exc)})"
+            with self._lock:
+                self._restarting[p.cam.id] = _status(p.cam, CameraState.RECONNECTING, f"{reason}; restarting")
+            sup.on_lost(p.cam, reason)
+        missing = _missing_resources(dead.group)
+        if missing and cams:  # its node is gone and no other offers what the group asks for
+            why = f"no live Ray node has the resources its cameras ask for ({missing})"
+            log.warning("camera host %d: not restarted: %s", dead.slot, why)
+            for p in cams:
+                self._give_up(p, why)
+                sup.on_lost(p.cam, why)
+            return
+        with self._lock:
+            host = self._new_host(dead.group, dead.slot)
+            for p in cams:
+                p.host = host
+        t0 = time.monotonic()
+        for p in cams:
+            try:
+                ray.get(host.actor.add.remote(p.cam, p.epoch), timeout=HOST_START_TIMEOUT_S)
+            except (ray.exceptions.RayError, TimeoutError, ValueError) as add_exc:
+                why = f"could not restart after its camera host died: {_short(add_exc)}"
+                log.warning("camera %s: %s", p.cam.id, why)
+                self._give_up(p, why)
+                sup.on_lost(p.cam, why)
+                continue
+            finally:
+                with self._lock:
+                    self._restarting.pop(p.cam.id, None)
+            sup.on_restored(p.cam)
+        if cams:
+            log.info("camera host %d restarted its cameras in %.1f s", dead.slot, time.monotonic() - t0)
+
+    def _give_up(self, placed: _Placed, reason: str) -> None:
+        with self._lock:
+            if self._where.get(placed.cam.id) is placed:
+                del self._where[placed.cam.id]
+            self._restarting.pop(placed.cam.id, None)
+            self._failed[placed.cam.id] = _status(placed.cam, CameraState.FAILED, reason)
+
+    # -- placement -----------------------------------------------------------------------------
 
     def _gather(self, call: Callable[[Any], Any], timeout_s: float) -> list[CameraStatus]:
         refs = [call(host) for host in self.actors()]
@@ -116,17 +279,17 @@ class HostPool:
         for ref in ready:
             try:
                 out.extend(ray.get(ref))
-            except ray.exceptions.RayError as exc:
-                log.warning("a camera host did not answer: %s", exc)
-        return sorted(out, key=lambda s: s.camera_id)
+            except ray.exceptions.RayError:
+                continue  # a dead host: the supervisor reports it, once
+        return out
 
-    def _pick_host(self, group: frozenset[tuple[str, object]]) -> tuple[Any, bool]:
+    def _pick_host(self, group: Group) -> tuple[_Host, bool]:
         """The least loaded host of ``group`` with room, or a new one; and whether it is new. With
         ``max_hosts`` a new host starts only while the group has fewer and none of its hosts is empty."""
-        load = {id(h): 0 for _g, h in self._hosts}
-        for host in self._where.values():
-            load[id(host)] += 1
-        mine = [h for g, h in self._hosts if g == group]
+        load = {id(h): 0 for h in self._hosts}
+        for placed in self._where.values():
+            load[id(placed.host)] = load.get(id(placed.host), 0) + 1
+        mine = [h for h in self._hosts if h.group == group]
         if self._per_host is not None:
             mine = [h for h in mine if load[id(h)] < self._per_host]
             if mine:
@@ -135,16 +298,39 @@ class HostPool:
             least = min(mine, key=lambda h: load[id(h)])
             if load[id(least)] == 0 or len(mine) >= (self._max_hosts or 1):
                 return least, False
-        host = (
+        slots = {h.slot for h in self._hosts}
+        return self._new_host(group, next(i for i in range(len(slots) + 1) if i not in slots)), True
+
+    def _new_host(self, group: Group, slot: int) -> _Host:
+        actor = (
             ray.remote(CameraHost)
             .options(
                 num_cpus=0,
                 max_concurrency=8,
-                max_restarts=0,
+                max_restarts=0,  # the pool restarts hosts itself, with their cameras as they are now
                 scheduling_strategy="SPREAD",  # on a cluster, hosts (and their decoding) spread over the nodes
                 resources={k: float(v) for k, v in group},  # type: ignore[arg-type]
             )
             .remote(self._settings, self._plan)
         )
-        self._hosts.append((group, host))
-        return host, True
+        host = _Host(group, actor, slot)
+        self._hosts.append(host)
+        return host
+
+
+def _status(cam: CameraConfig, state: CameraState, reason: str) -> CameraStatus:
+    return CameraStatus(cam.id, cam.display_url, state, reason, 0, 0, 0, 0, 0, 0.0, 0.0, None)
+
+
+def _missing_resources(group: Group) -> dict[str, float]:
+    """The custom resources of ``group`` that no live node has enough of (empty: schedulable)."""
+    if not group:
+        return {}
+    available: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    return {k: float(v) for k, v in group if available.get(k, 0.0) < float(v)}  # type: ignore[arg-type]
+
+
+def _short(exc: BaseException) -> str:
+    """One line of a Ray error (they run to many), credentials redacted."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return redact(lines[0] if lines else type(exc).__name__)[:200]

@@ -3,7 +3,9 @@ real Ray."""
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -39,13 +41,18 @@ def read_until(proc: subprocess.Popen[str], pattern: str, lines: list[str]) -> r
 
 
 def test_demo_runs_publishes_and_cleans_up(tmp_path: Path) -> None:
+    """The README's commands as a user runs them: the demo, then `vigil events tail` and `vigil
+    cameras remove` beside it, with no control key set up (the demo writes one where the CLI finds it)."""
     before = ray_pids()
     port = free_port()
+    user = {k: v for k, v in os.environ.items() if k != "VIGIL_CONTROL_KEY"}
+    user["XDG_CONFIG_HOME"] = str(tmp_path / "cfg")  # where the demo writes its control key, and the CLI reads it
     proc = subprocess.Popen(
         [*VIGIL, "demo", "--duration", "20", "--no-view", "--metrics-port", str(port), "--demo-dir", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env=user,
     )
     lines: list[str] = []
     try:
@@ -70,6 +77,17 @@ def test_demo_runs_publishes_and_cleans_up(tmp_path: Path) -> None:
         metrics = scrape(port)
         assert (value(metrics, "vigil_frames_decoded_total", camera="street") or 0) >= 1
         assert value(metrics, "vigil_stream_up", camera="parking") == 1.0
+        removed = subprocess.run(
+            [*VIGIL, "cameras", "remove", "parking", "--redis-url", redis_url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=user,
+        )
+        assert removed.returncode == 0, removed.stderr
+        assert removed.stdout.startswith("removed parking: ")
+        key_file = tmp_path / "cfg" / "vigil" / "control.key"
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         out, _ = proc.communicate(timeout=120)
         lines.append(out)
     finally:

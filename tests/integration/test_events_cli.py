@@ -265,7 +265,7 @@ def test_tail_json_prints_one_event_document_per_line(
     lines = tail.wait_lines(2)
     tail.stop()
     assert [Event.model_validate_json(line) for line in lines] == events
-    assert all(json.loads(line)["schema_version"] == 2 for line in lines)
+    assert all(json.loads(line)["schema_version"] == 3 for line in lines)
 
 
 def test_tail_follows_from_now_on(redis_server: EmbeddedRedis, tmp_path: Path, tail_process: list[Tail]) -> None:

@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -24,6 +23,7 @@ from pipeline.events.publisher import EVENTS_STREAM, EventPublisher, camera_stre
 from pipeline.events.spool import Spool
 from pipeline.runtime.redis_server import EmbeddedRedis, find_redis_server, free_port
 from tests.support.configs import sample_event
+from tests.support.crash import crash_after_confirm, stream_ids
 from tests.support.metrics import total, value
 from tests.support.wait import wait_for
 
@@ -79,12 +79,6 @@ def publish_one(url: str, spool: Path) -> Event:
     assert pub.flush(10)
     pub.close()
     return ev
-
-
-def stream_ids(client: redis.Redis, stream: str) -> list[str]:
-    """The event ids in ``stream``, in stream order."""
-    entries: Any = client.xrange(stream)
-    return [Event.model_validate_json(f[b"event"]).event_id for _id, f in entries]
 
 
 def assert_exactly_once_in_order(client: redis.Redis, produced: dict[str, list[str]]) -> None:
@@ -170,28 +164,6 @@ def _heard_until(listener: redis.client.PubSub, last: str, heard: list[str]) -> 
 
 # Publishes through EventPublisher in a process that dies (exit 9) at the moment the outbox would
 # forget a batch Redis has confirmed: the window a retry must not turn into a duplicate.
-CRASH_AFTER_CONFIRM = """
-import os, sys
-from pathlib import Path
-
-from pipeline.events import spool
-from pipeline.events.publisher import EventPublisher
-from tests.support.configs import sample_event
-
-
-def crash(self, seq):
-    os._exit(9)
-
-
-spool.Spool.remove_through = crash
-url, path, camera, n = sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-events = [sample_event(camera, i) for i in range(n)]
-print(" ".join(e.event_id for e in events), flush=True)
-publisher = EventPublisher(url, camera, path)
-publisher.publish(events)
-publisher.flush(60)
-sys.exit(3)
-"""
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -199,15 +171,7 @@ def test_crash_after_redis_confirmed_but_before_the_outbox_forgot(redis_server: 
     """A process killed between Redis confirming a batch and the outbox forgetting it: the next publisher
     on that outbox sends the batch again, and each event is still in Redis exactly once, in order."""
     cam, path = "crashing", tmp_path / "crashing.sqlite"
-    child = subprocess.run(
-        [sys.executable, "-c", CRASH_AFTER_CONFIRM, redis_server.url, str(path), cam, "6"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert child.returncode == 9, child.stderr
-    ids = child.stdout.split()
+    ids = crash_after_confirm(redis_server.url, path, cam)
     client = redis.Redis.from_url(redis_server.url)
     confirmed = stream_ids(client, camera_stream(cam))
     assert confirmed and confirmed == ids[: len(confirmed)], "Redis must have confirmed the first batch"

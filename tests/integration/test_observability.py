@@ -43,6 +43,9 @@ ALERT_NAMES = (
     "VigilFramesDropping",
     "VigilWorkerRestarting",
     "VigilPublishErrors",
+    "VigilControlRefused",
+    "VigilDiskWriteErrors",
+    "VigilUnreadEventsTrimmed",
 )
 
 
@@ -179,6 +182,29 @@ RUN_SAMPLES: dict[str, list[Want]] = {
     "vigil_worker_restarts_total": [
         Want("vigil_worker_restarts_total", {"worker": w}, ">= 0")
         for w in ("camera", "detector", "classifier", "temporal")
+    ],
+    # Nobody sends a command in the run; each reason's series exists from the control channel's start.
+    "vigil_control_refused_total": [
+        Want("vigil_control_refused_total", {"reason": r}, ">= 0")
+        for r in (
+            "unsigned",
+            "bad_signature",
+            "stale",
+            "replayed",
+            "malformed",
+            "source_not_allowed",
+            "max_cameras",
+            "busy",
+        )
+    ],
+    # The run stays within the Redis budget, no consumer group lags and the disk takes every write:
+    # each series exists from the start, at zero.
+    "vigil_redis_evicted_total": [
+        Want("vigil_redis_evicted_total", {"kind": k}, ">= 0")
+        for k in ("snapshot", "dedupe_key", "unread_stream_entry")
+    ],
+    "vigil_disk_write_errors_total": [
+        Want("vigil_disk_write_errors_total", {"what": w}, ">= 0") for w in ("spool", "snapshots")
     ],
     "vigil_process_cpu_seconds_total": [
         Want("vigil_process_cpu_seconds_total", {"actor": a}, "> 0")
@@ -391,7 +417,7 @@ def test_shipped_dashboards_are_generated_from_code() -> None:
 
 
 def test_every_alert_rule_loads_healthy(observed: dict[str, Any]) -> None:
-    """The shipped rules file loads with its six rules, each evaluating without error."""
+    """The shipped rules file loads with its nine rules, each evaluating without error."""
     prom = observed["prom"]
 
     def rules() -> list[dict[str, Any]]:
@@ -418,7 +444,10 @@ class Conditions:
     camera ``bad``: every frame takes 4 s from capture to publish, 7 events wait in the spool, 8 of
     10 decoded frames/s are dropped as stale. Camera ``good``: 50 ms, an empty spool, 8 of 10
     dropped by the fps cap (excluded from the drop alert). Redis writes fail with ConnectionError
-    twice a second; a spool overflow happened once, before the run (its counter stays still)."""
+    twice a second; a spool overflow happened once, before the run (its counter stays still).
+    Forged camera commands arrive once a second, and adds beyond control.max_cameras too (no alert).
+    The outbox's disk refuses a write every second, the snapshots folder refused one before the run;
+    a consumer group loses unread entries to trimming, while the budget removes snapshots (no alert)."""
 
     def __init__(self) -> None:
         self.start = time.monotonic()
@@ -448,7 +477,16 @@ class Conditions:
         errors = self.family(CounterMetricFamily, "vigil_publish_errors_total")
         errors.add_metric(["ConnectionError"], 2 * t)
         errors.add_metric(["spool_full"], 3)
-        yield from (e2e, spooled, decoded, dropped, errors)
+        refused = self.family(CounterMetricFamily, "vigil_control_refused_total")
+        refused.add_metric(["bad_signature"], t)
+        refused.add_metric(["max_cameras"], t)
+        disk = self.family(CounterMetricFamily, "vigil_disk_write_errors_total")
+        disk.add_metric(["spool"], t)
+        disk.add_metric(["snapshots"], 2)
+        evicted = self.family(CounterMetricFamily, "vigil_redis_evicted_total")
+        evicted.add_metric(["unread_stream_entry"], 5 * t)
+        evicted.add_metric(["snapshot"], 5 * t)
+        yield from (e2e, spooled, decoded, dropped, errors, refused, disk, evicted)
 
 
 @pytest.fixture(scope="module")
@@ -476,6 +514,16 @@ ALERT_CONDITIONS = [
     pytest.param("VigilFramesDropping", {"camera": "bad"}, {"camera": "good"}, id="VigilFramesDropping"),
     pytest.param(
         "VigilPublishErrors", {"reason": "ConnectionError"}, {"reason": "spool_full"}, id="VigilPublishErrors"
+    ),
+    pytest.param(
+        "VigilControlRefused", {"reason": "bad_signature"}, {"reason": "max_cameras"}, id="VigilControlRefused"
+    ),
+    pytest.param("VigilDiskWriteErrors", {"what": "spool"}, {"what": "snapshots"}, id="VigilDiskWriteErrors"),
+    pytest.param(
+        "VigilUnreadEventsTrimmed",
+        {"kind": "unread_stream_entry"},
+        {"kind": "snapshot"},
+        id="VigilUnreadEventsTrimmed",
     ),
 ]
 
@@ -510,7 +558,7 @@ def test_promtool_accepts_the_shipped_files() -> None:
     assert config.returncode == 0, config.stdout + config.stderr
     rules = subprocess.run(["promtool", "check", "rules", str(RULES_FILE)], capture_output=True, text=True)
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    assert "SUCCESS: 6 rules found" in rules.stdout
+    assert "SUCCESS: 9 rules found" in rules.stdout
 
 
 # --- the cluster ---------------------------------------------------------------------------------

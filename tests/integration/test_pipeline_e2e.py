@@ -169,7 +169,7 @@ def test_events_are_published_on_pubsub(run_result: dict[str, object]) -> None:
     assert {camera_stream("file_cam"), camera_stream("rtsp_cam")} <= channels
     for channel, doc in messages:
         assert channel == camera_stream(str(doc["camera_id"]))
-        assert doc["schema_version"] == 2
+        assert doc["schema_version"] == 3
 
 
 def test_broken_camera_fails_alone_with_a_reason(run_result: dict[str, object]) -> None:

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import redis
 
 from pipeline.core.config import CameraConfig, parse_config
-from pipeline.core.messages import CameraState, Detections, FloatArray, LabelScore, SceneResult
-from pipeline.runtime.camera import CameraRunner, CameraSettings
+from pipeline.core.messages import CameraState, Detections, Event, FloatArray, LabelScore, SceneResult, stable_id
+from pipeline.events.publisher import EventPublisher, camera_stream
+from pipeline.runtime.camera import POSITION_KEY, CameraRunner, CameraSettings
 from pipeline.runtime.clients import CameraClients, Image, VisionResult
 from pipeline.runtime.redis_server import EmbeddedRedis
 from tests.support.wait import wait_for
@@ -100,13 +102,22 @@ def redis_url() -> Iterator[str]:
 
 
 def run_file(
-    video: Path, tmp_path: Path, redis_url: str, models: ScriptedModels, head: RecordingClipHead, max_in_flight: int
+    video: Path,
+    tmp_path: Path,
+    redis_url: str,
+    models: ScriptedModels,
+    head: RecordingClipHead,
+    max_in_flight: int,
+    cam_id: str | None = None,
+    run_id: str = "",
+    epoch: str = "",
 ) -> tuple[list[int], int]:
     """Run a camera over the whole file (file mode); the frame ids in the order their results were
     applied (the ``vigil eval`` record) and the frames processed."""
-    cam = CameraConfig(id=f"runner{next(_ids)}", url=str(video), fps=30, max_in_flight=max_in_flight)
+    cam = CameraConfig(id=cam_id or f"runner{next(_ids)}", url=str(video), fps=30, max_in_flight=max_in_flight)
     cfg = parse_config({"cameras": [cam.model_dump(mode="json")], "events": {"spool": {"dir": str(tmp_path)}}})
     settings = CameraSettings(
+        run_id=run_id,
         redis_url=redis_url,
         redis=cfg.redis,
         events=cfg.events,
@@ -116,7 +127,7 @@ def run_file(
         head_kind="lstm",
         record_dir=tmp_path / "record",
     )
-    runner = CameraRunner(cam, settings, CameraClients(models, None, head))
+    runner = CameraRunner(cam, settings, CameraClients(models, None, head), epoch)
     models.runner = runner
     runner.start()
     try:
@@ -163,3 +174,46 @@ def test_file_mode_decoder_stays_at_most_two_frames_ahead(short_mp4: Path, tmp_p
     assert max(models.read_ahead) <= 2 + 1, models.read_ahead
     assert max(models.read_ahead) >= 2, "the decoder never read ahead while the models worked"
     assert applied == list(range(FRAMES)) and processed == FRAMES
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("epoch", "applied_from", "reason"),
+    [("run1/cam/1", 12, "host restarted"), ("run2/cam/1", 0, "pipeline restarted")],
+)
+def test_a_restarted_camera_ends_the_incidents_it_left_open_and_resumes_its_file(
+    short_mp4: Path, tmp_path: Path, redis_url: str, epoch: str, applied_from: int, reason: str
+) -> None:
+    """A camera whose host died had accepted a start event and got to frame 11 of its file (epoch
+    run1/cam/1). Started again under the same epoch (its host restarted) it goes on at frame 12 and
+    ends the open incident as ``host restarted``; in a new pipeline run it reads the file from the
+    start and ends it as ``pipeline restarted``. The end is delivered once, with the incident's id."""
+    cam_id = f"runner{next(_ids)}"
+    before = EventPublisher(redis_url, cam_id, tmp_path / f"{cam_id}.sqlite")
+    start = Event(
+        event_id=stable_id(cam_id, "start", 9),
+        incident_id=stable_id(cam_id),
+        phase="start",
+        camera_id=cam_id,
+        kind="object",
+        label="person",
+        confidence=0.9,
+        peak_confidence=0.9,
+        started_at="2026-12-07T10:00:00.000Z",
+        duration_s=0.4,
+        frame_id=9,
+        captured_at=time.time(),
+    )
+    before.publish([start], state={POSITION_KEY: json.dumps({"epoch": "run1/cam/1", "frame_id": 11})})
+    assert before.flush(10)
+    before.close()
+
+    models = ScriptedModels(lambda n: 0.0)
+    applied, _ = run_file(
+        short_mp4, tmp_path, redis_url, models, RecordingClipHead(), 2, cam_id, run_id=epoch.split("/")[0], epoch=epoch
+    )
+    assert applied == list(range(applied_from, FRAMES))
+    client = redis.Redis.from_url(redis_url)
+    docs = [json.loads(f[b"event"]) for _id, f in client.xrange(camera_stream(cam_id))]
+    ends = [d for d in docs if d["incident_id"] == start.incident_id and d["phase"] == "end"]
+    assert len(ends) == 1 and ends[0]["end_reason"] == reason and ends[0]["frame_id"] == 9

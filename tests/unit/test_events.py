@@ -296,3 +296,31 @@ def test_iso_times_are_absolute_and_default_to_utc(text: str, expected: datetime
 def test_anything_else_is_one_clear_error(text: str) -> None:
     with pytest.raises(ValueError, match=r"not a time: .*\(use ISO-8601 like 2026-11-22T10:00:00Z, or 15m, 2h, 1d\)"):
         parse_since(text, now=NOW)
+
+
+def test_ids_derive_from_what_the_events_are() -> None:
+    """The same frames under the same epoch give the same incident and event ids (a file processed
+    again after a restart is de-duplicated by Redis); another epoch (another run of the camera) or
+    another camera gives other ids, and every event of a run has its own."""
+    cfg = EventsConfig(object_min_duration_s=0.2, object_cooldown_s=0.5, update_interval_s=0.5)
+    frames = [[(1, 0, 0.9), (2, 1, 0.8)]] * 20 + [[]] * 10 + [[(1, 0, 0.9)]] * 10 + [[]] * 10
+
+    def ids(camera: str, epoch: str) -> list[tuple[str, str]]:
+        return [(e.incident_id, e.event_id) for e in run_objects(EventEngine(camera, cfg, epoch), frames)]
+
+    first = ids("cam", "run1/cam/1")
+    assert first == ids("cam", "run1/cam/1")
+    assert len({event for _incident, event in first}) == len(first) > 6
+    assert len({incident for incident, _event in first}) == 3  # track 1 twice, track 2 once
+    for other in (ids("cam", "run1/cam/2"), ids("cam2", "run1/cam/1")):
+        assert not {e for _i, e in other} & {e for _i, e in first}
+
+
+def test_an_end_closed_by_the_pipeline_keeps_the_incident_and_says_why() -> None:
+    from pipeline.events.rules import closed_by_pipeline
+
+    engine = EventEngine("cam", EventsConfig(object_min_duration_s=0.2))
+    [start] = [e for e in run_objects(engine, [[(4, 0, 0.9)]] * 5) if e.phase == "start"]
+    end = closed_by_pipeline(start, "host restarted")
+    assert (end.phase, end.incident_id, end.end_reason) == ("end", start.incident_id, "host restarted")
+    assert end.event_id != start.event_id and end.event_id == closed_by_pipeline(start, "host restarted").event_id

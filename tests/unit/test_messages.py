@@ -56,7 +56,7 @@ def test_event_json_has_the_documented_fields() -> None:
     ):
         assert key in doc
     assert doc["ts"].endswith("Z")
-    assert doc["schema_version"] == 2 and doc["phase"] == "start"
+    assert doc["schema_version"] == 3 and doc["phase"] == "start"
     assert make_event().event_id != ev.event_id
 
 
@@ -74,3 +74,11 @@ def test_event_rejects_unknown_kind_and_bad_confidence() -> None:
         make_event(confidence=1.5)
     with pytest.raises(ValueError):
         make_event(phase="middle")
+
+
+def test_readers_skip_what_a_newer_vigil_adds() -> None:
+    """A reader ignores fields it does not know and skips (None) events of kinds it does not know."""
+    doc = json.loads(make_event().model_dump_json())
+    assert Event.read(json.dumps({**doc, "zone": "dock"})) == Event.model_validate(doc)
+    assert Event.read(json.dumps({**doc, "kind": "zone"})) is None
+    assert Event.read(b"not json") is None

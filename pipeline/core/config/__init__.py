@@ -12,6 +12,7 @@ Example::
 """
 
 from pipeline.core.config.cameras import CameraConfig, CameraMode, MotionConfig, SourceKind, source_kind
+from pipeline.core.config.control import ControlConfig
 from pipeline.core.config.events import EventsConfig, SnapshotConfig, SpoolConfig
 from pipeline.core.config.loader import (
     ConfigError,
@@ -43,6 +44,7 @@ __all__ = [
     "CameraMode",
     "ClassifierConfig",
     "ConfigError",
+    "ControlConfig",
     "CropClassifierConfig",
     "DetectorConfig",
     "EventsConfig",

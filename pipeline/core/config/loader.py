@@ -12,13 +12,16 @@ from pydantic import Field, ValidationError, field_validator
 
 from pipeline.core.config.base import Strict
 from pipeline.core.config.cameras import CameraConfig, SourceKind
+from pipeline.core.config.control import ControlConfig
 from pipeline.core.config.events import EventsConfig
 from pipeline.core.config.models import ModelsConfig
 from pipeline.core.config.ray import RayConfig
 from pipeline.core.config.services import MetricsConfig, RedisConfig
+from pipeline.core.config.yaml_source import UnsafeYaml, read_yaml
 from pipeline.core.redact import redact
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_PARENT = re.compile(r"(\.[^.\[]*|\[\d+\])$")  # the last step of a key path: ".fps" or "[0]"
 
 
 class VigilConfig(Strict):
@@ -30,6 +33,7 @@ class VigilConfig(Strict):
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+    control: ControlConfig = Field(default_factory=ControlConfig)
 
     @field_validator("cameras")
     @classmethod
@@ -62,17 +66,22 @@ def load_config(path: Path | str, overrides: dict[str, Any] | None = None) -> Vi
     path = Path(path)
     if not path.is_file():
         raise ConfigError(str(path), ["file not found" if not path.exists() else "not a file"])
-    text = path.read_text(encoding="utf-8")
     try:
-        raw = yaml.safe_load(text)
-        lines = _line_index(yaml.compose(text))
+        raw, lines = read_yaml(path)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise ConfigError(str(path), [f"invalid YAML{where}: {getattr(exc, 'problem', exc)}"]) from None
+    except UnsafeYaml as exc:
+        raise ConfigError(str(path), [str(exc)]) from None
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read it: {exc.strerror or exc}"]) from None
     if not isinstance(raw, dict):
         raise ConfigError(str(path), ["top level must be a mapping with at least a 'cameras' key"])
-    return parse_config(raw, str(path), lines, overrides)
+    try:
+        return parse_config(raw, str(path), lines, overrides)
+    except RecursionError:
+        raise ConfigError(str(path), ["nested too deeply to read"]) from None
 
 
 def parse_config(
@@ -144,13 +153,24 @@ def validate_camera(data: dict[str, Any], source: str = "camera") -> CameraConfi
 
 def _describe(err: Any, lines: dict[str, int]) -> str:
     key = _key_path(err["loc"])
-    line = lines.get(key)
+    line = _line_of(key, lines)
     where = f" (line {line})" if line is not None else ""
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown key"
     # Never echo the offending input: it may hold a password.
     return f"{key or '<top>'}{where}: {redact(msg)}"
+
+
+def _line_of(key: str, lines: dict[str, int]) -> int | None:
+    """The line of ``key``, else of its nearest parent in the index (a key inside a repeated alias,
+    or one the file lacks, is shown at the line of the collection it belongs to)."""
+    while key not in lines:
+        parent = _PARENT.sub("", key)
+        if parent == key:
+            return None
+        key = parent
+    return lines[key]
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:
@@ -163,22 +183,6 @@ def _key_path(loc: tuple[Any, ...]) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out
-
-
-def _line_index(node: yaml.Node | None, prefix: str = "") -> dict[str, int]:
-    """Map key paths (``cameras[0].fps``) to 1-based YAML line numbers."""
-    index: dict[str, int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            path = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
-            index[path] = key_node.start_mark.line + 1
-            index.update(_line_index(value_node, path))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            path = f"{prefix}[{i}]"
-            index[path] = item.start_mark.line + 1
-            index.update(_line_index(item, path))
-    return index
 
 
 def _substitute_env(value: Any, path: str, problems: list[str]) -> Any:

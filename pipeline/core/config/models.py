@@ -147,3 +147,21 @@ class ModelsConfig(Strict):
         """The longest side of the frames the detector and the ViT get: a camera scales its frames
         down to this once, near the decoder, and keeps full resolution for snapshots and crops."""
         return max(self.detector.imgsz, self.classifier.image_size)
+
+    def missing_files(self) -> list[str]:
+        """Model files the config names that are not on this machine (``key path: message`` each):
+        found before any model library is imported or any worker starts."""
+        problems = []
+        weights = self.detector.weights
+        looks_like_path = "/" in weights or weights.endswith((".pt", ".onnx", ".engine", ".torchscript"))
+        if looks_like_path and not Path(weights).exists() and not self.allow_download:
+            problems.append(
+                f"models.detector.weights: {weights!r} is not a local file and downloads are off "
+                "(give a path, an architecture .yaml, or set models.allow_download: true where there is internet)"
+            )
+        files = {"classifier": self.classifier.weights, "temporal": self.temporal.weights}
+        files["crops"] = self.crops.weights if self.crops is not None else None
+        for key, path in files.items():
+            if path is not None and not path.is_file():
+                problems.append(f"models.{key}.weights: file not found: {path}")
+        return problems

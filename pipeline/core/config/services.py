@@ -13,8 +13,22 @@ class RedisConfig(Strict):
         description="redis://[user:pass@]host:port/db or rediss:// for TLS; null starts an embedded redis-server",
     )
     stream_maxlen: int = Field(default=100_000, ge=100, description="Approximate MAXLEN of each event stream")
-    dedupe_ttl_s: int = Field(
-        default=86_400, ge=60, description="How long Redis remembers an event id, so retries never duplicate"
+    dedupe_ttl_s: int | None = Field(
+        default=None,
+        ge=60,
+        description=(
+            "How long Redis remembers an event id, so retries never duplicate; null: as long as the outbox may "
+            "still retry it (its retry horizon, docs/events.md). Never shorter than that"
+        ),
+    )
+    memory_budget_mb: int = Field(
+        default=32,
+        ge=1,
+        le=1_048_576,
+        description=(
+            "MiB of Redis that Vigil's snapshots and de-duplication keys may take (streams are bounded by "
+            "stream_maxlen); beyond it the oldest snapshots go first, then de-duplication keys past the retry horizon"
+        ),
     )
     connect_timeout_s: float = Field(default=3.0, gt=0, le=60, description="Socket connect timeout")
 
