@@ -53,8 +53,9 @@ def _driver_gone(session: Path) -> bool:
     return not psutil.pid_exists(pid)
 
 
-def stop_leftovers(timeout_s: float = 5.0) -> int:
-    """Stop this user's processes of Vigil-started Ray sessions whose driver is gone; how many."""
+def stop_leftovers(timeout_s: float = 5.0, under: Path | None = None) -> int:
+    """Stop this user's processes of Vigil-started Ray sessions whose driver is gone; how many.
+    ``under``: only sessions in that folder (default: wherever Ray put them)."""
     uid = os.getuid() if hasattr(os, "getuid") else None
     found = []
     for proc in psutil.process_iter(["pid", "uids", "cmdline"]):
@@ -64,7 +65,9 @@ def stop_leftovers(timeout_s: float = 5.0) -> int:
             session = session_of(proc.info["cmdline"] or [])
         except psutil.Error:
             continue
-        if session is not None and proc.pid != os.getpid() and _driver_gone(session):
+        if session is None or proc.pid == os.getpid() or (under is not None and under not in session.parents):
+            continue
+        if _driver_gone(session):
             found.append(proc)
     for proc in found:
         try:

@@ -54,7 +54,7 @@ def test_only_processes_of_a_vigil_session_whose_driver_died_are_stopped(
     orphan = like_ray(spawn, session(tmp_path, "111_1", dead_pid()))
     running = like_ray(spawn, session(tmp_path, "222_2", os.getpid()))  # its driver lives
     foreign = like_ray(spawn, session(tmp_path, "333_3", None))  # `ray start`: not Vigil's
-    assert stop_leftovers(timeout_s=5) == 1
+    assert stop_leftovers(timeout_s=5, under=tmp_path) == 1  # only this test's sessions, whatever the mutant
     assert not psutil.pid_exists(orphan.pid)  # stopped, and reaped by the wait
     assert running.poll() is None and foreign.poll() is None
 
