@@ -782,9 +782,9 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         name="reconnect-stream-up-stuck",
         guarantee="reconnect: attempts counted, backoff grows with jitter, give-up after max_reconnects",
-        file="pipeline/runtime/camera.py",
-        old="        STREAM_UP.labels(self.cam.id).set(1.0 if state is CameraState.STREAMING else 0.0)",
-        new="        STREAM_UP.labels(self.cam.id).set(1.0)",
+        file="pipeline/runtime/camera_metrics.py",
+        old="    STREAM_UP.labels(camera_id).set(1.0 if state is CameraState.STREAMING else 0.0)",
+        new="    STREAM_UP.labels(camera_id).set(1.0)",
         tests=(
             "tests/integration/test_reconnect.py::test_a_camera_reconnects_while_its_server_is_away_and_streams_again_when_it_is_back",
         ),
@@ -1037,7 +1037,7 @@ MUTANTS: tuple[Mutant, ...] = (
         name="lost-camera-series-vanish",
         guarantee="host supervision: a lost camera reads down, it does not vanish",
         file="pipeline/runtime/driver.py",
-        old="        STREAM_UP.labels(cam.id).set(0.0)\n",
+        old="        set_stream_state(cam.id, CameraState.FAILED)\n",
         new="",
         tests=("tests/integration/test_host_crash.py::test_a_killed_camera_host_comes_back_with_all_its_cameras",),
     ),

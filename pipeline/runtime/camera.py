@@ -50,15 +50,13 @@ from pipeline.core.metrics import (
     FRAMES_DROPPED,
     INCIDENTS,
     STAGE_LATENCY,
-    STREAM_STATE,
-    STREAM_UP,
     StepClock,
     forget_camera,
 )
 from pipeline.events.publisher import EventPublisher
 from pipeline.events.rules import EventEngine, closed_by_pipeline
 from pipeline.events.snapshots import attach_snapshots
-from pipeline.runtime.camera_metrics import CameraSeries, RateMeter
+from pipeline.runtime.camera_metrics import CameraSeries, RateMeter, set_stream_state
 from pipeline.runtime.clients import CameraClients, VisionTicket
 from pipeline.runtime.vision import HostModelError
 from workers.classifier import crop_boxes
@@ -237,9 +235,7 @@ class CameraRunner:
             return
         with self._lock:
             previous, self._state, self._reason = self._state, state, reason
-        for s in CameraState:
-            STREAM_STATE.labels(self.cam.id, s.value).set(1.0 if s is state else 0.0)
-        STREAM_UP.labels(self.cam.id).set(1.0 if state is CameraState.STREAMING else 0.0)
+        set_stream_state(self.cam.id, state)
         self._publisher.publish_status(
             StatusEvent(
                 camera_id=self.cam.id,

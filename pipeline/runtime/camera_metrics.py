@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from pipeline.core.messages import CameraState
 from pipeline.core.metrics import (
     CROP_FAILURES,
     E2E_LATENCY,
@@ -21,7 +22,16 @@ from pipeline.core.metrics import (
     QUEUE_DEPTH,
     STAGE_LATENCY,
     STREAM_RECONNECTS,
+    STREAM_STATE,
+    STREAM_UP,
 )
+
+
+def set_stream_state(camera_id: str, state: CameraState) -> None:
+    """``vigil_stream_state`` (1 for ``state``, 0 for the others) and ``vigil_stream_up`` of a camera."""
+    for s in CameraState:
+        STREAM_STATE.labels(camera_id, s.value).set(1.0 if s is state else 0.0)
+    STREAM_UP.labels(camera_id).set(1.0 if state is CameraState.STREAMING else 0.0)
 
 
 class RateMeter:

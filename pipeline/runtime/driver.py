@@ -29,8 +29,6 @@ from pipeline.core.config import CameraConfig, RayConfig, VigilConfig, WorkerRes
 from pipeline.core.messages import CameraState, CameraStatus, StatusEvent
 from pipeline.core.metrics import (
     PROCESS,
-    STREAM_STATE,
-    STREAM_UP,
     WORKER_RESTARTS,
     MetricsReport,
     MetricsServer,
@@ -39,6 +37,7 @@ from pipeline.core.metrics import (
 )
 from pipeline.events.publisher import EventPublisher
 from pipeline.runtime.camera import CameraSettings
+from pipeline.runtime.camera_metrics import set_stream_state
 from pipeline.runtime.control import ControlServer
 from pipeline.runtime.control_auth import ControlKeyError
 from pipeline.runtime.hosts import HostPool, hosts_needed
@@ -320,9 +319,7 @@ class Pipeline:
     def _camera_lost(self, cam: CameraConfig, reason: str) -> None:
         """A camera's host died: its status says so at once, and its stream reads down (not absent)
         until the camera runs again."""
-        STREAM_UP.labels(cam.id).set(0.0)
-        for state in CameraState:
-            STREAM_STATE.labels(cam.id, state.value).set(1.0 if state is CameraState.FAILED else 0.0)
+        set_stream_state(cam.id, CameraState.FAILED)
         if self._status is not None:
             self._status.publish_status(
                 StatusEvent(camera_id=cam.id, state=CameraState.FAILED, reason=reason, url=cam.display_url)
