@@ -930,6 +930,17 @@ MUTANTS: tuple[Mutant, ...] = (
         why="a reply to a replay lands on the original client's list, which may still await its result",
     ),
     Mutant(
+        name="control-commands-kept-in-redis",
+        guarantee="control channel: add and remove need the control key, fresh and once",
+        file="pipeline/runtime/control.py",
+        old="                    self._forget(entry_id)\n",
+        new="",
+        tests=(
+            "tests/integration/test_runtime_cameras.py::test_commands_without_the_key_are_refused_counted_and_change_nothing",
+        ),
+        why="an added camera's URL, password included, stays readable in vigil:control",
+    ),
+    Mutant(
         name="control-client-believes-unsigned-replies",
         guarantee="control channel: add and remove need the control key, fresh and once",
         file="pipeline/runtime/control.py",
@@ -986,6 +997,7 @@ MUTANTS: tuple[Mutant, ...] = (
         new="        self._started_ms = int(time.time() * 1000)\n        self._client.ping()\n",
         tests=(
             "tests/integration/test_runtime_cameras.py::test_the_control_channel_started_while_redis_is_down_answers_once_it_is_up",
+            "tests/integration/test_redis_at_start.py::test_redis_stopped_during_model_loading",
         ),
     ),
     Mutant(

@@ -8,7 +8,8 @@ minute), which the client pops. ``list`` is answered at once. ``add`` and ``remo
 ``accepted`` at once, then applied one at a time by a second thread and answered again with their
 result: a camera that needs a new camera host waits for that host to load its models, and the
 client waits for the result instead of reporting a failure. Every command that runs is recorded
-in the stream ``vigil:control:audit``. Redis is already the one service every Vigil user runs, is
+in the stream ``vigil:control:audit`` (URLs redacted), and every command read is deleted from
+``vigil:control``, so a password in an added camera's URL does not stay in Redis. Redis is already the one service every Vigil user runs, is
 reachable from every node, and carries its auth/TLS, so no extra port is opened. Commands are only
 read while a pipeline runs; nothing is replayed later.
 """
@@ -47,6 +48,7 @@ AUDIT_MAXLEN = 10_000
 PENDING_MAX = 64  # add/remove commands accepted and not yet applied; more are refused as busy
 START_WAIT_S = 6.0  # start() waits this long for Redis to name the stream's newest entry
 RETRY_INITIAL_S, RETRY_MAX_S = 0.2, 2.0
+MAX_SEQ = 2**64 - 1  # the largest sequence part of a stream entry id
 # How long a client waits for the result once a command was accepted: a new camera host may take
 # pipeline.runtime.hosts.HOST_START_TIMEOUT_S (300 s) to load its models; a removal up to its
 # HOST_TIMEOUT_S (60 s). Both with a margin.
@@ -226,16 +228,29 @@ class ControlServer:
                 for entry_id, fields in entries:
                     self._last_id = entry_id
                     self._receive(fields)
+                    self._forget(entry_id)
 
     def _position(self) -> None:
-        """The newest entry before this run's commands: the stream's newest now, or, where Redis did
-        not answer at start(), the newest entry older than start() by Redis's clock."""
+        """Where this run's commands begin: after the newest id the stream ever gave (read entries are
+        deleted, so it may be empty), or, where Redis did not answer at start(), after every id older
+        than start() by Redis's clock."""
         if self._missed_start:
-            newest: Any = self._client.xrevrange(CONTROL_STREAM, max=str(self._started_ms), count=1)
+            self._last_id = f"{self._started_ms - 1}-{MAX_SEQ}"
         else:
-            newest = self._client.xrevrange(CONTROL_STREAM, count=1)
-        self._last_id = newest[0][0] if newest else "0-0"
+            try:
+                info: Any = self._client.xinfo_stream(CONTROL_STREAM)
+                self._last_id = info["last-generated-id"]
+            except redis.ResponseError:  # no such stream yet: every command is this run's
+                self._last_id = "0-0"
         self._positioned = True
+
+    def _forget(self, entry_id: bytes | str) -> None:
+        """Delete a command once read, whatever became of it: an add's URL may hold a password, which
+        must not stay readable in Redis."""
+        try:
+            self._client.xdel(CONTROL_STREAM, entry_id)
+        except redis.RedisError as exc:  # left to the stream's length cap
+            log.debug("control: could not delete a read command: %s", redact(str(exc)))
 
     def _redis_down(self, exc: redis.RedisError) -> None:
         if not self._positioned:
