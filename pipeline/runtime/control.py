@@ -9,8 +9,9 @@ minute), which the client pops. ``list`` is answered at once. ``add`` and ``remo
 result: a camera that needs a new camera host waits for that host to load its models, and the
 client waits for the result instead of reporting a failure. Every command that runs is recorded
 in the stream ``vigil:control:audit`` (URLs redacted), and every command read is deleted from
-``vigil:control``, so a password in an added camera's URL does not stay in Redis. Redis is already the one service every Vigil user runs, is
-reachable from every node, and carries its auth/TLS, so no extra port is opened. Commands are only
+``vigil:control``, so a password in an added camera's URL does not stay in Redis. Redis is already
+the one service every Vigil user runs, is reachable from every node, and carries its auth/TLS, so no
+extra port is opened. Commands are only
 read while a pipeline runs; nothing is replayed later.
 """
 

@@ -72,7 +72,8 @@ def test_redis_stopped_during_model_loading(tmp_path: Path, street_mp4: Path) ->
 
         server.start()
         client = redis.Redis.from_url(server.url)
-        wait_for(lambda: client.exists(EVENTS_STREAM) and client.xlen(EVENTS_STREAM) >= 3, 60, "spooled events delivered")
+        delivered = lambda: client.exists(EVENTS_STREAM) and client.xlen(EVENTS_STREAM) >= 3  # noqa: E731
+        wait_for(delivered, 60, "spooled events delivered")
         # The control thread, which never reached Redis at its start, answers a camera command now.
         listed = subprocess.run(
             [*cli, "cameras", "list", "--redis-url", server.url, "--json"], capture_output=True, text=True, timeout=60
