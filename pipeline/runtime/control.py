@@ -11,8 +11,7 @@ client waits for the result instead of reporting a failure. Every command that r
 in the stream ``vigil:control:audit`` (URLs redacted), and every command read is deleted from
 ``vigil:control``, so a password in an added camera's URL does not stay in Redis. Redis is already
 the one service every Vigil user runs, is reachable from every node, and carries its auth/TLS, so no
-extra port is opened. Commands are only
-read while a pipeline runs; nothing is replayed later.
+extra port is opened. Commands are only read while a pipeline runs; nothing is replayed later.
 """
 
 from __future__ import annotations
