@@ -75,7 +75,7 @@ def run(
         overrides["redis.url"] = redis_url
     if metrics_port is not None:
         overrides["metrics.port"] = metrics_port
-    _run_pipeline(load_checked(config, overrides), duration, view)
+    _run_pipeline(load_checked(config, overrides, sources="warn"), duration, view)
 
 
 @app.command()
@@ -109,7 +109,8 @@ def _run_pipeline(cfg: VigilConfig, duration: float | None, view: bool) -> None:
 def _run_started(cfg: VigilConfig, duration: float | None, view: bool) -> None:
     import ray
 
-    from pipeline.cli.view import LiveView
+    from pipeline.cli.view import LiveView, StatusLines
+    from pipeline.core.messages import CameraState
     from pipeline.events.publisher import check_connection
     from pipeline.runtime.driver import Pipeline, PipelineError, init_ray
     from pipeline.runtime.redis_server import EmbeddedRedis, RedisUnavailable
@@ -141,14 +142,17 @@ def _run_started(cfg: VigilConfig, duration: float | None, view: bool) -> None:
             console.print(pipeline.placement.describe(), highlight=False, soft_wrap=True)
         metrics_url = f"http://{cfg.metrics.host}:{pipeline.metrics_port}/metrics"
         console.print(
-            f"metrics on {metrics_url}  ·  events: vigil events tail --redis-url {redact(redis_url)}", highlight=False
+            f"metrics on {metrics_url}  ·  events: vigil events tail --redis-url {redact(redis_url)}",
+            highlight=False,
+            soft_wrap=True,  # a hint is copied: never wrapped, in a terminal or a log
         )
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         live = LiveView(console, f"Vigil · {metrics_url}", redis_url) if view else nullcontext()
+        lines = StatusLines(console)  # without the view: one line per camera every few seconds
         with live:
-            pipeline.run(duration, stop, on_tick=live.update if isinstance(live, LiveView) else None)
+            pipeline.run(duration, stop, on_tick=live.update if isinstance(live, LiveView) else lines.update)
         with console.status("stopping..."):
             final = pipeline.stop()
         for s in final:
@@ -156,7 +160,10 @@ def _run_started(cfg: VigilConfig, duration: float | None, view: bool) -> None:
                 f"{s.camera_id}: {s.state.value}, {s.frames_processed} frames processed, "
                 f"{s.frames_dropped} dropped, {s.events_published} events" + (f" ({s.reason})" if s.reason else ""),
                 highlight=False,
+                soft_wrap=True,
             )
+        if final and all(s.state is CameraState.FAILED for s in final):
+            fail(f"every camera failed ({len(final)})")
 
 
 RedisUrl = Annotated[str, typer.Option(help="Redis URL", envvar="VIGIL_REDIS_URL")]
@@ -438,7 +445,7 @@ def bench(
         overrides.update(
             {"models.detector.cpu_precision": cpu_precision, "models.classifier.cpu_precision": cpu_precision}
         )
-    cfg = load_checked(config, overrides)
+    cfg = load_checked(config, overrides, sources="ignore")  # the bench renders its own video
     # Like with like: the baseline and the limit run a detector and a ViT per frame, no second stage.
     cfg = cfg.model_copy(update={"models": cfg.models.model_copy(update={"crops": None})})
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NoReturn
+from typing import Literal, NoReturn
 
 import typer
 from rich.console import Console
@@ -25,11 +25,28 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def load_checked(path: Path, overrides: dict[str, object] | None = None) -> VigilConfig:
-    """Load and validate a config, model files included; on problems print each and exit 2."""
+def load_checked(
+    path: Path, overrides: dict[str, object] | None = None, *, sources: Literal["error", "warn", "ignore"] = "error"
+) -> VigilConfig:
+    """Load and validate a config, model files and file cameras included; on problems print each and
+    exit 2. ``sources="warn"``: a file camera whose file is missing is a warning (the run reports
+    that camera failed and runs the others), an error only when every camera is one; ``"ignore"``:
+    not checked (a command that uses only the config's models)."""
     try:
         cfg = load_config(path, overrides)
         problems = cfg.models.missing_files()
+        missing = [(i, cam, why) for i, cam in enumerate(cfg.cameras) if (why := cam.missing_file()) is not None]
+        if sources == "ignore":
+            missing = []
+        if sources == "error" or len(missing) == len(cfg.cameras):
+            problems += [f"cameras[{i}].url ({cam.id}): {why}" for i, cam, why in missing]
+        else:
+            for i, cam, why in missing:
+                err_console.print(
+                    f"[yellow]warning:[/] {path}: cameras[{i}].url ({cam.id}): {why}; the other cameras run",
+                    highlight=False,
+                    soft_wrap=True,
+                )
     except ConfigError as exc:
         problems = exc.problems
     for problem in problems:

@@ -24,7 +24,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from pipeline.cli.common import DEMO_CONFIG, console, fail, load_checked
+from pipeline.cli.common import DEMO_CONFIG, DEMO_MODELS, console, fail, load_checked
 
 if TYPE_CHECKING:
     from pipeline.core.config import VigilConfig
@@ -39,6 +39,18 @@ def register(app: typer.Typer) -> None:
 
 
 DataDirs = Annotated[list[Path], typer.Option("--data", help="A `vigil synth` folder (repeatable)")]
+WORK_DIR = Path(".vigil") / "models"  # where `vigil train` writes unless --out says otherwise
+OverwritePack = Annotated[
+    bool, typer.Option("--overwrite-pack", help="Allow --out inside the shipped model pack (models/demo)")
+]
+
+
+def _output(out: Path | None, name: str, overwrite_pack: bool) -> Path:
+    """Where a trainer writes: ``out``, or ``WORK_DIR/name``; never into the shipped pack unless asked."""
+    target = out if out is not None else WORK_DIR / name
+    if not overwrite_pack and target.resolve().is_relative_to(DEMO_MODELS.resolve()):
+        fail(f"--out {target}: that is the shipped model pack; pass --overwrite-pack to replace it", 2)
+    return target
 
 
 @contextmanager
@@ -111,7 +123,10 @@ def synth(
 @train_app.command("detector")
 def train_detector_cmd(
     data: DataDirs,
-    out: Annotated[Path, typer.Option(help="Where the weights go (.pt)")] = Path("models/demo/detector.pt"),
+    out: Annotated[
+        Path | None, typer.Option(help="Where the weights go (.pt); default .vigil/models/detector.pt")
+    ] = None,
+    overwrite_pack: OverwritePack = False,
     model: Annotated[
         str, typer.Option(help="Starting point: an ultralytics .yaml (from scratch) or .pt")
     ] = "yolo11n.yaml",
@@ -125,6 +140,7 @@ def train_detector_cmd(
     from pipeline.ml.training.detector import train_detector
 
     _check_dirs(data)
+    out = _output(out, "detector.pt", overwrite_pack)
     logging.getLogger("ultralytics").setLevel(logging.WARNING)
     with progress_bar() as update:
         metrics = train_detector(
@@ -139,7 +155,10 @@ def train_detector_cmd(
 @train_app.command("classifier")
 def train_classifier_cmd(
     data: DataDirs,
-    out: Annotated[Path, typer.Option(help="Where the checkpoint goes (.pt)")] = Path("models/demo/classifier.pt"),
+    out: Annotated[
+        Path | None, typer.Option(help="Where the checkpoint goes (.pt); default .vigil/models/classifier.pt")
+    ] = None,
+    overwrite_pack: OverwritePack = False,
     arch: Annotated[
         str, typer.Option(help="torchvision ViT: vit_tiny (Vigil's 4-layer) or vit_b_16, ...")
     ] = "vit_tiny",
@@ -152,6 +171,7 @@ def train_classifier_cmd(
     from pipeline.ml.training.classifier import train_classifier
 
     _check_dirs(data)
+    out = _output(out, "classifier.pt", overwrite_pack)
     with progress_bar() as update:
         metrics = train_classifier(
             data, out, arch=arch, image_size=image_size, epochs=epochs, every=every, seed=seed, progress=update
@@ -162,7 +182,10 @@ def train_classifier_cmd(
 @train_app.command("crops")
 def train_crops_cmd(
     data: DataDirs,
-    out: Annotated[Path, typer.Option(help="Where the checkpoint goes (.pt)")] = Path("models/demo/crops.pt"),
+    out: Annotated[
+        Path | None, typer.Option(help="Where the checkpoint goes (.pt); default .vigil/models/crops.pt")
+    ] = None,
+    overwrite_pack: OverwritePack = False,
     examples: Annotated[int, typer.Option(min=100, help="Generated people to train on")] = 6000,
     image_size: Annotated[int, typer.Option(min=32)] = 64,
     epochs: Annotated[int, typer.Option(min=1)] = 8,
@@ -173,6 +196,7 @@ def train_crops_cmd(
     from pipeline.ml.training.crops import train_crops
 
     _check_dirs(data)
+    out = _output(out, "crops.pt", overwrite_pack)
     with progress_bar() as update:
         metrics = train_crops(
             data, out, examples=examples, image_size=image_size, epochs=epochs, seed=seed, progress=update
@@ -189,11 +213,14 @@ def train_temporal_cmd(
     kind: Annotated[str, typer.Option(help="lstm | transformer")] = "lstm",
     data: Annotated[list[Path] | None, typer.Option("--data", help="A `vigil synth` folder (repeatable)")] = None,
     clips: Annotated[Path | None, typer.Option(help="Your own clips: one subfolder per label, videos inside")] = None,
-    detector: Annotated[
-        str, typer.Option(help="Detector weights that extract the features")
-    ] = "models/demo/detector.pt",
-    classifier: Annotated[Path, typer.Option(help="Classifier checkpoint")] = Path("models/demo/classifier.pt"),
-    out: Annotated[Path | None, typer.Option(help="Default: models/demo/temporal-<kind>.pt")] = None,
+    detector: Annotated[str, typer.Option(help="Detector weights that extract the features")] = str(
+        DEMO_MODELS / "detector.pt"
+    ),
+    classifier: Annotated[Path, typer.Option(help="Classifier checkpoint")] = DEMO_MODELS / "classifier.pt",
+    out: Annotated[
+        Path | None, typer.Option(help="Where the head goes (.pt); default .vigil/models/temporal-<kind>.pt")
+    ] = None,
+    overwrite_pack: OverwritePack = False,
     window: Annotated[int, typer.Option(min=2)] = 16,
     epochs: Annotated[int, typer.Option(min=1)] = 40,
     embedding_features: Annotated[
@@ -220,7 +247,7 @@ def train_temporal_cmd(
     for name, path in (("--detector", Path(detector)), ("--classifier", classifier)):
         if not path.is_file():
             fail(f"{name} {path}: file not found (train it first: vigil train {name[2:]})", 2)
-    target = out or Path(f"models/demo/temporal-{kind}.pt")
+    target = _output(out, f"temporal-{kind}.pt", overwrite_pack)
     try:
         with progress_bar() as update:
             metrics = train_temporal(
@@ -253,7 +280,7 @@ def _models_config(config: Path) -> VigilConfig:
     """A config read for its models only (train temporal, eval): its cameras may name the demo
     videos, so ${VIGIL_DEMO_DIR} gets the demo's default; problems are printed, exit 2."""
     os.environ.setdefault("VIGIL_DEMO_DIR", str(Path(".vigil/demo").resolve()))
-    return load_checked(config)
+    return load_checked(config, sources="ignore")  # its models only
 
 
 def eval_cmd(
@@ -263,10 +290,9 @@ def eval_cmd(
     ] = DEMO_CONFIG,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures as JSON")] = None,
     heads: Annotated[str, typer.Option(help="Clip heads to evaluate, comma-separated")] = "lstm,transformer",
-    lstm: Annotated[Path, typer.Option(help="LSTM head weights")] = Path("models/demo/temporal-lstm.pt"),
-    transformer: Annotated[Path, typer.Option(help="Transformer head weights")] = Path(
-        "models/demo/temporal-transformer.pt"
-    ),
+    lstm: Annotated[Path, typer.Option(help="LSTM head weights")] = DEMO_MODELS / "temporal-lstm.pt",
+    transformer: Annotated[Path, typer.Option(help="Transformer head weights")] = DEMO_MODELS
+    / "temporal-transformer.pt",
 ) -> None:
     """Run the full pipeline over labelled videos and score detection, scenes and activity events."""
     from pipeline.ml.evaluate import EvalError, evaluate, render_table

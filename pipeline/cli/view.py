@@ -11,7 +11,8 @@ import json
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
@@ -51,11 +52,52 @@ def format_event(data: dict[str, object]) -> str:
     return f"{ts} {data.get('camera_id')} {data.get('kind')} {data.get('phase')} {data.get('label')} {conf:.2f}{extra}"
 
 
+class EventLines:
+    """The event panel's lines: one per incident, its newest phase shown and its updates counted
+    (a parked car's updates every few seconds take one line, not the panel). When the panel is full
+    the incident seen least recently goes, object incidents before clip and rule incidents, so the
+    rarer clip events stay visible."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._incidents: OrderedDict[str, tuple[bool, int, str]] = OrderedDict()  # id -> (object?, updates, line)
+        self._lock = threading.Lock()
+
+    def add(self, doc: dict[str, object]) -> None:
+        key = str(doc.get("incident_id") or doc.get("event_id") or id(doc))
+        with self._lock:
+            _, updates, _ = self._incidents.pop(key, (False, 0, ""))
+            updates += doc.get("phase") == "update"
+            line = format_event(doc) + (f" ({updates} update{'s' if updates != 1 else ''})" if updates else "")
+            self._incidents[key] = (doc.get("kind") == "object", updates, line)
+            self._evict()
+
+    def note(self, line: str) -> None:
+        """A line of the feed's own (a Redis error), kept like an incident of its own."""
+        with self._lock:
+            self._incidents.pop("<feed>", None)
+            self._incidents["<feed>"] = (True, 0, line)
+            self._evict()
+
+    def _evict(self) -> None:
+        while len(self._incidents) > self.size:
+            victim = next((k for k, (is_object, _, _) in self._incidents.items() if is_object), None)
+            del self._incidents[victim if victim is not None else next(iter(self._incidents))]
+
+    def __iter__(self) -> Iterator[str]:
+        with self._lock:
+            return iter([line for _, _, line in self._incidents.values()])
+
+    def __len__(self) -> int:
+        return len(self._incidents)
+
+
 class EventFeed:
-    """Follows ``vigil:events`` from now on in a daemon thread; keeps the last ``size`` events."""
+    """Follows ``vigil:events`` from now on in a daemon thread; keeps the lines of the last ``size``
+    incidents (:class:`EventLines`)."""
 
     def __init__(self, redis_url: str, size: int = 8) -> None:
-        self.lines: deque[str] = deque(maxlen=size)
+        self.lines = EventLines(size)
         self.following = threading.Event()  # set once the feed knows where "now" is in the stream
         self._client = connect(redis_url)
         self._stop = threading.Event()
@@ -81,12 +123,12 @@ class EventFeed:
                     self.following.set()
                 entries = read_new_events(self._client, EVENTS_STREAM, last_id, block_ms=500)
             except redis.RedisError as exc:
-                self.lines.append(f"[redis error: {redact(str(exc))}]")
+                self.lines.note(f"[redis error: {redact(str(exc))}]")
                 self._stop.wait(1.0)
                 continue
             for entry_id, doc in entries:
                 last_id = entry_id
-                self.lines.append(format_event(json.loads(doc)))
+                self.lines.add(json.loads(doc))
 
 
 def _progress(fraction: float | None) -> RenderableType:
@@ -125,6 +167,34 @@ def camera_table(statuses: list[CameraStatus]) -> Table:
     return table
 
 
+class StatusLines:
+    """One plain line per camera every ``every_s`` seconds: what a log or a pipe gets instead of the
+    redrawn view (``vigil run --no-view``, or no terminal)."""
+
+    def __init__(self, console: Console, every_s: float = 5.0) -> None:
+        self.console = console
+        self._every_s = every_s
+        self._last: float | None = None
+
+    def update(self, statuses: list[CameraStatus]) -> None:
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self._every_s:
+            return
+        self._last = now
+        for s in statuses:
+            self.console.print(status_line(s), highlight=False, soft_wrap=True)
+
+
+def status_line(s: CameraStatus) -> str:
+    lat = "-" if s.last_latency_s is None else f"{s.last_latency_s * 1000:.0f}ms"
+    return (
+        f"{s.camera_id}: {s.state.value} in={s.input_fps:.1f}fps out={s.processed_fps:.1f}fps "
+        f"latency={lat} frames={s.frames_processed} dropped={s.frames_dropped} events={s.events_published}"
+        + (f" file={s.progress * 100:.0f}%" if s.progress is not None else "")
+        + (f" ({s.reason})" if s.reason else "")
+    )
+
+
 class LiveView:
     """Context manager: ``update(statuses)`` redraws; events come from Redis by themselves."""
 
@@ -133,8 +203,7 @@ class LiveView:
         self.title = title
         self.feed = EventFeed(redis_url)
         self._live: Live | None = None
-        self._plain_every_s = plain_every_s
-        self._last_plain = 0.0
+        self._plain = StatusLines(console, plain_every_s)
 
     def __enter__(self) -> LiveView:
         self.feed.start()
@@ -154,19 +223,7 @@ class LiveView:
         if self._live is not None:
             self._live.update(self._render(statuses))
             return
-        now = time.monotonic()
-        if now - self._last_plain >= self._plain_every_s:
-            self._last_plain = now
-            for s in statuses:
-                lat = "-" if s.last_latency_s is None else f"{s.last_latency_s * 1000:.0f}ms"
-                self.console.print(
-                    f"{s.camera_id}: {s.state.value} in={s.input_fps:.1f}fps out={s.processed_fps:.1f}fps "
-                    f"latency={lat} frames={s.frames_processed} dropped={s.frames_dropped} "
-                    f"events={s.events_published}"
-                    + (f" file={s.progress * 100:.0f}%" if s.progress is not None else "")
-                    + (f" ({s.reason})" if s.reason else ""),
-                    highlight=False,
-                )
+        self._plain.update(statuses)
 
     def _render(self, statuses: list[CameraStatus]) -> Group:
         events = "\n".join(self.feed.lines) or "[dim]no events yet[/]"

@@ -74,6 +74,8 @@ def test_demo_runs_publishes_and_cleans_up(tmp_path: Path) -> None:
         assert tail.returncode == 0, tail.stderr
         assert len(tail.stdout.strip().splitlines()) == 2
         assert re.search(r"(street|parking) (object|clip) (start|update|end) ", tail.stdout)
+        # --no-view: a status line per camera every few seconds, for a log or a pipe.
+        read_until(proc, r"^(street|parking): streaming in=[\d.]+fps out=[\d.]+fps", lines)
         metrics = scrape(port)
         assert (value(metrics, "vigil_frames_decoded_total", camera="street") or 0) >= 1
         assert value(metrics, "vigil_stream_up", camera="parking") == 1.0
@@ -100,6 +102,39 @@ def test_demo_runs_publishes_and_cleans_up(tmp_path: Path) -> None:
     with pytest.raises(redis.ConnectionError):
         redis.Redis.from_url(redis_url, socket_connect_timeout=1).ping()
     assert ray_pids() <= before, "the demo left Ray processes behind"
+
+
+@pytest.mark.timeout(300)
+def test_a_run_whose_every_camera_failed_exits_1(tmp_path: Path) -> None:
+    """A camera file that is there but is no video fails its camera; with no camera left the run
+    ends by itself and says so in its exit code. A missing file beside a working camera is a warning."""
+    notvideo = tmp_path / "notes.mp4"
+    notvideo.write_text("not a video\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"cameras:\n  - {{id: a, url: '{notvideo}'}}\n  - {{id: b, url: '{tmp_path / 'gone.mp4'}'}}\n")
+    with EmbeddedRedis() as server:
+        result = subprocess.run(
+            [
+                *VIGIL,
+                "run",
+                str(cfg),
+                "--redis-url",
+                server.url,
+                "--no-view",
+                "--metrics-port",
+                "0",
+                "--duration",
+                "120",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+    assert "cameras[1].url (b): file not found" in result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "every camera failed (2)" in result.stderr
+    assert re.search(r"^a: failed", result.stdout, re.MULTILINE), result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
 
 
 def test_unreachable_redis_is_one_clear_line(tmp_path: Path, street_mp4: Path) -> None:

@@ -32,8 +32,9 @@ def test_validate_config_ok(tmp_path: Path) -> None:
         ("cameras: [\n", "invalid YAML"),
         ("cameras:\n  - {id: a, url: /x, speed: 3}\n", "cameras[0].speed (line 2): unknown key"),
         ("cameras:\n  - {id: a, url: /x, fps: many}\n", "cameras[0].fps (line 2): Input should be a valid number"),
+        ("cameras:\n  - {id: a, url: /nope/lobby.mp4}\n", "cameras[0].url (a): file not found: /nope/lobby.mp4"),
         (
-            "cameras:\n  - {id: a, url: /x}\nmodels: {detector: {weights: /nope/best.pt}}\n",
+            "cameras:\n  - {id: a, url: 'rtsp://cam/x'}\nmodels: {detector: {weights: /nope/best.pt}}\n",
             "models.detector.weights: '/nope/best.pt' is not a local file",
         ),
     ],
@@ -57,6 +58,15 @@ def test_run_with_bad_config_exits_2(tmp_path: Path) -> None:
     assert "at least one camera is required" in result.output
 
 
+def test_run_refuses_a_config_whose_every_camera_is_a_missing_file(tmp_path: Path) -> None:
+    """Before any model loads: nothing could run."""
+    cfg = tmp_path / "gone.yaml"
+    cfg.write_text("cameras:\n  - {id: a, url: /nope/a.mp4}\n  - {id: b, url: 'file:///nope/b.mp4'}\n")
+    result = invoke("run", str(cfg))
+    assert result.exit_code == 2
+    assert result.output.count("file not found") == 2 and "Traceback" not in result.output
+
+
 def test_training_progress_is_plain_lines_where_output_is_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
     from pipeline.cli.models import progress_bar
 
@@ -66,3 +76,23 @@ def test_training_progress_is_plain_lines_where_output_is_not_a_terminal(capsys:
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "training lstm head: 0/100" and lines[-1] == "training lstm head: 100/100"
     assert len(lines) == 11  # every 10 %, not every step
+
+
+@pytest.mark.parametrize("trainer", ["detector", "classifier", "crops", "temporal"])
+def test_training_never_overwrites_the_shipped_pack_unasked(tmp_path: Path, trainer: str) -> None:
+    from pipeline.cli.common import DEMO_MODELS
+
+    data = tmp_path / "synth"
+    data.mkdir()
+    (data / "index.json").write_text("{}")
+    before = {p.name: p.stat().st_mtime_ns for p in DEMO_MODELS.iterdir()}
+    result = invoke("train", trainer, "--data", str(data), "--out", str(DEMO_MODELS / "model.pt"))
+    assert result.exit_code == 2, result.output
+    assert "that is the shipped model pack; pass --overwrite-pack" in result.output
+    assert {p.name: p.stat().st_mtime_ns for p in DEMO_MODELS.iterdir()} == before
+
+
+def test_training_writes_to_the_work_folder_by_default() -> None:
+    from pipeline.cli.models import WORK_DIR, _output
+
+    assert _output(None, "detector.pt", overwrite_pack=False) == WORK_DIR / "detector.pt"

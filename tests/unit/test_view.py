@@ -1,6 +1,6 @@
 from rich.console import Console
 
-from pipeline.cli.view import camera_table, format_event
+from pipeline.cli.view import EventLines, StatusLines, camera_table, format_event
 from pipeline.core.messages import CameraState, CameraStatus
 
 
@@ -44,3 +44,52 @@ def test_event_line() -> None:
         }
     )
     assert line == "10:00:01.500 door clip end fall 0.90 frames=1-16 head=lstm duration=3.2s peak=0.97"
+
+
+def doc(incident: str, phase: str, kind: str = "object", label: str = "car") -> dict[str, object]:
+    return {
+        "ts": "2026-11-22T10:00:01.500Z",
+        "camera_id": "street",
+        "kind": kind,
+        "phase": phase,
+        "label": label,
+        "confidence": 0.8,
+        "incident_id": incident,
+    }
+
+
+def test_updates_fold_into_their_incident_line() -> None:
+    lines = EventLines(size=8)
+    lines.add(doc("parked", "start"))
+    for _ in range(5):
+        lines.add(doc("parked", "update"))
+    assert list(lines) == ["10:00:01.500 street object update car 0.80 track=None box=None (5 updates)"]
+    lines.add(doc("parked", "end"))
+    assert len(lines) == 1 and "object end car" in next(iter(lines)) and "(5 updates)" in next(iter(lines))
+
+
+def test_a_full_panel_drops_object_incidents_before_clip_events() -> None:
+    lines = EventLines(size=3)
+    lines.add(doc("fall-1", "start", kind="clip", label="fall"))
+    for n in range(6):
+        lines.add(doc(f"car-{n}", "start"))
+    shown = list(lines)
+    assert len(shown) == 3
+    assert "clip start fall" in shown[0]
+    assert ["object start car" in line for line in shown[1:]] == [True, True]
+    # Only clip incidents left: the oldest goes.
+    clips = EventLines(size=2)
+    for n in range(3):
+        clips.add(doc(f"run-{n}", "start", kind="clip", label=f"run{n}"))
+    assert [line.split()[4] for line in clips] == ["run1", "run2"]
+
+
+def test_status_lines_print_every_camera_at_most_every_interval() -> None:
+    console = Console(width=40, record=True)  # narrower than a line: it must not wrap
+    lines = StatusLines(console, every_s=3600)
+    lines.update([status("door", None), status("archive", 0.25)])
+    lines.update([status("door", None)])  # within the interval: nothing
+    printed = console.export_text().splitlines()
+    assert len(printed) == 2
+    assert printed[0].startswith("door: streaming in=10.0fps out=9.5fps latency=42ms")
+    assert printed[1].startswith("archive: streaming") and "file=25%" in printed[1]

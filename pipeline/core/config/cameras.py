@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -143,3 +144,13 @@ class CameraConfig(Strict):
     def display_url(self) -> str:
         """The URL with credentials redacted: the only form that may be logged or labelled."""
         return redact(self.url)
+
+    def missing_file(self) -> str | None:
+        """Why a local file source cannot be read on this machine (not found, not a file), else None:
+        checked before a run loads any model."""
+        if self.kind is not SourceKind.FILE:
+            return None
+        path = Path(self.url.removeprefix("file://").removeprefix("file:"))
+        if path.is_file():
+            return None
+        return f"{'not a file' if path.exists() else 'file not found'}: {redact(str(path))}"
