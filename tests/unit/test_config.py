@@ -261,3 +261,21 @@ def test_rays_own_metrics_are_off_where_vigil_starts_ray_and_cannot_be_set_for_a
 )
 def test_frames_in_flight_default_by_camera_mode(camera: dict[str, object], in_flight: int) -> None:
     assert parse_config({"cameras": [{"id": "a", **camera}]}).cameras[0].in_flight == in_flight
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"cameras": [{"id": "a", "url": "rtsp://h/s", "fsp": 5}]}, "cameras[0].fsp: unknown key; did you mean 'fps'?"),
+        (
+            {"cameras": [{"id": "a", "url": "rtsp://h/s"}], "models": {"detector": {"weigths": "x.pt"}}},
+            "models.detector.weigths: unknown key; did you mean 'weights'?",
+        ),
+        ({"cameras": [{"id": "a", "url": "rtsp://h/s"}], "redsi": {}}, "redsi: unknown key; did you mean 'redis'?"),
+        ({"cameras": [{"id": "a", "url": "rtsp://h/s"}], "zzzz": 1}, "zzzz: unknown key"),
+    ],
+)
+def test_an_unknown_key_names_the_key_it_resembles(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert info.value.problems == [message]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from pipeline.core.config.base import Strict
 from pipeline.core.config.cameras import CameraConfig, SourceKind
@@ -100,7 +102,7 @@ def parse_config(
     try:
         cfg = VigilConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, [_describe(err, lines or {}) for err in exc.errors()]) from None
+        raise ConfigError(source, [_describe(err, lines or {}, VigilConfig) for err in exc.errors()]) from None
     return absolute_paths(cfg)
 
 
@@ -148,18 +150,45 @@ def validate_camera(data: dict[str, Any], source: str = "camera") -> CameraConfi
     try:
         return absolute_paths_camera(CameraConfig.model_validate(data))
     except ValidationError as exc:
-        raise ConfigError(source, [_describe(err, {}) for err in exc.errors()]) from None
+        raise ConfigError(source, [_describe(err, {}, CameraConfig) for err in exc.errors()]) from None
 
 
-def _describe(err: Any, lines: dict[str, int]) -> str:
+def _describe(err: Any, lines: dict[str, int], root: type[BaseModel]) -> str:
     key = _key_path(err["loc"])
     line = _line_of(key, lines)
     where = f" (line {line})" if line is not None else ""
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        msg = "unknown key"
+        msg = "unknown key" + _did_you_mean(root, err["loc"])
     # Never echo the offending input: it may hold a password.
     return f"{key or '<top>'}{where}: {redact(msg)}"
+
+
+def _did_you_mean(root: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """``"; did you mean 'fps'?"`` where the unknown key ``loc[-1]`` is close to a key its section has."""
+    model: type[BaseModel] | None = root
+    for step in loc[:-1]:
+        if model is None:
+            return ""
+        if isinstance(step, str):
+            field = model.model_fields.get(step)
+            model = _model_in(field.annotation) if field is not None else None
+        # an int step indexes a list of the same model: the model stays
+    if model is None or not isinstance(loc[-1], str):
+        return ""
+    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model an annotation holds (``X``, ``X | None``, ``tuple[X, ...]``), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _line_of(key: str, lines: dict[str, int]) -> int | None:
