@@ -24,6 +24,16 @@ class Mutant:
 
 
 MUTANTS: tuple[Mutant, ...] = (
+    # ---- crop labels: only on incidents of the classes the crop classifier is configured for ----
+    Mutant(
+        name="crop-label-from-another-class",
+        guarantee="crop labels only on the configured classes",
+        file="pipeline/events/rules.py",
+        old="crop = crops.get(track_id) if crops and label == inc.label else None",
+        new="crop = crops.get(track_id) if crops else None",
+        tests=("tests/unit/test_events.py::test_a_crop_label_only_reaches_incidents_of_the_class_it_was_made_for",),
+        why="a car whose track flickers to person for a frame is published with a person's posture",
+    ),
     # ---- redaction: a secret never reaches a message, log, label or reply ----
     Mutant(
         name="config-error-echoes-input",

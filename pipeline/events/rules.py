@@ -119,7 +119,9 @@ class EventEngine:
                 self._objects[track_id] = inc
             inc.observe(now, wall, conf, frame_id)
             inc.bbox_xyxy = tuple(round(float(v), 1) for v in det.xyxy[i])  # type: ignore[assignment]
-            crop = crops.get(track_id) if crops else None
+            # The crop classifier saw this box as `label`; a track whose class flickers (a car read as
+            # a person for a frame) must not take a person's posture.
+            crop = crops.get(track_id) if crops and label == inc.label else None
             relabelled = crop is not None and inc.see_crop(crop, self.cfg.crop_min_frames)
             if not inc.started and now - inc.first_seen >= self.cfg.object_min_duration_s:
                 events.append(self._emit(inc, "start", now, wall))

@@ -66,6 +66,19 @@ def test_a_crop_label_change_that_holds_gives_an_update_at_once() -> None:
     assert events[1].crop_confidence == pytest.approx(0.9)
 
 
+def test_a_crop_label_only_reaches_incidents_of_the_class_it_was_made_for() -> None:
+    """The camera classifies crops of the configured classes (person) only; a car whose track is
+    read as a person in some frames keeps no posture."""
+    engine = EventEngine("cam", EventsConfig(object_min_duration_s=0.2, update_interval_s=0.5))
+    events: list[Event] = []
+    for i in range(20):
+        as_person = i % 2 == 1  # every other frame the detector calls the car a person
+        crops = {4: LabelScore("down", 0.9)} if as_person else {}
+        events += engine.on_detections(i, 1000.0 + i / 10, dets([(4, 0 if as_person else 1, 0.8)]), crops)
+    assert events and {e.label for e in events} == {"car"}
+    assert {e.crop_label for e in events} == {None}
+
+
 def test_short_lived_or_weak_tracks_raise_nothing() -> None:
     engine = EventEngine("cam", EventsConfig(object_min_confidence=0.5, object_min_duration_s=1.0))
     blip = [[(1, 0, 0.9)]] * 3 + [[]] * 40  # 0.3 s: below min duration
