@@ -46,8 +46,12 @@ def test_event_line() -> None:
     assert line == "10:00:01.500 door clip end fall 0.90 frames=1-16 head=lstm duration=3.2s peak=0.97"
 
 
+SEQ = iter(range(1_000_000))
+
+
 def doc(incident: str, phase: str, kind: str = "object", label: str = "car") -> dict[str, object]:
     return {
+        "event_id": f"{incident}-{next(SEQ)}",
         "ts": "2026-11-22T10:00:01.500Z",
         "camera_id": "street",
         "kind": kind,
