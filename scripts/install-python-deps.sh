@@ -3,6 +3,15 @@
 set -euo pipefail
 PYTHON="${1:-python3.11}"
 VENV="${2:-.venv}"
+# VIGIL_TORCH=cpu installs PyTorch's CPU-only build (no CUDA libraries: a much smaller venv, for machines
+# without an NVIDIA GPU); unset, the locked build, which runs on a CPU and on a GPU alike.
+TORCH_CPU_INDEX="https://download.pytorch.org/whl/cpu"
+# Lock entries only the CUDA build of torch needs: left out with VIGIL_TORCH=cpu (nvidia-ml-py stays: ultralytics).
+CUDA_ONLY='^(torch|torchvision|triton|cuda-bindings|cuda-pathfinder|cuda-toolkit|nvidia-(cublas|cuda-[a-z]+|cudnn-cu[0-9]+|cufft|cufile|curand|cusolver|cusparse|cusparselt-cu[0-9]+|nccl-cu[0-9]+|nvjitlink|nvshmem-cu[0-9]+|nvtx))=='
+case "${VIGIL_TORCH:-}" in
+  ""|cpu) ;;
+  *) echo "vigil setup: VIGIL_TORCH=${VIGIL_TORCH}: unknown; leave it unset (the locked build) or set it to cpu" >&2; exit 2 ;;
+esac
 
 if ! command -v "$PYTHON" >/dev/null 2>&1; then
   echo "vigil setup: $PYTHON not found; install Python 3.11 (Debian: apt-get install python3.11 python3.11-venv)" >&2
@@ -17,7 +26,22 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 echo "vigil setup: installing Python packages into $VENV (first run: a few minutes, torch is large)"
 # The exact versions of requirements.lock (the dev extras included), then Vigil itself as an editable install;
 # --no-deps both times, so nothing is re-resolved and every setup installs the same set.
-"${PIP[@]}" install -q --no-deps -r requirements.lock
+case "${VIGIL_TORCH:-}" in
+  "")
+    "${PIP[@]}" install -q --no-deps -r requirements.lock
+    ;;
+  cpu)
+    # PyTorch's CPU-only build of the same torch and torchvision versions, from PyTorch's own index,
+    # without the CUDA libraries (nvidia-*, cuda-*) and triton that the default build brings.
+    echo "vigil setup: VIGIL_TORCH=cpu: torch and torchvision from $TORCH_CPU_INDEX, no CUDA libraries"
+    LOCK_CPU=$(mktemp)
+    trap 'rm -f "$LOCK_CPU"' EXIT
+    grep -v -E "$CUDA_ONLY" requirements.lock > "$LOCK_CPU"
+    "${PIP[@]}" install -q --no-deps -r "$LOCK_CPU"
+    "${PIP[@]}" install -q --no-deps --index-url "$TORCH_CPU_INDEX" \
+      "$(grep -E '^torch==' requirements.lock)" "$(grep -E '^torchvision==' requirements.lock)"
+    ;;
+esac
 "${PIP[@]}" install -q --no-deps -e .
 # `pip check` then reports one thing, on purpose: "ultralytics ... requires opencv-python, which is not
 # installed". ultralytics asks for the GUI build; the lock installs opencv-python-headless, which provides

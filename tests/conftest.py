@@ -30,6 +30,15 @@ def _away_from_the_repository(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.chdir(tmp_path_factory.mktemp("cwd"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _pipelines_of_the_tests_only(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`vigil cameras` and `vigil events` find the pipelines recorded under $XDG_STATE_HOME, and take
+    $VIGIL_REDIS_URL first: the tests' pipelines are recorded in a folder of their own (inherited by
+    the CLI processes they start), never a developer's running Vigil or their shell's Redis."""
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+    os.environ.pop("VIGIL_REDIS_URL", None)
+
+
 @pytest.fixture(autouse=True)
 def _process_role_restored() -> Iterator[None]:
     """A model built inside the test process labels the process's CPU and memory with its own role

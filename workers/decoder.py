@@ -213,6 +213,15 @@ class OpenCVSource:
     def frame_count(self) -> int:
         return max(0, int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
 
+    @property
+    def codec(self) -> str:
+        """The stream's codec as its four-character code (``h264``, ``hevc``, ``MJPG``); "" where unknown."""
+        code = int(self._cap.get(cv2.CAP_PROP_FOURCC) or 0)
+        if not 0 < code < 1 << 32:
+            return ""
+        text = code.to_bytes(4, "little").decode("ascii", "replace").strip("\x00 ")
+        return text if text.isprintable() else ""
+
     def read(self) -> npt.NDArray[np.uint8] | None:
         ok, image = self._cap.read()
         return np.asarray(image, dtype=np.uint8) if ok and image is not None else None

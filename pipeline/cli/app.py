@@ -18,8 +18,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pipeline.cli.common import DEMO_CONFIG, DEMO_MODELS, console, err_console, fail, load_checked
+from pipeline.cli.common import DEMO_CONFIG, DEMO_MODELS, console, err_console, fail, load_checked, vigil_command
+from pipeline.cli.exits import run_cli
+from pipeline.cli.instances import PipelineOption, RedisUrlOption, RunRedisUrlOption, pipeline_url, recorded
 from pipeline.cli.models import register as register_model_commands
+from pipeline.cli.probe import register as register_probe_command
 from pipeline.core.config import ConfigError, VigilConfig, validate_camera
 from pipeline.core.logs import configure_logging
 from pipeline.core.redact import redact
@@ -64,7 +67,7 @@ def validate_config(config: Annotated[Path, typer.Argument(help="YAML config fil
 @app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="YAML config file")],
-    redis_url: Annotated[str | None, typer.Option(help="Overrides redis.url")] = None,
+    redis_url: RunRedisUrlOption = None,
     metrics_port: Annotated[int | None, typer.Option(help="Overrides metrics.port")] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds")] = None,
     view: Annotated[bool, typer.Option(help="Live terminal view")] = True,
@@ -138,11 +141,12 @@ def _run_started(cfg: VigilConfig, duration: float | None, view: bool) -> None:
                 if pipeline.placement is not None:  # what the failed start was laying out
                     err_console.print(pipeline.placement.describe(), highlight=False, soft_wrap=True)
                 fail(str(exc))
+        stack.enter_context(recorded(pipeline))  # `vigil cameras` / `vigil events` find it without flags
         if pipeline.placement is not None:
             console.print(pipeline.placement.describe(), highlight=False, soft_wrap=True)
         metrics_url = f"http://{cfg.metrics.host}:{pipeline.metrics_port}/metrics"
         console.print(
-            f"metrics on {metrics_url}  ·  events: vigil events tail --redis-url {redact(redis_url)}",
+            f"metrics on {metrics_url}  ·  events: {vigil_command()} events tail",  # finds this run
             highlight=False,
             soft_wrap=True,  # a hint is copied: never wrapped, in a terminal or a log
         )
@@ -166,10 +170,6 @@ def _run_started(cfg: VigilConfig, duration: float | None, view: bool) -> None:
             fail(f"every camera failed ({len(final)})")
 
 
-RedisUrl = Annotated[str, typer.Option(help="Redis URL", envvar="VIGIL_REDIS_URL")]
-DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
-
-
 def _print_event(ev: Event, as_json: bool) -> None:
     from pipeline.cli.view import format_event
 
@@ -180,13 +180,15 @@ def _print_event(ev: Event, as_json: bool) -> None:
 
 @events_app.command("tail")
 def events_tail(
-    redis_url: RedisUrl = DEFAULT_REDIS,
+    redis_url: RedisUrlOption = None,
+    pipeline: PipelineOption = None,
     camera: Annotated[str | None, typer.Option(help="Only this camera")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON documents")] = False,
     count: Annotated[int | None, typer.Option(help="Exit after this many events")] = None,
     from_start: Annotated[bool, typer.Option(help="Start at the oldest retained event, not now")] = False,
 ) -> None:
     """Print events live as they are published (reads the Redis stream, so nothing is missed)."""
+    redis_url = pipeline_url(redis_url, pipeline)
     with _event_client(redis_url) as client:
         events = client.tail(camera, from_start)  # everything published from here on is printed
         err_console.print(
@@ -201,7 +203,8 @@ def events_tail(
 @events_app.command("replay")
 def events_replay(
     since: Annotated[str, typer.Option(help="ISO-8601 time (2026-11-22T10:00:00Z) or relative (15m, 2h, 1d)")],
-    redis_url: RedisUrl = DEFAULT_REDIS,
+    redis_url: RedisUrlOption = None,
+    pipeline: PipelineOption = None,
     until: Annotated[str | None, typer.Option(help="Stop at this time (same formats)")] = None,
     camera: Annotated[str | None, typer.Option(help="Only this camera")] = None,
     label: Annotated[str | None, typer.Option(help="Only this label")] = None,
@@ -214,6 +217,7 @@ def events_replay(
         start, end = parse_since(since), (parse_since(until) if until else None)
     except ValueError as exc:
         fail(str(exc), 2)
+    redis_url = pipeline_url(redis_url, pipeline)
     with _event_client(redis_url) as client:
         n = 0
         for ev in client.replay(start, camera, label, end):
@@ -226,12 +230,14 @@ def events_replay(
 def events_consume(
     group: Annotated[str, typer.Option(help="Consumer group: each event goes to one consumer of the group")],
     consumer: Annotated[str, typer.Option(help="This consumer's name (stable across restarts)")],
-    redis_url: RedisUrl = DEFAULT_REDIS,
+    redis_url: RedisUrlOption = None,
+    pipeline: PipelineOption = None,
     camera: Annotated[str | None, typer.Option(help="Only this camera's stream")] = None,
     count: Annotated[int | None, typer.Option(help="Exit after this many events")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON documents")] = False,
 ) -> None:
     """Read events through a consumer group, acknowledging each once printed."""
+    redis_url = pipeline_url(redis_url, pipeline)
     with _event_client(redis_url) as client:
         for seen, delivery in enumerate(client.consume(group, consumer, camera), start=1):
             _print_event(delivery.event, as_json)
@@ -244,9 +250,11 @@ def events_consume(
 def events_snapshot(
     event_id: Annotated[str, typer.Argument(help="The start event's event_id")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the JPEG")],
-    redis_url: RedisUrl = DEFAULT_REDIS,
+    redis_url: RedisUrlOption = None,
+    pipeline: PipelineOption = None,
 ) -> None:
     """Fetch the JPEG snapshot of a start event from Redis."""
+    redis_url = pipeline_url(redis_url, pipeline)
     with _event_client(redis_url) as client:
         jpeg = client.snapshot(event_id)
     if jpeg is None:
@@ -336,14 +344,15 @@ def _control(
 
 @cameras_app.command("list")
 def cameras_list(
-    redis_url: RedisUrl = DEFAULT_REDIS,
+    redis_url: RedisUrlOption = None,
+    pipeline: PipelineOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     key_file: KeyFile = None,
 ) -> None:
     """The cameras of the running pipeline with their state, fps and counts (works without the key)."""
     from pipeline.runtime.control import Command
 
-    reply = _control(redis_url, Command(op="list"), key_file)
+    reply = _control(pipeline_url(redis_url, pipeline), Command(op="list"), key_file)
     if as_json:
         console.print(json.dumps(reply.cameras, indent=2), highlight=False, soft_wrap=True)
         return
@@ -366,7 +375,8 @@ def cameras_add(
     fps: Annotated[float, typer.Option(help="Frames per second processed")] = 10.0,
     mode: Annotated[str | None, typer.Option(help="live | file (default: by URL)")] = None,
     loop: Annotated[bool, typer.Option(help="Files: start over at the end")] = False,
-    redis_url: RedisUrl = DEFAULT_REDIS,
+    redis_url: RedisUrlOption = None,
+    pipeline: PipelineOption = None,
     key_file: KeyFile = None,
 ) -> None:
     """Start a camera on the running pipeline (nothing else restarts). Waits until it runs: minutes
@@ -380,6 +390,7 @@ def cameras_add(
         fail("; ".join(exc.problems), 2)
     from pipeline.runtime.control import Command
 
+    redis_url = pipeline_url(redis_url, pipeline)
     with ExitStack() as waiting:
 
         def accepted() -> None:  # the pipeline took it; a new camera host may load its models for minutes
@@ -392,13 +403,14 @@ def cameras_add(
 @cameras_app.command("remove")
 def cameras_remove(
     camera_id: Annotated[str, typer.Argument(help="Camera id")],
-    redis_url: RedisUrl = DEFAULT_REDIS,
+    redis_url: RedisUrlOption = None,
+    pipeline: PipelineOption = None,
     key_file: KeyFile = None,
 ) -> None:
     """Stop a camera of the running pipeline (its open incidents end, its events are flushed)."""
     from pipeline.runtime.control import Command
 
-    reply = _control(redis_url, Command(op="remove", camera_id=camera_id), key_file)
+    reply = _control(pipeline_url(redis_url, pipeline), Command(op="remove", camera_id=camera_id), key_file)
     final = reply.cameras[0]
     console.print(
         f"removed {camera_id}: {final['frames_processed']} frames processed, {final['events_published']} events",
@@ -520,13 +532,11 @@ def _overhead_line(o: dict[str, Any]) -> str:
 
 
 register_model_commands(app)
+register_probe_command(cameras_app)
 
 
 def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    sys.exit(run_cli(app))  # every failure one line with its exit code (pipeline.cli.exits)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 from pathlib import Path
 from typing import Literal, NoReturn
 
@@ -54,3 +56,17 @@ def load_checked(
     if problems:
         raise typer.Exit(2)
     return cfg
+
+
+def vigil_command() -> str:
+    """How the user's shell runs this ``vigil``, for the commands Vigil prints: ``vigil`` where that is
+    on the PATH, else its path (``.venv/bin/vigil`` after ``make setup``, relative to the working
+    directory when it is inside it)."""
+    script = Path(sys.executable).parent / "vigil"
+    on_path = shutil.which("vigil")
+    if not script.is_file() or (on_path is not None and Path(on_path).resolve() == script.resolve()):
+        return "vigil"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)

@@ -36,8 +36,8 @@ Vigil reads one YAML file, validated by strict models: an unknown key, a wrong t
 of range is an error that names its key path (and its line). `vigil validate-config FILE` lists
 every problem at once. `${VAR}` and `${VAR:-default}` anywhere in a value are replaced from the
 environment, so passwords stay out of the file. Relative file paths are relative to the working
-directory. `configs/example.yaml` is a commented example; `configs/demo.yaml` is what `make demo`
-runs.
+directory. `configs/cameras.yaml` is the commented start for real cameras; `configs/demo.yaml` is
+what `make demo` runs.
 
 Key paths: `a.b` is key `b` inside mapping `a`; `cameras[].fps` is `fps` in each entry of the
 list `cameras`. A mapping chosen by its `kind` (a ViT backend, a clip head) has one table per

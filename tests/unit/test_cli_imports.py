@@ -3,6 +3,7 @@ OpenCV, ...): it answers at once, also on a machine where those are slow to impo
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,7 +41,10 @@ def test_validate_config_imports_no_model_library(tmp_path: Path, config: Path |
     if isinstance(config, str):
         (tmp_path / "vigil.yaml").write_text(config)
         config = tmp_path / "vigil.yaml"
+    for name in ("street-v2.mp4", "parking-v2.mp4"):  # the demo's cameras, which `vigil demo` renders
+        (tmp_path / name).write_bytes(b"")
+    env = {**os.environ, "VIGIL_DEMO_DIR": str(tmp_path)}
     child = subprocess.run(
-        [sys.executable, "-c", CHILD, str(config)], capture_output=True, text=True, cwd=tmp_path, timeout=100
+        [sys.executable, "-c", CHILD, str(config)], capture_output=True, text=True, cwd=tmp_path, timeout=100, env=env
     )
     assert child.stdout.splitlines()[-1] == f"exit {exit_code} loaded -", child.stdout + child.stderr
