@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from pipeline.runtime.redis_server import EmbeddedRedis, free_port
+from tests.support.configs import vigil_run
 from tests.support.metrics import scrape, value
 
 VIGIL = [sys.executable, "-m", "pipeline.cli.app"]
@@ -114,18 +115,7 @@ def test_a_run_whose_every_camera_failed_exits_1(tmp_path: Path) -> None:
     cfg.write_text(f"cameras:\n  - {{id: a, url: '{notvideo}'}}\n  - {{id: b, url: '{tmp_path / 'gone.mp4'}'}}\n")
     with EmbeddedRedis() as server:
         result = subprocess.run(
-            [
-                *VIGIL,
-                "run",
-                str(cfg),
-                "--redis-url",
-                server.url,
-                "--no-view",
-                "--metrics-port",
-                "0",
-                "--duration",
-                "120",
-            ],
+            vigil_run(cfg, server.url, "--duration", "120"),
             capture_output=True,
             text=True,
             timeout=240,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from pipeline.events.client import EventClient
 from pipeline.events.publisher import EVENTS_STREAM, EventPublisher, camera_stream, check_connection
 from pipeline.events.spool import Spool
 from pipeline.runtime.redis_server import EmbeddedRedis, find_redis_server, free_port
-from tests.support.configs import sample_event
+from tests.support.configs import chatty_yaml, sample_event, vigil_run
 from tests.support.crash import crash_after_confirm, stream_ids
 from tests.support.metrics import total, value
 from tests.support.wait import wait_for
@@ -410,27 +409,10 @@ def test_vigil_sigkilled_while_redis_down_delivers_spool_on_restart(tmp_path: Pa
 
     spool = tmp_path / "spool"
     cfg = tmp_path / "vigil.yaml"
-    cfg.write_text(
-        f"cameras:\n  - {{id: cam, url: '{street_mp4}', fps: 5, loop: true}}\n"
-        f"models:\n  temporal: {{window: 4, stride: 2}}\n"
-        f"events:\n  clip_min_confidence: 0.0\n  clip_ignore_labels: []\n  clip_min_windows: 1\n"
-        f"  update_interval_s: 0.3\n  spool: {{dir: '{spool}'}}\n"
-        "ray: {num_cpus: 2}\n"
-    )
+    cfg.write_text(chatty_yaml(street_mp4, spool))
     server = EmbeddedRedis(extra_args=PERSISTENT)
     server.start()
-    vigil = [
-        sys.executable,
-        "-m",
-        "pipeline.cli.app",
-        "run",
-        str(cfg),
-        "--redis-url",
-        server.url,
-        "--no-view",
-        "--metrics-port",
-        "0",
-    ]
+    vigil = vigil_run(cfg, server.url)
     proc = subprocess.Popen([*vigil], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client = redis.Redis.from_url(server.url)
     try:

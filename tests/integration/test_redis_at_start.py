@@ -18,6 +18,7 @@ import redis
 from pipeline.events.publisher import EVENTS_STREAM
 from pipeline.events.spool import Spool
 from pipeline.runtime.redis_server import EmbeddedRedis
+from tests.support.configs import chatty_yaml, vigil_run
 from tests.support.wait import wait_for
 
 
@@ -46,18 +47,12 @@ def _spooled_events(path: Path) -> int:
 def test_redis_stopped_during_model_loading(tmp_path: Path, street_mp4: Path) -> None:
     spool = tmp_path / "spool"
     cfg = tmp_path / "vigil.yaml"
-    cfg.write_text(
-        f"cameras:\n  - {{id: cam, url: '{street_mp4}', fps: 5, loop: true}}\n"
-        f"models:\n  temporal: {{window: 4, stride: 2}}\n"
-        f"events:\n  clip_min_confidence: 0.0\n  clip_ignore_labels: []\n  clip_min_windows: 1\n"
-        f"  update_interval_s: 0.3\n  spool: {{dir: '{spool}'}}\n"
-        "ray: {num_cpus: 2}\n"
-    )
+    cfg.write_text(chatty_yaml(street_mp4, spool))
     server = EmbeddedRedis()
     server.start()
     cli = [sys.executable, "-m", "pipeline.cli.app"]
     proc = subprocess.Popen(
-        [*cli, "run", str(cfg), "--redis-url", server.url, "--no-view", "--metrics-port", "0"],
+        vigil_run(cfg, server.url),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,24 @@ def chatty_config(cameras: list[dict[str, Any]], spool_dir: Path, update_interva
             },
         }
     )
+
+
+def chatty_yaml(video: Path, spool_dir: Path) -> str:
+    """A config file for `vigil run` whose one looped camera ``cam`` reads ``video`` and raises clip
+    events at once (every label counts, short windows, frequent updates); the outbox in ``spool_dir``."""
+    return (
+        f"cameras:\n  - {{id: cam, url: '{video}', fps: 5, loop: true}}\n"
+        "models:\n  temporal: {window: 4, stride: 2}\n"
+        "events:\n  clip_min_confidence: 0.0\n  clip_ignore_labels: []\n  clip_min_windows: 1\n"
+        f"  update_interval_s: 0.3\n  spool: {{dir: '{spool_dir}'}}\n"
+        "ray: {num_cpus: 2}\n"
+    )
+
+
+def vigil_run(config: Path, redis_url: str, *extra: str) -> list[str]:
+    """The command line of `vigil run CONFIG` against ``redis_url``, without the view, metrics on a free port."""
+    return [sys.executable, "-m", "pipeline.cli.app", "run", str(config), "--redis-url", redis_url, "--no-view",
+            "--metrics-port", "0", *extra]  # fmt: skip
 
 
 def sample_event(camera: str, seq: int, label: str = "person", captured_at: float | None = None) -> Event:
