@@ -63,6 +63,18 @@ def rtsp_server(street_mp4: Path) -> Iterator[RtspServer]:
     server.close()
 
 
+RTSP_USER, RTSP_PASSWORD = "viewer", "pa55-Secret"
+
+
+@pytest.fixture(scope="module")
+def auth_rtsp_server(street_mp4: Path) -> Iterator[RtspServer]:
+    """An RTSP server that wants ``RTSP_USER`` / ``RTSP_PASSWORD``."""
+    server = RtspServer(street_mp4, user=RTSP_USER, password=RTSP_PASSWORD)
+    server.start()
+    yield server
+    server.close()
+
+
 @pytest.fixture()
 def vigil_cli() -> list[str]:
     return [sys.executable, "-m", "pipeline.cli.app"]

@@ -16,14 +16,13 @@ from pipeline.core.config import CameraConfig, parse_config
 from pipeline.core.messages import CameraState, StatusEvent
 from pipeline.events.publisher import STATUS_STREAM
 from pipeline.runtime.redis_server import free_port
+from tests.integration.conftest import RTSP_PASSWORD as SECRET
 from tests.support.configs import chatty_config
 from tests.support.metrics import scrape
 from tests.support.rtsp import RtspServer
 from tests.support.running import running_pipeline
 from tests.support.wait import wait_for
 from tests.support.watched import Watched
-
-SECRET = "pa55-Secret"
 
 
 def rtsp_camera(url: str, cam_id: str = "cam") -> CameraConfig:
@@ -69,14 +68,6 @@ def test_frozen_server_is_noticed_and_recovers(own_server: RtspServer) -> None:
         assert cam.state is CameraState.STREAMING
 
 
-@pytest.fixture(scope="module")
-def auth_server(street_mp4: Path) -> Iterator[RtspServer]:
-    server = RtspServer(street_mp4, user="viewer", password=SECRET)
-    server.start()
-    yield server
-    server.close()
-
-
 @pytest.mark.parametrize(
     ("user", "password", "mount", "reason"),
     [
@@ -86,10 +77,10 @@ def auth_server(street_mp4: Path) -> Iterator[RtspServer]:
     ],
 )
 def test_fatal_rtsp_errors_fail_that_camera_only(
-    auth_server: RtspServer, user: str | None, password: str | None, mount: str, reason: str
+    auth_rtsp_server: RtspServer, user: str | None, password: str | None, mount: str, reason: str
 ) -> None:
-    healthy_cfg = rtsp_camera(auth_server.url_with("viewer", SECRET), "healthy")
-    bad_cfg = rtsp_camera(auth_server.url_with(user, password, mount), "bad")
+    healthy_cfg = rtsp_camera(auth_rtsp_server.url_with("viewer", SECRET), "healthy")
+    bad_cfg = rtsp_camera(auth_rtsp_server.url_with(user, password, mount), "bad")
     with Watched(healthy_cfg) as healthy, Watched(bad_cfg) as bad:
         wait_for(lambda: bad.state is CameraState.FAILED, 20, "the bad camera to fail")
         t = time.monotonic()
@@ -109,21 +100,21 @@ def ray_logs_dir() -> Path:
 
 
 def test_credentials_never_reach_logs_events_status_or_metrics(
-    ray_session: None, auth_server: RtspServer, tmp_path: Path
+    ray_session: None, auth_rtsp_server: RtspServer, tmp_path: Path
 ) -> None:
     """Two cameras whose URLs hold the secret: "door" (password and a ``token`` query parameter)
     streams and raises events, "door_wrong" (an old password) fails with its URL in the reason. Their
     URLs do reach the status records, the camera logs and ``statuses()``, redacted; the secret
     appears nowhere, nor in the metrics or any other Redis stream."""
-    door_url = auth_server.url_with("viewer", SECRET) + f"?token={SECRET}x"
+    door_url = auth_rtsp_server.url_with("viewer", SECRET) + f"?token={SECRET}x"
     cfg = chatty_config(
         [
             {"id": "door", "url": door_url, "fps": 5},
-            {"id": "door_wrong", "url": auth_server.url_with("viewer", SECRET + "-old"), "fps": 5},
+            {"id": "door_wrong", "url": auth_rtsp_server.url_with("viewer", SECRET + "-old"), "fps": 5},
         ],
         tmp_path / "spool",
     )
-    redacted = f"rtsp://***@127.0.0.1:{auth_server.port}/cam"
+    redacted = f"rtsp://***@127.0.0.1:{auth_rtsp_server.port}/cam"
     with running_pipeline(cfg) as run:
         pipeline = run.pipeline
         wait_for(

@@ -5,35 +5,26 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pipeline.runtime.redis_server import free_port
+from tests.integration.conftest import RTSP_PASSWORD as SECRET
 from tests.support.rtsp import RtspServer
 
 VIGIL = [sys.executable, "-m", "pipeline.cli.app"]
-SECRET = "pr0be-Secret"
-
-
-@pytest.fixture(scope="module")
-def camera(street_mp4: Path) -> Iterator[RtspServer]:
-    server = RtspServer(street_mp4, user="viewer", password=SECRET)
-    server.start()
-    yield server
-    server.close()
 
 
 def probe(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*VIGIL, "cameras", "probe", *args], capture_output=True, text=True, timeout=60)
 
 
-def test_an_rtsp_camera_answers_with_its_stream(camera: RtspServer) -> None:
-    result = probe(camera.url_with("viewer", SECRET), "--timeout", "10")
+def test_an_rtsp_camera_answers_with_its_stream(auth_rtsp_server: RtspServer) -> None:
+    result = probe(auth_rtsp_server.url_with("viewer", SECRET), "--timeout", "10")
     assert result.returncode == 0, result.stderr
     line = result.stdout.strip()
-    assert line.startswith(f"rtsp://***@127.0.0.1:{camera.port}/cam: h264, 640x360, ")
+    assert line.startswith(f"rtsp://***@127.0.0.1:{auth_rtsp_server.port}/cam: h264, 640x360, ")
     assert "fps, first frame decoded in " in line and line.endswith(" ms)")
     assert SECRET not in result.stdout + result.stderr
 
@@ -57,8 +48,10 @@ def test_a_file_answers_with_its_stream(street_mp4: Path) -> None:
     ],
     ids=["closed-port", "wrong-password", "wrong-path", "missing-file", "bad-port", "no-host", "bad-scheme"],
 )
-def test_a_source_that_fails_is_one_redacted_line(camera: RtspServer, url: str, code: int, message: str) -> None:
-    values = {"secret": SECRET, "port": camera.port, "closed": free_port()}
+def test_a_source_that_fails_is_one_redacted_line(
+    auth_rtsp_server: RtspServer, url: str, code: int, message: str
+) -> None:
+    values = {"secret": SECRET, "port": auth_rtsp_server.port, "closed": free_port()}
     result = probe(url.format(**values), "--timeout", "5")
     assert result.returncode == code, result.stdout + result.stderr
     assert result.stdout == ""
