@@ -64,7 +64,8 @@ def _measure(
     tune_allocator()
     cv2.setNumThreads(1)
     cfg = load_config(config)
-    det, cls = Detector(cfg.models.detector, 1), Classifier(cfg.models.classifier, 1)
+    det = Detector(cfg.models.detector, 1)
+    cls = Classifier(cfg.models.classifier, 1) if cfg.models.classifier is not None else None  # null: no ViT
     px = cfg.models.input_px
     ready: deque[tuple[int, Any, float, tuple[int, int], float]] = deque()
     room = threading.Semaphore(2 * batch_size)  # frames decoded ahead, as the cameras' queues allow
@@ -101,7 +102,9 @@ def _measure(
             room.release()
         c0 = time.thread_time()
         images = [it[1] for it in items]
-        found, _scenes = det.detect_batch(images), cls.classify_batch(images)
+        found = det.detect_batch(images)
+        if cls is not None:
+            cls.classify_batch(images)
         c1 = time.thread_time()
         for (k, _small, scale, wh, ts), d in zip(items, found, strict=True):
             d = d.scaled(1 / scale)

@@ -147,6 +147,8 @@ def main() -> None:
 
     configure_torch(1, cpu=True)
     cfg = load_config(args.config)
+    if cfg.models.classifier is None:
+        parser.error(f"{args.config}: models.classifier is null, and this benchmark scores the scene ViT too")
     videos = load_set(args.data)
     frames = scaled_frames(videos, cfg.models.input_px)
     print(f"{sum(map(len, frames.values()))} frames of {len(videos)} videos; native bf16: {native_bf16()}")

@@ -344,22 +344,34 @@ def save_checkpoint(
 
 
 def load_head(cfg: TemporalConfig, in_dim: int, emb_dim: int = 0) -> tuple[nn.Module, tuple[str, ...], str]:
-    """Build the configured head for ``in_dim`` features (``emb_dim`` of them the ViT embedding).
-    Returns (model, labels, kind)."""
+    """Build the configured head for ``in_dim`` features (``emb_dim`` of them the ViT embedding;
+    0: no scene ViT runs, the features are the detection summary alone). Returns (model, labels, kind).
+
+    A checkpoint whose head leaves the embedding out (``embedding_features: 0``) reads only the
+    detection summary, so it runs with any ViT or none; one that uses the embedding needs the ViT
+    it was trained with."""
     if cfg.weights is None:
         log.warning("temporal: no weights configured, running an UNTRAINED %s head", cfg.head.kind)
         return build_head(cfg.head, in_dim, len(cfg.labels), emb_dim=emb_dim), cfg.labels, cfg.head.kind
     ckpt: dict[str, Any] = torch.load(cfg.weights, map_location="cpu", weights_only=False)
     if ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{cfg.weights}: not a Vigil temporal checkpoint ({CHECKPOINT_FORMAT})")
-    if int(ckpt["in_dim"]) != in_dim or int(ckpt.get("emb_dim", 0)) != emb_dim:
-        raise ValueError(
-            f"{cfg.weights}: trained on {ckpt['in_dim']} features per frame, but the configured "
-            f"detector + classifier give {in_dim}; use the models it was trained with"
-        )
     head: LSTMHead | TransformerHead = (
         LSTMHead(**ckpt["head"]) if ckpt["head"]["kind"] == "lstm" else TransformerHead(**ckpt["head"])
     )
+    trained_in, trained_emb = int(ckpt["in_dim"]), int(ckpt.get("emb_dim", 0))
+    uses_embedding = trained_emb > 0 and head.embedding_features > 0  # as FeatureInput decides
+    if uses_embedding and emb_dim == 0:
+        raise ValueError(
+            f"{cfg.weights}: uses the scene ViT's embedding (embedding_features {head.embedding_features}), "
+            "and models.classifier is null; configure the ViT it was trained with, or a head trained with "
+            "--embedding-features 0"
+        )
+    if trained_in - trained_emb != in_dim - emb_dim or (uses_embedding and trained_emb != emb_dim):
+        raise ValueError(
+            f"{cfg.weights}: trained on {trained_in} features per frame, but the configured "
+            f"detector + classifier give {in_dim}; use the models it was trained with"
+        )
     labels = tuple(ckpt["labels"])
     model = build_head(head, in_dim, len(labels), emb_dim=emb_dim)
     model.load_state_dict(ckpt["state_dict"])

@@ -1,6 +1,7 @@
 """``vigil bench``'s limit mode: the compute alone. The detector's and the ViT's batch calls on
 pre-decoded frames at each batch size, and decoding alone, from which the frames/s a perfectly
-pipelined machine would reach (``run_limit`` says how, on a CPU box and on a GPU one)."""
+pipelined machine would reach (``run_limit`` says how, on a CPU box and on a GPU one). Without a
+ViT (``models.classifier: null``) the tables and the formulas hold the detector alone."""
 
 from __future__ import annotations
 
@@ -134,7 +135,8 @@ def measure_compute(
     sync()
     frames, decode = decode_frames(spec.video, keep=max(spec.batch_sizes), min_s=min(5.0, spec.seconds / 4))
     det = Detector(spec.cfg.models.detector, torch_threads=1)
-    cls = Classifier(spec.cfg.models.classifier, torch_threads=1)
+    cls_cfg = spec.cfg.models.classifier
+    cls = Classifier(cls_cfg, torch_threads=1) if cls_cfg is not None else None
     px = spec.cfg.models.input_px
     inputs = {"decoded": frames}
     out: dict[str, Any] = {"device": det.device, "decode": decode}
@@ -143,11 +145,15 @@ def measure_compute(
         out["resize"] = {"longest_px": px, **time_resize(frames, px)}
     sync()
     det_t = time_batches(det.detect_batch, inputs, spec.batch_sizes, per_size, progress=progress)
-    sync()
-    cls_t = time_batches(cls.classify_batch, inputs, spec.batch_sizes, per_size, progress=progress)
-    out.update(detector=det_t["decoded"], vit=cls_t["decoded"])
+    out["detector"] = det_t["decoded"]
     if "model_input" in inputs:
-        out.update(detector_model_input=det_t["model_input"], vit_model_input=cls_t["model_input"])
+        out["detector_model_input"] = det_t["model_input"]
+    sync()  # every process reaches each sync, with a ViT or without
+    if cls is not None:
+        cls_t = time_batches(cls.classify_batch, inputs, spec.batch_sizes, per_size, progress=progress)
+        out["vit"] = cls_t["decoded"]
+        if "model_input" in inputs:
+            out["vit_model_input"] = cls_t["model_input"]
     return out
 
 
@@ -180,23 +186,30 @@ def measure_on_every_core(spec: ModeSpec, cores: int) -> dict[str, Any]:
         "fps": sum(o["decode"]["fps"] for o in outs),
         **{k: statistics.fmean(o["decode"][k] for o in outs) for k in CLOCKS},
     }
+    tables = ("detector", "vit", "detector_model_input", "vit_model_input")  # those the processes measured
     out = {
         "device": outs[0]["device"],
         "processes": n,
         "decode": decode,  # fps: all the processes together
-        "detector": mean_table("detector"),
-        "vit": mean_table("vit"),
+        **{table: mean_table(table) for table in tables if table in outs[0]},
     }
     if "resize" in outs[0]:
-        out["detector_model_input"], out["vit_model_input"] = (
-            mean_table("detector_model_input"),
-            mean_table("vit_model_input"),
-        )
         out["resize"] = {
             "longest_px": outs[0]["resize"]["longest_px"],
             **{k: statistics.fmean(o["resize"][k] for o in outs) for k in CLOCKS},
         }
     return out
+
+
+def models_ms(m: dict[str, Any], tables: tuple[str, str], key: str, digits: int = 1) -> tuple[float, str, str, str]:
+    """The detector's and the ViT's ``key`` per frame at their best batches, summed, from the
+    ``tables`` of ``m`` (the detector's, the ViT's), and for a formula: what is summed, the figures
+    and the batches. Without the ViT's table (``models.classifier: null``) the detector's alone."""
+    db, dc = best(m[tables[0]], key)
+    if tables[1] not in m:
+        return dc, "detector", f"{dc:.{digits}f}", f"detector batch {db}"
+    cb, cc = best(m[tables[1]], key)
+    return dc + cc, "detector + ViT", f"{dc:.{digits}f} + {cc:.{digits}f}", f"detector batch {db}, ViT batch {cb}"
 
 
 def cpu_limit(m: dict[str, Any], cores: int, how: str, clock: str = "wall") -> tuple[float, str]:
@@ -208,11 +221,11 @@ def cpu_limit(m: dict[str, Any], cores: int, how: str, clock: str = "wall") -> t
     ``"cpu"``: its CPU time per frame instead, the bound only a machine that took nothing from its
     cores would reach."""
     key = f"{clock}_ms_per_frame"
-    (db, dc), (cb, cc) = best(m["detector"], key), best(m["vit"], key)
-    fps = 1000 * cores / (dc + cc + m["decode"][key])
+    ms, names, figures, batches = models_ms(m, ("detector", "vit"), key)
+    fps = 1000 * cores / (ms + m["decode"][key])
     return fps, (
-        f"cores / (detector + ViT + decode {clock} time per frame) = {cores} / ({dc:.1f} + {cc:.1f} + "
-        f"{m['decode'][key]:.1f} ms) (detector batch {db}, ViT batch {cb}, single-threaded, {how})"
+        f"cores / ({names} + decode {clock} time per frame) = {cores} / ({figures} + "
+        f"{m['decode'][key]:.1f} ms) ({batches}, single-threaded, {how})"
     )
 
 
@@ -223,13 +236,12 @@ def cpu_limit_on_model_inputs(m: dict[str, Any], cores: int) -> dict[str, Any] |
     if "resize" not in m:
         return None
     key = "wall_ms_per_frame"
-    (db, dc), (cb, cc) = best(m["detector_model_input"], key), best(m["vit_model_input"], key)
+    ms, names, figures, batches = models_ms(m, ("detector_model_input", "vit_model_input"), key)
     dec, rs = m["decode"][key], m["resize"][key]
     return {
-        "fps": 1000 * cores / (dc + cc + dec + rs),
-        "formula": f"cores / (detector + ViT on frames scaled to {m['resize']['longest_px']} px + decode + scaling) "
-        f"= {cores} / ({dc:.1f} + {cc:.1f} + {dec:.1f} + {rs:.2f} ms) (detector batch {db}, ViT batch {cb}, "
-        "wall time per frame)",
+        "fps": 1000 * cores / (ms + dec + rs),
+        "formula": f"cores / ({names} on frames scaled to {m['resize']['longest_px']} px + decode + scaling) "
+        f"= {cores} / ({figures} + {dec:.1f} + {rs:.2f} ms) ({batches}, wall time per frame)",
     }
 
 
@@ -266,17 +278,15 @@ def run_limit(spec: ModeSpec) -> dict[str, Any]:
         out["on_cpu_time"] = {"fps": cpu_fps, "formula": cpu_formula}
         if (on_inputs := cpu_limit_on_model_inputs(out, cores)) is not None:
             out["on_model_inputs"] = on_inputs
-        db, cb = best(out["detector"], "wall_ms_per_frame")[0], best(out["vit"], "wall_ms_per_frame")[0]
     else:
-        (db, dw), (cb, cw) = best(out["detector"], "wall_ms_per_frame"), best(out["vit"], "wall_ms_per_frame")
-        model_fps, decode_fps = 1000 / (dw + cw), 1000 * cores / out["decode"]["cpu_ms_per_frame"]
+        ms, names, figures, batches = models_ms(out, ("detector", "vit"), "wall_ms_per_frame", digits=2)
+        model_fps, decode_fps = 1000 / ms, 1000 * cores / out["decode"]["cpu_ms_per_frame"]
         out["fps"] = min(model_fps, decode_fps)
         out["formula"] = (
-            f"min(1 / (detector + ViT per frame), cores / decode CPU per frame) = min(1000 / ({dw:.2f} + "
-            f"{cw:.2f} ms), {cores} x 1000 / {out['decode']['cpu_ms_per_frame']:.2f} ms) = min({model_fps:.0f}, "
-            f"{decode_fps:.0f}) (detector batch {db}, ViT batch {cb}; the workers' batch calls, their CPU "
-            "preprocessing included)"
+            f"min(1 / ({names} per frame), cores / decode CPU per frame) = min(1000 / ({figures} ms), "
+            f"{cores} x 1000 / {out['decode']['cpu_ms_per_frame']:.2f} ms) = min({model_fps:.0f}, "
+            f"{decode_fps:.0f}) ({batches}; the workers' batch calls, their CPU preprocessing included)"
         )
     report(window="end")
-    out["best_batch"] = {"detector": db, "vit": cb}
+    out["best_batch"] = {m: best(out[m], "wall_ms_per_frame")[0] for m in ("detector", "vit") if m in out}
     return out

@@ -14,14 +14,17 @@ from pipeline.bench.threads import Recorder, run_threads
 
 def run_workers(spec: ModeSpec) -> dict[str, Any]:
     """Each camera: Vigil's decoder (file mode) -> the shared batched Detector and Classifier
-    (called concurrently, as the camera actor does) -> its own tracker. No clip head, no events."""
+    (called concurrently, as the camera actor does; no Classifier with ``models.classifier: null``)
+    -> its own tracker. No clip head, no events."""
     from workers.classifier import Classifier
     from workers.decoder import FrameSource
     from workers.detector import Detector
     from workers.tracking import Tracker
 
     threads = spec.cfg.ray.detector.torch_threads
-    det, cls = Detector(spec.cfg.models.detector, threads), Classifier(spec.cfg.models.classifier, threads)
+    cls_cfg = spec.cfg.models.classifier
+    det = Detector(spec.cfg.models.detector, threads)
+    cls = Classifier(cls_cfg, threads) if cls_cfg is not None else None
     cams = bench_cameras(spec)
 
     def camera(i: int, rec: Recorder, stop: threading.Event) -> None:
@@ -33,9 +36,10 @@ def run_workers(spec: ModeSpec) -> dict[str, Any]:
                 packet = source.get(timeout_s=0.5)
                 if packet is None:
                     continue
-                scene = pool.submit(cls.classify, packet.image_bgr)
+                scene = pool.submit(cls.classify, packet.image_bgr) if cls is not None else None
                 tracker.update(det.detect(packet.image_bgr))
-                scene.result()
+                if scene is not None:
+                    scene.result()
                 rec.add(i, time.perf_counter(), time.time() - packet.captured_at)
         source.stop()
 

@@ -39,10 +39,9 @@ def overhead(limit: dict[str, Any], vigil: dict[str, Any]) -> dict[str, Any]:
     batches = vigil.get("batch_mean", {})
     measured = vigil.get("model_cpu_s", {})
     steps: dict[str, float] = vigil.get("camera_cpu_s", {})
-    estimate = {
-        "detector": frames * at_batch(limit["detector"], batches.get("detector", 1.0)),
-        "classifier": frames * at_batch(limit["vit"], batches.get("classifier", 1.0)),
-    }
+    estimate = {"detector": frames * at_batch(limit["detector"], batches.get("detector", 1.0))}
+    if "vit" in limit:  # none without a ViT (models.classifier: null)
+        estimate["classifier"] = frames * at_batch(limit["vit"], batches.get("classifier", 1.0))
     source = "measured" if all(measured.get(k, 0) > 0 for k in estimate) else "limit"
     models = {k: measured.get(k, 0.0) for k in measured} if source == "measured" else estimate
     dec_s = steps["decode"] if "decode" in steps else frames * limit["decode"]["cpu_ms_per_frame"] / 1000
@@ -51,7 +50,7 @@ def overhead(limit: dict[str, Any], vigil: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "cpu_s_total": total,
         "cpu_s_forward_detector": models["detector"],
-        "cpu_s_forward_vit": models["classifier"],
+        "cpu_s_forward_vit": models.get("classifier", 0.0),
         "cpu_s_models": models,  # every model the run called (the clip head too, when measured)
         "forward_source": source,
         "forward_estimate_from_limit": estimate,
@@ -116,6 +115,9 @@ def model_speed(limit: dict[str, Any], vigil: dict[str, Any]) -> float | None:
     spent = measured.get("detector", 0.0) + measured.get("classifier", 0.0)
     if limit.get("device") != "cpu" or spent <= 0 or not vigil.get("frames"):
         return None
-    det, vit = limit.get("detector_model_input", limit["detector"]), limit.get("vit_model_input", limit["vit"])
-    expected_ms = per_frame_at(det, batches.get("detector", 1.0)) + per_frame_at(vit, batches.get("classifier", 1.0))
+    det = limit.get("detector_model_input", limit["detector"])
+    expected_ms = per_frame_at(det, batches.get("detector", 1.0))
+    if "vit" in limit:  # none without a ViT (models.classifier: null)
+        vit = limit.get("vit_model_input", limit["vit"])
+        expected_ms += per_frame_at(vit, batches.get("classifier", 1.0))
     return float(vigil["frames"] * expected_ms / 1000 / spent)

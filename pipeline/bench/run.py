@@ -160,15 +160,15 @@ def run_bench(spec: BenchSpec, progress: Progress) -> dict[str, Any]:
 
 
 def model_precision(cfg: VigilConfig, device: str) -> dict[str, str]:
-    """What the detector and the ViT compute in on ``device`` (every mode runs the same)."""
+    """What the detector and the ViT compute in on ``device`` (every mode runs the same; no
+    ``classifier`` entry without a ViT)."""
     from workers.common import precision_on
     from workers.detector import detector_precision
 
-    cls = cfg.models.classifier
-    return {
-        "detector": detector_precision(cfg.models.detector, device),
-        "classifier": precision_on(cls.half, cls.cpu_precision, device, "classifier"),
-    }
+    out = {"detector": detector_precision(cfg.models.detector, device)}
+    if (cls := cfg.models.classifier) is not None:
+        out["classifier"] = precision_on(cls.half, cls.cpu_precision, device, "classifier")
+    return out
 
 
 def _tagged(progress: Progress, tag: str, text: str, fraction: float | None) -> None:

@@ -18,7 +18,8 @@ def render_table(res: dict[str, Any]) -> Table:
     title = f"vigil bench: {res['cameras']} cameras x {Path(res['video']).name}, {res['seconds']:g} s, {res['device']}"
     if (precision := res.get("precision")) is not None:
         export = res.get("detector_export")  # through ONNX Runtime / TensorRT: named with its precision
-        title += f" (detector {f'{export} ' if export else ''}{precision['detector']}, ViT {precision['classifier']})"
+        vit = f"ViT {precision['classifier']}" if "classifier" in precision else "no ViT"
+        title += f" (detector {f'{export} ' if export else ''}{precision['detector']}, {vit})"
     table = Table(title=title, box=box.SIMPLE_HEAD)
     for col in ("mode", "fps", "p50", "p95", "p99", "CPU%", "MiB", "/base", "/limit"):
         table.add_column(col, justify="left" if col == "mode" else "right", no_wrap=True)

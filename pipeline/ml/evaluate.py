@@ -44,6 +44,12 @@ class EvalError(RuntimeError):
 
 def evaluate(cfg: VigilConfig, data: Path, heads: dict[str, Path], progress: Progress | None = None) -> dict[str, Any]:
     """Run the pipeline once per clip head over ``data``; return the figures (see module doc)."""
+    off = [f"models.{key}" for key in ("classifier", "temporal") if getattr(cfg.models, key) is None]
+    if off:
+        raise EvalError(
+            f"{' and '.join(off)}: null in the config, and vigil eval scores the scene ViT and the clip heads; "
+            "give a config that sets both (configs/demo.yaml does)"
+        )
     videos = load_set(data)
     if not videos:
         raise EvalError(f"{data}: no videos")
@@ -77,6 +83,7 @@ def eval_config(cfg: VigilConfig, videos: list[tuple[Path, dict[str, Any]]], wei
         for video, gt in videos
     ]
     # A checkpoint brings its own head architecture and labels; window and stride stay the config's.
+    assert cfg.models.temporal is not None  # evaluate() refuses a config without a clip head
     temporal = cfg.models.temporal.model_copy(update={"weights": weights})
     models = cfg.models.model_copy(update={"temporal": temporal})
     events = cfg.events.model_copy(

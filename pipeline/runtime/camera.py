@@ -78,10 +78,10 @@ class CameraSettings:
     redis_url: str
     redis: RedisConfig
     events: EventsConfig
-    window: int
+    window: int  # clip windows: frames per window and between two labels (unused without a clip head)
     stride: int
     class_names: tuple[str, ...]
-    head_kind: str
+    head_kind: str  # the clip head's kind ("" without one: models.temporal is null)
     record_dir: Path | None = None  # `vigil eval`: one JSON line per processed frame (raw detections, scene)
     crops: CropClassifierConfig | None = None
     model_input_px: int | None = None  # longest side of what the model workers get (None: the full frame)
@@ -151,7 +151,8 @@ class CameraRunner:
             cam, self._on_state, self._on_drop, self._on_decoded, on_reconnect=self._on_reconnect, resume_at=resume_at
         )
         self._motion = MotionGate(cam.motion) if cam.motion.enabled else None
-        self._last: tuple[Detections, FloatArray] | None = None  # the last processed frame's results
+        # The last processed frame's results: tracked detections, features (None without a clip head).
+        self._last: tuple[Detections, FloatArray | None] | None = None
         self._thread = threading.Thread(target=self._loop, name=f"camera-{cam.id}", daemon=True)
         self._clock: StepClock | None = None  # the loop thread's CPU by step (made in that thread)
         self._decode_clock: StepClock | None = None  # the decoder thread's
@@ -355,8 +356,7 @@ class CameraRunner:
             crops = {}  # the second stage is optional: the frame goes on without crop labels, counted
             self._on_crop_failure(exc)
         self._lap("crops")
-        summary = self._summarizer(detections, packet.resolution_wh, packet.stream_ts)
-        vector = np.concatenate([scene.embedding, summary]).astype(np.float32)
+        vector = self._features(detections, scene, packet)
         self._last = (tracked, vector)
         self._lap("features")
         self._advance(packet, tracked, vector, crops)
@@ -371,7 +371,17 @@ class CameraRunner:
         with self._lock:
             self._counts["processed"] += 1
             self._last_latency_s = latency
-            self._scene = f"{scene.label} {scene.confidence:.2f}"
+            self._scene = f"{scene.label} {scene.confidence:.2f}" if scene is not None else None
+
+    def _features(self, detections: Detections, scene: SceneResult | None, packet: FramePacket) -> FloatArray | None:
+        """The frame's step of the clip window: the ViT embedding (none without a ViT) followed by the
+        detection summary. None without a clip head: nothing would read it."""
+        if self.clients.clip_head is None:
+            return None
+        summary = self._summarizer(detections, packet.resolution_wh, packet.stream_ts)
+        if scene is None:
+            return summary
+        return np.concatenate([scene.embedding, summary]).astype(np.float32)
 
     def _on_crop_failure(self, exc: Exception) -> None:
         self._series.crop_failures.inc()
@@ -402,10 +412,15 @@ class CameraRunner:
         STAGE_LATENCY.labels("crops").observe(time.time() - t0)
         return {int(tracked.tracker_id[i]): score for i, score in zip(chosen, scores, strict=True)}
 
-    def _record_frame(self, packet: FramePacket, det: Detections, scene: SceneResult) -> None:
+    def _record_frame(self, packet: FramePacket, det: Detections, scene: SceneResult | None) -> None:
         assert self._record is not None
         boxes = np.column_stack([det.xyxy, det.confidence, det.class_id]).round(2).tolist() if len(det) else []
-        row = {"frame_id": packet.frame_id, "boxes": boxes, "scene": scene.label, "scene_confidence": scene.confidence}
+        row = {
+            "frame_id": packet.frame_id,
+            "boxes": boxes,
+            "scene": scene.label if scene is not None else None,
+            "scene_confidence": scene.confidence if scene is not None else None,
+        }
         self._record.write(json.dumps(row) + "\n")
 
     def _is_still(self, packet: FramePacket, pending: deque[_InFlight]) -> bool:
@@ -438,16 +453,21 @@ class CameraRunner:
         self._advance(packet, tracked, vector)
 
     def _advance(
-        self, packet: FramePacket, tracked: Detections, vector: FloatArray, crops: dict[int, LabelScore] | None = None
+        self,
+        packet: FramePacket,
+        tracked: Detections,
+        vector: FloatArray | None,
+        crops: dict[int, LabelScore] | None = None,
     ) -> None:
-        """Events, clip window and publishing for one frame."""
+        """Events, clip window (``vector`` None: no clip head, no window) and publishing for one frame."""
         now = self._event_clock(packet)
         events = self._engine.on_detections(packet.frame_id, packet.captured_at, tracked, crops, clock=now)
-        track_ids = tuple(int(t) for t in tracked.tracker_id)
-        self._window.append(FrameFeatures(packet.frame_id, packet.captured_at, vector, track_ids))
-        self._since_clip += 1
+        if vector is not None:
+            track_ids = tuple(int(t) for t in tracked.tracker_id)
+            self._window.append(FrameFeatures(packet.frame_id, packet.captured_at, vector, track_ids))
+            self._since_clip += 1
         self._lap("events")
-        clip = self._maybe_label_clip(packet)
+        clip = self._maybe_label_clip(packet) if vector is not None else None
         self._lap("clip")
         if clip is not None:
             in_window = tuple(sorted({t for f in self._window for t in f.track_ids}))
@@ -465,6 +485,7 @@ class CameraRunner:
         t0 = time.time()
         window = np.stack([f.vector for f in self._window])
         head = self.clients.clip_head
+        assert head is not None  # windows fill only where there is a clip head
         if head.in_process:
             self._lap("clip")
         score = head.classify(window, WORKER_TIMEOUT_S)

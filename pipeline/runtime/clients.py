@@ -16,6 +16,8 @@ workers     detector + classifier actors, the      crop-classifier actors
 ==========  =====================================  ==============================
 
 The clip head runs in the host (``ray.clip_head: hosts``) or in one actor (``actor``), whatever the layout.
+Without a scene ViT (``models.classifier: null``) a frame's scene is None; without a clip head
+(``models.temporal: null``) a camera has no clip-head client.
 ``HostClients`` builds them in a camera host and owns what its cameras share (the models loaded in
 the host, the coalescers, the clip head).
 """
@@ -50,7 +52,7 @@ from workers.common import claim_cores, pin_process
 log = logging.getLogger(__name__)
 
 Image = npt.NDArray[np.uint8]
-VisionResult = tuple[Detections, SceneResult]
+VisionResult = tuple[Detections, SceneResult | None]  # the scene: None without a scene ViT
 
 
 class VisionTicket(Protocol):
@@ -102,7 +104,8 @@ def _ray_get(ref: Any, timeout_s: float) -> Any:
 
 @dataclass(frozen=True)
 class _Split:
-    """A frame read from the object store by a detector and a classifier in parallel."""
+    """A frame read from the object store by a detector and a classifier in parallel (scene_ref
+    None: no classifier, the detector alone)."""
 
     det_ref: Any
     scene_ref: Any
@@ -111,6 +114,8 @@ class _Split:
     def result(self, timeout_s: float) -> VisionResult:
         detections: Detections = ray.get(self.det_ref, timeout=timeout_s)
         STAGE_LATENCY.labels("detect").observe(time.time() - self.sent_at)
+        if self.scene_ref is None:
+            return detections, None
         scene: SceneResult = ray.get(self.scene_ref, timeout=timeout_s)
         STAGE_LATENCY.labels("classify").observe(time.time() - self.sent_at)
         return detections, scene
@@ -138,13 +143,16 @@ class FusedVision:
 
 
 class SplitVision:
-    """The frame stored once, read by a detector and a classifier replica (taken in turn)."""
+    """The frame stored once, read by a detector and a classifier replica (taken in turn). Without
+    classifiers (``models.classifier: null``) the frame goes to the detector alone, in the call."""
 
     def __init__(self, detectors: tuple[Any, ...], classifiers: tuple[Any, ...], turn: itertools.count[int]) -> None:
         self._detectors, self._classifiers, self._turn = detectors, classifiers, turn
 
     def submit(self, image: Image) -> VisionTicket:
         n, sent_at = next(self._turn), time.time()
+        if not self._classifiers:  # one reader: Ray moves the frame with the call (inline when small)
+            return _Split(self._detectors[n % len(self._detectors)].detect.remote(image), None, sent_at)
         image_ref = ray.put(image)
         det_ref = self._detectors[n % len(self._detectors)].detect.remote(image_ref)
         scene_ref = self._classifiers[n % len(self._classifiers)].classify.remote(image_ref)
@@ -205,11 +213,12 @@ class ActorClipHead:
 
 @dataclass(frozen=True)
 class CameraClients:
-    """What one camera calls: the vision client, the crop client (None: models.crops off), the clip head."""
+    """What one camera calls: the vision client, the crop client (None: models.crops off), the clip
+    head (None: models.temporal off)."""
 
     vision: VisionClient
     crops: CropClient | None
-    clip_head: ClipHeadClient
+    clip_head: ClipHeadClient | None
 
 
 class HostClients:
@@ -234,12 +243,12 @@ class HostClients:
             if spec.crops is not None:  # single crops are the items: a call takes every waiting frame's crops
                 crop_calls = Coalescer((self._vision.send_crops,), spec.crops.max_batch, count_calls=False)
                 self._crops = CoalescedCrops(crop_calls)
-        self._clip_head: ClipHeadClient
+        self._clip_head: ClipHeadClient | None = None  # models.temporal: null
         if plan.clip_head is not None:  # one head for this host's cameras
             torch.set_num_threads(threads)
             head = plan.clip_head
             self._clip_head = LocalClipHead(ClipHead(head.cfg, head.in_dim, emb_dim=head.emb_dim, in_host=True))
-        else:
+        elif plan.clip_head_actor is not None:
             self._clip_head = ActorClipHead(plan.clip_head_actor)
 
     def for_camera(self, cam: CameraConfig) -> CameraClients:

@@ -8,7 +8,8 @@
 
 Order: Ray -> placement (``pipeline.runtime.placement``) -> model workers (and wait until their models
 loaded) -> camera hosts -> control channel -> /metrics. Shutdown runs in reverse. Nothing per-frame
-happens in the driver.
+happens in the driver. A model the config switches off (``models.classifier``, ``models.crops``,
+``models.temporal``: null) is started nowhere.
 """
 
 from __future__ import annotations
@@ -171,7 +172,8 @@ class Pipeline:
         self.plan = self._start_workers(self.placement.layout)
         # The kinds this pipeline runs, their restart counters at zero (the clip head's too where
         # the hosts run it, so the series is the same in every placement).
-        for kind in {kind for kind, _ in self.plan.actors().values()} | {"temporal", "camera"}:
+        clip_head = {"temporal"} if self.cfg.models.temporal is not None else set()
+        for kind in {kind for kind, _ in self.plan.actors().values()} | clip_head | {"camera"}:
             WORKER_RESTARTS.labels(kind)
         self.hosts = HostPool(
             self._camera_settings(), self.plan, self.placement.cameras_per_host, self.placement.max_hosts
@@ -248,7 +250,8 @@ class Pipeline:
             dets = _pool(VisionWorker, (models.detector, models.classifier), res.detector, concurrency)
         else:
             dets = _pool(Detector, models.detector, res.detector, 4 * models.detector.max_batch)
-            clss = _pool(Classifier, models.classifier, res.classifier, 4 * models.classifier.max_batch)
+            if models.classifier is not None:
+                clss = _pool(Classifier, models.classifier, res.classifier, 4 * models.classifier.max_batch)
         # Crops: one call per frame carries all its boxes, so concurrency counts callers, not crops.
         # With placement hosts the camera hosts run the crop classifier too.
         crops = () if models.crops is None or host_models else _pool(CropClassifier, models.crops, res.crops, 64)
@@ -258,8 +261,9 @@ class Pipeline:
             else:
                 # Every replica has loaded its model before any camera starts.
                 self._class_names = ray.get([d.names.remote() for d in dets], timeout=WORKER_START_TIMEOUT_S)[0]
-                vits = clss or dets  # fused: the VisionWorkers answer for their ViT
-                embed_dim = ray.get([c.embedding_dim.remote() for c in vits], timeout=WORKER_START_TIMEOUT_S)[0]
+                vits = clss or (dets if layout == "fused" else ())  # fused: the VisionWorkers answer for their ViT
+                embed_dims = ray.get([c.embedding_dim.remote() for c in vits], timeout=WORKER_START_TIMEOUT_S)
+                embed_dim = embed_dims[0] if embed_dims else 0  # 0: no ViT (models.classifier: null)
             ray.get([c.embedding_dim.remote() for c in crops], timeout=WORKER_START_TIMEOUT_S)
             clip_actor, clip_head = self._start_clip_head(embed_dim)
         except ray.exceptions.RayActorError as exc:
@@ -284,21 +288,29 @@ class Pipeline:
         )
 
     def _start_clip_head(self, embed_dim: int) -> tuple[Any, ClipHeadSpec | None]:
-        """The clip-head actor (``ray.clip_head: actor``), or the spec each camera host loads it from."""
-        models, res = self.cfg.models, self.cfg.ray
+        """The clip-head actor (``ray.clip_head: actor``), or the spec each camera host loads it from;
+        neither with ``models.temporal: null``. ``embed_dim`` 0: no ViT, the head gets the detection
+        summary alone."""
+        cfg, res = self.cfg.models.temporal, self.cfg.ray
+        self._head_kind = ""
+        if cfg is None:
+            return None, None
         in_dim = embed_dim + summary_dim(len(self._class_names))
         if res.clip_head == "actor":
             temporal: Any = ray.remote(ClipHead).options(
                 max_restarts=-1, max_task_retries=2, **_gpu_options(res.temporal)
             )
-            actor = temporal.remote(models.temporal, in_dim, res.temporal.torch_threads, emb_dim=embed_dim)
-            self._head_kind = ray.get(actor.head_kind.remote())
+            actor = temporal.remote(cfg, in_dim, res.temporal.torch_threads, emb_dim=embed_dim)
+            try:
+                self._head_kind = ray.get(actor.head_kind.remote(), timeout=WORKER_START_TIMEOUT_S)
+            except ray.exceptions.RayActorError as exc:  # its weights did not load, or do not fit the features
+                raise PipelineError(f"models.temporal.weights: clip-head actor: {_root_cause(exc)}") from None
             return actor, None
         try:  # each camera host loads its own; loaded once here too, so a bad checkpoint fails now
-            self._head_kind = ClipHead(models.temporal, in_dim, emb_dim=embed_dim, in_host=True).kind
+            self._head_kind = ClipHead(cfg, in_dim, emb_dim=embed_dim, in_host=True).kind
         except (ValueError, OSError, RuntimeError) as exc:
             raise PipelineError(f"models.temporal.weights: {exc}") from None
-        return None, ClipHeadSpec(models.temporal, in_dim, embed_dim)
+        return None, ClipHeadSpec(cfg, in_dim, embed_dim)
 
     def _camera_settings(self) -> CameraSettings:
         t = self.cfg.models.temporal
@@ -306,8 +318,8 @@ class Pipeline:
             redis_url=self.redis_url,
             redis=self.cfg.redis,
             events=self.cfg.events,
-            window=t.window,
-            stride=t.stride,
+            window=t.window if t is not None else 0,
+            stride=t.stride if t is not None else 0,
             class_names=tuple(self._class_names),
             run_id=self.run_id,
             head_kind=self._head_kind,
@@ -418,7 +430,8 @@ def _load_here(spec: HostModelsSpec) -> tuple[tuple[str, ...], int]:
         try:
             models = VisionModels((spec.detector, spec.classifier), spec.torch_threads, cpu=True)
         except Exception as exc:
-            raise PipelineError(f"models.detector / models.classifier: could not load: {exc}") from None
+            keys = "models.detector" if spec.classifier is None else "models.detector / models.classifier"
+            raise PipelineError(f"{keys}: could not load: {exc}") from None
         if spec.crops is not None:
             try:
                 CropClassifier(spec.crops, spec.torch_threads, batching=False, cpu=True)

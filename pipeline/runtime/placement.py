@@ -12,6 +12,10 @@ Three layouts:
   frames coalesced per host, ``ray.host_calls_per_replica``).
 
 ``auto`` picks ``hosts`` where the Ray cluster has no GPU and ``workers`` where it has one.
+
+Every layout leaves out what the config switches off: with ``models.classifier: null`` no ViT is
+loaded (no classifier pool with ``workers``; the vision workers and the hosts hold the detector
+alone), and with ``models.temporal: null`` no clip head is loaded, in the hosts or as an actor.
 """
 
 from __future__ import annotations
@@ -93,7 +97,7 @@ class HostModelsSpec:
     (placement ``hosts``)."""
 
     detector: DetectorConfig
-    classifier: ClassifierConfig
+    classifier: ClassifierConfig | None  # models.classifier: null: no ViT in the hosts
     torch_threads: int = 1
     crops: CropClassifierConfig | None = None  # models.crops: the crop classifier runs in the hosts too
     pin_cores: int = 0  # ray.pin_hosts: the host keeps to this many cores of its own (0: the OS places it)
@@ -110,6 +114,7 @@ class HostPlan:
     crops: tuple[Any, ...] = ()  # workers / fused with models.crops: CropClassifier actors
     clip_head_actor: Any = None  # ray.clip_head: actor
     clip_head: ClipHeadSpec | None = None  # ray.clip_head: hosts: each host loads the head from this
+    # (both None: models.temporal is null, no clip head anywhere)
     host_models: HostModelsSpec | None = None  # hosts: each host loads the models from this
     host_calls_per_replica: int = 0  # fused: a host coalesces its file cameras' frames (0: a call per frame)
     call_max_frames: int = 8  # frames per coalesced call (the larger max_batch of the two models)

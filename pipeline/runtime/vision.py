@@ -41,11 +41,11 @@ Item = TypeVar("Item")
 Out = TypeVar("Out")
 
 
-def vision_max_batch(det_cfg: DetectorConfig, cls_cfg: ClassifierConfig) -> int:
+def vision_max_batch(det_cfg: DetectorConfig, cls_cfg: ClassifierConfig | None) -> int:
     """Frames per batch where both models run on it: the larger ``max_batch`` (on a CPU the
     detector's best batch is often smaller than the ViT's; each model splits the batch into passes
-    of its own size)."""
-    return max(det_cfg.max_batch, cls_cfg.max_batch)
+    of its own size). Without a ViT (``models.classifier: null``), the detector's."""
+    return max(det_cfg.max_batch, cls_cfg.max_batch if cls_cfg is not None else 0)
 
 
 def _in_passes(fn: Callable[[list[Item]], list[Out]], items: list[Item], step: int) -> list[Out]:
@@ -53,48 +53,54 @@ def _in_passes(fn: Callable[[list[Item]], list[Out]], items: list[Item], step: i
     return [out for i in range(0, len(items), step) for out in fn(items[i : i + step])]
 
 
-class VisionModels:
-    """The detector and the scene classifier, run one after the other on the same batch."""
+VisionCfgs = tuple[DetectorConfig, ClassifierConfig | None]  # the classifier's None: models.classifier is off
+VisionOut = tuple[Detections, SceneResult | None]  # a frame's detections and scene (None: no scene ViT)
 
-    def __init__(
-        self, cfgs: tuple[DetectorConfig, ClassifierConfig], torch_threads: int = 1, cpu: bool = False
-    ) -> None:
+
+class VisionModels:
+    """The detector and the scene classifier (where configured), run one after the other on the same batch."""
+
+    def __init__(self, cfgs: VisionCfgs, torch_threads: int = 1, cpu: bool = False) -> None:
         det_cfg, cls_cfg = cfgs
         self._detector = Detector(det_cfg, torch_threads, batching=False, cpu=cpu)
-        self._classifier = Classifier(cls_cfg, torch_threads, batching=False, cpu=cpu)
-        self._max_batch = (det_cfg.max_batch, cls_cfg.max_batch)
+        self._classifier = Classifier(cls_cfg, torch_threads, batching=False, cpu=cpu) if cls_cfg is not None else None
+        self._max_batch = (det_cfg.max_batch, cls_cfg.max_batch if cls_cfg is not None else 1)
 
     def names(self) -> tuple[str, ...]:
         """The detector's class names by class id."""
         return self._detector.names()
 
     def embedding_dim(self) -> int:
-        return self._classifier.embedding_dim()
+        """The ViT embedding's size; 0 without a ViT."""
+        return self._classifier.embedding_dim() if self._classifier is not None else 0
 
-    def analyze_batch(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[tuple[Detections, SceneResult]]:
+    def analyze_batch(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[VisionOut]:
         """Both models on ``images_bgr``, each in forward passes of at most its own ``max_batch``
         (a batch holds up to the larger of the two: ``vision_max_batch``)."""
         det_step, cls_step = self._max_batch
         detections = _in_passes(self._detector.detect_batch, images_bgr, det_step)
+        if self._classifier is None:
+            return [(d, None) for d in detections]
         scenes = _in_passes(self._classifier.classify_batch, images_bgr, cls_step)
         return list(zip(detections, scenes, strict=True))
 
 
 class VisionWorker(VisionModels, MetricsExporter):
-    """Ray actor: the two models behind one batcher, shared by every camera host."""
+    """Ray actor: the two models (the detector alone without a ViT) behind one batcher, shared by every
+    camera host."""
 
-    def __init__(self, cfgs: tuple[DetectorConfig, ClassifierConfig], torch_threads: int = 1) -> None:
+    def __init__(self, cfgs: VisionCfgs, torch_threads: int = 1) -> None:
         super().__init__(cfgs, torch_threads)
         set_process_role("vision")  # after the models' constructors, which set their own
         self._batcher = Batcher(
             self.analyze_batch, vision_max_batch(*cfgs), cfgs[0].max_wait_ms / 1000, name="vision-batcher"
         )
 
-    def analyze(self, image_bgr: npt.NDArray[np.uint8]) -> tuple[Detections, SceneResult]:
+    def analyze(self, image_bgr: npt.NDArray[np.uint8]) -> VisionOut:
         """One frame's detections and scene; concurrent calls (all cameras) share forward passes."""
         return self._batcher.submit(image_bgr)
 
-    def analyze_many(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[tuple[Detections, SceneResult]]:
+    def analyze_many(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[VisionOut]:
         """Several frames in one call (a camera host's coalesced frames); they share forward passes
         with each other and with other callers' frames already queued, without waiting for more."""
         return self._batcher.submit_many(images_bgr, wait=False)
@@ -105,8 +111,9 @@ class HostModelError(RuntimeError):
 
 
 class HostModels:
-    """``ray.placement: hosts``: the two models inside a camera-host process, on one thread of their own,
-    and the crop classifier (``models.crops``), when configured, on a second.
+    """``ray.placement: hosts``: the two models (the detector alone with ``models.classifier: null``)
+    inside a camera-host process, on one thread of their own, and the crop classifier
+    (``models.crops``), when configured, on a second.
 
     Its cameras' frames reach it through the host's coalescer (``send``: one batch at a time; frames
     that arrive meanwhile leave together in the next), so nothing crosses a process boundary; their
@@ -117,7 +124,7 @@ class HostModels:
 
     def __init__(
         self,
-        cfgs: tuple[DetectorConfig, ClassifierConfig],
+        cfgs: VisionCfgs,
         torch_threads: int = 1,
         crops: CropClassifierConfig | None = None,
     ) -> None:
@@ -129,7 +136,7 @@ class HostModels:
         self._crop_pool = ThreadPoolExecutor(1, thread_name_prefix="crops") if crops is not None else None
         self._clocks: dict[str, StepClock] = {}  # by step, each made on its pool's thread (it clocks that thread)
 
-    def send(self, images_bgr: list[npt.NDArray[np.uint8]]) -> Future[list[tuple[Detections, SceneResult]]]:
+    def send(self, images_bgr: list[npt.NDArray[np.uint8]]) -> Future[list[VisionOut]]:
         return self._pool.submit(self._run, "vision", self.models.analyze_batch, images_bgr)
 
     def send_crops(self, crops_bgr: list[npt.NDArray[np.uint8]]) -> Future[list[LabelScore]]:

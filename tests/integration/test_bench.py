@@ -69,3 +69,27 @@ def test_bench_rejects_a_missing_video(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "file not found" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_bench_without_a_vit_or_a_clip_head_measures_the_detector_alone(tmp_path: Path, short_mp4: Path) -> None:
+    """A config with ``models.classifier: null`` and ``models.temporal: null`` (as configs/cameras.yaml):
+    the baseline, the limit and Vigil all run the detector alone, and say so; ``--max-batch`` leaves
+    the switched-off ViT off."""
+    config = tmp_path / "bench.yaml"
+    models = {"detector": MODELS["detector"], "classifier": None, "temporal": None}
+    config.write_text(yaml.safe_dump({"cameras": [{"id": "unused", "url": str(short_mp4)}], "models": models}))
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "pipeline.cli.app", "bench", "--cameras", "2", "--seconds", "2", "--max-batch", "2"]
+    cmd += ["--config", str(config), "--video", str(short_mp4), "--batch-sizes", "1,2", "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(out.read_text())
+    for mode in ("vigil", "baseline", "limit"):
+        assert res[mode]["fps"] > 0, mode
+    assert res["precision"] == {"detector": "fp32"}
+    assert "(detector fp32, no ViT)" in " ".join(proc.stdout.split())
+    limit = res["limit"]
+    assert "vit" not in limit and "vit_model_input" not in limit and "ViT" not in limit["formula"]
+    assert set(limit["best_batch"]) == {"detector"}
+    assert set(res["vigil"]["batch_mean"]) == {"detector"}  # no ViT and no clip head called in the run

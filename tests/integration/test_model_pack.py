@@ -8,15 +8,21 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from pipeline.core.config import load_config
+from pipeline.core.config import CameraConfig, CameraMode, load_config
+from pipeline.core.messages import CameraState
+from pipeline.events.client import EventClient
 from pipeline.ml.synth.render import render_video
 from pipeline.runtime.redis_server import EmbeddedRedis
+from tests.support.metrics import samples, scrape
+from tests.support.running import running_pipeline
+from tests.support.wait import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 PACK = REPO / "models" / "demo"
@@ -61,6 +67,39 @@ def test_pack_loads_through_the_config_path_a_users_weights_take(monkeypatch: py
     assert total >= 5 and found / total >= 0.8, (found, total)
     scenes = classifier.classify_batch(frames[::10])
     assert [s.label for s in scenes].count("corridor") >= 0.9 * len(scenes)
+
+
+@pytest.mark.timeout(240)
+def test_the_packs_clip_head_runs_without_the_scene_vit(
+    ray_session: None, street_mp4: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pack's heads leave the ViT embedding out (trained with --embedding-features 0): with
+    ``models.classifier: null`` the transformer head labels windows of the detection summary alone
+    and raises clip events, while no ViT is called and the cameras show no scene."""
+    monkeypatch.setenv("VIGIL_MODELS_DIR", str(PACK))
+    overrides = {
+        "models.classifier": None,
+        "metrics.port": 0,
+        "events.clip_ignore_labels": [],  # every label counts: the street video has no scripted activity
+        "events.clip_min_confidence": 0.0,
+        "events.clip_min_windows": 1,
+        "events.spool.dir": str(tmp_path / "spool"),
+    }
+    cfg = load_config(REPO / "configs" / "demo.yaml", overrides)
+    cam = CameraConfig(id="street", url=str(street_mp4), mode=CameraMode.FILE, fps=10, loop=False)
+    cfg = cfg.model_copy(update={"cameras": (cam,)})
+    assert cfg.models.classifier is None and cfg.models.temporal is not None
+    with running_pipeline(cfg) as run:
+        wait_for(lambda: [s.state for s in run.pipeline.statuses()] == [CameraState.STOPPED], 180, "the file to end")
+        status = run.pipeline.statuses()[0]
+        found = samples(scrape(run.metrics_port))
+        client = EventClient(run.url)
+        clips = [ev for ev in client.replay(datetime.fromtimestamp(0, UTC)) if ev.kind == "clip"]
+        client.close()
+    assert clips and {ev.head for ev in clips} == {"transformer"}
+    assert status.scene is None and status.clip is not None
+    called = {dict(labels)["model"] for (name, labels), n in found.items() if name == "vigil_batch_size_count" and n}
+    assert "classifier" not in called and {"detector", "temporal"} <= called
 
 
 def _iou(a: list[float], b: np.ndarray) -> float:

@@ -224,3 +224,32 @@ def test_batch_timings_take_every_input_set_at_every_size() -> None:
     out = time_batches(fn, {"decoded": big, "model_input": small}, (1, 3), min_s=0.0, passes=2, progress=False)
     assert set(out) == {"decoded", "model_input"} and set(out["decoded"]) == {"1", "3"}
     assert set(seen) == {(1, 8), (3, 8), (1, 4), (3, 4)}  # each set's own frames, at each size
+
+
+def test_without_a_vit_the_limit_overhead_and_speed_match_count_the_detector_alone() -> None:
+    """``models.classifier: null``: the limit run has no ViT tables; the bound, the overhead and the
+    speed match are the detector's alone, and the formulas name no ViT."""
+    from pipeline.bench.limit import cpu_limit, cpu_limit_on_model_inputs
+    from pipeline.bench.overhead import model_speed
+
+    table = _timed(**{"1": 12.0, "8": 10.0})
+    m = {
+        "device": "cpu",
+        "decode": {"cpu_ms_per_frame": 0.8, "wall_ms_per_frame": 0.9},
+        "detector": table,
+        "detector_model_input": table,
+        "resize": {"longest_px": 320, "cpu_ms_per_frame": 0.2, "wall_ms_per_frame": 0.25},
+    }
+    fps, formula = cpu_limit(m, cores=2, how="measured on all 2 cores at once")
+    assert fps == pytest.approx(2000 / (10.3 + 0.9))
+    assert formula.startswith("cores / (detector + decode wall time per frame)") and "ViT" not in formula
+    on_inputs = cpu_limit_on_model_inputs(m, cores=2)
+    assert on_inputs is not None and "ViT" not in on_inputs["formula"]
+    assert on_inputs["fps"] == pytest.approx(2000 / (10.3 + 0.9 + 0.25))
+
+    limit = {"detector": LIMIT["detector"], "decode": LIMIT["decode"], "device": "cpu"}
+    vigil = {"frames": 1000, "cpu_s": 30.0, "batch_mean": {"detector": 4.0}, "model_cpu_s": {"detector": 25.0}}
+    o = overhead(limit, vigil)
+    assert o["forward_source"] == "measured" and o["cpu_s_forward_vit"] == 0.0
+    assert o["cpu_s_other"] == pytest.approx(30.0 - 25.0 - 1.0)
+    assert model_speed(limit, vigil) == pytest.approx(20.0 / 25.0)

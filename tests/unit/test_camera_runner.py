@@ -33,10 +33,12 @@ class ScriptedModels:
     """Detector + scene ViT stand-in (``VisionClient``). The n-th frame sent gets a scene embedding
     ``[n]`` and its answer ``latency_s(n)`` seconds after it was sent, whatever was sent before.
     Records how many frames were in the models at once and, when given the runner, how far the
-    decoder had read ahead of the frames sent when each answer was handed back."""
+    decoder had read ahead of the frames sent when each answer was handed back. ``scene=False``:
+    no scene ViT (``models.classifier: null``), every frame's scene is None."""
 
-    def __init__(self, latency_s: Callable[[int], float]) -> None:
+    def __init__(self, latency_s: Callable[[int], float], scene: bool = True) -> None:
         self._latency_s = latency_s
+        self._scene = scene
         self._lock = threading.Lock()
         self._sent = 0
         self._collected: set[int] = set()
@@ -61,7 +63,8 @@ class ScriptedModels:
         detections = Detections(
             box, np.array([0.9], np.float32), np.array([0]), np.array([-1]), class_names=("person",)
         )
-        return detections, SceneResult("street", 0.9, np.array([float(index)], dtype=np.float32))
+        scene = SceneResult("street", 0.9, np.array([float(index)], dtype=np.float32)) if self._scene else None
+        return detections, scene
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ def run_file(
     tmp_path: Path,
     redis_url: str,
     models: ScriptedModels,
-    head: RecordingClipHead,
+    head: RecordingClipHead | None,
     max_in_flight: int,
     cam_id: str | None = None,
     run_id: str = "",
@@ -217,3 +220,23 @@ def test_a_restarted_camera_ends_the_incidents_it_left_open_and_resumes_its_file
     docs = [json.loads(f[b"event"]) for _id, f in client.xrange(camera_stream(cam_id))]
     ends = [d for d in docs if d["incident_id"] == start.incident_id and d["phase"] == "end"]
     assert len(ends) == 1 and ends[0]["end_reason"] == reason and ends[0]["frame_id"] == 9
+
+
+def test_without_a_vit_and_a_clip_head_frames_carry_no_scene_and_raise_only_object_events(
+    short_mp4: Path, tmp_path: Path, redis_url: str
+) -> None:
+    """``models.classifier: null`` and ``models.temporal: null``: every frame is processed and tracked,
+    its scene is None (the live view shows "-"), the person gets object events, and no clip label
+    or clip event ever appears."""
+    cam_id = f"runner{next(_ids)}"
+    models = ScriptedModels(lambda n: 0.0, scene=False)
+    applied, processed = run_file(short_mp4, tmp_path, redis_url, models, None, max_in_flight=2, cam_id=cam_id)
+    assert applied == list(range(FRAMES)) and processed == FRAMES
+    assert models.runner is not None
+    status = models.runner.status()
+    assert status.scene is None and status.clip is None
+    rows = [json.loads(row) for row in (tmp_path / "record" / f"{cam_id}.jsonl").read_text().splitlines()]
+    assert {row["scene"] for row in rows} == {None}
+    client = redis.Redis.from_url(redis_url)
+    docs = [json.loads(f[b"event"]) for _id, f in client.xrange(camera_stream(cam_id))]
+    assert docs and {d["kind"] for d in docs} == {"object"} and {d["label"] for d in docs} == {"person"}

@@ -7,7 +7,7 @@ import os
 import re
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -16,7 +16,7 @@ from pipeline.core.config.base import Strict
 from pipeline.core.config.cameras import CameraConfig, SourceKind
 from pipeline.core.config.control import ControlConfig
 from pipeline.core.config.events import EventsConfig
-from pipeline.core.config.models import ModelsConfig
+from pipeline.core.config.models import ClassifierConfig, ModelsConfig, TemporalConfig
 from pipeline.core.config.ray import RayConfig
 from pipeline.core.config.services import MetricsConfig, RedisConfig
 from pipeline.core.config.yaml_source import UnsafeYaml, read_yaml
@@ -24,6 +24,7 @@ from pipeline.core.redact import redact
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PARENT = re.compile(r"(\.[^.\[]*|\[\d+\])$")  # the last step of a key path: ".fps" or "[0]"
+_Weighted = TypeVar("_Weighted", ClassifierConfig, TemporalConfig)  # a model section with optional weights
 
 
 class VigilConfig(Strict):
@@ -121,8 +122,8 @@ def absolute_paths(cfg: VigilConfig, base: Path | None = None) -> VigilConfig:
     models = m.model_copy(
         update={
             "detector": det,
-            "classifier": m.classifier.model_copy(update={"weights": _abs(m.classifier.weights, base)}),
-            "temporal": m.temporal.model_copy(update={"weights": _abs(m.temporal.weights, base)}),
+            "classifier": _abs_weights(m.classifier, base),
+            "temporal": _abs_weights(m.temporal, base),
         }
     )
     events = ev.model_copy(
@@ -143,6 +144,11 @@ def absolute_paths_camera(cam: CameraConfig, base: Path | None = None) -> Camera
 
 def _abs(path: Path | None, base: Path) -> Path | None:
     return path if path is None or path.is_absolute() else base / path
+
+
+def _abs_weights(section: _Weighted | None, base: Path) -> _Weighted | None:
+    """A model section (None: switched off) with its ``weights`` made absolute."""
+    return None if section is None else section.model_copy(update={"weights": _abs(section.weights, base)})
 
 
 def validate_camera(data: dict[str, Any], source: str = "camera") -> CameraConfig:
@@ -235,7 +241,11 @@ def _substitute_env(value: Any, path: str, problems: list[str]) -> Any:
 
 
 def _set_path(data: dict[str, Any], keys: list[str], value: Any) -> None:
+    """Set one override. A key inside a section the config switches off (``models.classifier: null``)
+    is left out: the section stays off."""
     node = data
     for key in keys[:-1]:
+        if key in node and node[key] is None:
+            return
         node = node.setdefault(key, {})
     node[keys[-1]] = value

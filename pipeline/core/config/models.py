@@ -135,18 +135,27 @@ class CropClassifierConfig(ClassifierConfig):
 
 class ModelsConfig(Strict):
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
-    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    classifier: ClassifierConfig | None = Field(
+        default_factory=ClassifierConfig,
+        description="Scene classifier: a ViT giving a frame label and an embedding; null: off (no scene label; "
+        "a clip head then gets the detection summary alone)",
+    )
     crops: CropClassifierConfig | None = Field(
         default=None, description="Optional crop classifier for object events; null: off"
     )
-    temporal: TemporalConfig = Field(default_factory=TemporalConfig)
+    temporal: TemporalConfig | None = Field(
+        default_factory=TemporalConfig,
+        description="Clip head over a sliding window of per-frame features; null: off (no clip events). Without "
+        "models.classifier only a head that uses no ViT embedding runs (trained with --embedding-features 0)",
+    )
     allow_download: bool = Field(default=False, description="Let ultralytics/timm reach their hubs at run time")
 
     @property
     def input_px(self) -> int:
         """The longest side of the frames the detector and the ViT get: a camera scales its frames
         down to this once, near the decoder, and keeps full resolution for snapshots and crops."""
-        return max(self.detector.imgsz, self.classifier.image_size)
+        vit_px = self.classifier.image_size if self.classifier is not None else 0
+        return max(self.detector.imgsz, vit_px)
 
     def missing_files(self) -> list[str]:
         """Model files the config names that are not on this machine (``key path: message`` each):
@@ -159,8 +168,8 @@ class ModelsConfig(Strict):
                 f"models.detector.weights: {weights!r} is not a local file and downloads are off "
                 "(give a path, an architecture .yaml, or set models.allow_download: true where there is internet)"
             )
-        files = {"classifier": self.classifier.weights, "temporal": self.temporal.weights}
-        files["crops"] = self.crops.weights if self.crops is not None else None
+        sections = {"classifier": self.classifier, "temporal": self.temporal, "crops": self.crops}
+        files = {key: cfg.weights if cfg is not None else None for key, cfg in sections.items()}
         for key, path in files.items():
             if path is not None and not path.is_file():
                 problems.append(f"models.{key}.weights: file not found: {path}")
