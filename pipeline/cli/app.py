@@ -131,17 +131,18 @@ def _run_started(cfg: VigilConfig, duration: float | None, view: bool) -> None:
             check_connection(redis_url, cfg.redis.connect_timeout_s)
         except ConnectionError as exc:
             fail(str(exc))
+        pipeline = Pipeline(cfg, redis_url)
+        # From here on `vigil events` / `vigil cameras` find it without flags (while it starts, too).
+        stack.enter_context(recorded(pipeline))
         with console.status("starting Ray and loading models..."):
             init_ray(cfg, log_to_driver=not (view and console.is_terminal))
             stack.callback(ray.shutdown)
-            pipeline = Pipeline(cfg, redis_url)
             try:
                 pipeline.start()
             except PipelineError as exc:
                 if pipeline.placement is not None:  # what the failed start was laying out
                     err_console.print(pipeline.placement.describe(), highlight=False, soft_wrap=True)
                 fail(str(exc))
-        stack.enter_context(recorded(pipeline))  # `vigil cameras` / `vigil events` find it without flags
         if pipeline.placement is not None:
             console.print(pipeline.placement.describe(), highlight=False, soft_wrap=True)
         metrics_url = f"http://{cfg.metrics.host}:{pipeline.metrics_port}/metrics"
@@ -334,7 +335,8 @@ def _control(
     except NotFinished as exc:
         fail(f"{exc}: `vigil cameras list` shows whether it took effect")
     except TimeoutError as exc:
-        fail(str(exc))
+        # A pipeline answers commands once its cameras have started (after its models loaded).
+        fail(f"{exc} (a pipeline that is still starting answers once its cameras run)")
     except redis.RedisError as exc:
         fail(f"Redis at {redact(redis_url)}: {redact(str(exc))}")
     if not reply.ok:

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 import redis
+from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.panel import Panel
@@ -131,27 +132,42 @@ class EventFeed:
                 self.lines.add(json.loads(doc))
 
 
-def _progress(fraction: float | None) -> RenderableType:
+def _progress(fraction: float | None, bar: bool) -> RenderableType:
     if fraction is None:
         return "-"
-    return Group(ProgressBar(total=1.0, completed=fraction, width=20), f"{fraction * 100:.0f} %")
+    percent = f"{fraction * 100:.0f} %"
+    return Group(ProgressBar(total=1.0, completed=fraction, width=12), percent) if bar else percent
 
 
-def camera_table(statuses: list[CameraStatus]) -> Table:
-    table = Table(expand=True, header_style="bold")
+WIDE = 110  # terminal columns from which the table shows every column and file progress bars
+
+
+def camera_table(statuses: list[CameraStatus], width: int = WIDE) -> Table:
+    """The cameras as a table for a terminal ``width`` columns wide: below ``WIDE`` the scene and
+    clip columns go and file progress is a number, so the fps, latency and counts stay readable."""
+    wide = width >= WIDE
+    table = Table(expand=True, header_style="bold", box=box.SIMPLE_HEAD if not wide else box.HEAVY_HEAD)
     show_progress = any(s.progress is not None for s in statuses)
-    columns = ["camera", "state", "in fps", "out fps", "latency", "frames", "dropped", "events", "scene", "clip"]
+    columns = ["camera", "state", "in fps", "out fps", "latency", "frames", "dropped", "events"]
+    columns = (
+        columns + ["scene", "clip"] if wide else ["camera", "state", "in", "out", "latency", "frames", "drop", "events"]
+    )
     for col in columns + (["file"] if show_progress else []):
-        table.add_column(col, no_wrap=col in ("camera", "state", "file"))
+        # A failed camera's reason wraps inside the state column instead of widening it.
+        limit = 28 if col == "state" else None
+        table.add_column(
+            col,
+            no_wrap=col in ("camera", "file"),
+            min_width=max(len(col), 9 * (col == "state")),
+            max_width=limit,
+            overflow="fold" if col == "state" else "ellipsis",
+        )
     for s in statuses:
         state = f"[{_STATE_STYLE[s.state]}]{s.state.value}[/]"
         if s.reason and s.state is not CameraState.STREAMING:
             state += f"\n[dim]{s.reason}[/]"
         latency = "-" if s.last_latency_s is None else f"{s.last_latency_s * 1000:.0f} ms"
-        extra: list[RenderableType] = []
-        if show_progress:
-            extra = [_progress(s.progress)]
-        table.add_row(
+        cells: list[RenderableType] = [
             s.camera_id,
             state,
             f"{s.input_fps:.1f}",
@@ -160,10 +176,12 @@ def camera_table(statuses: list[CameraStatus]) -> Table:
             str(s.frames_processed),
             str(s.frames_dropped),
             str(s.events_published),
-            s.scene or "-",
-            s.clip or "-",
-            *extra,
-        )
+        ]
+        if wide:
+            cells += [s.scene or "-", s.clip or "-"]
+        if show_progress:
+            cells.append(_progress(s.progress, bar=wide))
+        table.add_row(*cells)
     return table
 
 
@@ -228,6 +246,6 @@ class LiveView:
     def _render(self, statuses: list[CameraStatus]) -> Group:
         events = "\n".join(self.feed.lines) or "[dim]no events yet[/]"
         return Group(
-            Panel(camera_table(statuses), title=self.title, title_align="left"),
+            Panel(camera_table(statuses, self.console.width), title=self.title, title_align="left"),
             Panel(events, title="last events", title_align="left"),
         )

@@ -8,7 +8,11 @@ label goes through :func:`redact` first.
 
 A password may itself hold ``@`` or ``/`` (written unencoded in a camera URL): FFmpeg takes the
 host from after the *last* ``@``, so everything from ``://`` to the last ``@`` of the URL is
-hidden. A URL without ``@`` keeps its host and path readable.
+hidden. A URL without ``@`` keeps its host and path readable. A URL whose scheme was mistyped
+into a path keeps its secret too:
+
+>>> redact("/home/me/rtsp/admin:hunter2@10.0.0.5:554/live")
+'/home/me/rtsp/***@10.0.0.5:554/live'
 
 >>> redact("rtsp://admin:p@ss/w@10.0.0.5/live")
 'rtsp://***@10.0.0.5/live'
@@ -43,7 +47,13 @@ _SECRET_PARAM = re.compile(
 )
 
 
+# `user:pass@` after a slash or at the start, with no scheme in front (a URL mistyped into a path).
+_BARE_USERINFO = re.compile(r"(?P<lead>^|[/\s])[^/\s:@]+:(?!/)[^\s@]*@")
+
+
 def redact(text: str) -> str:
-    """Replace the ``user:pass@`` part of URLs and secret-looking query/fragment values with ``***``."""
+    """Replace the ``user:pass@`` part of URLs (also where the scheme is missing or mistyped) and
+    secret-looking query/fragment values with ``***``."""
     text = _USERINFO.sub(r"\g<scheme>***@", text)
+    text = _BARE_USERINFO.sub(r"\g<lead>***@", text)
     return _SECRET_PARAM.sub(r"\g<key>***", text)

@@ -170,6 +170,7 @@ class Pipeline:
                 "ray.%s is set but not used with placement %s (%s)", key, self.placement.layout, self.placement.reason
             )
         self.plan = self._start_workers(self.placement.layout)
+        self._check_classes()
         # The kinds this pipeline runs, their restart counters at zero (the clip head's too where
         # the hosts run it, so the series is the same in every placement).
         clip_head = {"temporal"} if self.cfg.models.temporal is not None else set()
@@ -207,6 +208,25 @@ class Pipeline:
             raise PipelineError(
                 f"metrics.port: cannot serve metrics on {self.cfg.metrics.host}:{port}: {exc.strerror}"
             ) from None
+
+    def _check_classes(self) -> None:
+        """Class names the config filters on must be the detector's: none of them is a config that
+        can never raise an object event (an error), some of them a typo (a warning)."""
+        names = set(self._class_names)
+        shown = ", ".join(list(self._class_names)[:12]) + (", ..." if len(names) > 12 else "")
+        crops = self.cfg.models.crops
+        for key, wanted in (
+            ("events.object_classes", self.cfg.events.object_classes),
+            ("models.crops.classes", crops.classes if crops is not None else None),
+        ):
+            unknown = [c for c in wanted or () if c not in names]
+            if unknown and len(unknown) == len(wanted or ()):
+                raise PipelineError(
+                    f"{key}: none of {', '.join(unknown)} is a class of the detector (its classes: {shown})"
+                )
+            if unknown:
+                log.warning("%s: %s not a class of the detector, never matched (its classes: %s)", key,
+                            ", ".join(unknown) + (" is" if len(unknown) == 1 else " are"), shown)  # fmt: skip
 
     def _host_cores(self) -> int:
         """``ray.pin_hosts``: the cores each camera host keeps to, its share of this machine's cores

@@ -278,3 +278,16 @@ def test_an_unknown_key_names_the_key_it_resembles(data: dict[str, object], mess
     with pytest.raises(ConfigError) as info:
         parse_config(data)
     assert info.value.problems == [message]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["rtsp//admin:hunter2@10.0.0.5/x", "rtsp:/admin:hunter2@10.0.0.5/x", "admin:hunter2@10.0.0.5/x", "http:cam/x"],
+)
+def test_a_mistyped_url_is_refused_without_echoing_it(url: str) -> None:
+    """Not taken for a file path, which would be made absolute and printed as 'file not found'."""
+    with pytest.raises(ConfigError) as info:
+        parse_config({"cameras": [{"id": "a", "url": url}]})
+    [problem] = info.value.problems
+    assert problem.startswith("cameras[0].url: looks like a URL with a mistyped scheme")
+    assert "hunter2" not in problem and "10.0.0.5" not in problem

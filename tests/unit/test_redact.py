@@ -21,6 +21,12 @@ from pipeline.core.redact import redact
         ("rtsp://admin:pa/ss@h/live", "rtsp://***@h/live"),
         ("rtsp://admin:pa?ss@h/live", "rtsp://***@h/live"),
         ("rtsp://admin:pa#ss@h/live", "rtsp://***@h/live"),
+        # A scheme mistyped into a path (the config made it absolute): the credentials still go.
+        (
+            "file not found: /home/me/rtsp/admin:hunter2@10.0.0.5:554/x",
+            "file not found: /home/me/rtsp/***@10.0.0.5:554/x",
+        ),
+        ("admin:hunter2@10.0.0.5/x", "***@10.0.0.5/x"),
     ],
 )
 def test_url_credentials_are_hidden(text: str, expected: str) -> None:

@@ -10,9 +10,9 @@ def status(
     return CameraStatus(cam, f"rtsp://***@{cam}/s", state, reason, 10, 9, 1, 2, 0, 10.0, 9.5, 0.042, progress=progress)
 
 
-def render(statuses: list[CameraStatus]) -> str:
-    console = Console(width=200, record=True)
-    console.print(camera_table(statuses))
+def render(statuses: list[CameraStatus], width: int = 200) -> str:
+    console = Console(width=width, record=True)
+    console.print(camera_table(statuses, width))
     return console.export_text()
 
 
@@ -21,6 +21,16 @@ def test_table_shows_cameras_and_file_progress() -> None:
     assert "door" in text and "streaming" in text and "42 ms" in text
     assert "25 %" in text
     assert "failed" in text and "404" in text
+
+
+def test_an_80_column_terminal_still_shows_fps_latency_and_counts() -> None:
+    failed = status(
+        "gone", None, CameraState.FAILED, "rtsp://***@10.0.0.5:554/Streaming/Channels/101: 401 unauthorized"
+    )
+    text = render([status("door", None), status("archive", 0.25), failed], width=80)
+    assert "…" not in text
+    for shown in ("10.0", "9.5", "42 ms", "25 %", "latency", "events"):
+        assert shown in text, text
 
 
 def test_no_progress_column_without_files() -> None:

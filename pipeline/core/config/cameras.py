@@ -35,6 +35,10 @@ class CameraMode(StrEnum):
     FILE = "file"
 
 
+# `rtsp//host`, `rtsp:/host`, `http:host`, or `user:pass@host/...` with no scheme at all: never a file.
+_MISTYPED_URL = re.compile(r"^(?:(?:rtsps?|https?|file)(?::/?(?!/)|//)|[^/\s:@]+:[^/\s]*@)", re.IGNORECASE)
+
+
 def source_kind(url: str) -> SourceKind:
     """Classify a camera URL. Raises ValueError for a scheme Vigil cannot read."""
     if url.isdigit() or url.startswith("/dev/video"):
@@ -44,6 +48,12 @@ def source_kind(url: str) -> SourceKind:
         return SourceKind.RTSP
     if scheme in ("http", "https"):
         return SourceKind.HTTP
+    if scheme == "" and _MISTYPED_URL.match(url):
+        # Not echoed: what looks like `user:password@host` must not reach a message.
+        raise ValueError(
+            "looks like a URL with a mistyped scheme or credentials without one (write rtsp://user:pass@host/..., "
+            "http(s)://..., a file path or a webcam index)"
+        )
     if scheme in ("", "file"):
         return SourceKind.FILE
     # Only a well-formed scheme is quoted: text before "://" may be a password (`user:pw@host/?u=http://`).
