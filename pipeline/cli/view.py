@@ -148,10 +148,10 @@ def camera_table(statuses: list[CameraStatus], width: int = WIDE) -> Table:
     wide = width >= WIDE
     table = Table(expand=True, header_style="bold", box=box.SIMPLE_HEAD if not wide else box.HEAVY_HEAD)
     show_progress = any(s.progress is not None for s in statuses)
-    columns = ["camera", "state", "in fps", "out fps", "latency", "frames", "dropped", "events"]
-    columns = (
-        columns + ["scene", "clip"] if wide else ["camera", "state", "in", "out", "latency", "frames", "drop", "events"]
-    )
+    if wide:
+        columns = ["camera", "state", "in fps", "out fps", "latency", "frames", "dropped", "events", "scene", "clip"]
+    else:
+        columns = ["camera", "state", "in", "out", "latency", "frames", "drop", "events"]
     for col in columns + (["file"] if show_progress else []):
         # A failed camera's reason wraps inside the state column instead of widening it.
         limit = 28 if col == "state" else None
