@@ -829,8 +829,8 @@ MUTANTS: tuple[Mutant, ...] = (
         name="model-detector-load-failure-swallowed",
         guarantee="models: the shipped pack's documented scores, exports, load failures, batched results",
         file="workers/detector.py",
-        old='            raise ModelLoadError(f"models.detector.weights: cannot load {cfg.weights}: {first_line(exc)}") from exc',
-        new='            log.warning("detector: %s (running untrained)", exc)\n            self.model = YOLO("yolo11n.yaml", task="detect")',
+        old='            raise ModelLoadError(f"models.detector.weights: cannot load {cfg.weights}: {why}") from exc',
+        new='            log.warning("detector: %s (running untrained)", why)\n            self.model = YOLO("yolo11n.yaml", task="detect")',
         tests=(
             "tests/integration/test_model_pack.py::test_run_with_weights_that_do_not_load_exits_with_one_line_naming_the_key",
         ),

@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import importlib.util
 import logging
+import re
 import shutil
 import tempfile
 import time
@@ -40,10 +41,14 @@ class ModelLoadError(RuntimeError):
     """Weights that do not load as the model their config key asks for; the message names the key."""
 
 
+_DECORATION = re.compile(r"\x1b\[[0-9;]*m|[❌️✅⚠]")  # terminal colours and ultralytics' emoji
+
+
 def first_line(exc: BaseException) -> str:
-    """The first line of ``exc``'s message (ultralytics adds advice lines), without its ERROR marker."""
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0].removeprefix("ERROR ❌️").strip()
+    """The first line of ``exc``'s message (ultralytics adds advice lines), without its ERROR marker,
+    colours or emoji."""
+    text = _DECORATION.sub("", str(exc)).strip() or type(exc).__name__
+    return " ".join(text.splitlines()[0].removeprefix("ERROR").split())
 
 
 def results_to_detections(result: Any, class_names: tuple[str, ...]) -> Detections:
@@ -188,7 +193,13 @@ class Detector(MetricsExporter):
         except ModelLoadError:
             raise
         except Exception as exc:  # a missing, corrupt or foreign file: one line naming the key path
-            raise ModelLoadError(f"models.detector.weights: cannot load {cfg.weights}: {first_line(exc)}") from exc
+            why = first_line(exc)
+            if "download" in why.lower():
+                why += (
+                    "; without internet, fetch the weights on a machine that has it and set "
+                    "models.detector.weights to their path (docs/models.md)"
+                )
+            raise ModelLoadError(f"models.detector.weights: cannot load {cfg.weights}: {why}") from exc
         names = self.model.names
         self.class_names = tuple(str(names[i]) for i in sorted(names))
         self.precision = detector_precision(cfg, self.device)

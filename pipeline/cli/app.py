@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Vigil: streaming video analytics.")
 events_app = typer.Typer(no_args_is_help=True, help="Read events from Redis.")
 app.add_typer(events_app, name="events")
-cameras_app = typer.Typer(no_args_is_help=True, help="List, add and remove cameras of a running pipeline.")
+cameras_app = typer.Typer(
+    no_args_is_help=True, help="Probe a camera URL; list, add and remove cameras of a running pipeline."
+)
 app.add_typer(cameras_app, name="cameras")
 
 DEFAULT_DEMO_DIR = Path(".vigil") / "demo"
@@ -59,7 +61,8 @@ def validate_config(config: Annotated[Path, typer.Argument(help="YAML config fil
     console.print(f"{config}: OK ({len(cfg.cameras)} camera{'s' if len(cfg.cameras) != 1 else ''})")
     for cam in cfg.cameras:
         console.print(
-            f"  {cam.id}: {cam.display_url} ({cam.kind.value}, {cam.effective_mode.value}, {cam.fps:g} fps)",
+            f"  {cam.id}: {cam.display_url} "
+            f"({cam.kind.value} source, {cam.effective_mode.value} mode, {cam.fps:g} fps)",
             highlight=False,
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -9,9 +10,12 @@ from typing import Literal, NoReturn
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from pipeline.core.config import ConfigError, VigilConfig, load_config
 from pipeline.core.redact import redact
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -23,7 +27,8 @@ DEMO_MODELS = REPO_ROOT / "models" / "demo"
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """One clear line on stderr, no traceback."""
-    err_console.print(f"[bold red]error:[/] {redact(message)}", highlight=False, soft_wrap=True)
+    plain = _ANSI.sub("", redact(message))  # a library's coloured message, as plain text
+    err_console.print(Text.assemble(("error:", "bold red"), " ", plain), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -58,7 +58,9 @@ REFUSAL_MESSAGES = {
     Refusal.BAD_SIGNATURE: "refused: the command's signature does not match the pipeline's control key",
     Refusal.STALE: "refused: the command is older than control.max_age_s or dated in the future (check the clocks)",
     Refusal.SOURCE_NOT_ALLOWED: (
-        "refused: a camera added at run time reads local files and devices only under control.allow_local_sources"
+        "refused: a camera added at run time reads local files and devices only under the folders of the "
+        "config key control.allow_local_sources (for example `control: {allow_local_sources: [/srv/videos]}`, "
+        "then restart the pipeline), or list the camera in the config"
     ),
     Refusal.BUSY: "refused: too many commands are waiting; try again",
 }

@@ -56,7 +56,7 @@ from pipeline.runtime.vision import VisionModels, VisionWorker, vision_max_batch
 from workers.classifier import Classifier, CropClassifier
 from workers.clip_head import ClipHead, summary_dim
 from workers.common import release_free_memory
-from workers.detector import Detector
+from workers.detector import Detector, ModelLoadError
 
 log = logging.getLogger(__name__)
 
@@ -449,6 +449,8 @@ def _load_here(spec: HostModelsSpec) -> tuple[tuple[str, ...], int]:
     try:
         try:
             models = VisionModels((spec.detector, spec.classifier), spec.torch_threads, cpu=True)
+        except ModelLoadError as exc:  # names its key path already
+            raise PipelineError(str(exc)) from None
         except Exception as exc:
             keys = "models.detector" if spec.classifier is None else "models.detector / models.classifier"
             raise PipelineError(f"{keys}: could not load: {exc}") from None

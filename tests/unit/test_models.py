@@ -191,7 +191,7 @@ def test_models_for_the_camera_hosts_are_checked_once_where_the_pipeline_starts(
     role, threads = PROCESS.actor, torch.get_num_threads()
     torch.set_num_threads(3)  # not what the models set (1), so a missing restore shows
     try:
-        with pytest.raises(PipelineError, match=r"^models.detector / models.classifier: could not load: "):
+        with pytest.raises(PipelineError, match=rf"^models.detector.weights: cannot load {broken}: "):
             Pipeline(cfg, "redis://127.0.0.1:1").start()
         assert PROCESS.actor == role and torch.get_num_threads() == 3  # the driver is still the driver
     finally:
@@ -278,3 +278,12 @@ def test_cpu_precision_is_checked_with_its_key_path() -> None:
     with pytest.raises(ConfigError) as err:
         load_config(REPO / "configs" / "demo.yaml", {"models.detector.cpu_precision": "fp16"})
     assert any("models.detector.cpu_precision" in p and "bf16" in p for p in err.value.problems)
+
+
+def test_a_failed_download_says_what_to_do_offline_in_one_plain_line() -> None:
+    from workers.detector import first_line
+
+    exc = RuntimeError(
+        "\x1b[31mERROR ❌️ Download failure for https://example/yolo11n.pt.\x1b[0m Environment may be offline.\nRetry"
+    )
+    assert first_line(exc) == "Download failure for https://example/yolo11n.pt. Environment may be offline."
