@@ -56,7 +56,7 @@ def test_looped_file_plays_as_live_camera() -> None:
         ("cameras:\n  - id: a\n    url: rtsp://h/s\n    colour: red\n", "cameras[0].colour (line 4): unknown key"),
         ("cameras:\n  - id: a\n    url: ftp://h/s\n", "cameras[0].url (line 3): unsupported URL scheme 'ftp'"),
         ("cameras:\n  - {id: a, url: /x.mp4}\n  - {id: a, url: /y.mp4}\n", "duplicate camera id 'a'"),
-        ("cameras:\n  - {id: 'a b', url: /x.mp4}\n", "cameras[0].id (line 2): String should match pattern"),
+        ("cameras:\n  - {id: 'a b', url: /x.mp4}\n", "cameras[0].id (line 2): use letters, digits"),
         (
             "cameras:\n  - {id: a, url: /x}\nmetrics: {port: http}\n",
             "metrics.port (line 3): Input should be a valid integer",
@@ -291,3 +291,11 @@ def test_a_mistyped_url_is_refused_without_echoing_it(url: str) -> None:
     [problem] = info.value.problems
     assert problem.startswith("cameras[0].url: looks like a URL with a mistyped scheme")
     assert "hunter2" not in problem and "10.0.0.5" not in problem
+
+
+def test_a_bad_camera_id_says_what_an_id_may_hold() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"cameras": [{"id": "front door", "url": "rtsp://h/s"}]})
+    assert info.value.problems == [
+        "cameras[0].id: use letters, digits, '_' and '-', starting with a letter or digit, at most 63 characters"
+    ]

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from pipeline.core.config.base import Strict
+from pipeline.core.config.base import ID_PATTERN, Strict
 from pipeline.core.config.cameras import CameraConfig, SourceKind
 from pipeline.core.config.control import ControlConfig
 from pipeline.core.config.events import EventsConfig
@@ -166,6 +166,8 @@ def _describe(err: Any, lines: dict[str, int], root: type[BaseModel]) -> str:
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown key" + _did_you_mean(root, err["loc"])
+    elif err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == ID_PATTERN:
+        msg = "use letters, digits, '_' and '-', starting with a letter or digit, at most 63 characters"
     # Never echo the offending input: it may hold a password.
     return f"{key or '<top>'}{where}: {redact(msg)}"
 
