@@ -44,6 +44,7 @@ cameras_app = typer.Typer(
 app.add_typer(cameras_app, name="cameras")
 
 DEFAULT_DEMO_DIR = Path(".vigil") / "demo"
+DURATION_HELP = "Stop this many seconds after the cameras started (start-up not counted)"
 
 
 @app.callback()
@@ -72,7 +73,7 @@ def run(
     config: Annotated[Path, typer.Argument(help="YAML config file")],
     redis_url: RunRedisUrlOption = None,
     metrics_port: Annotated[int | None, typer.Option(help="Overrides metrics.port")] = None,
-    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds")] = None,
+    duration: Annotated[float | None, typer.Option(help=DURATION_HELP)] = None,
     view: Annotated[bool, typer.Option(help="Live terminal view")] = True,
 ) -> None:
     """Run the pipeline on the cameras of CONFIG until Ctrl-C, --duration, or every file has ended."""
@@ -86,7 +87,7 @@ def run(
 
 @app.command()
 def demo(
-    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds")] = None,
+    duration: Annotated[float | None, typer.Option(help=DURATION_HELP)] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Port of /metrics (default: the config's, 9100)")] = None,
     config: Annotated[Path, typer.Option(help="Demo config")] = DEMO_CONFIG,
     demo_dir: Annotated[Path, typer.Option(help="Where the demo videos are rendered")] = DEFAULT_DEMO_DIR,
