@@ -86,6 +86,7 @@ def test_no_vit_and_no_clip_head_run_in_any_placement(
         assert run.pipeline.plan is not None
         kinds = {kind for kind, _handle in run.pipeline.plan.actors().values()}
         assert kinds == (set() if placement == "hosts" else {"vision" if placement == "fused" else "detector"})
+        before = samples(scrape(run.metrics_port))  # earlier pipelines of this test process count too
         wait_for(lambda: [s.state for s in run.pipeline.statuses()] == [CameraState.STOPPED], 240, "the sample to end")
         statuses = run.pipeline.statuses()
         found = samples(scrape(run.metrics_port))
@@ -96,7 +97,15 @@ def test_no_vit_and_no_clip_head_run_in_any_placement(
     assert statuses[0].frames_processed >= 45
     assert statuses[0].scene is None and statuses[0].clip is None  # the live view shows "-" for both
     assert events and {e["kind"] for e in events} == {"object"} and "person" in {e["label"] for e in events}
-    called = {dict(labels)["model"] for (name, labels), n in found.items() if name == "vigil_batch_size_count" and n}
+    called = {
+        dict(labels)["model"]
+        for (name, labels), n in found.items()
+        if name == "vigil_batch_size_count" and n > before.get((name, labels), 0)
+    }
     assert called == {"detector"}
-    stages = {dict(labels)["stage"] for (name, labels), n in found.items() if name.startswith("vigil_stage_latency")}
+    stages = {
+        dict(labels)["stage"]
+        for (name, labels), n in found.items()
+        if name == "vigil_stage_latency_seconds_count" and n > before.get((name, labels), 0)
+    }
     assert not stages & {"classify", "temporal"}
