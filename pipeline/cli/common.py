@@ -27,9 +27,15 @@ DEMO_MODELS = REPO_ROOT / "models" / "demo"
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """One clear line on stderr, no traceback."""
-    plain = _ANSI.sub("", redact(message))  # a library's coloured message, as plain text
-    err_console.print(Text.assemble(("error:", "bold red"), " ", plain), highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+    raise typer.Exit(error_line(message, code))
+
+
+def error_line(message: str, code: int) -> int:
+    """Print ``message`` as one redacted, plain ``error:`` line on stderr (a library's colours and
+    line breaks removed); return ``code``."""
+    one_line = " ".join(_ANSI.sub("", redact(message)).split())
+    err_console.print(Text.assemble(("error:", "bold red"), " ", one_line), highlight=False, soft_wrap=True)
+    return code
 
 
 def load_checked(
@@ -42,9 +48,8 @@ def load_checked(
     try:
         cfg = load_config(path, overrides)
         problems = cfg.models.missing_files()
-        missing = [(i, cam, why) for i, cam in enumerate(cfg.cameras) if (why := cam.missing_file()) is not None]
-        if sources == "ignore":
-            missing = []
+        cameras = enumerate(cfg.cameras) if sources != "ignore" else iter(())
+        missing = [(i, cam, why) for i, cam in cameras if (why := cam.missing_file()) is not None]
         if sources == "error" or len(missing) == len(cfg.cameras):
             problems += [f"cameras[{i}].url ({cam.id}): {why}" for i, cam, why in missing]
         else:

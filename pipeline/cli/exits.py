@@ -13,21 +13,12 @@ import os
 from collections.abc import Sequence
 
 import typer
-from rich.text import Text
 
-from pipeline.cli.common import err_console
-from pipeline.core.redact import redact
+from pipeline.cli.common import err_console, error_line
 
 DEBUG_ENV = "VIGIL_DEBUG"
 # OSErrors that name a path the user gave (an output file in a missing folder, ...): malformed input.
 _PATH_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.EACCES, errno.EPERM, errno.EROFS}
-
-
-def error_line(message: str, code: int) -> int:
-    """Print ``message`` as one redacted ``error:`` line on stderr; return ``code``."""
-    one_line = " ".join(redact(message).split())
-    err_console.print(Text.assemble(("error:", "bold red"), " ", one_line), highlight=False, soft_wrap=True)
-    return code
 
 
 def run_cli(app: typer.Typer, args: Sequence[str] | None = None) -> int:

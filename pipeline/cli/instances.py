@@ -28,12 +28,12 @@ import psutil
 import typer
 
 from pipeline.cli.common import err_console, fail
+from pipeline.core.config.services import REDIS_SCHEMES
 from pipeline.core.redact import redact
 
 log = logging.getLogger(__name__)
 
 URL_ENV = "VIGIL_REDIS_URL"
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class TargetError(Exception):

@@ -6,6 +6,8 @@ from pydantic import Field, field_validator
 
 from pipeline.core.config.base import Strict
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")  # what redis-py connects to
+
 
 class RedisConfig(Strict):
     url: str | None = Field(
@@ -35,7 +37,7 @@ class RedisConfig(Strict):
     @field_validator("url")
     @classmethod
     def _redis_scheme(cls, url: str | None) -> str | None:
-        if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+        if url is not None and not url.startswith(REDIS_SCHEMES):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return url
 
