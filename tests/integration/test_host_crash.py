@@ -10,8 +10,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +24,7 @@ from pipeline.core.messages import CameraState
 from pipeline.events.publisher import STATUS_STREAM, camera_stream
 from pipeline.runtime.camera_host import ProcessStats
 from pipeline.runtime.redis_server import EmbeddedRedis
+from tests.support.cluster import run_script
 from tests.support.configs import chatty_config
 from tests.support.metrics import samples, scrape, value
 from tests.support.running import Running, running_pipeline
@@ -159,16 +158,8 @@ def test_a_lost_node_moves_its_cameras_or_fails_them_with_the_reason(street_mp4:
     another node can run moves there and streams; the one only that node could run (its
     ``ray_resources``) is failed with a reason saying so, and both have a failed status record."""
     with EmbeddedRedis() as server:
-        run = subprocess.run(
-            [sys.executable, "-m", "tests.support.node_loss", str(street_mp4), server.url, str(tmp_path)],
-            capture_output=True,
-            text=True,
-            timeout=540,
-            cwd=REPO,
-        )
+        report = run_script("tests.support.node_loss", str(street_mp4), server.url, str(tmp_path), timeout_s=540)
         records = statuses(redis.Redis.from_url(server.url))
-    assert run.returncode == 0, run.stderr[-3000:]
-    report = json.loads(run.stdout.strip().splitlines()[-1])
     assert report["streaming_before"], report["before"]
     assert {c: s[2] for c, s in report["before"].items()} == dict.fromkeys(("mover", "pinned"), report["worker1"])
     assert report["moved"], report["after"]

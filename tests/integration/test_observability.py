@@ -12,7 +12,6 @@ import math
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from pipeline.core.messages import CameraState
 from pipeline.core.metrics import LATENCY_BUCKETS_S, GpuCollector, catalog
 from pipeline.runtime.driver import Pipeline
 from pipeline.runtime.redis_server import EmbeddedRedis
+from tests.support.cluster import run_script
 from tests.support.configs import chatty_config
 from tests.support.metrics import samples, scrape, value
 from tests.support.prometheus import DEPLOY, Prometheus, http_json
@@ -566,15 +566,7 @@ def test_promtool_accepts_the_shipped_files() -> None:
 
 def test_one_scrape_covers_actors_on_two_ray_nodes(street_mp4: Path, tmp_path: Path) -> None:
     with EmbeddedRedis() as redis_server:
-        run = subprocess.run(
-            [sys.executable, "-m", "tests.support.multinode", str(street_mp4), redis_server.url, str(tmp_path)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            cwd=REPO,
-        )
-    assert run.returncode == 0, run.stderr[-3000:]
-    report = json.loads(run.stdout.strip().splitlines()[-1])
+        report = run_script("tests.support.multinode", str(street_mp4), redis_server.url, str(tmp_path), timeout_s=300)
     assert report["cluster_nodes"] == 2
     assert len(set(report["nodes"].values())) == 2, f"cameras not spread over nodes: {report['nodes']}"
     for cam in ("cam0", "cam1"):

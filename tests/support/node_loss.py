@@ -14,12 +14,10 @@ import json
 import sys
 import time
 
-import ray
-from ray.cluster_utils import Cluster
-
 from pipeline.core.config import parse_config
 from pipeline.core.messages import CameraState
-from pipeline.runtime.driver import Pipeline, offline_env
+from pipeline.runtime.driver import Pipeline
+from tests.support.cluster import local_cluster
 
 LIVE = {"fps": 5, "mode": "live", "loop": True}
 
@@ -34,66 +32,58 @@ def wait(predicate: object, timeout_s: float) -> bool:
 
 
 def main(video: str, redis_url: str, spool: str) -> None:
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    worker1 = cluster.add_node(num_cpus=1, resources={"site": 1, "only1": 1})
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, runtime_env={"env_vars": offline_env(False)}, logging_level="WARNING")
-    cfg = parse_config(
-        {
-            "cameras": [
-                {"id": "mover", "url": video, "fps": 5, "mode": "live", "loop": True, "ray_resources": {"site": 0.01}},
-                {
-                    "id": "pinned",
-                    "url": video,
-                    "fps": 5,
-                    "mode": "live",
-                    "loop": True,
-                    "ray_resources": {"only1": 0.01},
+    worker1_args = {"num_cpus": 1, "resources": {"site": 1, "only1": 1}}
+    with local_cluster({"num_cpus": 1}, worker1_args) as (cluster, (worker1,)):
+        cfg = parse_config(
+            {
+                "cameras": [
+                    {"id": "mover", "url": video, **LIVE, "ray_resources": {"site": 0.01}},
+                    {"id": "pinned", "url": video, **LIVE, "ray_resources": {"only1": 0.01}},
+                ],
+                "metrics": {"port": 0},
+                "models": {
+                    "detector": {"weights": "yolo11n.yaml", "imgsz": 320},
+                    "temporal": {"window": 4, "stride": 2},
                 },
-            ],
-            "metrics": {"port": 0},
-            "models": {"detector": {"weights": "yolo11n.yaml", "imgsz": 320}, "temporal": {"window": 4, "stride": 2}},
-            "events": {"spool": {"dir": spool}},
-        }
-    )
-    pipeline = Pipeline(cfg, redis_url)
-    pipeline.start()
-
-    def states() -> dict[str, tuple[str, str, str]]:
-        return {s.camera_id: (s.state.value, s.reason, s.node_id) for s in pipeline.statuses(10.0)}
-
-    try:
-        streaming = wait(lambda: all(s[0] == CameraState.STREAMING for s in states().values()), 180)
-        before = states()
-        worker2 = cluster.add_node(num_cpus=1, resources={"site": 1})
-        cluster.wait_for_nodes()
-        cluster.remove_node(worker1)
-        removed_at = time.monotonic()
-        moved = wait(
-            lambda: (
-                states().get("mover", ("",))[0] == "streaming"
-                and states()["mover"][2] == worker2.node_id
-                and states().get("pinned", ("",))[0] == "failed"
-            ),
-            180,
+                "events": {"spool": {"dir": spool}},
+            }
         )
-        print(
-            json.dumps(
-                {
-                    "streaming_before": streaming,
-                    "before": before,
-                    "after": states(),
-                    "moved": moved,
-                    "recovery_s": round(time.monotonic() - removed_at, 1),
-                    "worker1": worker1.node_id,
-                    "worker2": worker2.node_id,
-                }
+        pipeline = Pipeline(cfg, redis_url)
+        pipeline.start()
+
+        def states() -> dict[str, tuple[str, str, str]]:
+            return {s.camera_id: (s.state.value, s.reason, s.node_id) for s in pipeline.statuses(10.0)}
+
+        try:
+            streaming = wait(lambda: all(s[0] == CameraState.STREAMING for s in states().values()), 180)
+            before = states()
+            worker2 = cluster.add_node(num_cpus=1, resources={"site": 1})
+            cluster.wait_for_nodes()
+            cluster.remove_node(worker1)
+            removed_at = time.monotonic()
+            moved = wait(
+                lambda: (
+                    states().get("mover", ("",))[0] == "streaming"
+                    and states()["mover"][2] == worker2.node_id
+                    and states().get("pinned", ("",))[0] == "failed"
+                ),
+                180,
             )
-        )
-    finally:
-        pipeline.stop()
-        ray.shutdown()
-        cluster.shutdown()
+            print(
+                json.dumps(
+                    {
+                        "streaming_before": streaming,
+                        "before": before,
+                        "after": states(),
+                        "moved": moved,
+                        "recovery_s": round(time.monotonic() - removed_at, 1),
+                        "worker1": worker1.node_id,
+                        "worker2": worker2.node_id,
+                    }
+                )
+            )
+        finally:
+            pipeline.stop()
 
 
 if __name__ == "__main__":
