@@ -531,8 +531,8 @@ MUTANTS: tuple[Mutant, ...] = (
         name="removed-camera-incidents-not-ended",
         guarantee="event lifecycle: a removed camera's incidents end and its outbox closes",
         file="pipeline/runtime/camera.py",
-        old="        # The source ended or the camera is stopping: close every open incident.\n        self._publisher.publish(self._engine.close())",
-        new="        # The source ended or the camera is stopping: close every open incident.\n        self._engine.close()",
+        old="        self._publisher.publish(closing + self._engine.close())",
+        new="        self._engine.close()",
         tests=(
             "tests/integration/test_runtime_cameras.py::test_removing_a_camera_ends_its_open_incidents_and_flushes_its_outbox",
         ),

@@ -299,6 +299,11 @@ class FrameSource:
         if self._watchdog.is_alive():
             self._watchdog.join(timeout_s)
 
+    def fail(self, reason: str) -> None:
+        """The camera cannot go on (its config does not fit the stream): state failed, reading stops."""
+        self._set_state(CameraState.FAILED, reason)
+        self.stop()
+
     def progress(self) -> float | None:
         """Fraction of a file read so far (file mode only; None for live sources)."""
         if self._total_frames <= 0:

@@ -178,7 +178,8 @@ def _run_started(cfg: VigilConfig, duration: float | None, view: bool) -> None:
 def _print_event(ev: Event, as_json: bool) -> None:
     from pipeline.cli.view import format_event
 
-    text = ev.model_dump_json() if as_json else format_event(ev.model_dump())
+    doc = ev.document()  # fields a newer Vigil added are printed too
+    text = json.dumps(doc) if as_json else format_event(doc)
     # verbatim: "[east]" in a path or ":fire:" in a label is text, not a style or an emoji
     console.print(text, markup=False, emoji=False, highlight=False, soft_wrap=True)
 

@@ -43,11 +43,25 @@ def format_event(data: dict[str, object]) -> str:
     """One human line for an event document."""
     ts = str(data.get("ts", ""))[11:23]
     extra = ""
-    if data.get("kind") == "object":
+    kind = data.get("kind")
+    if kind == "object":
         extra = f" track={data.get('track_id')} box={data.get('bbox_xyxy')}"
-    elif data.get("kind") == "clip":
+    elif kind == "clip":
         extra = f" frames={data.get('start_frame_id')}-{data.get('frame_id')} head={data.get('head')}"
-    if data.get("phase") == "end":
+    elif kind == "line":
+        extra = f" line={data.get('line')} direction={data.get('direction')} track={data.get('track_id')}"
+    elif kind in ("zone", "dwell"):
+        extra = f" zone={data.get('zone')} track={data.get('track_id')}"
+        if data.get("dwell_s") is not None:
+            extra += f" dwell={data.get('dwell_s')}s"
+    elif kind == "speed":
+        extra = f" track={data.get('track_id')}"
+    if data.get("speed") is not None and kind in ("line", "speed"):
+        extra += f" speed={data.get('speed')} {data.get('speed_unit')}"
+    zones = data.get("zones")
+    if isinstance(zones, list | tuple) and zones and kind in ("object", "clip"):
+        extra += f" zones={','.join(str(z) for z in zones)}"
+    if data.get("phase") == "end" and kind != "zone":
         extra += f" duration={data.get('duration_s')}s peak={data.get('peak_confidence')}"
     conf = float(data.get("confidence", 0.0))  # type: ignore[arg-type]
     return f"{ts} {data.get('camera_id')} {data.get('kind')} {data.get('phase')} {data.get('label')} {conf:.2f}{extra}"

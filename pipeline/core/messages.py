@@ -11,18 +11,18 @@ import hashlib
 import json
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -123,6 +123,7 @@ class FrameFeatures:
     captured_at: float
     vector: FloatArray
     track_ids: tuple[int, ...] = ()
+    zones: tuple[str, ...] = ()  # the zones the frame's tracked objects are in
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +136,44 @@ class ClipLabel:
     start_frame_id: int
     end_frame_id: int
     head: Literal["lstm", "transformer"]
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyticsHit:
+    """Something the track analytics saw happen to one object (``workers.analytics``), for the event
+    rules to turn into an event: ``enter`` / ``exit`` a zone, ``cross`` a line, ``dwell`` in a zone
+    past its threshold, ``speed`` over the limit. ``at``: the rules' clock (an exit: the object's
+    last frame inside). ``object_key`` names the object across tracker id switches."""
+
+    what: Literal["enter", "exit", "cross", "dwell", "speed"]
+    object_key: int
+    track_id: int
+    label: str
+    frame_id: int
+    at: float
+    confidence: float | None = None
+    bbox_xyxy: tuple[float, float, float, float] | None = None
+    track_ids: tuple[int, ...] = ()
+    zone: str | None = None
+    line: str | None = None
+    direction: str | None = None
+    since: float = 0.0  # enter / exit / dwell: the clock time of the first frame inside
+    since_frame: int = 0
+    dwell_s: float | None = None
+    speed: float | None = None
+    speed_unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyticsFrame:
+    """The track analytics' result for one frame: what happened, the zones each tracked object is
+    in and its speed (by tracker id), and the objects in each zone by class."""
+
+    hits: tuple[AnalyticsHit, ...] = ()
+    zones_by_track: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    speed_by_track: dict[int, float] = field(default_factory=dict)
+    occupancy: dict[tuple[str, str], int] = field(default_factory=dict)
+    speed_unit: str = "px/s"
 
 
 class CameraState(StrEnum):
@@ -156,13 +195,24 @@ def utc_iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+EVENT_KINDS = ("object", "clip", "zone", "line", "dwell", "speed")
+EVENT_PHASES = ("start", "update", "end", "instant")
+EventKind = Literal["object", "clip", "zone", "line", "dwell", "speed"]
+EventPhase = Literal["start", "update", "end", "instant"]
+
+
 class Event(BaseModel):
     """A labelled event as published to Redis (the JSON in the stream field ``event``).
 
-    An *incident* (one tracked object, or one clip activity on a camera) produces a ``start``
-    event, rate-limited ``update`` events and an ``end`` event; all share ``incident_id`` and each
-    has its own ``event_id``, which never changes on retries (Redis de-duplicates on it). Both are
-    derived from what the event is (``stable_id``), so the same frames give the same ids.
+    An *incident* (one tracked object, one clip activity on a camera, one object's stay in a zone)
+    produces a ``start`` event, rate-limited ``update`` events and an ``end`` event; all share
+    ``incident_id`` and each has its own ``event_id``, which never changes on retries (Redis
+    de-duplicates on it). A one-shot event (a line crossing, a dwell or speed threshold passed) is a
+    single ``instant`` event with an incident of its own. Ids are derived from what the event is
+    (``stable_id``), so the same frames give the same ids.
+
+    Kinds and phases are open sets: a reader passes through a kind or phase it does not know (a
+    newer Vigil wrote it) and keeps the fields it does not know (``Event.read``, ``document()``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -170,10 +220,21 @@ class Event(BaseModel):
     schema_version: int = Field(default=SCHEMA_VERSION, description="Bumped on incompatible changes")
     event_id: str = Field(default_factory=lambda: uuid.uuid4().hex, description="Unique, stable across retries")
     incident_id: str = Field(description="Shared by the start, update and end events of one incident")
-    phase: Literal["start", "update", "end"]
+    phase: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{0,31}$",
+        description="start | update | end (incidents); instant (one-shot events: line, dwell, speed). "
+        "Readers pass through phases they do not know",
+        json_schema_extra={"examples": list(EVENT_PHASES)},
+    )
     camera_id: str
-    kind: Literal["object", "clip"]
-    label: str
+    kind: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{0,31}$",
+        description="object (a tracked object) | clip (an activity of the clip head) | zone (an object's stay in "
+        "a zone) | line (a line crossing) | dwell (in a zone past its dwell_s) | speed (over the speed limit). "
+        "Readers pass through kinds they do not know",
+        json_schema_extra={"examples": list(EVENT_KINDS)},
+    )
+    label: str = Field(description="object, zone, line, dwell, speed: the object's class; clip: the activity")
     confidence: float = Field(ge=0, le=1, description="Confidence of the latest observation")
     peak_confidence: float = Field(ge=0, le=1, description="Highest confidence of the incident so far")
     ts: str = Field(default_factory=_utc_now_iso, description="UTC ISO-8601 capture time of the frame")
@@ -183,7 +244,9 @@ class Event(BaseModel):
     track_ids: tuple[int, ...] = Field(default=(), description="Tracks involved (objects: their own id)")
     bbox_xyxy: tuple[float, float, float, float] | None = Field(default=None, description="Objects: pixels")
     track_id: int | None = Field(default=None, description="Objects: tracker id, stable while tracked")
-    start_frame_id: int | None = Field(default=None, description="Clips: first frame of the window")
+    start_frame_id: int | None = Field(
+        default=None, description="Clips: first frame of the window; zone, dwell: the object's first frame inside"
+    )
     head: str | None = Field(default=None, description="Clips: lstm | transformer")
     snapshot: str | None = Field(default=None, description="Start events: Redis key or file path of the JPEG")
     crop_label: str | None = Field(
@@ -195,18 +258,41 @@ class Event(BaseModel):
         default=None,
         description="End events the pipeline closed itself, not the rules: host restarted | pipeline restarted",
     )
+    zones: tuple[str, ...] = Field(
+        default=(),
+        description="Object events: the zones the object is in; clip events: the zones their tracks were in "
+        "during the window (cameras[].analytics)",
+    )
+    zone: str | None = Field(default=None, description="zone, dwell: the zone")
+    line: str | None = Field(default=None, description="line: the line crossed")
+    direction: str | None = Field(default=None, description="line: the direction's name (lines[].directions)")
+    dwell_s: float | None = Field(
+        default=None, ge=0, description="zone end: seconds from the first to the last frame inside; dwell: so far"
+    )
+    speed: float | None = Field(
+        default=None, ge=0, description="Objects, line, speed: the object's speed over the speed window"
+    )
+    speed_unit: str | None = Field(default=None, description="px/s, m/s (calibrated) or km/h (the speed limit's unit)")
+    _unknown: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def read(cls, doc: str | bytes) -> Event | None:
-        """A published event, read tolerantly: fields this version does not know are ignored, and an
-        event of a kind or phase it does not know is None (a newer Vigil wrote it)."""
+        """A published event, read tolerantly: fields this version does not know are kept aside
+        (``document()`` has them), and kinds and phases it does not know pass through. None only for
+        a document that is not an event at all."""
         try:
             data = json.loads(doc)
             known = {k: v for k, v in data.items() if k in cls.model_fields}
-            return cls.model_validate(known)
+            ev = cls.model_validate(known)
         except (ValueError, AttributeError, ValidationError) as exc:
             log.debug("skipping an event this version cannot read: %s", exc)
             return None
+        ev._unknown = {k: v for k, v in data.items() if k not in cls.model_fields}
+        return ev
+
+    def document(self) -> dict[str, Any]:
+        """The event as published, fields this version does not know included."""
+        return {**self.model_dump(mode="json"), **self._unknown}
 
 
 def stable_id(*parts: object) -> str:
@@ -249,3 +335,4 @@ class CameraStatus:
     clip: str | None = None
     node_id: str = ""
     progress: float | None = None  # file mode: fraction of the file read
+    analytics: str | None = None  # line counts and zone occupancy, e.g. "kerb in 12 out 9 · crosswalk 2"

@@ -171,6 +171,38 @@ DISK_WRITE_ERRORS = Counter(
     ["what"],
     registry=VIGIL_REGISTRY,
 )
+LINE_CROSSINGS = Counter(
+    "vigil_line_crossings",
+    "Objects that crossed a line (cameras[].analytics.lines), by line, direction and class",
+    ["camera", "line", "direction", "class"],
+    registry=VIGIL_REGISTRY,
+)
+ZONE_ENTRIES = Counter(
+    "vigil_zone_entries",
+    "Objects that entered a zone (cameras[].analytics.zones), by zone and class",
+    ["camera", "zone", "class"],
+    registry=VIGIL_REGISTRY,
+)
+ZONE_OBJECTS = Gauge(
+    "vigil_zone_objects",
+    "Objects in a zone now (seen on the camera's latest frame), by zone and class",
+    ["camera", "zone", "class"],
+    registry=VIGIL_REGISTRY,
+)
+ZONE_DWELL_SECONDS = Histogram(
+    "vigil_zone_dwell_seconds",
+    "Time objects spent in a zone, observed when they leave it",
+    ["camera", "zone"],
+    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
+    registry=VIGIL_REGISTRY,
+)
+OBJECT_SPEED = Histogram(
+    "vigil_object_speed",
+    "Speed of objects as they cross a line, in the camera's speed unit (px/s, m/s or km/h)",
+    ["camera", "unit"],
+    buckets=(0.5, 1, 2, 5, 10, 20, 30, 50, 80, 120, 200, 300, 500),
+    registry=VIGIL_REGISTRY,
+)
 
 # Families every process on a node reports identically (the node's GPUs): merged by max, not sum.
 NODE_LEVEL = frozenset({"vigil_gpu_utilization_ratio", "vigil_gpu_memory_used_bytes"})
@@ -316,6 +348,11 @@ _DECLARED = (
     CONTROL_REFUSED,
     REDIS_EVICTED,
     DISK_WRITE_ERRORS,
+    LINE_CROSSINGS,
+    ZONE_ENTRIES,
+    ZONE_OBJECTS,
+    ZONE_DWELL_SECONDS,
+    OBJECT_SPEED,
 )
 _COLLECTED = (
     CatalogEntry(

@@ -71,7 +71,7 @@ class EventClient:
             for entry_id, doc in read_new_events(self._client, stream, last_id, block_ms):
                 last_id = entry_id
                 ev = Event.read(doc)
-                if ev is not None:  # None: a kind this version does not know
+                if ev is not None:  # None: not an event at all (kinds this version does not know pass)
                     yield ev
 
     def replay(
@@ -130,7 +130,7 @@ class EventClient:
                 if not fields:  # a pending entry trimmed from the stream comes back empty
                     continue
                 ev = Event.read(fields[b"event"])
-                if ev is None:  # a kind this version does not know: not for this reader
+                if ev is None:  # not an event at all: nothing to hand on
                     self._client.xack(stream, group, entry_id)
                     continue
                 yield Delivery(ev, entry_id, stream, group, self._client)

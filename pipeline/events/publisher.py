@@ -177,7 +177,8 @@ class EventPublisher:
         for ev in events:
             doc = ev.model_dump_json()
             items.append(SpoolItem(ev.kind, ev.event_id, self.camera_id, doc, (snapshots or {}).get(ev.event_id)))
-            incidents[ev.incident_id] = None if ev.phase == "end" else doc
+            if ev.phase in ("start", "update", "end"):  # an instant event leaves nothing open
+                incidents[ev.incident_id] = None if ev.phase == "end" else doc
         if items or state:
             self._accept(items, incidents, state)
         if events:

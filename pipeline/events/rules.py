@@ -10,6 +10,11 @@ not spam subscribers:
   consecutive windows it ends. An incident that never started is forgotten silently.
 - updates: at most one per ``update_interval_s`` per incident, and one at once when an object's
   crop label (models.crops) changes and holds for ``crop_min_frames`` frames.
+- zones, lines, dwell and speed (``cameras[].analytics``): what the track analytics saw
+  (``AnalyticsHit``) becomes events as it happens: a zone stay is an incident (``start`` on entry,
+  ``end`` on exit with ``dwell_s``); a line crossing, a dwell past the zone's ``dwell_s`` and a speed
+  over the limit are one ``instant`` event each. Object events carry the zones the object is in and
+  its speed; clip events the zones their tracks were in.
 
 The rules run on a clock the caller gives with each frame: by default the frames' capture time;
 for a file read faster or slower than real time, the video's own clock, so the same file gives the
@@ -24,19 +29,29 @@ is not thread-safe.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from pipeline.core.config import EventsConfig
-from pipeline.core.messages import ClipLabel, Detections, Event, LabelScore, stable_id, utc_iso
+from pipeline.core.messages import (
+    AnalyticsFrame,
+    AnalyticsHit,
+    ClipLabel,
+    Detections,
+    Event,
+    EventKind,
+    EventPhase,
+    LabelScore,
+    stable_id,
+    utc_iso,
+)
 
-Phase = Literal["start", "update", "end"]
+Phase = EventPhase
 
 
 @dataclass
 class Incident:
     """Mutable lifecycle state of one incident."""
 
-    kind: Literal["object", "clip"]
+    kind: EventKind
     label: str
     first_seen: float
     last_seen: float
@@ -57,6 +72,11 @@ class Incident:
     crop_candidate: tuple[str, int] = ("", 0)  # a different crop label and how many frames in a row
     first_wall: float = 0.0  # capture (wall) times of the first and last observation
     last_wall: float = 0.0
+    zones: tuple[str, ...] = ()
+    speed: float | None = None
+    speed_unit: str | None = None
+    zone: str | None = None
+    dwell_s: float | None = None
 
     def see_crop(self, crop: LabelScore, min_frames: int) -> bool:
         """Take the crop classifier's label once it holds ``min_frames`` frames in a row (the first
@@ -90,6 +110,7 @@ class EventEngine:
         self.epoch = epoch
         self._objects: dict[int, Incident] = {}
         self._clips: dict[str, Incident] = {}
+        self._zones: dict[tuple[str, int], Incident] = {}  # (zone, object key) -> the object's stay
 
     def on_detections(
         self,
@@ -98,10 +119,12 @@ class EventEngine:
         det: Detections,
         crops: dict[int, LabelScore] | None = None,
         clock: float | None = None,
+        analytics: AnalyticsFrame | None = None,
     ) -> list[Event]:
         """Advance object incidents with one frame's tracked detections and, by track id, the crop
         classifier's labels. A started incident whose crop label changes gets an update at once.
-        ``clock``: the rules' time for this frame (default: ``captured_at``)."""
+        ``clock``: the rules' time for this frame (default: ``captured_at``). ``analytics``: the
+        track analytics of this frame, whose zones and speeds the object events carry."""
         wall, now = captured_at, captured_at if clock is None else clock
         events: list[Event] = []
         for i in range(len(det)):
@@ -123,6 +146,9 @@ class EventEngine:
             # a person for a frame) must not take a person's posture.
             crop = crops.get(track_id) if crops and label == inc.label else None
             relabelled = crop is not None and inc.see_crop(crop, self.cfg.crop_min_frames)
+            if analytics is not None:
+                inc.zones = analytics.zones_by_track.get(track_id, ())
+                inc.speed, inc.speed_unit = analytics.speed_by_track.get(track_id), analytics.speed_unit
             if not inc.started and now - inc.first_seen >= self.cfg.object_min_duration_s:
                 events.append(self._emit(inc, "start", now, wall))
             elif inc.started and (relabelled or now - inc.last_emit >= self.cfg.update_interval_s):
@@ -135,9 +161,15 @@ class EventEngine:
         return events
 
     def on_clip(
-        self, clip: ClipLabel, captured_at: float, track_ids: tuple[int, ...] = (), clock: float | None = None
+        self,
+        clip: ClipLabel,
+        captured_at: float,
+        track_ids: tuple[int, ...] = (),
+        clock: float | None = None,
+        zones: tuple[str, ...] = (),
     ) -> list[Event]:
-        """Advance clip incidents with one window's label (``clock`` as in ``on_detections``)."""
+        """Advance clip incidents with one window's label (``clock`` as in ``on_detections``);
+        ``zones``: the zones the window's tracks were in."""
         wall, now = captured_at, captured_at if clock is None else clock
         events: list[Event] = []
         qualifies = clip.label not in self.cfg.clip_ignore_labels and clip.confidence >= self.cfg.clip_min_confidence
@@ -159,6 +191,7 @@ class EventEngine:
                 self._clips[clip.label] = inc
             inc.observe(now, wall, clip.confidence, clip.end_frame_id)
             inc.track_ids.update(track_ids)
+            inc.zones = tuple(sorted({*inc.zones, *zones}))
             if not inc.started and inc.hits >= self.cfg.clip_min_windows:
                 events.append(self._emit(inc, "start", now, wall))
             elif inc.started and now - inc.last_emit >= self.cfg.update_interval_s:
@@ -173,20 +206,78 @@ class EventEngine:
                     events.append(self._emit(inc, "end", inc.last_seen, inc.last_wall))
         return events
 
+    def on_analytics(self, frame: AnalyticsFrame, captured_at: float, clock: float | None = None) -> list[Event]:
+        """Zone incidents and one-shot events from one frame's track analytics (``clock`` as in
+        ``on_detections``)."""
+        wall, now = captured_at, captured_at if clock is None else clock
+        events: list[Event] = []
+        for hit in frame.hits:
+            # Wall time of the hit: the frame's capture time moved by the hit's distance on the rules' clock.
+            at_wall = wall - (now - hit.at) if hit.at <= now else wall
+            if hit.what == "enter":
+                inc = self._zone_incident(hit, wall - (now - hit.since))
+                self._zones[(hit.zone or "", hit.object_key)] = inc
+                events.append(self._emit(inc, "start", now, wall))
+            elif hit.what == "exit":
+                inc_or_none = self._zones.pop((hit.zone or "", hit.object_key), None)
+                if inc_or_none is None:
+                    continue
+                inc = inc_or_none
+                inc.last_seen, inc.last_wall, inc.frame_id = hit.at, at_wall, max(inc.frame_id, hit.frame_id)
+                inc.dwell_s = round(hit.dwell_s or 0.0, 3)
+                if hit.bbox_xyxy is not None:
+                    inc.bbox_xyxy, inc.track_id = hit.bbox_xyxy, hit.track_id
+                inc.track_ids.update(hit.track_ids)
+                events.append(self._emit(inc, "end", hit.at, at_wall))
+            else:
+                events.append(self._instant(hit, now, wall))
+        return events
+
+    def _zone_incident(self, hit: AnalyticsHit, first_wall: float) -> Incident:
+        conf = hit.confidence or 0.0
+        inc = Incident("zone", hit.label, hit.since, hit.at, conf, conf, hit.frame_id, track_id=hit.track_id)
+        inc.incident_id = self._incident_id("zone", f"{hit.zone}/{hit.object_key}", hit.since_frame)
+        inc.zone, inc.zones, inc.start_frame_id = hit.zone, ((hit.zone,) if hit.zone else ()), hit.since_frame
+        inc.bbox_xyxy, inc.speed, inc.speed_unit = hit.bbox_xyxy, hit.speed, hit.speed_unit
+        inc.track_ids.update(hit.track_ids)
+        inc.first_wall = inc.last_wall = first_wall
+        inc.hits = 1
+        return inc
+
+    def _instant(self, hit: AnalyticsHit, now: float, wall: float) -> Event:
+        """A line crossing, a dwell or a speed over the limit: one event, an incident of its own."""
+        kind: EventKind = {"cross": "line", "dwell": "dwell", "speed": "speed"}[hit.what]  # type: ignore[assignment]
+        conf = hit.confidence or 0.0
+        inc = Incident(kind, hit.label, now, now, conf, conf, hit.frame_id, track_id=hit.track_id, first_wall=wall)
+        key = f"{hit.line or hit.zone or ''}/{hit.object_key}"
+        inc.incident_id = self._incident_id(kind, key, hit.frame_id)
+        inc.bbox_xyxy, inc.speed, inc.speed_unit = hit.bbox_xyxy, hit.speed, hit.speed_unit
+        inc.track_ids.update(hit.track_ids)
+        inc.last_wall = wall
+        inc.zone, inc.dwell_s = hit.zone, (round(hit.dwell_s, 3) if hit.dwell_s is not None else None)
+        if hit.zone:
+            inc.zones = (hit.zone,)
+        if kind == "dwell":
+            inc.start_frame_id = hit.since_frame
+        return self._emit(inc, "instant", now, wall, line=hit.line, direction=hit.direction)
+
     def close(self) -> list[Event]:
         """End every started incident (the camera is stopping)."""
         events = [self._emit(inc, "end", inc.last_seen, inc.last_wall) for inc in self._all() if inc.started]
         self._objects.clear()
         self._clips.clear()
+        self._zones.clear()
         return events
 
     def _incident_id(self, kind: str, key: object, first_frame_id: int) -> str:
         return stable_id(self.camera_id, self.epoch, kind, key, first_frame_id)
 
     def _all(self) -> list[Incident]:
-        return [*self._objects.values(), *self._clips.values()]
+        return [*self._objects.values(), *self._clips.values(), *self._zones.values()]
 
-    def _emit(self, inc: Incident, phase: Phase, ts: float, wall: float) -> Event:
+    def _emit(
+        self, inc: Incident, phase: Phase, ts: float, wall: float, line: str | None = None, direction: str | None = None
+    ) -> Event:
         """``ts``: the rules' time of the emission; ``wall``: the capture time the event is stamped with."""
         if phase == "start":
             inc.started = True
@@ -212,6 +303,13 @@ class EventEngine:
             crop_label=inc.crop.label if inc.crop else None,
             crop_confidence=round(inc.crop.confidence, 4) if inc.crop else None,
             captured_at=wall,
+            zones=inc.zones,
+            zone=inc.zone,
+            line=line,
+            direction=direction,
+            dwell_s=inc.dwell_s,
+            speed=inc.speed,
+            speed_unit=inc.speed_unit if inc.speed is not None else None,
         )
 
 

@@ -1,4 +1,5 @@
-"""Snapshots: a JPEG of the frame with the boxes drawn, for every start event."""
+"""Snapshots: a JPEG of the frame with the boxes (and the camera's zones and lines) drawn, for every
+start and instant event."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy.typing as npt
 from pipeline.core.config import SnapshotConfig
 from pipeline.core.messages import Detections, Event
 from pipeline.events.disk import DISK_ERRORS, SNAPSHOTS, WriteFailures
+from workers.analytics import TrackAnalytics, draw_geometry
 
 SNAPSHOT_PREFIX = "vigil:snapshot:"
 _HIGHLIGHT = (0, 0, 255)
@@ -24,10 +26,17 @@ def snapshot_key(event_id: str) -> str:
 
 
 def render_snapshot(
-    image_bgr: npt.NDArray[np.uint8], det: Detections, cfg: SnapshotConfig, highlight_track: int | None = None
+    image_bgr: npt.NDArray[np.uint8],
+    det: Detections,
+    cfg: SnapshotConfig,
+    highlight_track: int | None = None,
+    analytics: TrackAnalytics | None = None,
 ) -> bytes:
-    """Draw every box (the highlighted track in red, thicker) and encode as JPEG, at most ``max_width`` wide."""
+    """Draw the camera's zones and lines (where it has them), every box (the highlighted track in
+    red, thicker) and encode as JPEG, at most ``max_width`` wide."""
     img = image_bgr.copy()
+    if analytics is not None and analytics.geometry is not None:
+        draw_geometry(img, analytics.geometry)
     for i in range(len(det)):
         x1, y1, x2, y2 = (int(v) for v in det.xyxy[i])
         tid = int(det.tracker_id[i])
@@ -61,9 +70,14 @@ def write_snapshot_file(directory: Path, camera_id: str, event_id: str, jpeg: by
 
 
 def attach_snapshots(
-    events: list[Event], image_bgr: npt.NDArray[np.uint8], det: Detections, cfg: SnapshotConfig, camera_id: str
+    events: list[Event],
+    image_bgr: npt.NDArray[np.uint8],
+    det: Detections,
+    cfg: SnapshotConfig,
+    camera_id: str,
+    analytics: TrackAnalytics | None = None,
 ) -> tuple[list[Event], dict[str, bytes]]:
-    """Give every start event a snapshot of ``image_bgr`` (its own track highlighted), stored as
+    """Give every start and instant event a snapshot of ``image_bgr`` (its own track highlighted), stored as
     ``cfg.store`` says. Returns the events, each start event's ``snapshot`` set to where its JPEG is,
     and the JPEGs to publish with them by event id (``redis``: key ``vigil:snapshot:<event_id>``;
     ``dir``: the file ``<dir>/<camera>/<event_id>.jpg``, already written; ``off``: none). A file that
@@ -74,8 +88,8 @@ def attach_snapshots(
     out: list[Event] = []
     jpegs: dict[str, bytes] = {}
     for ev in events:
-        if ev.phase == "start":
-            jpeg = render_snapshot(image_bgr, det, cfg, highlight_track=ev.track_id)
+        if ev.phase in ("start", "instant"):
+            jpeg = render_snapshot(image_bgr, det, cfg, highlight_track=ev.track_id, analytics=analytics)
             if cfg.store == "redis":
                 jpegs[ev.event_id] = jpeg
                 ref = snapshot_key(ev.event_id)

@@ -33,8 +33,8 @@ class SpoolFullPolicy(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SpoolRecord:
-    """One spooled item: ``kind`` is ``object``, ``clip`` or ``status``; ``payload`` the JSON document;
-    ``item_id`` the id Redis de-duplicates on."""
+    """One spooled item: ``kind`` is an event's kind (``object``, ``clip``, ``zone``, ...) or
+    ``status``; ``payload`` the JSON document; ``item_id`` the id Redis de-duplicates on."""
 
     seq: int
     kind: str

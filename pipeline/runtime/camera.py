@@ -1,4 +1,4 @@
-"""One camera end to end: decode -> detect + classify -> track -> clip window -> events -> publish.
+"""One camera end to end: decode -> detect + classify -> track -> analytics -> clip window -> events -> publish.
 
 All per-camera state (decoder thread, tracker, feature window, event rules, publisher) lives in
 its ``CameraRunner``; the models it calls are reached through its clients
@@ -33,7 +33,9 @@ from pipeline.core.config import (
     RedisConfig,
     SourceKind,
 )
+from pipeline.core.config.analytics import AnalyticsConfig
 from pipeline.core.messages import (
+    AnalyticsFrame,
     CameraState,
     CameraStatus,
     ClipLabel,
@@ -49,7 +51,12 @@ from pipeline.core.messages import (
 from pipeline.core.metrics import (
     FRAMES_DROPPED,
     INCIDENTS,
+    LINE_CROSSINGS,
+    OBJECT_SPEED,
     STAGE_LATENCY,
+    ZONE_DWELL_SECONDS,
+    ZONE_ENTRIES,
+    ZONE_OBJECTS,
     StepClock,
     forget_camera,
 )
@@ -59,6 +66,7 @@ from pipeline.events.snapshots import attach_snapshots
 from pipeline.runtime.camera_metrics import CameraSeries, RateMeter, set_stream_state
 from pipeline.runtime.clients import CameraClients, VisionTicket
 from pipeline.runtime.vision import HostModelError
+from workers.analytics import GeometryOutsideFrame, TrackAnalytics
 from workers.classifier import crop_boxes
 from workers.clip_head import FrameSummarizer
 from workers.decoder import FrameSource, model_input
@@ -135,6 +143,12 @@ class CameraRunner:
         self._tracks_position = cam.kind is SourceKind.FILE and cam.effective_mode is CameraMode.FILE
         resume_at = self._recover()
         self._tracker = Tracker(frame_rate=cam.fps)
+        self._analytics: TrackAnalytics | None = None
+        self._pending_analytics: tuple[AnalyticsConfig | None] | None = None  # set_analytics(), applied by the loop
+        self._line_counts: dict[tuple[str, str], int] = {}
+        self._occupancy: dict[tuple[str, str], int] = {}
+        self._make_analytics(cam.analytics)
+        self._last_clock: tuple[int, float, float] | None = None  # the last frame's id, rules clock, capture time
         self._summarizer = FrameSummarizer(settings.class_names)
         self._window: deque[FrameFeatures] = deque(maxlen=settings.window)
         self._since_clip = 0
@@ -225,6 +239,7 @@ class CameraRunner:
                 clip=self._clip,
                 node_id=self._node_id,
                 progress=self._source.progress(),
+                analytics=self._analytics_summary(),
             )
 
     # -- callbacks from the decoder thread -----------------------------------------------------
@@ -302,8 +317,12 @@ class CameraRunner:
             self._lap("metrics")
         while pending:  # stopping: frames already sent to the models are still applied, in order
             self._finish(pending.popleft())
-        # The source ended or the camera is stopping: close every open incident.
-        self._publisher.publish(self._engine.close())
+        # The source ended or the camera is stopping: objects leave the zones, every open incident ends.
+        closing: list[Event] = []
+        if self._analytics is not None and self._last_clock is not None:
+            frame = AnalyticsFrame(tuple(self._analytics.close(self._last_clock[0])))
+            closing = self._engine.on_analytics(frame, self._last_clock[2], clock=self._last_clock[1])
+        self._publisher.publish(closing + self._engine.close())
 
     def _submit(self, packet: FramePacket, pending: deque[_InFlight]) -> _InFlight:
         """Send one frame to the detector and the classifier (or mark it still, for motion gating)."""
@@ -461,22 +480,105 @@ class CameraRunner:
     ) -> None:
         """Events, clip window (``vector`` None: no clip head, no window) and publishing for one frame."""
         now = self._event_clock(packet)
-        events = self._engine.on_detections(packet.frame_id, packet.captured_at, tracked, crops, clock=now)
+        self._last_clock = (packet.frame_id, now, packet.captured_at)
+        frame = self._run_analytics(packet, tracked, now)
+        if frame is None and self._analytics is not None:  # the camera just failed (geometry outside the frame)
+            return
+        events = self._engine.on_detections(
+            packet.frame_id, packet.captured_at, tracked, crops, clock=now, analytics=frame
+        )
+        if frame is not None:
+            events += self._engine.on_analytics(frame, packet.captured_at, clock=now)
         if vector is not None:
             track_ids = tuple(int(t) for t in tracked.tracker_id)
-            self._window.append(FrameFeatures(packet.frame_id, packet.captured_at, vector, track_ids))
+            zones = tuple(sorted({z for names in frame.zones_by_track.values() for z in names})) if frame else ()
+            self._window.append(FrameFeatures(packet.frame_id, packet.captured_at, vector, track_ids, zones))
             self._since_clip += 1
         self._lap("events")
         clip = self._maybe_label_clip(packet) if vector is not None else None
         self._lap("clip")
         if clip is not None:
             in_window = tuple(sorted({t for f in self._window for t in f.track_ids}))
-            events += self._engine.on_clip(clip, packet.captured_at, in_window, clock=now)
+            zones_in_window = tuple(sorted({z for f in self._window for z in f.zones}))
+            events += self._engine.on_clip(clip, packet.captured_at, in_window, clock=now, zones=zones_in_window)
             with self._lock:
                 self._clip = f"{clip.label} {clip.confidence:.2f}"
             self._lap("events")
         self._publish(events, packet, tracked)
         self._lap("publish")
+
+    # -- track analytics (cameras[].analytics) -------------------------------------------------
+
+    def set_analytics(self, cfg: AnalyticsConfig | None) -> None:
+        """Replace this camera's zones and lines (None: none); the loop applies it before its next frame.
+        Objects inside the old zones leave them (their zone incidents end)."""
+        self._pending_analytics = (cfg,)
+
+    def _make_analytics(self, cfg: AnalyticsConfig | None) -> None:
+        self._analytics = TrackAnalytics(cfg, self.cam.fps) if cfg is not None and not cfg.empty else None
+        for (zone, cls), _ in self._occupancy.items():
+            ZONE_OBJECTS.labels(self.cam.id, zone, cls).set(0)
+        with self._lock:
+            self._line_counts, self._occupancy = {}, {}
+
+    def _run_analytics(self, packet: FramePacket, tracked: Detections, now: float) -> AnalyticsFrame | None:
+        """Zones, lines, dwell and speed on this frame's tracks (None without geometry). Pixel geometry
+        that does not fit the frame fails the camera, with the reason."""
+        if self._pending_analytics is not None:
+            (cfg,), self._pending_analytics = self._pending_analytics, None
+            if self._analytics is not None:
+                closing = AnalyticsFrame(tuple(self._analytics.close(packet.frame_id)))
+                self._publish(self._engine.on_analytics(closing, packet.captured_at, clock=now), packet, tracked)
+            self._make_analytics(cfg)
+        if self._analytics is None:
+            return None
+        try:
+            frame = self._analytics.update(packet.frame_id, now, tracked, packet.resolution_wh)
+        except GeometryOutsideFrame as exc:
+            log.error("camera %s: %s", self.cam.id, exc)
+            self._stop.set()
+            self._source.fail(str(exc))
+            return None
+        self._lap("analytics")
+        self._count_analytics(frame)
+        return frame
+
+    def _count_analytics(self, frame: AnalyticsFrame) -> None:
+        """Metrics and the live view's counts from one frame's analytics."""
+        cam = self.cam.id
+        for hit in frame.hits:
+            if hit.what == "enter":
+                ZONE_ENTRIES.labels(cam, hit.zone, hit.label).inc()
+            elif hit.what == "exit":
+                ZONE_DWELL_SECONDS.labels(cam, hit.zone).observe(hit.dwell_s or 0.0)
+            elif hit.what == "cross":
+                LINE_CROSSINGS.labels(cam, hit.line, hit.direction, hit.label).inc()
+                if hit.speed is not None:
+                    OBJECT_SPEED.labels(cam, hit.speed_unit).observe(hit.speed)
+                key = (hit.line or "", hit.direction or "")
+                with self._lock:
+                    self._line_counts[key] = self._line_counts.get(key, 0) + 1
+        if frame.occupancy != self._occupancy:
+            for key in self._occupancy.keys() - frame.occupancy.keys():
+                ZONE_OBJECTS.labels(cam, *key).set(0)
+            for key, n in frame.occupancy.items():
+                if self._occupancy.get(key) != n:
+                    ZONE_OBJECTS.labels(cam, *key).set(n)
+            with self._lock:
+                self._occupancy = dict(frame.occupancy)
+
+    def _analytics_summary(self) -> str | None:
+        """``kerb in 12 out 9 · crosswalk 2`` (call with the lock held)."""
+        if self._analytics is None:
+            return None
+        parts = []
+        for line in self._analytics.cfg.lines:
+            counts = " ".join(f"{d} {self._line_counts.get((line.name, d), 0)}" for d in line.directions)
+            parts.append(f"{line.name} {counts}")
+        for zone in self._analytics.cfg.zones:
+            n = sum(v for (z, _), v in self._occupancy.items() if z == zone.name)
+            parts.append(f"{zone.name} {n}")
+        return " · ".join(parts)
 
     def _maybe_label_clip(self, packet: FramePacket) -> ClipLabel | None:
         if len(self._window) < self.settings.window or self._since_clip < self.settings.stride:
@@ -505,7 +607,7 @@ class CameraRunner:
         """Attach a snapshot to start events, then hand everything to the durable publisher."""
         t0 = time.time()
         events, snapshots = attach_snapshots(
-            events, packet.image_bgr, tracked, self.settings.events.snapshots, self.cam.id
+            events, packet.image_bgr, tracked, self.settings.events.snapshots, self.cam.id, self._analytics
         )
         for ev in events:
             if ev.phase == "start":

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from pipeline.core.config.analytics import AnalyticsConfig
 from pipeline.core.config.base import ID_PATTERN, Strict
 from pipeline.core.redact import redact
 
@@ -113,6 +114,9 @@ class CameraConfig(Strict):
         default=None,
         ge=0,
         description="Give up (state failed) after this many reconnect attempts in a row that got no frame; null: never",
+    )
+    analytics: AnalyticsConfig | None = Field(
+        default=None, description="Zones, lines, dwell and speed rules on this camera's tracked objects (null: none)"
     )
     ray_resources: dict[str, float] = Field(
         default_factory=dict,

@@ -1,0 +1,680 @@
+"""Track analytics: zones, lines, dwell and speed on one camera's tracked objects
+(``cameras[].analytics``). It runs after tracking, per camera, on every processed frame, and is
+named apart from the event rules engine (``pipeline.events.rules``), which turns what it sees
+(``AnalyticsHit``) into events.
+
+Each tracked box is reduced to one anchor point (bottom centre by default). Per frame, for all
+objects at once (numpy, no call per point):
+
+- zones: the anchor inside the polygon (even-odd ray casting over every edge of every zone). An
+  object counts as in after ``min_frames`` frames in a row inside, and out after as many outside;
+  its entry is dated to its first frame inside, its dwell runs to its last.
+- lines: which side of the line the anchor is on (signed distance to the nearest segment). The
+  anchor must be ``line_margin`` box heights past the line before the side counts, so a box that
+  jitters on the line is never counted; a crossing is a change of counted side whose path cuts the
+  line itself (walking round its end is not a crossing).
+- speed: anchor displacement over ``speed_window_s``, in pixels per second or, through the
+  ground-plane homography, metres per second.
+- objects, not track ids: a track lost for at most ``reid_s`` and a new track of the same class that
+  appears where the lost one would be now (its last anchor moved on at its last velocity, within a
+  box height) are one object. The new id inherits the zones it was in and the side of each line,
+  so an occlusion or an id switch neither counts a crossing twice nor splits a dwell.
+
+State is kept in arrays, one row per object, so the cost grows with the number of objects and
+edges in numpy, not in Python. Not thread-safe: one instance per camera.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from pipeline.core.config.analytics import AnalyticsConfig, Anchor, Coordinates
+from pipeline.core.messages import AnalyticsFrame, AnalyticsHit, Detections
+
+F64 = npt.NDArray[np.float64]
+SPEED_FACTORS = {"px/s": 1.0, "m/s": 1.0, "km/h": 3.6}
+
+
+class GeometryOutsideFrame(ValueError):
+    """Pixel geometry that does not fit the camera's frame."""
+
+
+@dataclass
+class _Compiled:
+    """The geometry in frame pixels, flattened for vectorised tests."""
+
+    zone_names: tuple[str, ...]
+    zone_start: npt.NDArray[np.int64]  # (Z,) index of each zone's first edge
+    edges_a: F64  # (E, 2) start of each zone edge
+    edges_b: F64  # (E, 2) end
+    edge_zone: npt.NDArray[np.int64]  # (E,) the zone each edge belongs to
+    zone_min_frames: npt.NDArray[np.int64]  # (Z,)
+    zone_dwell: F64  # (Z,) dwell threshold in seconds (inf: none)
+    any_dwell: bool
+    zone_classes: list[frozenset[str] | None]
+    line_names: tuple[str, ...]
+    seg_a: F64  # (S, 2) segments of every line
+    seg_b: F64
+    seg_line: npt.NDArray[np.int64]  # (S,)
+    line_classes: list[frozenset[str] | None]
+    line_directions: list[tuple[str, str]]
+    homography: F64 | None  # pixels -> metres
+
+
+def compile_geometry(cfg: AnalyticsConfig, width: int, height: int) -> _Compiled:
+    """The config's geometry in pixels of a ``width`` x ``height`` frame."""
+    problem = cfg.outside_frame(width, height)
+    if problem is not None:
+        raise GeometryOutsideFrame(problem)
+    scale = np.array([width, height], np.float64) if cfg.coordinates is Coordinates.NORMALIZED else np.ones(2)
+
+    def px(points: list[tuple[float, float]]) -> F64:
+        return np.asarray(points, np.float64).reshape(-1, 2) * scale
+
+    ea, eb, ez = [], [], []
+    for z, zone in enumerate(cfg.zones):
+        poly = px(zone.polygon)
+        ea.append(poly)
+        eb.append(np.roll(poly, -1, axis=0))
+        ez.append(np.full(len(poly), z, np.int64))
+    sa, sb, sl = [], [], []
+    for i, line in enumerate(cfg.lines):
+        pts = px(line.points)
+        sa.append(pts[:-1])
+        sb.append(pts[1:])
+        sl.append(np.full(len(pts) - 1, i, np.int64))
+    homography = None
+    if cfg.calibration is not None:
+        src = px(cfg.calibration.image).astype(np.float32)
+        dst = np.asarray(cfg.calibration.ground_m, np.float32)
+        homography = cv2.getPerspectiveTransform(src, dst).astype(np.float64)
+
+    def cat(parts: list[npt.NDArray], shape: tuple[int, ...], dtype: type) -> npt.NDArray:  # type: ignore[type-arg]
+        return np.concatenate(parts) if parts else np.zeros(shape, dtype)
+
+    return _Compiled(
+        zone_names=tuple(z.name for z in cfg.zones),
+        zone_start=np.cumsum([0] + [len(z.polygon) for z in cfg.zones[:-1]]).astype(np.int64),
+        edges_a=cat(ea, (0, 2), np.float64),
+        edges_b=cat(eb, (0, 2), np.float64),
+        edge_zone=cat(ez, (0,), np.int64),
+        zone_min_frames=np.array([z.min_frames for z in cfg.zones], np.int64),
+        zone_dwell=np.array([z.dwell_s if z.dwell_s is not None else np.inf for z in cfg.zones], np.float64),
+        any_dwell=any(z.dwell_s is not None for z in cfg.zones),
+        zone_classes=[frozenset(z.classes) if z.classes is not None else None for z in cfg.zones],
+        line_names=tuple(ln.name for ln in cfg.lines),
+        seg_a=cat(sa, (0, 2), np.float64),
+        seg_b=cat(sb, (0, 2), np.float64),
+        seg_line=cat(sl, (0,), np.int64),
+        line_classes=[frozenset(ln.classes) if ln.classes is not None else None for ln in cfg.lines],
+        line_directions=[ln.directions for ln in cfg.lines],
+        homography=homography,
+    )
+
+
+def points_in_zones(points: F64, geo: _Compiled) -> npt.NDArray[np.bool_]:
+    """(N, Z): each point inside each zone (even-odd rule over all edges at once)."""
+    n, z = len(points), len(geo.zone_names)
+    if n == 0 or z == 0:
+        return np.zeros((n, z), bool)
+    px, py = points[:, 0:1], points[:, 1:2]  # (N, 1)
+    ax, ay, bx, by = geo.edges_a[:, 0], geo.edges_a[:, 1], geo.edges_b[:, 0], geo.edges_b[:, 1]  # (E,)
+    straddles = (ay > py) != (by > py)  # (N, E)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_cross = ax + (py - ay) * (bx - ax) / (by - ay)
+    hits = straddles & (px < x_cross)
+    counts = np.add.reduceat(hits, geo.zone_start, axis=1)  # each zone's edges are contiguous
+    inside: npt.NDArray[np.bool_] = (counts % 2) == 1
+    return inside
+
+
+def side_of_lines(points: F64, geo: _Compiled) -> F64:
+    """(N, L) signed distance (pixels) of each point to each line's nearest segment: positive on
+    the right of the line, as seen looking from its first point to its last in the picture."""
+    n, nl = len(points), len(geo.line_names)
+    if n == 0 or nl == 0:
+        return np.zeros((n, nl))
+    d = geo.seg_b - geo.seg_a  # (S, 2)
+    length2 = np.maximum((d**2).sum(axis=1), 1e-12)
+    rel = points[:, None, :] - geo.seg_a[None]  # (N, S, 2)
+    t = np.clip((rel * d[None]).sum(axis=2) / length2, 0.0, 1.0)
+    nearest = geo.seg_a[None] + t[..., None] * d[None]
+    dist = np.hypot(*(points[:, None, :] - nearest).transpose(2, 0, 1))  # (N, S)
+    # Image y points down: a positive cross product is on the right of the segment's direction.
+    cross = d[None, :, 0] * rel[..., 1] - d[None, :, 1] * rel[..., 0]
+    signed = np.where(cross >= 0, dist, -dist)
+    if len(geo.seg_line) == nl:  # straight lines only: one segment each
+        return np.asarray(signed, np.float64)
+    out = np.empty((n, nl))
+    for i in range(nl):  # pick each polyline's nearest segment
+        cols = np.flatnonzero(geo.seg_line == i)
+        best = dist[:, cols].argmin(axis=1)
+        out[:, i] = signed[np.arange(n), cols[best]]
+    return out
+
+
+def path_cuts_line(p: F64, q: F64, geo: _Compiled, line: int) -> bool:
+    """Whether the segment p -> q intersects the line (any of its segments)."""
+    cols = np.flatnonzero(geo.seg_line == line)
+    a, b = geo.seg_a[cols], geo.seg_b[cols]
+
+    def orient(u: F64, v: F64, w: F64) -> F64:
+        return (v[..., 0] - u[..., 0]) * (w[..., 1] - u[..., 1]) - (v[..., 1] - u[..., 1]) * (w[..., 0] - u[..., 0])
+
+    o1, o2 = orient(a, b, p[None]), orient(a, b, q[None])
+    o3, o4 = orient(p[None], q[None], a), orient(p[None], q[None], b)
+    return bool(np.any((o1 * o2 <= 0) & (o3 * o4 <= 0)))
+
+
+def anchors(xyxy: F64, anchor: Anchor) -> F64:
+    x = (xyxy[:, 0] + xyxy[:, 2]) / 2
+    y = {Anchor.BOTTOM_CENTER: xyxy[:, 3], Anchor.TOP_CENTER: xyxy[:, 1]}.get(anchor, (xyxy[:, 1] + xyxy[:, 3]) / 2)
+    return np.column_stack([x, y])
+
+
+def to_ground(points: F64, homography: F64) -> F64:
+    """Pixels (N, 2) -> ground metres (N, 2) through a 3x3 homography."""
+    ph = np.column_stack([points, np.ones(len(points))]) @ homography.T
+    return np.asarray(ph[:, :2] / ph[:, 2:3], np.float64)
+
+
+class _Rows:
+    """Per-object state, one row per object (grown by doubling; rows are reused once freed)."""
+
+    def __init__(self, zones: int, lines: int, history: int) -> None:
+        self.history = history
+        # name -> (shape after the row axis, fill, dtype)
+        self._spec: dict[str, tuple[tuple[int, ...], object, type]] = {
+            "key": ((), -1, np.int64),  # the object's key; -1: a free row
+            "last_seen": ((), -np.inf, np.float64),
+            "last_anchor": ((2,), 0.0, np.float64),
+            "height": ((), 1.0, np.float64),
+            "inside": ((zones,), False, bool),  # counted as in each zone
+            "run": ((zones,), 0, np.int64),  # frames in a row disagreeing with `inside`
+            "run_t": ((zones,), 0.0, np.float64),  # when that run began (clock, frame)
+            "run_f": ((zones,), 0, np.int64),
+            "entered_t": ((zones,), 0.0, np.float64),
+            "entered_f": ((zones,), 0, np.int64),
+            "last_in_t": ((zones,), 0.0, np.float64),  # the last frame inside (clock, frame)
+            "last_in_f": ((zones,), 0, np.int64),
+            "dwelled": ((zones,), False, bool),
+            "side": ((lines,), 0, np.int8),  # -1 / +1: the counted side of each line; 0 unknown
+            "side_pt": ((lines, 2), 0.0, np.float64),  # the anchor where that side was counted
+            "hist_p": ((history, 2), np.nan, np.float64),  # anchor history over the speed window
+            "hist_t": ((history,), np.nan, np.float64),
+            "hist_i": ((), 0, np.int64),
+            "fast_since": ((), np.nan, np.float64),
+            "fast_fired": ((), False, bool),
+        }
+        self.cap = 0
+        self._grow(32)
+
+    def _grow(self, cap: int) -> None:
+        for name, (shape, fill, dtype) in self._spec.items():
+            arr: npt.NDArray[Any] = np.full((cap, *shape), fill, dtype)
+            if self.cap:
+                arr[: self.cap] = getattr(self, name)
+            setattr(self, name, arr)
+        self.cap = cap
+
+    def take(self, key: int) -> int:
+        free = np.flatnonzero(self.key < 0)
+        row = int(free[0]) if len(free) else self.cap
+        if row == self.cap:
+            self._grow(self.cap * 2)
+        self.reset(row)
+        self.key[row] = key
+        return row
+
+    def reset(self, row: int) -> None:
+        for name, (_, fill, _) in self._spec.items():
+            getattr(self, name)[row] = fill
+
+    # Filled in by _grow (declared for type checkers).
+    key: npt.NDArray[np.int64]
+    last_seen: F64
+    last_anchor: F64
+    height: F64
+    inside: npt.NDArray[np.bool_]
+    run: npt.NDArray[np.int64]
+    run_t: F64
+    run_f: npt.NDArray[np.int64]
+    entered_t: F64
+    entered_f: npt.NDArray[np.int64]
+    last_in_t: F64
+    last_in_f: npt.NDArray[np.int64]
+    dwelled: npt.NDArray[np.bool_]
+    side: npt.NDArray[np.int8]
+    side_pt: F64
+    hist_p: F64
+    hist_t: F64
+    hist_i: npt.NDArray[np.int64]
+    fast_since: F64
+    fast_fired: npt.NDArray[np.bool_]
+
+
+@dataclass
+class _Object:
+    key: int
+    row: int
+    label: str
+    track_ids: list[int]
+
+
+class TrackAnalytics:
+    """Zones, lines, dwell and speed for one camera (see the module docstring)."""
+
+    def __init__(self, cfg: AnalyticsConfig, fps: float) -> None:
+        self.cfg = cfg
+        self._fps = fps
+        self._geo: _Compiled | None = None
+        self._size: tuple[int, int] | None = None
+        history = max(2, math.ceil(cfg.speed_window_s * min(fps, 60.0)) + 2)
+        self._rows = _Rows(len(cfg.zones), len(cfg.lines), history)
+        self._objects: dict[int, _Object] = {}  # by object key
+        self._by_track: dict[int, int] = {}  # tracker id -> object key
+        self._next_key = 1
+        # Speeds are reported in the speed limit's unit where there is one, else m/s where calibrated, else px/s.
+        base = "m/s" if cfg.calibration is not None else "px/s"
+        self._speed_unit = cfg.speed.unit if cfg.speed is not None else base
+        self._speed_factor = SPEED_FACTORS[self._speed_unit]
+        self._class_tables: dict[tuple[str, tuple[str, ...]], npt.NDArray[np.bool_]] = {}
+        self._zone_sets: dict[int, tuple[str, ...]] = {}  # bit mask of zones -> their names
+
+    @property
+    def speed_unit(self) -> str:
+        return self._speed_unit
+
+    @property
+    def geometry(self) -> _Compiled | None:
+        """The geometry in pixels (None before the first frame)."""
+        return self._geo
+
+    def update(self, frame_id: int, now: float, det: Detections, frame_wh: tuple[int, int]) -> AnalyticsFrame:
+        """One frame's tracked detections at clock time ``now``. Raises ``GeometryOutsideFrame`` on
+        the first frame when pixel geometry does not fit it."""
+        if self._geo is None or self._size != frame_wh:
+            self._geo, self._size = compile_geometry(self.cfg, *frame_wh), frame_wh
+        geo, rows, cfg = self._geo, self._rows, self.cfg
+        keep = np.flatnonzero(det.tracker_id >= 0)
+        xyxy = det.xyxy[keep].astype(np.float64)
+        track_ids = det.tracker_id[keep]
+        class_id = det.class_id[keep]
+        names = det.class_names
+        labels = [names[c] if 0 <= c < len(names) else str(c) for c in class_id.tolist()]
+        conf = det.confidence[keep]
+        pts = anchors(xyxy, cfg.anchor)
+        heights = np.maximum(xyxy[:, 3] - xyxy[:, 1], 1.0)
+        hits: list[AnalyticsHit] = []
+
+        # Objects: tracker ids -> object keys (a new id may continue a lost object).
+        idx = np.empty(len(keep), np.int64)
+        objs: list[_Object] = []
+        present = {self._by_track[t] for t in track_ids.tolist() if t in self._by_track}
+        for n, tid in enumerate(track_ids.tolist()):
+            key = self._by_track.get(tid)
+            obj = self._objects.get(key) if key is not None else None
+            if obj is None:
+                obj = self._continue_or_new(tid, labels[n], pts[n], heights[n], now, present)
+                present.add(obj.key)
+            objs.append(obj)
+            idx[n] = obj.row
+        seen_rows = idx
+
+        # Speed: the anchor's history over the speed window.
+        if len(idx):
+            slot = rows.hist_i[idx] % rows.history
+            rows.hist_p[idx, slot] = pts
+            rows.hist_t[idx, slot] = now
+            rows.hist_i[idx] += 1
+        speeds = self._speeds(idx, now)
+
+        # Zones.
+        z = len(geo.zone_names)
+        if z and len(idx):
+            obs = points_in_zones(pts, geo) & self._class_mask(labels, class_id, names, geo.zone_classes, "zones")
+            state = rows.inside[idx]
+            run = rows.run[idx]
+            differs = obs != state
+            started = differs & (run == 0)
+            run = np.where(differs, run + 1, 0)
+            rows.run[idx] = run
+            sub = np.nonzero(started)
+            rows.run_t[idx[sub[0]], sub[1]] = now
+            rows.run_f[idx[sub[0]], sub[1]] = frame_id
+            in_rows = np.nonzero(obs)
+            rows.last_in_t[idx[in_rows[0]], in_rows[1]] = now
+            rows.last_in_f[idx[in_rows[0]], in_rows[1]] = frame_id
+            flips = np.nonzero(differs & (run >= geo.zone_min_frames))
+            for n, zi in zip(*flips, strict=True):
+                r = idx[n]
+                rows.run[r, zi] = 0
+                if obs[n, zi]:
+                    rows.inside[r, zi] = True
+                    rows.entered_t[r, zi], rows.entered_f[r, zi] = rows.run_t[r, zi], rows.run_f[r, zi]
+                    rows.dwelled[r, zi] = False
+                    hits.append(
+                        self._hit(
+                            "enter",
+                            objs[n],
+                            n,
+                            frame_id,
+                            now,
+                            xyxy,
+                            conf,
+                            int(track_ids[n]),
+                            zone=geo.zone_names[zi],
+                            since=rows.entered_t[r, zi],
+                            since_frame=int(rows.entered_f[r, zi]),
+                            speed=speeds[n],
+                        )
+                    )
+                else:
+                    hits.append(
+                        self._exit(objs[n], int(r), int(zi), frame_id, xyxy[n], float(conf[n]), int(track_ids[n]))
+                    )
+            dwell_due = (
+                rows.inside[idx] & ~rows.dwelled[idx] & (now - rows.entered_t[idx] >= geo.zone_dwell)
+                if geo.any_dwell
+                else np.zeros((0, z), bool)
+            )
+            for n, zi in zip(*np.nonzero(dwell_due), strict=True):
+                r = idx[n]
+                rows.dwelled[r, zi] = True
+                hits.append(
+                    self._hit(
+                        "dwell",
+                        objs[n],
+                        n,
+                        frame_id,
+                        now,
+                        xyxy,
+                        conf,
+                        int(track_ids[n]),
+                        zone=geo.zone_names[zi],
+                        since=rows.entered_t[r, zi],
+                        since_frame=int(rows.entered_f[r, zi]),
+                        dwell_s=now - rows.entered_t[r, zi],
+                        speed=speeds[n],
+                    )
+                )
+
+        # Lines.
+        if geo.line_names and len(idx):
+            signed = side_of_lines(pts, geo)
+            margin = (cfg.line_margin * heights)[:, None]
+            new_side = np.where(signed > margin, 1, np.where(signed < -margin, -1, 0)).astype(np.int8)
+            new_side[~self._class_mask(labels, class_id, names, geo.line_classes, "lines")] = 0
+            old_side = rows.side[idx]
+            changed = (new_side != 0) & (new_side != old_side)
+            for n, li in zip(*np.nonzero(changed & (old_side != 0)), strict=True):
+                r = idx[n]
+                if path_cuts_line(rows.side_pt[r, li], pts[n], geo, int(li)):
+                    names = geo.line_directions[li]
+                    hits.append(
+                        self._hit(
+                            "cross",
+                            objs[n],
+                            n,
+                            frame_id,
+                            now,
+                            xyxy,
+                            conf,
+                            int(track_ids[n]),
+                            line=geo.line_names[li],
+                            direction=names[0] if new_side[n, li] > 0 else names[1],
+                            speed=speeds[n],
+                        )
+                    )
+            upd = np.nonzero(changed)
+            rows.side[idx[upd[0]], upd[1]] = new_side[upd]
+            rows.side_pt[idx[upd[0]], upd[1]] = pts[upd[0]]
+
+        # Speed limit.
+        if cfg.speed is not None and len(idx):
+            limit = cfg.speed.limit / self._speed_factor
+            allowed = self._speed_classes(labels)
+            fast = (speeds > limit) & allowed
+            since = rows.fast_since[idx]
+            rows.fast_since[idx] = np.where(fast, np.where(np.isnan(since), now, since), np.nan)
+            due = fast & ~rows.fast_fired[idx] & (now - rows.fast_since[idx] >= cfg.speed.min_duration_s)
+            for n in np.flatnonzero(due).tolist():
+                rows.fast_fired[idx[n]] = True
+                hits.append(
+                    self._hit("speed", objs[n], int(n), frame_id, now, xyxy, conf, int(track_ids[n]), speed=speeds[n])
+                )
+
+        rows.last_seen[seen_rows] = now
+        rows.last_anchor[seen_rows] = pts
+        rows.height[seen_rows] = heights
+        hits += self._expire(now, frame_id)
+
+        zones_by_track: dict[int, tuple[str, ...]] = {}
+        occupancy: dict[tuple[str, str], int] = {}
+        if z and len(idx):
+            inside = rows.inside[idx]
+            codes = inside.astype(np.uint64) @ (np.uint64(1) << np.arange(z, dtype=np.uint64))
+            for n in np.flatnonzero(codes).tolist():
+                code = int(codes[n])
+                names_in = self._zone_sets.get(code)
+                if names_in is None:
+                    names_in = self._zone_sets[code] = tuple(geo.zone_names[zi] for zi in range(z) if code >> zi & 1)
+                zones_by_track[int(track_ids[n])] = names_in
+                for name in names_in:
+                    occupancy[(name, labels[n])] = occupancy.get((name, labels[n]), 0) + 1
+        speed_by_track = {
+            t: s
+            for t, s in zip(track_ids.tolist(), (speeds * self._speed_factor).round(2).tolist(), strict=True)
+            if s == s
+        }
+        return AnalyticsFrame(tuple(hits), zones_by_track, speed_by_track, occupancy, self._speed_unit)
+
+    def close(self, frame_id: int) -> list[AnalyticsHit]:
+        """The camera stops: every object still in a zone exits there."""
+        return self._expire(math.inf, frame_id)
+
+    # -- internals -----------------------------------------------------------------------------------
+
+    def _class_mask(
+        self,
+        labels: list[str],
+        class_id: npt.NDArray[np.int64],
+        names: tuple[str, ...],
+        classes: list[frozenset[str] | None],
+        what: str,
+    ) -> npt.NDArray[np.bool_]:
+        """(N, K): which objects each zone or line (``classes``) applies to, from a table by class id."""
+        if all(c is None for c in classes):
+            return np.ones((len(labels), len(classes)), bool)
+        table = self._class_tables.get((what, names))
+        if table is None:
+            rows = [[c is None or name in c for c in classes] for name in names]
+            table = self._class_tables[(what, names)] = np.array(rows, bool).reshape(len(names), len(classes))
+        inside = (class_id >= 0) & (class_id < len(names))
+        if inside.all():
+            return table[class_id]
+        return np.array([[c is None or label in c for c in classes] for label in labels], bool).reshape(
+            len(labels), len(classes)
+        )
+
+    def _speed_classes(self, labels: list[str]) -> npt.NDArray[np.bool_]:
+        classes = self.cfg.speed.classes if self.cfg.speed is not None else None
+        return np.array([classes is None or label in classes for label in labels], bool)
+
+    def _speeds(self, idx: npt.NDArray[np.int64], now: float) -> F64:
+        """Speed of each row over the speed window (NaN until two positions are known)."""
+        rows = self._rows
+        if not len(idx):
+            return np.zeros(0)
+        t = rows.hist_t[idx]  # (N, H)
+        p = rows.hist_p[idx]
+        in_window = t >= now - self.cfg.speed_window_s - 1e-6
+        t_first = np.where(in_window, t, np.inf).min(axis=1)
+        first = np.where(in_window, t, np.inf).argmin(axis=1)
+        start = p[np.arange(len(idx)), first]
+        end_slot = (rows.hist_i[idx] - 1) % rows.history
+        end = p[np.arange(len(idx)), end_slot]
+        if self._geo is not None and self._geo.homography is not None:
+            start, end = to_ground(start, self._geo.homography), to_ground(end, self._geo.homography)
+        dt = now - t_first
+        with np.errstate(divide="ignore", invalid="ignore"):
+            speed = np.hypot(*(end - start).T) / dt
+        return np.asarray(np.where(dt > 0, speed, np.nan), np.float64)
+
+    def _continue_or_new(self, tid: int, label: str, pt: F64, height: float, now: float, present: set[int]) -> _Object:
+        """A track id not seen before: the lost object it continues (not one of ``present``, the
+        objects seen on this frame), or a new object."""
+        rows, best, best_d = self._rows, None, math.inf
+        if self.cfg.reid_s > 0:
+            for obj in self._objects.values():
+                r = obj.row
+                if obj.key in present or obj.label != label or now - rows.last_seen[r] > self.cfg.reid_s:
+                    continue
+                d = float(np.hypot(*(pt - self._predict(r, now))))
+                if d <= max(rows.height[r], height) and d < best_d:
+                    best, best_d = obj, d
+        if best is None:
+            key, self._next_key = self._next_key, self._next_key + 1
+            best = _Object(key, self._rows.take(key), label, [])
+            self._objects[key] = best
+        else:
+            self._by_track.pop(best.track_ids[-1], None)  # the old id is this object's no more
+        best.track_ids.append(tid)
+        self._by_track[tid] = best.key
+        return best
+
+    def _predict(self, row: int, now: float) -> F64:
+        """Where a lost object would be now: its last anchor moved on at its last velocity."""
+        rows = self._rows
+        t, p = rows.hist_t[row], rows.hist_p[row]
+        ok = ~np.isnan(t)
+        last = rows.last_anchor[row]
+        if ok.sum() < 2:
+            return np.asarray(last, np.float64)
+        order = np.argsort(t[ok])
+        tt, pp = t[ok][order], p[ok][order]
+        dt = tt[-1] - tt[0]
+        velocity = (pp[-1] - pp[0]) / dt if dt > 0 else np.zeros(2)
+        return np.asarray(last + velocity * (now - rows.last_seen[row]), np.float64)
+
+    def _expire(self, now: float, frame_id: int) -> list[AnalyticsHit]:
+        """Objects unseen for longer than ``reid_s``: gone; the zones they were in see them exit."""
+        rows, hits = self._rows, []
+        stale = np.flatnonzero((rows.key >= 0) & (now - rows.last_seen > self.cfg.reid_s))
+        for r in stale.tolist():
+            key = int(rows.key[r])
+            obj = self._objects[key]
+            for zi in np.flatnonzero(rows.inside[r]):
+                hits.append(self._exit(obj, r, int(zi), frame_id, None, None, obj.track_ids[-1]))
+            for tid in obj.track_ids:
+                if self._by_track.get(tid) == key:
+                    del self._by_track[tid]
+            del self._objects[key]
+            rows.reset(r)
+        return hits
+
+    def _exit(
+        self, obj: _Object, r: int, zi: int, frame_id: int, box: F64 | None, conf: float | None, track_id: int
+    ) -> AnalyticsHit:
+        rows, geo = self._rows, self._geo
+        assert geo is not None
+        rows.inside[r, zi] = False
+        entered, last_in = float(rows.entered_t[r, zi]), float(rows.last_in_t[r, zi])
+        return AnalyticsHit(
+            what="exit",
+            object_key=obj.key,
+            track_id=track_id,
+            track_ids=tuple(obj.track_ids),
+            label=obj.label,
+            frame_id=int(rows.last_in_f[r, zi]),
+            at=last_in,
+            confidence=conf,
+            bbox_xyxy=_box(box) if box is not None else None,
+            zone=geo.zone_names[zi],
+            since=entered,
+            since_frame=int(rows.entered_f[r, zi]),
+            dwell_s=max(0.0, last_in - entered),
+        )
+
+    def _hit(
+        self,
+        what: str,
+        obj: _Object,
+        n: int,
+        frame_id: int,
+        now: float,
+        xyxy: F64,
+        conf: npt.NDArray[np.float32],
+        track_id: int,
+        speed: float | None = None,
+        **fields: object,
+    ) -> AnalyticsHit:
+        speed_v = None if speed is None or speed != speed else round(float(speed) * self._speed_factor, 3)
+        return AnalyticsHit(
+            what=what,  # type: ignore[arg-type]
+            object_key=obj.key,
+            track_id=track_id,
+            track_ids=tuple(obj.track_ids),
+            label=obj.label,
+            frame_id=frame_id,
+            at=now,
+            confidence=float(conf[n]),
+            bbox_xyxy=_box(xyxy[n]),
+            speed=speed_v,
+            speed_unit=self._speed_unit,
+            **fields,  # type: ignore[arg-type]
+        )
+
+
+def _box(b: F64) -> tuple[float, float, float, float]:
+    return (round(float(b[0]), 1), round(float(b[1]), 1), round(float(b[2]), 1), round(float(b[3]), 1))
+
+
+_ZONE_COLOUR = (80, 200, 80)
+_LINE_COLOUR = (255, 160, 40)
+
+
+def draw_geometry(img: npt.NDArray[np.uint8], geo: _Compiled) -> None:
+    """Draw zones (outlined, lightly filled, named) and lines (with an arrow towards each side,
+    labelled with that direction's name) on ``img`` in place."""
+    if len(geo.zone_names):
+        overlay = img.copy()
+        for zi in range(len(geo.zone_names)):
+            poly = np.round(geo.edges_a[geo.edge_zone == zi]).astype(np.int32)
+            cv2.fillPoly(overlay, [poly], _ZONE_COLOUR)
+        cv2.addWeighted(overlay, 0.18, img, 0.82, 0, dst=img)
+        for zi, name in enumerate(geo.zone_names):
+            poly = np.round(geo.edges_a[geo.edge_zone == zi]).astype(np.int32)
+            cv2.polylines(img, [poly], True, _ZONE_COLOUR, 2, cv2.LINE_AA)
+            x, y = poly[:, 0].min(), poly[:, 1].min()
+            _label(img, f"zone {name}", (int(x) + 3, int(y) + 14), _ZONE_COLOUR)
+    for li, name in enumerate(geo.line_names):
+        cols = np.flatnonzero(geo.seg_line == li)
+        pts = np.round(np.vstack([geo.seg_a[cols], geo.seg_b[cols[-1:]]])).astype(np.int32)
+        cv2.polylines(img, [pts], False, _LINE_COLOUR, 2, cv2.LINE_AA)
+        a, b = geo.seg_a[cols[0]], geo.seg_b[cols[0]]
+        mid, d = (a + b) / 2, b - a
+        normal = np.array([-d[1], d[0]]) / max(float(np.hypot(*d)), 1e-9)  # towards the right of a -> b (y down)
+        for sign, direction in ((1, geo.line_directions[li][0]), (-1, geo.line_directions[li][1])):
+            tip = mid + sign * 22 * normal
+            cv2.arrowedLine(img, _pt(mid), _pt(tip), _LINE_COLOUR, 1, cv2.LINE_AA, tipLength=0.35)
+            _label(img, direction, _pt(tip + sign * 6 * normal), _LINE_COLOUR, small=True)
+        _label(img, f"line {name}", _pt(a + np.array([4.0, 14.0])), _LINE_COLOUR)
+
+
+def _pt(p: F64) -> tuple[int, int]:
+    return round(float(p[0])), round(float(p[1]))
+
+
+def _label(
+    img: npt.NDArray[np.uint8], text: str, at: tuple[int, int], colour: tuple[int, int, int], small: bool = False
+) -> None:
+    scale = 0.4 if small else 0.45
+    cv2.putText(img, text, at, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(img, text, at, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
