@@ -24,6 +24,52 @@ class Mutant:
 
 
 MUTANTS: tuple[Mutant, ...] = (
+    # ---- track analytics: counts that do not drift (jitter, id switches, walking round a line) ----
+    Mutant(
+        name="line-margin-ignored",
+        guarantee="track analytics: a line crossing counts once, never for jitter on the line",
+        file="workers/analytics.py",
+        old="            margin = (cfg.line_margin * heights)[:, None]",
+        new="            margin = np.zeros((len(heights), 1))",
+        tests=("tests/unit/test_analytics.py::test_a_box_jittering_on_the_line_is_never_counted", "tests/unit/test_analytics.py::test_lingering_on_the_line_then_crossing_counts_one"),
+        why="a box that jitters on a line is counted again and again",
+    ),
+    Mutant(
+        name="line-crossing-outside-its-extent",
+        guarantee="track analytics: a line crossing counts once, never for jitter on the line",
+        file="workers/analytics.py",
+        old="                if path_cuts_line(rows.side_pt[r, li], pts[n], geo, int(li)):",
+        new="                if True:",
+        tests=("tests/unit/test_analytics.py::test_walking_round_the_end_of_a_line_is_not_a_crossing",),
+        why="walking past the end of a short line counts as crossing it",
+    ),
+    Mutant(
+        name="lost-track-not-continued",
+        guarantee="track analytics: an occlusion or id switch does not count an object twice",
+        file="workers/analytics.py",
+        old="                if d <= max(rows.height[r], height) and d < best_d:",
+        new="                if False:",
+        tests=("tests/unit/test_analytics.py::test_a_crossing_behind_an_occluder_counts_once_under_the_new_id", "tests/unit/test_analytics.py::test_an_occlusion_inside_a_zone_does_not_split_the_stay"),
+        why="a crossing hidden by an occluder is lost, a stay in a zone is split in two",
+    ),
+    Mutant(
+        name="zone-entry-without-inertia",
+        guarantee="track analytics: zone entries after min_frames, dated to the first frame inside",
+        file="workers/analytics.py",
+        old="            flips = np.nonzero(differs & (run >= geo.zone_min_frames))",
+        new="            flips = np.nonzero(differs)",
+        tests=("tests/unit/test_analytics.py::test_a_box_flickering_on_the_edge_does_not_enter_and_leave", "tests/unit/test_analytics.py::test_entry_needs_min_frames_inside_and_is_dated_to_the_first_of_them"),
+        why="a box flickering on a zone's edge enters and leaves on every frame",
+    ),
+    Mutant(
+        name="instant-event-left-open",
+        guarantee="track analytics: a zone stay is an incident, a crossing one instant event",
+        file="pipeline/events/publisher.py",
+        old='            if ev.phase in ("start", "update", "end"):  # an instant event leaves nothing open',
+        new="            if True:",
+        tests=("tests/unit/test_analytics.py::test_instant_events_leave_no_incident_open",),
+        why="after a crash, every line crossing is ended again as an incident that never started",
+    ),
     # ---- crop labels: only on incidents of the classes the crop classifier is configured for ----
     Mutant(
         name="crop-label-from-another-class",

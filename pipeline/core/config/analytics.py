@@ -64,9 +64,9 @@ class ZoneConfig(Strict):
         from shapely.validation import explain_validity
 
         shape = Polygon(polygon)
-        if shape.area <= 0:
+        if shape.convex_hull.area <= 0:
             raise ValueError("the polygon has no area (its corners are on one line)")
-        if not shape.is_valid:
+        if not shape.is_valid:  # e.g. "self-intersection[0.5 0.5]": where its edges cross
             raise ValueError(f"the polygon is not simple: {explain_validity(shape).lower()}")
         return polygon
 
