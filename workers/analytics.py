@@ -662,9 +662,13 @@ def draw_geometry(img: npt.NDArray[np.uint8], geo: _Compiled) -> None:
         mid, d = (a + b) / 2, b - a
         normal = np.array([-d[1], d[0]]) / max(float(np.hypot(*d)), 1e-9)  # towards the right of a -> b (y down)
         for sign, direction in ((1, geo.line_directions[li][0]), (-1, geo.line_directions[li][1])):
-            tip = mid + sign * 22 * normal
-            cv2.arrowedLine(img, _pt(mid), _pt(tip), _LINE_COLOUR, 1, cv2.LINE_AA, tipLength=0.35)
-            _label(img, direction, _pt(tip + sign * 6 * normal), _LINE_COLOUR, small=True)
+            # A crossing named `direction` ends on this side: the arrow points where it goes.
+            towards = sign * normal
+            tip = mid + 28 * towards
+            cv2.arrowedLine(img, _pt(mid + 3 * towards), _pt(tip), _LINE_COLOUR, 2, cv2.LINE_AA, tipLength=0.3)
+            (tw, th), _ = cv2.getTextSize(direction, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+            x = tip[0] + 4 if towards[0] >= 0 else tip[0] - tw - 4
+            _label(img, direction, (round(float(x)), round(float(tip[1] + th / 2))), _LINE_COLOUR, small=True)
         _label(img, f"line {name}", _pt(a + np.array([4.0, 14.0])), _LINE_COLOUR)
 
 

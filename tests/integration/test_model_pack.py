@@ -8,21 +8,26 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from pipeline.core.config import CameraConfig, CameraMode, load_config
-from pipeline.core.messages import CameraState
+from pipeline.core.config import CameraConfig, load_config
+from pipeline.core.config.analytics import AnalyticsConfig
+from pipeline.core.messages import CameraState, Detections, Event
 from pipeline.events.client import EventClient
 from pipeline.ml.synth.render import render_video
 from pipeline.runtime.redis_server import EmbeddedRedis
 from tests.support.metrics import samples, scrape
 from tests.support.running import running_pipeline
 from tests.support.wait import wait_for
+from workers.analytics import TrackAnalytics
 
 REPO = Path(__file__).resolve().parents[2]
 PACK = REPO / "models" / "demo"
@@ -69,24 +74,40 @@ def test_pack_loads_through_the_config_path_a_users_weights_take(monkeypatch: py
     assert [s.label for s in scenes].count("corridor") >= 0.9 * len(scenes)
 
 
-@pytest.mark.timeout(240)
-def test_the_packs_clip_head_runs_without_the_scene_vit(
-    ray_session: None, street_mp4: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The pack's heads leave the ViT embedding out (trained with --embedding-features 0): with
-    ``models.classifier: null`` the transformer head labels windows of the detection summary alone
-    and raises clip events, while no ViT is called and the cameras show no scene."""
-    monkeypatch.setenv("VIGIL_MODELS_DIR", str(PACK))
+# Geometry on the street video: a line down the middle of the picture and a zone on its right half.
+ANALYTICS = {
+    "zones": [{"name": "east", "polygon": [[0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]], "min_frames": 2}],
+    "lines": [{"name": "middle", "points": [[0.5, 0.0], [0.5, 1.0]], "directions": ["westbound", "eastbound"]}],
+}
+
+
+@pytest.fixture(scope="module")
+def street_without_vit(
+    ray_session: None, street_mp4: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """The pack on the street video as a file camera with ``models.classifier: null`` and ANALYTICS:
+    the camera's final status, its events, and the metrics before and after."""
+    tmp = tmp_path_factory.mktemp("street")
     overrides = {
         "models.classifier": None,
         "metrics.port": 0,
         "events.clip_ignore_labels": [],  # every label counts: the street video has no scripted activity
         "events.clip_min_confidence": 0.0,
         "events.clip_min_windows": 1,
-        "events.spool.dir": str(tmp_path / "spool"),
+        "events.spool.dir": str(tmp / "spool"),
     }
-    cfg = load_config(REPO / "configs" / "demo.yaml", overrides)
-    cam = CameraConfig(id="street", url=str(street_mp4), mode=CameraMode.FILE, fps=10, loop=False)
+    old = os.environ.get("VIGIL_MODELS_DIR")
+    os.environ["VIGIL_MODELS_DIR"] = str(PACK)
+    try:
+        cfg = load_config(REPO / "configs" / "demo.yaml", overrides)
+    finally:
+        if old is None:
+            os.environ.pop("VIGIL_MODELS_DIR", None)
+        else:
+            os.environ["VIGIL_MODELS_DIR"] = old
+    cam = CameraConfig.model_validate(
+        {"id": "street", "url": str(street_mp4), "mode": "file", "fps": 10, "loop": False, "analytics": ANALYTICS}
+    )
     cfg = cfg.model_copy(update={"cameras": (cam,)})
     assert cfg.models.classifier is None and cfg.models.temporal is not None
     with running_pipeline(cfg) as run:
@@ -95,8 +116,18 @@ def test_the_packs_clip_head_runs_without_the_scene_vit(
         status = run.pipeline.statuses()[0]
         found = samples(scrape(run.metrics_port))
         client = EventClient(run.url)
-        clips = [ev for ev in client.replay(datetime.fromtimestamp(0, UTC)) if ev.kind == "clip"]
+        events = list(client.replay(datetime.fromtimestamp(0, UTC)))
         client.close()
+    yield {"status": status, "events": events, "before": before, "after": found}
+
+
+@pytest.mark.timeout(240)
+def test_the_packs_clip_head_runs_without_the_scene_vit(street_without_vit: dict[str, Any]) -> None:
+    """The pack's heads leave the ViT embedding out (trained with --embedding-features 0): with
+    ``models.classifier: null`` the transformer head labels windows of the detection summary alone
+    and raises clip events, while no ViT is called and the cameras show no scene."""
+    clips = [ev for ev in street_without_vit["events"] if ev.kind == "clip"]
+    status, before, found = (street_without_vit[k] for k in ("status", "before", "after"))
     assert clips and {ev.head for ev in clips} == {"transformer"}
     assert status.scene is None and status.clip is not None
     called = {
@@ -105,6 +136,50 @@ def test_the_packs_clip_head_runs_without_the_scene_vit(
         if name == "vigil_batch_size_count" and n > before.get((name, labels), 0)
     }
     assert "classifier" not in called and {"detector", "temporal"} <= called
+
+
+def test_line_counts_and_zone_stays_match_the_true_tracks(street_without_vit: dict[str, Any], street_mp4: Path) -> None:
+    """The pipeline's line crossings, per direction, are those of the video's true tracks under the
+    same geometry; every zone stay starts and then ends with its dwell; object events name the zones
+    they are in; the crossing counter counts the same."""
+    events: list[Event] = street_without_vit["events"]
+    crossings = [e for e in events if e.kind == "line"]
+    stays: dict[str, list[Event]] = {}
+    for e in events:
+        if e.kind == "zone":
+            stays.setdefault(e.incident_id, []).append(e)
+    assert crossings and stays
+    for e in crossings:
+        assert (e.phase, e.line) == ("instant", "middle") and e.direction in ("westbound", "eastbound")
+        assert e.speed is not None and e.speed > 0 and e.speed_unit == "px/s"
+    for stay in stays.values():
+        assert [e.phase for e in stay] == ["start", "end"] and stay[0].zone == "east"
+        assert stay[1].dwell_s is not None and stay[1].dwell_s == pytest.approx(stay[1].duration_s)
+    assert any("east" in e.zones for e in events if e.kind == "object"), "object events name their zones"
+
+    gt = json.loads(street_mp4.with_suffix(".json").read_text())
+    truth = TrackAnalytics(AnalyticsConfig.model_validate(ANALYTICS), gt["fps"])
+    names = tuple(gt["classes"])
+    true_counts: Counter[str] = Counter()
+    for frame in gt["frames"]:
+        objs = frame["objects"]
+        det = Detections(
+            np.array([o["xyxy"] for o in objs], np.float32).reshape(-1, 4),
+            np.ones(len(objs), np.float32),
+            np.array([names.index(o["class"]) for o in objs], np.int64),
+            np.array([o["track_id"] for o in objs], np.int64),
+            names,
+        )
+        hits = truth.update(frame["frame"], frame["frame"] / gt["fps"], det, (gt["width"], gt["height"])).hits
+        true_counts.update(h.direction or "" for h in hits if h.what == "cross")
+    assert Counter(e.direction for e in crossings) == true_counts
+    before, found = street_without_vit["before"], street_without_vit["after"]
+    counted = sum(
+        n - before.get((name, labels), 0)
+        for (name, labels), n in found.items()
+        if name == "vigil_line_crossings_total" and ("camera", "street") in labels
+    )
+    assert counted == len(crossings)
 
 
 def _iou(a: list[float], b: np.ndarray) -> float:
