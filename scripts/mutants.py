@@ -31,7 +31,10 @@ MUTANTS: tuple[Mutant, ...] = (
         file="workers/analytics.py",
         old="            margin = (cfg.line_margin * heights)[:, None]",
         new="            margin = np.zeros((len(heights), 1))",
-        tests=("tests/unit/test_analytics.py::test_a_box_jittering_on_the_line_is_never_counted", "tests/unit/test_analytics.py::test_lingering_on_the_line_then_crossing_counts_one"),
+        tests=(
+            "tests/unit/test_analytics.py::test_a_box_jittering_on_the_line_is_never_counted",
+            "tests/unit/test_analytics.py::test_lingering_on_the_line_then_crossing_counts_one",
+        ),
         why="a box that jitters on a line is counted again and again",
     ),
     Mutant(
@@ -49,7 +52,10 @@ MUTANTS: tuple[Mutant, ...] = (
         file="workers/analytics.py",
         old="                if d <= max(rows.height[r], height) and d < best_d:",
         new="                if False:",
-        tests=("tests/unit/test_analytics.py::test_a_crossing_behind_an_occluder_counts_once_under_the_new_id", "tests/unit/test_analytics.py::test_an_occlusion_inside_a_zone_does_not_split_the_stay"),
+        tests=(
+            "tests/unit/test_analytics.py::test_a_crossing_behind_an_occluder_counts_once_under_the_new_id",
+            "tests/unit/test_analytics.py::test_an_occlusion_inside_a_zone_does_not_split_the_stay",
+        ),
         why="a crossing hidden by an occluder is lost, a stay in a zone is split in two",
     ),
     Mutant(
@@ -58,7 +64,10 @@ MUTANTS: tuple[Mutant, ...] = (
         file="workers/analytics.py",
         old="            flips = np.nonzero(differs & (run >= geo.zone_min_frames))",
         new="            flips = np.nonzero(differs)",
-        tests=("tests/unit/test_analytics.py::test_a_box_flickering_on_the_edge_does_not_enter_and_leave", "tests/unit/test_analytics.py::test_entry_needs_min_frames_inside_and_is_dated_to_the_first_of_them"),
+        tests=(
+            "tests/unit/test_analytics.py::test_a_box_flickering_on_the_edge_does_not_enter_and_leave",
+            "tests/unit/test_analytics.py::test_entry_needs_min_frames_inside_and_is_dated_to_the_first_of_them",
+        ),
         why="a box flickering on a zone's edge enters and leaves on every frame",
     ),
     Mutant(

@@ -51,9 +51,11 @@ class _Compiled:
 
     zone_names: tuple[str, ...]
     zone_start: npt.NDArray[np.int64]  # (Z,) index of each zone's first edge
+    zone_bits: npt.NDArray[np.uint64]  # (Z,) 1 << zone index
     edges_a: F64  # (E, 2) start of each zone edge
     edges_b: F64  # (E, 2) end
     edge_zone: npt.NDArray[np.int64]  # (E,) the zone each edge belongs to
+    edge_dxdy: F64  # (E,) dx/dy of each edge (0 for horizontal edges, which no horizontal ray crosses)
     zone_min_frames: npt.NDArray[np.int64]  # (Z,)
     zone_dwell: F64  # (Z,) dwell threshold in seconds (inf: none)
     any_dwell: bool
@@ -62,6 +64,8 @@ class _Compiled:
     seg_a: F64  # (S, 2) segments of every line
     seg_b: F64
     seg_line: npt.NDArray[np.int64]  # (S,)
+    seg_length: F64  # (S,)
+    line_segments: list[list[int]]  # the segments of each line
     line_classes: list[frozenset[str] | None]
     line_directions: list[tuple[str, str]]
     homography: F64 | None  # pixels -> metres
@@ -98,12 +102,17 @@ def compile_geometry(cfg: AnalyticsConfig, width: int, height: int) -> _Compiled
     def cat(parts: list[npt.NDArray], shape: tuple[int, ...], dtype: type) -> npt.NDArray:  # type: ignore[type-arg]
         return np.concatenate(parts) if parts else np.zeros(shape, dtype)
 
+    edges_a, edges_b = cat(ea, (0, 2), np.float64), cat(eb, (0, 2), np.float64)
+    dy = edges_b[:, 1] - edges_a[:, 1]
+    edge_dxdy = np.divide(edges_b[:, 0] - edges_a[:, 0], dy, out=np.zeros(len(dy)), where=dy != 0)
     return _Compiled(
         zone_names=tuple(z.name for z in cfg.zones),
+        zone_bits=np.left_shift(np.uint64(1), np.arange(len(cfg.zones), dtype=np.uint64)),
         zone_start=np.cumsum([0] + [len(z.polygon) for z in cfg.zones[:-1]]).astype(np.int64),
-        edges_a=cat(ea, (0, 2), np.float64),
-        edges_b=cat(eb, (0, 2), np.float64),
+        edges_a=edges_a,
+        edges_b=edges_b,
         edge_zone=cat(ez, (0,), np.int64),
+        edge_dxdy=edge_dxdy,
         zone_min_frames=np.array([z.min_frames for z in cfg.zones], np.int64),
         zone_dwell=np.array([z.dwell_s if z.dwell_s is not None else np.inf for z in cfg.zones], np.float64),
         any_dwell=any(z.dwell_s is not None for z in cfg.zones),
@@ -112,6 +121,8 @@ def compile_geometry(cfg: AnalyticsConfig, width: int, height: int) -> _Compiled
         seg_a=cat(sa, (0, 2), np.float64),
         seg_b=cat(sb, (0, 2), np.float64),
         seg_line=cat(sl, (0,), np.int64),
+        line_segments=[np.flatnonzero(cat(sl, (0,), np.int64) == i).tolist() for i in range(len(cfg.lines))],
+        seg_length=np.hypot(*(cat(sb, (0, 2), np.float64) - cat(sa, (0, 2), np.float64)).T),
         line_classes=[frozenset(ln.classes) if ln.classes is not None else None for ln in cfg.lines],
         line_directions=[ln.directions for ln in cfg.lines],
         homography=homography,
@@ -124,10 +135,9 @@ def points_in_zones(points: F64, geo: _Compiled) -> npt.NDArray[np.bool_]:
     if n == 0 or z == 0:
         return np.zeros((n, z), bool)
     px, py = points[:, 0:1], points[:, 1:2]  # (N, 1)
-    ax, ay, bx, by = geo.edges_a[:, 0], geo.edges_a[:, 1], geo.edges_b[:, 0], geo.edges_b[:, 1]  # (E,)
+    ay, by = geo.edges_a[:, 1], geo.edges_b[:, 1]  # (E,)
     straddles = (ay > py) != (by > py)  # (N, E)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x_cross = ax + (py - ay) * (bx - ax) / (by - ay)
+    x_cross = geo.edges_a[:, 0] + (py - ay) * geo.edge_dxdy  # where each edge is at the point's height
     hits = straddles & (px < x_cross)
     counts = np.add.reduceat(hits, geo.zone_start, axis=1)  # each zone's edges are contiguous
     inside: npt.NDArray[np.bool_] = (counts % 2) == 1
@@ -141,6 +151,11 @@ def side_of_lines(points: F64, geo: _Compiled) -> F64:
     if n == 0 or nl == 0:
         return np.zeros((n, nl))
     d = geo.seg_b - geo.seg_a  # (S, 2)
+    if len(geo.seg_line) == nl:  # straight lines only: the distance to each line, signed by its side
+        cross = d[None, :, 0] * (points[:, 1:2] - geo.seg_a[None, :, 1]) - d[None, :, 1] * (
+            points[:, 0:1] - geo.seg_a[None, :, 0]
+        )
+        return np.asarray(cross / geo.seg_length[None], np.float64)
     length2 = np.maximum((d**2).sum(axis=1), 1e-12)
     rel = points[:, None, :] - geo.seg_a[None]  # (N, S, 2)
     t = np.clip((rel * d[None]).sum(axis=2) / length2, 0.0, 1.0)
@@ -149,8 +164,6 @@ def side_of_lines(points: F64, geo: _Compiled) -> F64:
     # Image y points down: a positive cross product is on the right of the segment's direction.
     cross = d[None, :, 0] * rel[..., 1] - d[None, :, 1] * rel[..., 0]
     signed = np.where(cross >= 0, dist, -dist)
-    if len(geo.seg_line) == nl:  # straight lines only: one segment each
-        return np.asarray(signed, np.float64)
     out = np.empty((n, nl))
     for i in range(nl):  # pick each polyline's nearest segment
         cols = np.flatnonzero(geo.seg_line == i)
@@ -161,21 +174,35 @@ def side_of_lines(points: F64, geo: _Compiled) -> F64:
 
 def path_cuts_line(p: F64, q: F64, geo: _Compiled, line: int) -> bool:
     """Whether the segment p -> q intersects the line (any of its segments)."""
-    cols = np.flatnonzero(geo.seg_line == line)
-    a, b = geo.seg_a[cols], geo.seg_b[cols]
+    px, py, qx, qy = float(p[0]), float(p[1]), float(q[0]), float(q[1])
 
-    def orient(u: F64, v: F64, w: F64) -> F64:
-        return (v[..., 0] - u[..., 0]) * (w[..., 1] - u[..., 1]) - (v[..., 1] - u[..., 1]) * (w[..., 0] - u[..., 0])
+    def orient(ux: float, uy: float, vx: float, vy: float, wx: float, wy: float) -> float:
+        return (vx - ux) * (wy - uy) - (vy - uy) * (wx - ux)
 
-    o1, o2 = orient(a, b, p[None]), orient(a, b, q[None])
-    o3, o4 = orient(p[None], q[None], a), orient(p[None], q[None], b)
-    return bool(np.any((o1 * o2 <= 0) & (o3 * o4 <= 0)))
+    for k in geo.line_segments[line]:
+        ax, ay = geo.seg_a[k]
+        bx, by = geo.seg_b[k]
+        if (
+            orient(ax, ay, bx, by, px, py) * orient(ax, ay, bx, by, qx, qy) <= 0
+            and orient(px, py, qx, qy, ax, ay) * orient(px, py, qx, qy, bx, by) <= 0
+        ):
+            return True
+    return False
 
 
 def anchors(xyxy: F64, anchor: Anchor) -> F64:
-    x = (xyxy[:, 0] + xyxy[:, 2]) / 2
-    y = {Anchor.BOTTOM_CENTER: xyxy[:, 3], Anchor.TOP_CENTER: xyxy[:, 1]}.get(anchor, (xyxy[:, 1] + xyxy[:, 3]) / 2)
-    return np.column_stack([x, y])
+    """(N, 2): the anchor point of each box."""
+    out = np.empty((len(xyxy), 2))
+    np.add(xyxy[:, 0], xyxy[:, 2], out=out[:, 0])
+    out[:, 0] *= 0.5
+    if anchor is Anchor.BOTTOM_CENTER:
+        out[:, 1] = xyxy[:, 3]
+    elif anchor is Anchor.TOP_CENTER:
+        out[:, 1] = xyxy[:, 1]
+    else:
+        np.add(xyxy[:, 1], xyxy[:, 3], out=out[:, 1])
+        out[:, 1] *= 0.5
+    return out
 
 
 def to_ground(points: F64, homography: F64) -> F64:
@@ -275,7 +302,7 @@ class TrackAnalytics:
         self._fps = fps
         self._geo: _Compiled | None = None
         self._size: tuple[int, int] | None = None
-        history = max(2, math.ceil(cfg.speed_window_s * min(fps, 60.0)) + 2)
+        history = max(2, math.ceil(cfg.speed_window_s * min(fps, 60.0)) + 1)  # anchors over the speed window
         self._rows = _Rows(len(cfg.zones), len(cfg.lines), history)
         self._objects: dict[int, _Object] = {}  # by object key
         self._by_track: dict[int, int] = {}  # tracker id -> object key
@@ -285,6 +312,9 @@ class TrackAnalytics:
         self._speed_unit = cfg.speed.unit if cfg.speed is not None else base
         self._speed_factor = SPEED_FACTORS[self._speed_unit]
         self._class_tables: dict[tuple[str, tuple[str, ...]], npt.NDArray[np.bool_]] = {}
+        self._speed_classes = frozenset(cfg.speed.classes) if cfg.speed is not None and cfg.speed.classes else None
+        # The last frame's tracker ids (as bytes) and their rows and objects; reset when they change.
+        self._mapped: tuple[bytes, npt.NDArray[np.int64], list[_Object]] | None = None
         self._zone_sets: dict[int, tuple[str, ...]] = {}  # bit mask of zones -> their names
 
     @property
@@ -302,29 +332,40 @@ class TrackAnalytics:
         if self._geo is None or self._size != frame_wh:
             self._geo, self._size = compile_geometry(self.cfg, *frame_wh), frame_wh
         geo, rows, cfg = self._geo, self._rows, self.cfg
-        keep = np.flatnonzero(det.tracker_id >= 0)
-        xyxy = det.xyxy[keep].astype(np.float64)
-        track_ids = det.tracker_id[keep]
-        class_id = det.class_id[keep]
+        if (det.tracker_id >= 0).all():
+            xyxy, track_ids, class_id, conf = det.xyxy.astype(np.float64), det.tracker_id, det.class_id, det.confidence
+        else:
+            keep = np.flatnonzero(det.tracker_id >= 0)
+            xyxy, track_ids = det.xyxy[keep].astype(np.float64), det.tracker_id[keep]
+            class_id, conf = det.class_id[keep], det.confidence[keep]
         names = det.class_names
-        labels = [names[c] if 0 <= c < len(names) else str(c) for c in class_id.tolist()]
-        conf = det.confidence[keep]
+
+        def label(n: int) -> str:
+            c = int(class_id[n])
+            return names[c] if 0 <= c < len(names) else str(c)
+
         pts = anchors(xyxy, cfg.anchor)
         heights = np.maximum(xyxy[:, 3] - xyxy[:, 1], 1.0)
         hits: list[AnalyticsHit] = []
 
-        # Objects: tracker ids -> object keys (a new id may continue a lost object).
-        idx = np.empty(len(keep), np.int64)
-        objs: list[_Object] = []
-        present = {self._by_track[t] for t in track_ids.tolist() if t in self._by_track}
-        for n, tid in enumerate(track_ids.tolist()):
-            key = self._by_track.get(tid)
-            obj = self._objects.get(key) if key is not None else None
-            if obj is None:
-                obj = self._continue_or_new(tid, labels[n], pts[n], heights[n], now, present)
-                present.add(obj.key)
-            objs.append(obj)
-            idx[n] = obj.row
+        # Objects: tracker ids -> object keys (a new id may continue a lost object). The same ids as
+        # on the last frame (the usual case) map to the same rows.
+        ids_key = track_ids.tobytes()
+        if self._mapped is not None and self._mapped[0] == ids_key:
+            idx, objs = self._mapped[1], self._mapped[2]
+        else:
+            idx = np.empty(len(track_ids), np.int64)
+            objs = []
+            present = {self._by_track[t] for t in track_ids.tolist() if t in self._by_track}
+            for n, tid in enumerate(track_ids.tolist()):
+                key = self._by_track.get(tid)
+                obj = self._objects.get(key) if key is not None else None
+                if obj is None:
+                    obj = self._continue_or_new(tid, label(n), pts[n], heights[n], now, present)
+                    present.add(obj.key)
+                objs.append(obj)
+                idx[n] = obj.row
+            self._mapped = (ids_key, idx, objs)
         seen_rows = idx
 
         # Speed: the anchor's history over the speed window.
@@ -338,7 +379,7 @@ class TrackAnalytics:
         # Zones.
         z = len(geo.zone_names)
         if z and len(idx):
-            obs = points_in_zones(pts, geo) & self._class_mask(labels, class_id, names, geo.zone_classes, "zones")
+            obs = points_in_zones(pts, geo) & self._class_mask(class_id, names, geo.zone_classes, "zones")
             state = rows.inside[idx]
             run = rows.run[idx]
             differs = obs != state
@@ -410,7 +451,7 @@ class TrackAnalytics:
             signed = side_of_lines(pts, geo)
             margin = (cfg.line_margin * heights)[:, None]
             new_side = np.where(signed > margin, 1, np.where(signed < -margin, -1, 0)).astype(np.int8)
-            new_side[~self._class_mask(labels, class_id, names, geo.line_classes, "lines")] = 0
+            new_side[~self._class_mask(class_id, names, geo.line_classes, "lines")] = 0
             old_side = rows.side[idx]
             changed = (new_side != 0) & (new_side != old_side)
             for n, li in zip(*np.nonzero(changed & (old_side != 0)), strict=True):
@@ -439,7 +480,7 @@ class TrackAnalytics:
         # Speed limit.
         if cfg.speed is not None and len(idx):
             limit = cfg.speed.limit / self._speed_factor
-            allowed = self._speed_classes(labels)
+            allowed = self._class_mask(class_id, names, [self._speed_classes], "speed")[:, 0]
             fast = (speeds > limit) & allowed
             since = rows.fast_since[idx]
             rows.fast_since[idx] = np.where(fast, np.where(np.isnan(since), now, since), np.nan)
@@ -453,21 +494,28 @@ class TrackAnalytics:
         rows.last_seen[seen_rows] = now
         rows.last_anchor[seen_rows] = pts
         rows.height[seen_rows] = heights
-        hits += self._expire(now, frame_id)
+        if len(self._objects) > len(idx):  # some objects were not seen on this frame
+            hits += self._expire(now, frame_id)
 
         zones_by_track: dict[int, tuple[str, ...]] = {}
         occupancy: dict[tuple[str, str], int] = {}
         if z and len(idx):
             inside = rows.inside[idx]
-            codes = inside.astype(np.uint64) @ (np.uint64(1) << np.arange(z, dtype=np.uint64))
+            codes = inside @ geo.zone_bits  # which zones each object is in, as bits of one integer
+            tids = track_ids.tolist()
             for n in np.flatnonzero(codes).tolist():
                 code = int(codes[n])
                 names_in = self._zone_sets.get(code)
                 if names_in is None:
                     names_in = self._zone_sets[code] = tuple(geo.zone_names[zi] for zi in range(z) if code >> zi & 1)
-                zones_by_track[int(track_ids[n])] = names_in
-                for name in names_in:
-                    occupancy[(name, labels[n])] = occupancy.get((name, labels[n]), 0) + 1
+                zones_by_track[tids[n]] = names_in
+            if zones_by_track:
+                one_class = bool((class_id == class_id[0]).all())
+                for cid in [int(class_id[0])] if one_class else np.unique(class_id).tolist():
+                    counts = inside.sum(axis=0) if one_class else inside[class_id == cid].sum(axis=0)
+                    cls_name = names[cid] if 0 <= cid < len(names) else str(cid)
+                    for zi in np.flatnonzero(counts).tolist():
+                        occupancy[(geo.zone_names[zi], cls_name)] = int(counts[zi])
         speed_by_track = {
             t: s
             for t, s in zip(track_ids.tolist(), (speeds * self._speed_factor).round(2).tolist(), strict=True)
@@ -482,50 +530,34 @@ class TrackAnalytics:
     # -- internals -----------------------------------------------------------------------------------
 
     def _class_mask(
-        self,
-        labels: list[str],
-        class_id: npt.NDArray[np.int64],
-        names: tuple[str, ...],
-        classes: list[frozenset[str] | None],
-        what: str,
+        self, class_id: npt.NDArray[np.int64], names: tuple[str, ...], classes: list[frozenset[str] | None], what: str
     ) -> npt.NDArray[np.bool_]:
         """(N, K): which objects each zone or line (``classes``) applies to, from a table by class id."""
         if all(c is None for c in classes):
-            return np.ones((len(labels), len(classes)), bool)
+            return np.ones((len(class_id), len(classes)), bool)
         table = self._class_tables.get((what, names))
-        if table is None:
-            rows = [[c is None or name in c for c in classes] for name in names]
-            table = self._class_tables[(what, names)] = np.array(rows, bool).reshape(len(names), len(classes))
-        inside = (class_id >= 0) & (class_id < len(names))
-        if inside.all():
-            return table[class_id]
-        return np.array([[c is None or label in c for c in classes] for label in labels], bool).reshape(
-            len(labels), len(classes)
-        )
-
-    def _speed_classes(self, labels: list[str]) -> npt.NDArray[np.bool_]:
-        classes = self.cfg.speed.classes if self.cfg.speed is not None else None
-        return np.array([classes is None or label in classes for label in labels], bool)
+        if table is None:  # one row per class id, and a last row for ids the model does not name
+            rows = [[c is None or name in c for c in classes] for name in names] + [[c is None for c in classes]]
+            table = self._class_tables[(what, names)] = np.array(rows, bool).reshape(len(names) + 1, len(classes))
+        return table[np.where((class_id >= 0) & (class_id < len(names)), class_id, len(names))]
 
     def _speeds(self, idx: npt.NDArray[np.int64], now: float) -> F64:
-        """Speed of each row over the speed window (NaN until two positions are known)."""
+        """Speed of each row: its displacement from the oldest anchor its history holds (the speed
+        window, or less for a young track) to the newest (NaN until two are known)."""
         rows = self._rows
         if not len(idx):
             return np.zeros(0)
-        t = rows.hist_t[idx]  # (N, H)
-        p = rows.hist_p[idx]
-        in_window = t >= now - self.cfg.speed_window_s - 1e-6
-        t_first = np.where(in_window, t, np.inf).min(axis=1)
-        first = np.where(in_window, t, np.inf).argmin(axis=1)
-        start = p[np.arange(len(idx)), first]
-        end_slot = (rows.hist_i[idx] - 1) % rows.history
-        end = p[np.arange(len(idx)), end_slot]
+        count = rows.hist_i[idx]
+        oldest = np.where(count > rows.history, count % rows.history, 0)
+        newest = (count - 1) % rows.history
+        start, end = rows.hist_p[idx, oldest], rows.hist_p[idx, newest]
+        dt = now - rows.hist_t[idx, oldest]
         if self._geo is not None and self._geo.homography is not None:
             start, end = to_ground(start, self._geo.homography), to_ground(end, self._geo.homography)
-        dt = now - t_first
-        with np.errstate(divide="ignore", invalid="ignore"):
-            speed = np.hypot(*(end - start).T) / dt
-        return np.asarray(np.where(dt > 0, speed, np.nan), np.float64)
+        step = end - start
+        distance = np.hypot(step[:, 0], step[:, 1])
+        speed: F64 = np.divide(distance, dt, out=np.full(len(idx), np.nan), where=dt > 0)
+        return speed
 
     def _continue_or_new(self, tid: int, label: str, pt: F64, height: float, now: float, present: set[int]) -> _Object:
         """A track id not seen before: the lost object it continues (not one of ``present``, the
@@ -577,6 +609,7 @@ class TrackAnalytics:
                     del self._by_track[tid]
             del self._objects[key]
             rows.reset(r)
+            self._mapped = None
         return hits
 
     def _exit(

@@ -28,6 +28,7 @@ from pipeline.core.logs import configure_logging
 from pipeline.core.redact import redact
 
 if TYPE_CHECKING:
+    from pipeline.core.config.analytics import AnalyticsConfig
     from pipeline.core.messages import Event
     from pipeline.events.client import EventClient
     from pipeline.runtime.control import Command, Reply
@@ -39,9 +40,14 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Vigil: strea
 events_app = typer.Typer(no_args_is_help=True, help="Read events from Redis.")
 app.add_typer(events_app, name="events")
 cameras_app = typer.Typer(
-    no_args_is_help=True, help="Probe a camera URL; list, add and remove cameras of a running pipeline."
+    no_args_is_help=True,
+    help="Probe a camera URL; list, add and remove cameras of a running pipeline, save a camera's latest frame.",
 )
 app.add_typer(cameras_app, name="cameras")
+zones_app = typer.Typer(
+    no_args_is_help=True, help="Read and change the zones and lines of a running pipeline's cameras (no restart)."
+)
+app.add_typer(zones_app, name="zones")
 
 DEFAULT_DEMO_DIR = Path(".vigil") / "demo"
 DURATION_HELP = "Stop this many seconds after the cameras started (start-up not counted)"
@@ -323,14 +329,14 @@ def _control(
 ) -> Reply:
     import redis
 
-    from pipeline.runtime.control import NotFinished, send_command
+    from pipeline.runtime.control import OPEN_OPS, NotFinished, send_command
     from pipeline.runtime.control_auth import ControlKeyError, client_key, default_key_path
 
     try:
         key = client_key(key_file)
     except ControlKeyError as exc:
         fail(str(exc))
-    if key is None and command.op != "list":
+    if key is None and command.op not in OPEN_OPS:
         fail(
             f"no control key: {command.op} needs the key the pipeline signs commands with: set VIGIL_CONTROL_KEY "
             f"or --key-file (the pipeline wrote it to {default_key_path()} or its control.key_file, docs/security.md)"
@@ -338,7 +344,8 @@ def _control(
     try:
         reply = send_command(redis_url, command, key=key, on_accepted=on_accepted)
     except NotFinished as exc:
-        fail(f"{exc}: `vigil cameras list` shows whether it took effect")
+        check = f"vigil zones list {command.camera_id}" if command.op == "zones_set" else "vigil cameras list"
+        fail(f"{exc}: `{check}` shows whether it took effect")
     except TimeoutError as exc:
         # A pipeline answers commands once its cameras have started (after its models loaded).
         fail(f"{exc} (a pipeline that is still starting answers once its cameras run)")
@@ -423,6 +430,148 @@ def cameras_remove(
         f"removed {camera_id}: {final['frames_processed']} frames processed, {final['events_published']} events",
         highlight=False,
     )
+
+
+@cameras_app.command("snapshot")
+def cameras_snapshot(
+    camera_id: Annotated[str, typer.Argument(help="Camera id")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the JPEG")],
+    redis_url: RedisUrlOption = None,
+    pipeline: PipelineOption = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Save a running camera's latest processed frame as a JPEG (works without the key).
+
+    At the size the frame is decoded, with its boxes, track ids, zones and lines drawn: the picture to
+    draw zones on."""
+    from pipeline.core.messages import utc_iso
+    from pipeline.runtime.control import Command
+
+    reply = _control(pipeline_url(redis_url, pipeline), Command(op="snapshot", camera_id=camera_id), key_file)
+    picture = reply.snapshot
+    if picture is None:
+        fail(f"the pipeline sent no picture of camera {camera_id}")
+    output.write_bytes(picture.jpeg)
+    w, h = picture.width, picture.height
+    console.print(
+        f"{output}: {w}x{h} pixels, frame {picture.frame_id} captured {utc_iso(picture.captured_at)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"coordinates in this picture are pixels of the decoded frame (zones with `coordinates: pixels`); "
+        f"normalized coordinates (the default) are x / {w} and y / {h}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _geometry_summary(cfg: AnalyticsConfig) -> str:
+    """``2 zones (door, bay), 1 line (kerb), a speed limit of 30 km/h``."""
+    parts = []
+    for what, items in (("zone", cfg.zones), ("line", cfg.lines)):
+        if items:
+            parts.append(f"{len(items)} {what}{'s' if len(items) != 1 else ''} ({', '.join(i.name for i in items)})")
+    if cfg.speed is not None:
+        parts.append(f"a speed limit of {cfg.speed.limit:g} {cfg.speed.unit}")
+    return ", ".join(parts) or "no zones or lines"
+
+
+def _section_yaml(section: dict[str, Any]) -> str:
+    """An analytics section as YAML that `vigil zones set` reads back: points and names on one line."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def sequence(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+        flat = not any(isinstance(v, dict) or (isinstance(v, list) and _nested(v)) for v in data)
+        return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
+
+    Dumper.add_representer(list, sequence)
+    return yaml.dump(section, Dumper=Dumper, sort_keys=False, allow_unicode=True)
+
+
+def _nested(items: list[Any]) -> bool:
+    return any(isinstance(v, dict | list) for v in items)
+
+
+@zones_app.command("list")
+def zones_list(
+    camera_id: Annotated[str, typer.Argument(help="Camera id")],
+    redis_url: RedisUrlOption = None,
+    pipeline: PipelineOption = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Print a camera's zones and lines as YAML (works without the key).
+
+    The camera's analytics section (zones, lines, speed, calibration), keys left at their defaults
+    omitted: a file `vigil zones set` takes back."""
+    from pydantic import ValidationError
+
+    from pipeline.core.config.analytics import AnalyticsConfig
+    from pipeline.runtime.control import Command
+
+    reply = _control(pipeline_url(redis_url, pipeline), Command(op="zones_get", camera_id=camera_id), key_file)
+    if reply.analytics is None:
+        console.print(f"# {camera_id} has no zones or lines (no analytics section)", highlight=False, markup=False)
+        return
+    try:
+        section = AnalyticsConfig.model_validate(reply.analytics).model_dump(mode="json", exclude_defaults=True)
+    except ValidationError:  # a pipeline of another Vigil version: shown as it sent it
+        section = reply.analytics
+    console.print(_section_yaml(section).rstrip("\n"), highlight=False, markup=False, soft_wrap=True)
+
+
+@zones_app.command("set")
+def zones_set(
+    camera_id: Annotated[str, typer.Argument(help="Camera id")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="YAML file holding exactly the camera's analytics section (zones:, lines:, ... at its top "
+            "level, as `vigil zones list` prints it); - reads it from stdin"
+        ),
+    ],
+    redis_url: RedisUrlOption = None,
+    pipeline: PipelineOption = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Replace a camera's zones and lines on the running pipeline (nothing restarts).
+
+    Validated like the config, applied from the camera's next frame (objects in its old zones leave
+    them), and kept if its camera host restarts."""
+    from pipeline.core.config.loader import load_analytics
+    from pipeline.runtime.control import Command
+
+    redis_url = pipeline_url(redis_url, pipeline)
+    stdin = str(file) == "-"
+    try:
+        cfg = load_analytics(Path("/dev/stdin") if stdin else file, "<stdin>" if stdin else None)
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    command = Command(op="zones_set", camera_id=camera_id, analytics=cfg.model_dump(mode="json"))
+    with ExitStack() as waiting:
+
+        def accepted() -> None:  # queued behind other changes (an add may wait for a camera host to start)
+            waiting.enter_context(err_console.status(f"setting the zones of {camera_id}..."))
+
+        _control(redis_url, command, key_file, accepted)
+    console.print(f"{camera_id}: {_geometry_summary(cfg)}, from its next frame", highlight=False)
+
+
+@zones_app.command("remove")
+def zones_remove(
+    camera_id: Annotated[str, typer.Argument(help="Camera id")],
+    redis_url: RedisUrlOption = None,
+    pipeline: PipelineOption = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Remove a camera's zones and lines (objects inside its zones leave them, their zone incidents end)."""
+    from pipeline.runtime.control import Command
+
+    _control(pipeline_url(redis_url, pipeline), Command(op="zones_set", camera_id=camera_id), key_file)
+    console.print(f"{camera_id}: no zones or lines, from its next frame", highlight=False)
 
 
 @app.command()

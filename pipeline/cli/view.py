@@ -23,6 +23,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.core.messages import CameraState, CameraStatus
 from pipeline.core.redact import redact
@@ -223,6 +224,7 @@ def status_line(s: CameraStatus) -> str:
         f"{s.camera_id}: {s.state.value} in={s.input_fps:.1f}fps out={s.processed_fps:.1f}fps "
         f"latency={lat} frames={s.frames_processed} dropped={s.frames_dropped} events={s.events_published}"
         + (f" file={s.progress * 100:.0f}%" if s.progress is not None else "")
+        + (f" counts: {s.analytics}" if s.analytics else "")
         + (f" ({s.reason})" if s.reason else "")
     )
 
@@ -259,7 +261,11 @@ class LiveView:
 
     def _render(self, statuses: list[CameraStatus]) -> Group:
         events = "\n".join(self.feed.lines) or "[dim]no events yet[/]"
-        return Group(
-            Panel(camera_table(statuses, self.console.width), title=self.title, title_align="left"),
-            Panel(events, title="last events", title_align="left"),
-        )
+        panels: list[RenderableType] = [
+            Panel(camera_table(statuses, self.console.width), title=self.title, title_align="left")
+        ]
+        counts = [Text(f"{s.camera_id}: {s.analytics}") for s in statuses if s.analytics]
+        if counts:
+            panels.append(Panel(Group(*counts), title="lines and zones", title_align="left"))
+        panels.append(Panel(events, title="last events", title_align="left"))
+        return Group(*panels)

@@ -147,6 +147,33 @@ OVERVIEW = Dashboard(
             unit="s",
         ),
         Panel(
+            "Line crossings per hour",
+            (
+                _q(
+                    "sum by (camera, line, direction) (increase(vigil_line_crossings_total[1h]))",
+                    "{{camera}} {{line}} {{direction}}",
+                ),
+            ),
+            description="Objects crossing each line (cameras[].analytics.lines) in the hour before each point",
+        ),
+        Panel(
+            "Objects in zones",
+            (_q("sum by (camera, zone) (vigil_zone_objects)", "{{camera}} {{zone}}"),),
+            description="Occupancy of each zone (cameras[].analytics.zones) on its camera's latest frame",
+        ),
+        Panel(
+            "Mean dwell in zones",
+            (
+                _q(
+                    "sum by (camera, zone) (vigil_zone_dwell_seconds_sum) "
+                    "/ sum by (camera, zone) (vigil_zone_dwell_seconds_count)",
+                    "{{camera}} {{zone}}",
+                ),
+            ),
+            unit="s",
+            description="Mean time objects spent in each zone, over those that have left it",
+        ),
+        Panel(
             "GPU utilisation",
             (_q("max by (node, gpu) (vigil_gpu_utilization_ratio)", "{{node}} {{gpu}}"),),
             unit="percentunit",
@@ -204,6 +231,27 @@ CAMERA = Dashboard(
         ),
         Panel("Events waiting in the spool", (_q(f"sum(vigil_events_spooled{_CAM})", "spooled"),)),
         Panel("Decode queue depth", (_q(f"max(vigil_queue_depth{_CAM})", "frames"),)),
+        Panel(
+            "Line crossings (range)",
+            (
+                _q(
+                    f"sum by (line, direction) (increase(vigil_line_crossings_total{_CAM}[$__range]))",
+                    "{{line}} {{direction}}",
+                ),
+            ),
+        ),
+        Panel(
+            "Objects in zones by class", (_q(f"sum by (zone, class) (vigil_zone_objects{_CAM})", "{{zone}} {{class}}"),)
+        ),
+        Panel(
+            "Mean speed at lines",
+            (
+                _q(
+                    f"sum by (unit) (vigil_object_speed_sum{_CAM}) / sum by (unit) (vigil_object_speed_count{_CAM})",
+                    "{{unit}}",
+                ),
+            ),
+        ),
     ),
 )
 

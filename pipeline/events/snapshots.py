@@ -3,6 +3,7 @@ start and instant event."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -10,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.core.config import SnapshotConfig
-from pipeline.core.messages import Detections, Event
+from pipeline.core.messages import Detections, Event, FramePacket
 from pipeline.events.disk import DISK_ERRORS, SNAPSHOTS, WriteFailures
 from workers.analytics import TrackAnalytics, draw_geometry
 
@@ -53,6 +54,28 @@ def render_snapshot(
     if not ok:
         raise ValueError("JPEG encoding failed")
     return bytes(buf)
+
+
+@dataclass(frozen=True)
+class FrameSnapshot:
+    """A camera's latest processed frame as a JPEG at its decoded size (``vigil cameras snapshot``)."""
+
+    jpeg: bytes
+    width: int  # pixels of the frame as decoded (after resize_wh): what pixel geometry is in
+    height: int
+    frame_id: int
+    captured_at: float
+
+
+def frame_snapshot(
+    packet: FramePacket, det: Detections, cfg: SnapshotConfig, analytics: TrackAnalytics | None = None
+) -> FrameSnapshot:
+    """``packet``'s frame with its tracked boxes (ids included) and the camera's zones and lines drawn,
+    never scaled down: a pixel of the picture is a pixel of the decoded frame."""
+    width, height = packet.resolution_wh
+    full_size = cfg.model_copy(update={"max_width": width})
+    jpeg = render_snapshot(packet.image_bgr, det, full_size, analytics=analytics)
+    return FrameSnapshot(jpeg, width, height, packet.frame_id, packet.captured_at)
 
 
 def write_snapshot_file(directory: Path, camera_id: str, event_id: str, jpeg: bytes) -> Path:

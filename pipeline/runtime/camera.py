@@ -62,7 +62,7 @@ from pipeline.core.metrics import (
 )
 from pipeline.events.publisher import EventPublisher
 from pipeline.events.rules import EventEngine, closed_by_pipeline
-from pipeline.events.snapshots import attach_snapshots
+from pipeline.events.snapshots import FrameSnapshot, attach_snapshots, frame_snapshot
 from pipeline.runtime.camera_metrics import CameraSeries, RateMeter, set_stream_state
 from pipeline.runtime.clients import CameraClients, VisionTicket
 from pipeline.runtime.vision import HostModelError
@@ -167,6 +167,8 @@ class CameraRunner:
         self._motion = MotionGate(cam.motion) if cam.motion.enabled else None
         # The last processed frame's results: tracked detections, features (None without a clip head).
         self._last: tuple[Detections, FloatArray | None] | None = None
+        # The last frame applied and its tracked boxes: a reference, drawn and encoded only on request.
+        self._latest: tuple[FramePacket, Detections] | None = None
         self._thread = threading.Thread(target=self._loop, name=f"camera-{cam.id}", daemon=True)
         self._clock: StepClock | None = None  # the loop thread's CPU by step (made in that thread)
         self._decode_clock: StepClock | None = None  # the decoder thread's
@@ -479,6 +481,7 @@ class CameraRunner:
         crops: dict[int, LabelScore] | None = None,
     ) -> None:
         """Events, clip window (``vector`` None: no clip head, no window) and publishing for one frame."""
+        self._latest = (packet, tracked)
         now = self._event_clock(packet)
         self._last_clock = (packet.frame_id, now, packet.captured_at)
         frame = self._run_analytics(packet, tracked, now)
@@ -513,6 +516,20 @@ class CameraRunner:
         """Replace this camera's zones and lines (None: none); the loop applies it before its next frame.
         Objects inside the old zones leave them (their zone incidents end)."""
         self._pending_analytics = (cfg,)
+
+    @property
+    def frame_wh(self) -> tuple[int, int] | None:
+        """The size of the last frame applied (None before the first)."""
+        latest = self._latest
+        return None if latest is None else latest[0].resolution_wh
+
+    def latest_snapshot(self) -> FrameSnapshot | None:
+        """The last frame applied, at its decoded size, with its tracked boxes and the zones and lines
+        the camera runs drawn (None before the first frame)."""
+        latest = self._latest
+        if latest is None:
+            return None
+        return frame_snapshot(latest[0], latest[1], self.settings.events.snapshots, self._analytics)
 
     def _make_analytics(self, cfg: AnalyticsConfig | None) -> None:
         self._analytics = TrackAnalytics(cfg, self.cam.fps) if cfg is not None and not cfg.empty else None

@@ -17,8 +17,10 @@ import cv2
 import psutil
 
 from pipeline.core.config import CameraConfig
+from pipeline.core.config.analytics import AnalyticsConfig
 from pipeline.core.logs import configure_logging
 from pipeline.core.messages import CameraStatus
+from pipeline.events.snapshots import FrameSnapshot
 from pipeline.runtime.camera import CameraRunner, CameraSettings
 from pipeline.runtime.clients import HostClients
 from pipeline.runtime.placement import HostPlan
@@ -86,6 +88,26 @@ class CameraHost(MetricsExporter):
             with self._lock:
                 del self._stopping[camera_id]
             stopped.set()
+
+    def set_analytics(self, camera_id: str, cfg: AnalyticsConfig | None) -> str | None:
+        """Replace a camera's zones and lines (None: none), applied before its next frame. Returns
+        None once set; where pixel geometry does not fit the frames the camera decodes, the first point
+        outside them, and nothing changes. KeyError: no camera of that id runs here."""
+        with self._lock:
+            runner = self._cameras.get(camera_id)
+        if runner is None:
+            raise KeyError(camera_id)
+        size = runner.frame_wh
+        problem = cfg.outside_frame(*size) if cfg is not None and size is not None else None
+        if problem is None:
+            runner.set_analytics(cfg)
+        return problem
+
+    def snapshot(self, camera_id: str) -> FrameSnapshot | None:
+        """The camera's last processed frame, drawn (None: no such camera here, or no frame yet)."""
+        with self._lock:
+            runner = self._cameras.get(camera_id)
+        return None if runner is None else runner.latest_snapshot()
 
     def camera_ids(self) -> list[str]:
         with self._lock:

@@ -1,21 +1,29 @@
-"""Runtime control of a running pipeline through Redis: list, add and remove cameras.
+"""Runtime control of a running pipeline through Redis: list, add and remove cameras, read and set a
+camera's zones and lines, and take a snapshot of its latest frame.
 
-A client (``vigil cameras …``) appends a command to the stream ``vigil:control``: its JSON body
-(request id, op, the time it was sent) and, for ``add`` and ``remove``, the body's HMAC with the
-control key (``pipeline.runtime.control_auth``; ``list`` may come unsigned). The driver's control
-thread checks it and answers on ``vigil:control:reply:<request_id>`` (a list that expires after a
-minute), which the client pops. ``list`` is answered at once. ``add`` and ``remove`` are answered
-``accepted`` at once, then applied one at a time by a second thread and answered again with their
-result: a camera that needs a new camera host waits for that host to load its models, and the
-client waits for the result instead of reporting a failure. Every command that runs is recorded
-in the stream ``vigil:control:audit`` (URLs redacted), and every command read is deleted from
-``vigil:control``, so a password in an added camera's URL does not stay in Redis. Redis is already
-the one service every Vigil user runs, is reachable from every node, and carries its auth/TLS, so no
-extra port is opened. Commands are only read while a pipeline runs; nothing is replayed later.
+A client (``vigil cameras …``, ``vigil zones …``, or :class:`ControlClient`) appends a command to
+the stream ``vigil:control``: its JSON body (request id, op, the time it was sent) and, for the ops
+that change something (``add``, ``remove``, ``zones_set``), the body's HMAC with the control key
+(``pipeline.runtime.control_auth``; the reads ``list``, ``zones_get`` and ``snapshot`` may come
+unsigned). The driver's control thread checks it and answers on ``vigil:control:reply:<request_id>``
+(a list that expires after a minute), which the client pops. Reads are answered at once. Changes are
+answered ``accepted`` at once, then applied one at a time by a second thread and answered again with
+their result: a camera that needs a new camera host waits for that host to load its models, and the
+client waits for the result instead of reporting a failure. ``zones_set`` replaces one camera's
+``analytics`` section (validated like the config; null removes it) in the driver's record of the
+camera, which a restarted camera host starts it with, and on its host, which applies it before the
+camera's next frame. ``snapshot`` answers with the camera's latest processed frame as a JPEG
+(base64) at its decoded size, boxes, track ids, zones and lines drawn. Every command that runs is
+recorded in the stream ``vigil:control:audit`` (URLs redacted), and every command read is deleted
+from ``vigil:control``, so a password in an added camera's URL does not stay in Redis. Redis is
+already the one service every Vigil user runs, is reachable from every node, and carries its
+auth/TLS, so no extra port is opened. Commands are only read while a pipeline runs; nothing is
+replayed later.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
 import queue
@@ -23,12 +31,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import redis
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.core.config import CameraConfig, ConfigError, ControlConfig, validate_camera
+from pipeline.core.config.analytics import AnalyticsConfig
+from pipeline.core.config.loader import validate_analytics
 from pipeline.core.messages import CameraStatus, utc_iso
 from pipeline.core.metrics import CONTROL_REFUSED
 from pipeline.core.redact import redact
@@ -36,6 +46,9 @@ from pipeline.events.publisher import connect
 from pipeline.runtime.control_auth import REFUSAL_MESSAGES, Authenticator, Refusal, same, server_key, sign_command
 from pipeline.runtime.control_auth import sign_reply as reply_signature
 from pipeline.runtime.control_policy import allowed_folders, source_allowed
+
+if TYPE_CHECKING:  # drawing needs OpenCV, which a client of the channel does not load
+    from pipeline.events.snapshots import FrameSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -45,26 +58,47 @@ AUDIT_STREAM = "vigil:control:audit"
 REPLY_TTL_S = 60
 COMMAND_MAXLEN = 1000
 AUDIT_MAXLEN = 10_000
-PENDING_MAX = 64  # add/remove commands accepted and not yet applied; more are refused as busy
+PENDING_MAX = 64  # changes (add, remove, zones_set) accepted and not yet applied; more are refused as busy
 START_WAIT_S = 6.0  # start() waits this long for Redis to name the stream's newest entry
 RETRY_INITIAL_S, RETRY_MAX_S = 0.2, 2.0
 MAX_SEQ = 2**64 - 1  # the largest sequence part of a stream entry id
 # How long a client waits for the result once a command was accepted: a new camera host may take
 # pipeline.runtime.hosts.HOST_START_TIMEOUT_S (300 s) to load its models; a removal up to its
-# HOST_TIMEOUT_S (60 s). Both with a margin.
-FINISH_TIMEOUT_S = {"add": 330.0, "remove": 90.0}
+# HOST_TIMEOUT_S (60 s), like a change of a camera's zones. Both with a margin.
+FINISH_TIMEOUT_S = {"add": 330.0, "remove": 90.0, "zones_set": 90.0}
+OPEN_OPS = frozenset({"list", "zones_get", "snapshot"})  # reads: they may come unsigned
+SNAPSHOT_TIMEOUT_S = 3.0  # a camera host that takes longer to draw and encode a frame is answered as an error
 
 
 class Command(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     request_id: str = Field(default_factory=lambda: uuid.uuid4().hex, pattern=r"^[0-9a-f]{32}$")
-    op: Literal["list", "add", "remove"]
+    op: Literal["list", "add", "remove", "zones_get", "zones_set", "snapshot"]
     sent_at: float = Field(
         default_factory=time.time, allow_inf_nan=False, description="Unix time the client sent it (seconds)"
     )
     camera: dict[str, Any] | None = Field(default=None, description="add: the camera's config")
-    camera_id: str | None = Field(default=None, description="remove: the camera's id")
+    camera_id: str | None = Field(default=None, description="remove, zones_get, zones_set, snapshot: the camera's id")
+    analytics: dict[str, Any] | None = Field(
+        default=None, description="zones_set: the camera's analytics section (null: none)"
+    )
+
+
+class Picture(BaseModel):
+    """A camera's latest processed frame, as the ``snapshot`` op answers it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    jpeg_b64: str = Field(description="The JPEG, base64: the frame as decoded, boxes, track ids, zones and lines drawn")
+    width: int = Field(description="Pixels: the frame's decoded size, which pixel geometry is in")
+    height: int
+    frame_id: int
+    captured_at: float = Field(description="Unix time the frame was captured (seconds)")
+
+    @property
+    def jpeg(self) -> bytes:
+        return base64.b64decode(self.jpeg_b64)
 
 
 class Reply(BaseModel):
@@ -75,8 +109,12 @@ class Reply(BaseModel):
         default="done", description="accepted: add/remove queued, the result follows on the same list"
     )
     error: str = ""
-    exit_code: int = Field(default=0, description="For the CLI: 2 invalid camera config, 1 other errors")
+    exit_code: int = Field(default=0, description="For the CLI: 2 invalid camera config or zones, 1 other errors")
     cameras: list[dict[str, Any]] = Field(default_factory=list)
+    analytics: dict[str, Any] | None = Field(
+        default=None, description="zones_get, zones_set: the camera's analytics section now (null: none)"
+    )
+    snapshot: Picture | None = Field(default=None, description="snapshot: the camera's latest processed frame")
 
 
 class Envelope(BaseModel):
@@ -94,6 +132,9 @@ class CameraControl(Protocol):
     def statuses(self, timeout_s: float = 2.0) -> list[CameraStatus]: ...
     def add_camera(self, cam: CameraConfig) -> None: ...
     def remove_camera(self, camera_id: str) -> CameraStatus: ...
+    def camera_analytics(self, camera_id: str) -> AnalyticsConfig | None: ...
+    def set_camera_analytics(self, camera_id: str, cfg: AnalyticsConfig | None) -> None: ...
+    def camera_snapshot(self, camera_id: str, timeout_s: float = SNAPSHOT_TIMEOUT_S) -> FrameSnapshot: ...
 
 
 def status_dict(status: CameraStatus) -> dict[str, Any]:
@@ -109,7 +150,7 @@ class _Accepted:
 
 
 class ControlServer:
-    """The driver's control threads: one reads and checks commands, one applies adds and removes.
+    """The driver's control threads: one reads and checks commands (and answers reads), one applies changes.
 
     ``settings`` (the config's ``control`` section) names the key, the allowed local folders and
     the camera cap; None takes the defaults. Raises ControlKeyError when the key cannot be read or
@@ -118,7 +159,7 @@ class ControlServer:
 
     def __init__(self, redis_url: str, target: CameraControl, settings: ControlConfig | None = None) -> None:
         settings = settings or ControlConfig()
-        self._auth = Authenticator(server_key(settings.key_file), settings.max_age_s)
+        self._auth = Authenticator(server_key(settings.key_file), settings.max_age_s, OPEN_OPS)
         self._folders = allowed_folders(settings.allow_local_sources)
         self._max_cameras = settings.max_cameras
         self._client = connect(redis_url)
@@ -173,7 +214,15 @@ class ControlServer:
                 return Reply(ok=True, cameras=[status_dict(s) for s in self._target.statuses()])
             if command.op == "add":
                 return self._add(validate_camera(command.camera or {}))
-            return Reply(ok=True, cameras=[status_dict(self._target.remove_camera(command.camera_id or ""))])
+            if command.op == "remove":
+                return Reply(ok=True, cameras=[status_dict(self._target.remove_camera(command.camera_id or ""))])
+            if command.op == "zones_get":
+                return Reply(ok=True, analytics=_section(self._target.camera_analytics(command.camera_id or "")))
+            if command.op == "zones_set":
+                cfg = None if command.analytics is None else validate_analytics(command.analytics)
+                self._target.set_camera_analytics(command.camera_id or "", cfg)
+                return Reply(ok=True, analytics=_section(cfg))
+            return Reply(ok=True, snapshot=_picture(self._target.camera_snapshot(command.camera_id or "")))
         except ConfigError as exc:
             return Reply(ok=False, error="; ".join(exc.problems), exit_code=2)
         except ValueError as exc:  # CameraError: duplicate or unknown camera
@@ -286,7 +335,7 @@ class ControlServer:
             self._refuse(command, refusal)
             return
         item = _Accepted(command, sig)
-        if command.op == "list":
+        if command.op in OPEN_OPS:
             self._finish(item, self.handle(command))
         elif self._pending.full():
             CONTROL_REFUSED.labels(Refusal.BUSY.value).inc()
@@ -331,6 +380,17 @@ class ControlServer:
         pipe.execute()
 
 
+def _section(cfg: AnalyticsConfig | None) -> dict[str, Any] | None:
+    return None if cfg is None else cfg.model_dump(mode="json")
+
+
+def _picture(snap: FrameSnapshot) -> Picture:
+    jpeg = base64.b64encode(snap.jpeg).decode("ascii")
+    return Picture(
+        jpeg_b64=jpeg, width=snap.width, height=snap.height, frame_id=snap.frame_id, captured_at=snap.captured_at
+    )
+
+
 def _last_line(exc: Exception) -> str:
     """An error as one redacted line: Ray wraps an actor's error in a report whose last line names it."""
     lines = str(exc).strip().splitlines()
@@ -339,7 +399,8 @@ def _last_line(exc: Exception) -> str:
 
 def audit_fields(command: Command, signed: bool, reply: Reply) -> dict[str, str]:
     """One audit record: what was asked, by a signed command or not, and how it ended. Camera URLs
-    are redacted; the key and signatures are never written."""
+    are redacted; the key and signatures are never written. A ``zones_set`` names the zones and lines
+    it set (``none``: it removed the camera's section)."""
     camera = command.camera or {}
     fields = {
         "at": utc_iso(time.time()),
@@ -351,7 +412,24 @@ def audit_fields(command: Command, signed: bool, reply: Reply) -> dict[str, str]
     }
     if command.op == "add":
         fields["url"] = redact(str(camera.get("url", "")))
+    elif command.op == "zones_set":
+        fields["analytics"] = _geometry_names(command.analytics)
     return fields
+
+
+def _geometry_names(section: dict[str, Any] | None) -> str:
+    """``zones door, bay; lines kerb; speed`` for a section as sent (``none``: no section), cut at 200 characters."""
+    if section is None:
+        return "none"
+    parts = []
+    for key in ("zones", "lines"):
+        items = section.get(key)
+        if isinstance(items, list) and items:
+            names = (str(item.get("name", "?")) if isinstance(item, dict) else "?" for item in items)
+            parts.append(f"{key} {', '.join(names)}")
+    if section.get("speed") is not None:
+        parts.append("speed")
+    return ("; ".join(parts) or "empty")[:200]
 
 
 # -- the client ------------------------------------------------------------------------------------
@@ -423,3 +501,61 @@ def _trusted(raw: bytes, key: bytes | None, sig: str | None, accepted: bool) -> 
         return reply  # a refusal of the key check (wrong key, stale), sent before anything ran
     log.debug("control: skipped a reply without a valid signature")
     return None
+
+
+class ControlError(RuntimeError):
+    """A command the running pipeline refused or could not apply; ``exit_code`` as the CLI exits
+    (2: invalid input, 1: anything else)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class ControlClient:
+    """The control channel from Python, as ``vigil cameras`` and ``vigil zones`` use it::
+
+        client = ControlClient("redis://127.0.0.1:6379/0", key=client_key(None))
+        client.set_zones("lobby", {"zones": [{"name": "door", "polygon": [[0.1, 0.5], [0.4, 0.5], [0.4, 1]]}]})
+        client.zones("lobby")              # AnalyticsConfig, or None
+        client.snapshot("lobby").jpeg      # the latest processed frame, drawn
+
+    Changes need ``key`` (``pipeline.runtime.control_auth.client_key``); reads work without it and
+    are signed where it is given. Raises ControlError for a command refused or not applied,
+    ConfigError for a section that is not valid (checked here first, as the pipeline checks it),
+    TimeoutError where no running Vigil answers on ``redis_url`` (NotFinished: accepted, no result in
+    time).
+    """
+
+    def __init__(self, redis_url: str, key: bytes | None = None, timeout_s: float = 5.0) -> None:
+        self.redis_url, self.key, self.timeout_s = redis_url, key, timeout_s
+
+    def cameras(self) -> list[dict[str, Any]]:
+        """Every camera's status, as ``vigil cameras list --json`` prints them."""
+        return self._ask(Command(op="list")).cameras
+
+    def zones(self, camera_id: str) -> AnalyticsConfig | None:
+        """The camera's analytics section as the pipeline runs it (None: none)."""
+        section = self._ask(Command(op="zones_get", camera_id=camera_id)).analytics
+        return None if section is None else AnalyticsConfig.model_validate(section)
+
+    def set_zones(self, camera_id: str, analytics: AnalyticsConfig | dict[str, Any] | None) -> None:
+        """Replace the camera's analytics section (None: remove it); the camera applies it before its
+        next frame, and a restarted camera host starts the camera with it."""
+        if isinstance(analytics, dict):
+            analytics = validate_analytics(analytics)
+        section = None if analytics is None else analytics.model_dump(mode="json")
+        self._ask(Command(op="zones_set", camera_id=camera_id, analytics=section))
+
+    def snapshot(self, camera_id: str) -> Picture:
+        """The camera's latest processed frame at its decoded size (``.jpeg``, ``.width``, ``.height``)."""
+        picture = self._ask(Command(op="snapshot", camera_id=camera_id)).snapshot
+        if picture is None:
+            raise ControlError(f"the pipeline sent no picture of camera {camera_id!r}")
+        return picture
+
+    def _ask(self, command: Command) -> Reply:
+        reply = send_command(self.redis_url, command, self.timeout_s, key=self.key)
+        if not reply.ok:
+            raise ControlError(reply.error, reply.exit_code or 1)
+        return reply

@@ -26,7 +26,8 @@ from typing import Any
 import ray
 from prometheus_client.metrics_core import Metric
 
-from pipeline.core.config import CameraConfig, RayConfig, VigilConfig, WorkerResources
+from pipeline.core.config import CameraConfig, ConfigError, RayConfig, VigilConfig, WorkerResources
+from pipeline.core.config.analytics import AnalyticsConfig
 from pipeline.core.messages import CameraState, CameraStatus, StatusEvent
 from pipeline.core.metrics import (
     PROCESS,
@@ -37,9 +38,10 @@ from pipeline.core.metrics import (
     set_process_role,
 )
 from pipeline.events.publisher import EventPublisher
+from pipeline.events.snapshots import FrameSnapshot
 from pipeline.runtime.camera import CameraSettings
 from pipeline.runtime.camera_metrics import set_stream_state
-from pipeline.runtime.control import ControlServer
+from pipeline.runtime.control import SNAPSHOT_TIMEOUT_S, ControlServer
 from pipeline.runtime.control_auth import ControlKeyError
 from pipeline.runtime.hosts import HostPool, hosts_needed
 from pipeline.runtime.leftovers import mark_local_session, stop_leftovers
@@ -405,6 +407,29 @@ class Pipeline:
         if self.hosts is None:
             raise PipelineError("the pipeline is not running")
         return self.hosts.remove(camera_id)
+
+    def camera_analytics(self, camera_id: str) -> AnalyticsConfig | None:
+        """A camera's zones and lines (``cameras[].analytics``) as it runs them (CameraError: unknown id)."""
+        if self.hosts is None:
+            raise PipelineError("the pipeline is not running")
+        return self.hosts.analytics(camera_id)
+
+    def set_camera_analytics(self, camera_id: str, cfg: AnalyticsConfig | None) -> None:
+        """Replace a camera's zones and lines (None: none), applied before its next frame and kept where
+        its camera host is restarted (CameraError: unknown id; ConfigError: pixel geometry outside the
+        camera's frames, and nothing changed)."""
+        if self.hosts is None:
+            raise PipelineError("the pipeline is not running")
+        problem = self.hosts.set_analytics(camera_id, cfg)
+        if problem is not None:
+            raise ConfigError("analytics", [problem])
+
+    def camera_snapshot(self, camera_id: str, timeout_s: float = SNAPSHOT_TIMEOUT_S) -> FrameSnapshot:
+        """A camera's last processed frame at its decoded size, boxes, track ids, zones and lines drawn
+        (CameraError: unknown id, or no frame processed yet)."""
+        if self.hosts is None:
+            raise PipelineError("the pipeline is not running")
+        return self.hosts.snapshot(camera_id, timeout_s)
 
     def run(self, duration_s: float | None, stop: threading.Event, on_tick: Any = None) -> None:
         """Block until ``stop`` is set, ``duration_s`` passes, or every camera is done."""

@@ -8,7 +8,7 @@ the Ray nodes. Hosts stay up when they empty, so adding and removing cameras nev
 
 Supervision: the pool pings every host each second. A host whose process died (OOM killer, a
 decoder crash, its node gone) is replaced by a new one in the same group, which restarts the
-cameras the pool had placed on it, as they are now (runtime adds included), under their epochs: a
+cameras the pool had placed on it, as they are now (runtime adds and zones included), under their epochs: a
 file goes on where its outbox says it got, a live source at its newest frame, and the incidents
 the dead host left open end with ``end_reason: host restarted``. Each camera of the dead host is
 reported lost at once (``on_lost``) and restored once it runs again (``on_restored``); a camera that
@@ -29,9 +29,11 @@ from typing import Any
 import ray
 
 from pipeline.core.config import CameraConfig
+from pipeline.core.config.analytics import AnalyticsConfig
 from pipeline.core.messages import CameraState, CameraStatus
 from pipeline.core.metrics import WORKER_RESTARTS
 from pipeline.core.redact import redact
+from pipeline.events.snapshots import FrameSnapshot
 from pipeline.runtime.camera import CameraSettings
 from pipeline.runtime.camera_host import CameraHost
 from pipeline.runtime.placement import HostPlan
@@ -135,6 +137,7 @@ class HostPool:
                 if self._where.get(cam.id) is placed:
                     del self._where[cam.id]
             raise
+        self._catch_up(host, placed, cam)
 
     def remove(self, camera_id: str) -> CameraStatus:
         """Stop a camera; returns its final status. Raises CameraError for an unknown id. The id
@@ -155,6 +158,67 @@ class HostPool:
         if status is None:
             raise CameraError(f"no camera {camera_id!r}")
         return status
+
+    def analytics(self, camera_id: str) -> AnalyticsConfig | None:
+        """The camera's zones and lines as the pool records them: what its host runs, and what a
+        restarted host starts it with. CameraError: no such camera running."""
+        with self._lock:
+            return self._running(camera_id).cam.analytics
+
+    def set_analytics(self, camera_id: str, cfg: AnalyticsConfig | None) -> str | None:
+        """Replace a camera's zones and lines (None: none) in the pool's record of the camera and on its
+        host, which applies them before the camera's next frame. Returns None once done; where pixel
+        geometry does not fit the camera's frames, the first point outside them, and nothing changes.
+        CameraError: no such camera running. A host that died meanwhile, or one still starting the
+        camera, starts it from the record, the change included."""
+        with self._lock:
+            placed = self._running(camera_id)
+            before, host = placed.cam, placed.host
+            placed.cam = after = before.model_copy(update={"analytics": cfg})
+        try:
+            problem: str | None = ray.get(host.actor.set_analytics.remote(camera_id, cfg), timeout=HOST_TIMEOUT_S)
+        except ray.exceptions.RayActorError:
+            return None  # the supervisor restarts the camera from the record
+        except KeyError:  # not on its host: being started there (which catches up with the record), or removed
+            with self._lock:
+                if self._where.get(camera_id) is placed:
+                    return None
+            raise CameraError(f"no camera {camera_id!r}") from None
+        if problem is not None:
+            with self._lock:
+                if placed.cam is after:
+                    placed.cam = before
+        return problem
+
+    def snapshot(self, camera_id: str, timeout_s: float) -> FrameSnapshot:
+        """The camera's last processed frame, drawn by its host. CameraError: no such camera running,
+        or no frame of it processed yet."""
+        with self._lock:
+            placed = self._running(camera_id)
+        snap: FrameSnapshot | None = ray.get(placed.host.actor.snapshot.remote(camera_id), timeout=timeout_s)
+        if snap is None:
+            raise CameraError(f"camera {camera_id!r} has no processed frame yet")
+        return snap
+
+    def _running(self, camera_id: str) -> _Placed:
+        """Where a camera runs (call with the lock held). CameraError: unknown, or lost for good with its host."""
+        placed = self._where.get(camera_id)
+        if placed is not None:
+            return placed
+        failed = self._failed.get(camera_id)
+        if failed is not None:
+            raise CameraError(f"camera {camera_id!r} is not running ({failed.reason}); remove it and add it again")
+        raise CameraError(f"no camera {camera_id!r}")
+
+    def _catch_up(self, host: _Host, placed: _Placed, sent: CameraConfig) -> None:
+        """Apply the zones set while ``host`` was starting the camera from ``sent``, an older record."""
+        cam = placed.cam
+        if cam is sent:
+            return
+        try:
+            ray.get(host.actor.set_analytics.remote(cam.id, cam.analytics), timeout=HOST_TIMEOUT_S)
+        except (ray.exceptions.RayError, TimeoutError) as exc:  # the supervisor deals with a dead host
+            log.warning("camera %s: its zones could not be applied once it started: %s", cam.id, _short(exc))
 
     def statuses(self, timeout_s: float) -> list[CameraStatus]:
         """Every camera's status; a camera whose host died shows as reconnecting while a new host
@@ -248,8 +312,9 @@ class HostPool:
                 p.host = host
         t0 = time.monotonic()
         for p in cams:
+            sent = p.cam
             try:
-                ray.get(host.actor.add.remote(p.cam, p.epoch), timeout=HOST_START_TIMEOUT_S)
+                ray.get(host.actor.add.remote(sent, p.epoch), timeout=HOST_START_TIMEOUT_S)
             except (ray.exceptions.RayError, TimeoutError, ValueError) as add_exc:
                 why = f"could not restart after its camera host died: {_short(add_exc)}"
                 log.warning("camera %s: %s", p.cam.id, why)
@@ -259,6 +324,7 @@ class HostPool:
             finally:
                 with self._lock:
                     self._restarting.pop(p.cam.id, None)
+            self._catch_up(host, p, sent)
             sup.on_restored(p.cam)
         if cams:
             log.info("camera host %d restarted its cameras in %.1f s", dead.slot, time.monotonic() - t0)

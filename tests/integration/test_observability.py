@@ -65,18 +65,29 @@ def firing(prom: Prometheus, alertname: str, **labels: str) -> bool:
     )
 
 
+PACK_DETECTOR = Path(__file__).resolve().parents[2] / "models" / "demo" / "detector.pt"
+# A line down the middle of the street video and a zone on its right half.
+ANALYTICS = {
+    "zones": [{"name": "east", "polygon": [[0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]], "min_frames": 2}],
+    "lines": [{"name": "middle", "points": [[0.5, 0.0], [0.5, 1.0]]}],
+}
+
+
 @pytest.fixture(scope="module")
 def observed(ray_session: None, tmp_path_factory: pytest.TempPathFactory, street_mp4: Path) -> Iterator[dict[str, Any]]:
     require_prometheus()
     tmp = tmp_path_factory.mktemp("observability")
     cfg = chatty_config(
         [
-            {"id": "lobby", "url": str(street_mp4), "fps": 5, "loop": True},
+            {"id": "lobby", "url": str(street_mp4), "fps": 5, "loop": True, "analytics": ANALYTICS},
             {"id": "gone", "url": str(tmp / "missing.mp4")},
         ],
         tmp / "spool",
         update_interval_s=0.5,
     )
+    # The pack's detector finds the street's people and cars, so lines and zones count something.
+    detector = cfg.models.detector.model_copy(update={"weights": str(PACK_DETECTOR), "imgsz": 384})
+    cfg = cfg.model_copy(update={"models": cfg.models.model_copy(update={"detector": detector})})
     # Shared model workers: the run exports every worker kind's series the dashboards chart.
     cfg = cfg.model_copy(update={"ray": cfg.ray.model_copy(update={"placement": "workers"})})
     with EmbeddedRedis() as redis_server:
@@ -206,6 +217,12 @@ RUN_SAMPLES: dict[str, list[Want]] = {
     "vigil_disk_write_errors_total": [
         Want("vigil_disk_write_errors_total", {"what": w}, ">= 0") for w in ("spool", "snapshots")
     ],
+    # The lobby camera's line and zone (ANALYTICS) on the pack's detector: people and cars cross and stay.
+    "vigil_line_crossings_total": [Want("vigil_line_crossings_total", {"camera": "lobby", "line": "middle"}, "> 0")],
+    "vigil_zone_entries_total": [Want("vigil_zone_entries_total", {"camera": "lobby", "zone": "east"}, "> 0")],
+    "vigil_zone_objects": [Want("vigil_zone_objects", {"camera": "lobby", "zone": "east"}, ">= 0")],
+    "vigil_zone_dwell_seconds": [Want("vigil_zone_dwell_seconds_count", {"camera": "lobby", "zone": "east"}, "> 0")],
+    "vigil_object_speed": [Want("vigil_object_speed_count", {"camera": "lobby", "unit": "px/s"}, "> 0")],
     "vigil_process_cpu_seconds_total": [
         Want("vigil_process_cpu_seconds_total", {"actor": a}, "> 0")
         for a in ("driver", "camera", "detector", "classifier")
@@ -338,6 +355,9 @@ OVERVIEW: dict[str, list[Expect]] = {
     "CPU by actor type": [every(*(positive(actor=a) for a in ("driver", "camera", "detector", "classifier")))],
     "Memory by actor type": [every(*(positive(actor=a) for a in ("driver", "camera", "detector", "classifier")))],
     "Model load time": [every(*(positive(model=m) for m in ("detector", "classifier", "temporal_lstm")))],
+    "Line crossings per hour": [present(camera="lobby", line="middle")],
+    "Objects in zones": [present(camera="lobby", zone="east")],
+    "Mean dwell in zones": [positive(camera="lobby", zone="east")],
     "GPU utilisation": [positive()],
     "GPU memory": [positive()],
 }
@@ -351,6 +371,9 @@ CAMERA: dict[str, list[Expect]] = {
     "Reconnects (range)": [equal(0)],
     "Events waiting in the spool": [equal(0)],
     "Decode queue depth": [Expect("a depth >= 0", lambda r: len(r) == 1 and r[0][1] >= 0)],
+    "Line crossings (range)": [present(line="middle")],
+    "Objects in zones by class": [present(zone="east")],
+    "Mean speed at lines": [positive(unit="px/s")],
 }
 EXPECTED = {"vigil-overview": OVERVIEW, "vigil-camera": CAMERA}
 

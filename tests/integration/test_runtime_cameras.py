@@ -18,13 +18,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import psutil
 import pytest
 import ray
 import redis
+import yaml
 
 from pipeline.core.config import CameraConfig, ControlConfig, MotionConfig
+from pipeline.core.config.analytics import AnalyticsConfig
+from pipeline.core.config.loader import load_analytics
 from pipeline.core.messages import CameraState, Event, StatusEvent
 from pipeline.events.publisher import STATUS_STREAM, camera_stream
 from pipeline.ml.synth.dataset import write_mp4
@@ -35,6 +39,7 @@ from pipeline.runtime.control import (
     CONTROL_STREAM,
     REPLY_PREFIX,
     Command,
+    ControlClient,
     ControlServer,
     Envelope,
     NotFinished,
@@ -573,3 +578,72 @@ def test_motion_gating_skips_still_frames_and_keeps_windows_going(running: Runni
         assert skipped is not None and skipped >= 1
     finally:
         pipeline.remove_camera("still")
+
+
+def test_cli_zones_and_snapshot(running: Running, tmp_path: Path) -> None:
+    """`vigil zones set` changes a running camera's zones without a restart (the camera applies them
+    within a second; 5 s is the margin for a loaded machine) and `vigil zones list` reads them back,
+    as the Python client does; invalid zones exit 2 and change nothing; `vigil cameras snapshot`
+    writes the latest frame at its decoded size. Reads need no key, changes do."""
+
+    def vigil(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> Any:
+        return subprocess.run(
+            [*VIGIL, *args, "--redis-url", running.url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            input=stdin,
+            env=env,
+        )
+
+    def summary() -> str | None:
+        return next(s.analytics for s in running.pipeline.statuses() if s.camera_id == "base")
+
+    pid = process_stats(the_host(running.pipeline)).pid
+    zones = tmp_path / "zones.yaml"
+    zones.write_text(
+        "zones:\n  - {name: street, polygon: [[0, 0.4], [1, 0.4], [1, 1], [0, 1]]}\n"
+        "lines:\n  - {name: middle, points: [[0.5, 0], [0.5, 1]]}\n"
+    )
+    keyless = {k: v for k, v in os.environ.items() if k != "VIGIL_CONTROL_KEY"} | {"XDG_CONFIG_HOME": str(tmp_path)}
+    try:
+        done = vigil("zones", "set", "base", str(zones))
+        assert done.returncode == 0, done.stderr
+        assert "base: 1 zone (street), 1 line (middle)" in done.stdout
+        wait_for(lambda: summary() is not None, 5, "the zones applied")
+        listed = vigil("zones", "list", "base", env=keyless)
+        assert listed.returncode == 0, listed.stderr
+        expected = load_analytics(zones)
+        assert AnalyticsConfig.model_validate(yaml.safe_load(listed.stdout)) == expected
+        assert ControlClient(running.url).zones("base") == expected
+
+        invalid = vigil("zones", "set", "base", "-", stdin="zones: [{name: street, polygon: [[0, 0], [1, 0]]}]\n")
+        outside = vigil(
+            "zones",
+            "set",
+            "base",
+            "-",
+            stdin="coordinates: pixels\nzones: [{name: z, polygon: [[0, 0], [900, 0], [0, 300]]}]\n",
+        )
+        no_key = vigil("zones", "remove", "base", env=keyless)
+        assert invalid.returncode == 2 and "<stdin>: analytics.zones[0].polygon (line 1):" in invalid.stderr
+        assert outside.returncode == 2 and "point [900, 0] is outside the 640x360 frame" in outside.stderr
+        assert no_key.returncode == 1 and "no control key" in no_key.stderr
+        for result in (invalid, outside, no_key):
+            assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert running.pipeline.camera_analytics("base") == expected, "refused changes change nothing"
+
+        frame = tmp_path / "frame.jpg"
+        shot = vigil("cameras", "snapshot", "base", "-o", str(frame), env=keyless)
+        assert shot.returncode == 0, shot.stderr
+        image = cv2.imread(str(frame))
+        assert image is not None and image.shape[:2] == (360, 640)
+        assert f"{frame}: 640x360 pixels" in shot.stdout and "x / 640 and y / 360" in shot.stdout
+
+        removed = vigil("zones", "remove", "base")
+        assert removed.returncode == 0, removed.stderr
+        assert ControlClient(running.url).zones("base") is None
+        wait_for(lambda: summary() is None, 5, "the zones removed")
+    finally:
+        running.pipeline.set_camera_analytics("base", None)
+    assert process_stats(the_host(running.pipeline)).pid == pid, "nothing restarted"

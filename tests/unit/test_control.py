@@ -6,14 +6,28 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
 from pipeline.core.config import CameraConfig, ControlConfig
+from pipeline.core.config.analytics import AnalyticsConfig
 from pipeline.core.messages import CameraState, CameraStatus
 from pipeline.core.metrics import VIGIL_REGISTRY
-from pipeline.runtime.control import Command, ControlServer
+from pipeline.events.snapshots import FrameSnapshot
+from pipeline.runtime import hosts
+from pipeline.runtime.control import (
+    AUDIT_STREAM,
+    REPLY_PREFIX,
+    Command,
+    ControlServer,
+    Envelope,
+    Reply,
+    audit_fields,
+)
 from pipeline.runtime.control_auth import (
     Authenticator,
     ControlKeyError,
@@ -25,6 +39,7 @@ from pipeline.runtime.control_auth import (
     sign_reply,
 )
 from pipeline.runtime.control_policy import allowed_folders, source_allowed
+from pipeline.runtime.hosts import CameraError, HostPool
 
 KEY = b"k" * 64
 OTHER = b"o" * 64
@@ -276,3 +291,280 @@ def test_a_local_source_outside_the_allowed_folders_is_refused_and_counted(allow
     assert refused(Refusal.SOURCE_NOT_ALLOWED) == before + 2
     assert control.handle(add("inside", str(allowed / "lobby.mp4"))).ok
     assert target.ids == ["inside"]
+
+
+# --- zones and snapshots --------------------------------------------------------------------------
+
+ZONES = {
+    "zones": [{"name": "door", "polygon": [[0.1, 0.5], [0.4, 0.5], [0.4, 1.0]]}],
+    "lines": [{"name": "kerb", "points": [[0.0, 0.8], [1.0, 0.8]]}],
+}
+
+
+class Zoned(FakePipeline):
+    """Cameras with an analytics section each (None: none) and a frame to show."""
+
+    def __init__(self, ids: list[str]) -> None:
+        super().__init__(ids)
+        self.analytics: dict[str, AnalyticsConfig | None] = dict.fromkeys(ids)
+
+    def camera_analytics(self, camera_id: str) -> AnalyticsConfig | None:
+        if camera_id not in self.analytics:
+            raise CameraError(f"no camera {camera_id!r}")
+        return self.analytics[camera_id]
+
+    def set_camera_analytics(self, camera_id: str, cfg: AnalyticsConfig | None) -> None:
+        self.camera_analytics(camera_id)
+        self.analytics[camera_id] = cfg
+
+    def camera_snapshot(self, camera_id: str, timeout_s: float = 3.0) -> FrameSnapshot:
+        self.camera_analytics(camera_id)
+        return FrameSnapshot(b"\xff\xd8jpeg", 640, 360, 7, NOW)
+
+
+class FakeRedis:
+    """What the control server writes: reply lists and audit records."""
+
+    def __init__(self) -> None:
+        self.replies: dict[str, list[Reply]] = {}
+        self.audit: list[dict[str, str]] = []
+
+    def pipeline(self) -> FakeRedis:
+        return self
+
+    def rpush(self, key: str, raw: str) -> None:
+        envelope = Envelope.model_validate_json(raw)
+        self.replies.setdefault(key.removeprefix(REPLY_PREFIX), []).append(Reply.model_validate_json(envelope.reply))
+
+    def expire(self, key: str, ttl: int) -> None:
+        pass
+
+    def execute(self) -> None:
+        pass
+
+    def xadd(self, stream: str, fields: dict[str, str], maxlen: int) -> None:
+        assert stream == AUDIT_STREAM
+        self.audit.append(fields)
+
+
+def deliver(control: ControlServer, command: Command, key: bytes | None) -> list[Reply]:
+    """``command`` read from the stream, signed with ``key`` (None: unsigned), and applied where it was
+    queued, as the server's two threads would; every answer it got."""
+    fake = FakeRedis()
+    control._client = fake  # type: ignore[assignment]
+    raw = command.model_dump_json().encode()
+    fields = {b"command": raw} if key is None else {b"command": raw, b"sig": sign_command(key, raw).encode()}
+    control._dispatch(fields)
+    while not control._pending.empty():
+        item = control._pending.get_nowait()
+        assert item is not None
+        control._finish(item, control.handle(item.command))
+    return fake.replies.get(command.request_id, [])
+
+
+@pytest.fixture()
+def control_key(monkeypatch: pytest.MonkeyPatch) -> bytes:
+    monkeypatch.setenv("VIGIL_CONTROL_KEY", KEY.decode())
+    return KEY
+
+
+def test_zones_set_needs_the_key_and_zone_reads_do_not(control_key: bytes) -> None:
+    target = Zoned(["cam"])
+    control = server(target)
+    before = refused(Refusal.UNSIGNED)
+    [answer] = deliver(control, Command(op="zones_set", camera_id="cam", analytics=ZONES), None)
+    assert (answer.ok, answer.exit_code) == (False, 1) and "zones_set need the control key" in answer.error
+    assert refused(Refusal.UNSIGNED) == before + 1
+    assert target.analytics["cam"] is None, "an unsigned zones_set changes nothing"
+    assert deliver(control, Command(op="zones_set", camera_id="cam", analytics=ZONES), OTHER)[0].error == (
+        "refused: the command's signature does not match the pipeline's control key"
+    )
+    accepted, done = deliver(control, Command(op="zones_set", camera_id="cam", analytics=ZONES), control_key)
+    assert (accepted.phase, done.phase, done.ok) == ("accepted", "done", True)
+    assert target.analytics["cam"] == AnalyticsConfig.model_validate(ZONES)
+    for op in ("zones_get", "snapshot"):  # reads: answered at once, signed or not
+        [read] = deliver(control, Command(op=op, camera_id="cam"), None)  # type: ignore[arg-type]
+        assert read.ok and read.phase == "done", read.error
+    [signed_read] = deliver(control, Command(op="zones_get", camera_id="cam"), control_key)
+    assert signed_read.analytics == AnalyticsConfig.model_validate(ZONES).model_dump(mode="json")
+
+
+@pytest.mark.parametrize(
+    ("analytics", "error"),
+    [
+        ({"zones": [{"name": "door", "polygon": [[0, 0], [1, 0]]}]}, "analytics.zones[0].polygon: List should"),
+        ({"zones": [{"name": "door", "polygn": [[0, 0], [1, 0], [1, 1]]}]}, "did you mean 'polygon'?"),
+        ({"lines": [{"name": "kerb", "points": [[0, 0.5], [1.5, 0.5]]}]}, "analytics: lines.kerb.points: normalized"),
+        ({"speed": {"limit": 30, "unit": "km/h"}}, "analytics: speed.unit km/h: needs a calibration"),
+        ({"zone": []}, "analytics.zone: unknown key; did you mean 'zones'?"),
+    ],
+)
+def test_zones_set_is_validated_like_the_config(analytics: dict[str, object], error: str) -> None:
+    target = Zoned(["cam"])
+    reply = server(target).handle(Command(op="zones_set", camera_id="cam", analytics=analytics))
+    assert (reply.ok, reply.exit_code) == (False, 2)
+    assert error in reply.error and "\n" not in reply.error
+    assert target.analytics["cam"] is None
+
+
+def test_zone_commands_name_an_unknown_camera() -> None:
+    control = server(Zoned(["cam"]))
+    for command in (
+        Command(op="zones_get", camera_id="nope"),
+        Command(op="zones_set", camera_id="nope", analytics=ZONES),
+        Command(op="snapshot", camera_id="nope"),
+    ):
+        reply = control.handle(command)
+        assert (reply.ok, reply.exit_code, reply.error) == (False, 1, "no camera 'nope'")
+
+
+def test_zones_set_null_removes_the_section_and_zones_get_answers_it() -> None:
+    target = Zoned(["cam"])
+    control = server(target)
+    set_reply = control.handle(Command(op="zones_set", camera_id="cam", analytics=ZONES))
+    assert set_reply.ok and set_reply.analytics is not None
+    got = control.handle(Command(op="zones_get", camera_id="cam")).analytics
+    assert got is not None and AnalyticsConfig.model_validate(got) == AnalyticsConfig.model_validate(ZONES)
+    assert control.handle(Command(op="zones_set", camera_id="cam")).ok
+    assert target.analytics["cam"] is None
+    assert control.handle(Command(op="zones_get", camera_id="cam")).analytics is None
+
+
+def test_a_snapshot_comes_back_as_its_jpeg_and_frame_size() -> None:
+    reply = server(Zoned(["cam"])).handle(Command(op="snapshot", camera_id="cam"))
+    assert reply.ok and reply.snapshot is not None
+    assert (reply.snapshot.jpeg, reply.snapshot.width, reply.snapshot.height) == (b"\xff\xd8jpeg", 640, 360)
+    assert Reply.model_validate_json(reply.model_dump_json()) == reply
+
+
+def test_zones_set_is_audited_with_the_zones_it_set(control_key: bytes) -> None:
+    control = server(Zoned(["cam"]))
+    fake = FakeRedis()
+    command = Command(op="zones_set", camera_id="cam", analytics=ZONES)
+    control._client = fake  # type: ignore[assignment]
+    raw = command.model_dump_json().encode()
+    control._dispatch({b"command": raw, b"sig": sign_command(control_key, raw).encode()})
+    item = control._pending.get_nowait()
+    assert item is not None
+    control._finish(item, control.handle(item.command))
+    removal = audit_fields(Command(op="zones_set", camera_id="cam"), True, Reply(ok=True))
+    [record] = fake.audit
+    assert {k: record[k] for k in ("op", "camera", "signed", "outcome", "analytics")} == {
+        "op": "zones_set",
+        "camera": "cam",
+        "signed": "yes",
+        "outcome": "ok",
+        "analytics": "zones door; lines kerb",
+    }
+    assert removal["analytics"] == "none"
+
+
+# --- the driver's record of a camera's zones -------------------------------------------------------
+
+
+class FakeHost:
+    """A camera host: cameras by id; ``during_add`` runs while an add is under way (before the camera is there)."""
+
+    def __init__(self, frame_wh: tuple[int, int] | None = None) -> None:
+        self.cameras: dict[str, CameraConfig] = {}
+        self.applied: dict[str, AnalyticsConfig | None] = {}
+        self.frame_wh = frame_wh
+        self.during_add: Callable[[], None] | None = None
+        self.add = Remote(self._add)
+        self.set_analytics = Remote(self._set_analytics)
+
+    def _add(self, cam: CameraConfig, epoch: str) -> None:
+        if self.during_add is not None:
+            self.during_add()
+        self.cameras[cam.id] = cam
+        self.applied[cam.id] = cam.analytics
+
+    def _set_analytics(self, camera_id: str, cfg: AnalyticsConfig | None) -> str | None:
+        if camera_id not in self.cameras:
+            raise KeyError(camera_id)
+        if cfg is not None and self.frame_wh is not None and (problem := cfg.outside_frame(*self.frame_wh)):
+            return problem
+        self.applied[camera_id] = cfg
+        return None
+
+
+class Remote:
+    """``actor.method.remote(...)``: the call, run when ``ray.get`` (patched) takes it."""
+
+    def __init__(self, method: Callable[..., Any]) -> None:
+        self.method = method
+
+    def remote(self, *args: Any) -> Callable[[], Any]:
+        return lambda: self.method(*args)
+
+
+@pytest.fixture()
+def pool(monkeypatch: pytest.MonkeyPatch) -> HostPool:
+    """A pool without Ray: hosts are FakeHosts, calls run when ray.get takes them."""
+    monkeypatch.setattr(hosts.ray, "get", lambda call, timeout=None: call())
+    made = HostPool(cast(Any, None), cast(Any, None), cameras_per_host=16)
+
+    def new_host(group: frozenset[tuple[str, object]], slot: int) -> Any:
+        host = hosts._Host(group, FakeHost(), slot)
+        made._hosts.append(host)
+        return host
+
+    monkeypatch.setattr(made, "_new_host", new_host)
+    monkeypatch.setattr(made, "_settings", SimpleNamespace(run_id="run"))
+    return made
+
+
+def lost_host(pool: HostPool) -> None:
+    """The supervisor's work once the camera's host died: a host in its place, the cameras started on it."""
+    [dead] = pool._hosts
+    pool._replace(dead, RuntimeError("died"), hosts._Supervision(lambda cam, why: None, lambda cam: None))
+
+
+def test_zones_set_at_run_time_are_kept_when_the_camera_host_restarts(pool: HostPool) -> None:
+    pool.add(CameraConfig(id="cam", url="rtsp://h/s"))
+    cfg = AnalyticsConfig.model_validate(ZONES)
+    assert pool.set_analytics("cam", cfg) is None
+    [first] = pool.actors()
+    assert first.applied["cam"] == cfg, "applied on the running host"
+    assert pool.analytics("cam") == cfg
+    lost_host(pool)
+    [second] = pool.actors()
+    assert second is not first
+    assert second.cameras["cam"].analytics == cfg, "the restarted host starts the camera with its zones"
+    assert pool.set_analytics("cam", None) is None
+    lost_host(pool)
+    assert pool.actors()[0].cameras["cam"].analytics is None, "and without them once removed"
+
+
+def test_zones_set_while_a_host_restarts_the_camera_reach_it(pool: HostPool) -> None:
+    pool.add(CameraConfig(id="cam", url="rtsp://h/s"))
+    cfg = AnalyticsConfig.model_validate(ZONES)
+    [dead] = pool._hosts
+    replacing: list[Any] = []
+
+    def new_host(group: frozenset[tuple[str, object]], slot: int) -> Any:
+        actor = FakeHost()
+        actor.during_add = lambda: replacing.append(pool.set_analytics("cam", cfg))  # not on the replacement yet
+        host = hosts._Host(group, actor, slot)
+        pool._hosts.append(host)
+        return host
+
+    pool._new_host = new_host  # type: ignore[method-assign]
+    pool._replace(dead, RuntimeError("died"), hosts._Supervision(lambda cam, why: None, lambda cam: None))
+    assert replacing == [None]
+    [host] = pool.actors()
+    assert host.applied["cam"] == cfg and pool.analytics("cam") == cfg
+
+
+def test_pixel_zones_outside_the_frame_change_nothing(pool: HostPool) -> None:
+    pool.add(CameraConfig(id="cam", url="rtsp://h/s"))
+    [host] = pool.actors()
+    host.frame_wh = (640, 360)
+    pixels = AnalyticsConfig.model_validate(
+        {"coordinates": "pixels", "zones": [{"name": "z", "polygon": [[0, 0], [700, 0], [0, 300]]}]}
+    )
+    problem = pool.set_analytics("cam", pixels)
+    assert problem == "analytics.zones.z.polygon: point [700, 0] is outside the 640x360 frame"
+    assert pool.analytics("cam") is None and host.applied["cam"] is None
+    with pytest.raises(CameraError, match="no camera 'other'"):
+        pool.set_analytics("other", None)

@@ -11,9 +11,9 @@ import numpy.typing as npt
 import pytest
 
 from pipeline.core.config import EventsConfig, SnapshotConfig
-from pipeline.core.messages import Detections, Event
+from pipeline.core.messages import Detections, Event, FramePacket
 from pipeline.events.rules import EventEngine
-from pipeline.events.snapshots import attach_snapshots, render_snapshot
+from pipeline.events.snapshots import attach_snapshots, frame_snapshot, render_snapshot
 
 W, H = 1000, 600  # the decoded frame; 640 wide at the default max_width, 384 high
 OWN = (7, (100.0, 120.0, 400.0, 420.0))  # the event's track and its box
@@ -137,3 +137,14 @@ def test_store_off_gives_no_snapshot() -> None:
 def test_store_dir_needs_a_dir() -> None:
     with pytest.raises(ValueError, match="dir is required"):
         SnapshotConfig(store="dir")
+
+
+def test_a_camera_snapshot_keeps_the_decoded_size() -> None:
+    """`vigil cameras snapshot`: the frame is never scaled down (max_width does not apply), so a pixel
+    of the picture is a pixel of the decoded frame, as pixel geometry is."""
+    packet = FramePacket("lobby", 42, 1000.0, frame())
+    snap = frame_snapshot(packet, tracked(), SnapshotConfig(max_width=640))
+    assert (snap.width, snap.height, snap.frame_id, snap.captured_at) == (W, H, 42, 1000.0)
+    img = decode(snap.jpeg)
+    assert img.shape[:2] == (H, W)
+    assert all(edge.size and not red(edge).any() for edge in edge_pixels(img, OWN[1], 1.0)), "no track highlighted"

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from pipeline.core.config.analytics import AnalyticsConfig
 from pipeline.core.config.base import ID_PATTERN, Strict
 from pipeline.core.config.cameras import CameraConfig, SourceKind
 from pipeline.core.config.control import ControlConfig
@@ -157,6 +158,48 @@ def validate_camera(data: dict[str, Any], source: str = "camera") -> CameraConfi
         return absolute_paths_camera(CameraConfig.model_validate(data))
     except ValidationError as exc:
         raise ConfigError(source, [_describe(err, {}, CameraConfig) for err in exc.errors()]) from None
+
+
+def validate_analytics(data: Any, source: str = "analytics", lines: dict[str, int] | None = None) -> AnalyticsConfig:
+    """Validate one camera's ``analytics`` section (runtime ``zones set``) as the config would;
+    ConfigError names the bad keys as ``analytics.<key path>``, with their lines where ``lines``
+    (the section's own line index, ``read_yaml``) is given."""
+    try:
+        return AnalyticsConfig.model_validate(data)
+    except ValidationError as exc:
+        index = {f"analytics.{key}": line for key, line in (lines or {}).items()}
+        errors = exc.errors()
+    problems = [_describe({**err, "loc": ("analytics", *err["loc"])}, index, CameraConfig) for err in errors]
+    if isinstance(data, dict) and "analytics" in data:
+        problems.append("the section's own keys (zones, lines, ...) go at the top, without an `analytics:` key")
+    raise ConfigError(source, problems)
+
+
+def load_analytics(path: Path, source: str | None = None) -> AnalyticsConfig:
+    """Read a YAML file holding exactly one camera's ``analytics`` section (``${VAR}``s substituted)
+    and validate it like the config; ConfigError names ``source`` (default: the path)."""
+    source = source or str(path)
+    try:
+        raw, lines = read_yaml(path)
+    except FileNotFoundError:
+        raise ConfigError(source, ["file not found"]) from None
+    except IsADirectoryError:
+        raise ConfigError(source, ["not a file"]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(source, [f"invalid YAML{where}: {getattr(exc, 'problem', exc)}"]) from None
+    except UnsafeYaml as exc:
+        raise ConfigError(source, [str(exc)]) from None
+    except OSError as exc:
+        raise ConfigError(source, [f"cannot read it: {exc.strerror or exc}"]) from None
+    if raw is None:
+        raise ConfigError(source, ["empty: it must hold the analytics section (zones, lines, speed, calibration)"])
+    problems: list[str] = []
+    data = _substitute_env(raw, "analytics", problems)
+    if problems:
+        raise ConfigError(source, problems)
+    return validate_analytics(data, source, lines)
 
 
 def _describe(err: Any, lines: dict[str, int], root: type[BaseModel]) -> str:
