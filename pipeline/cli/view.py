@@ -40,6 +40,9 @@ _STATE_STYLE = {
 }
 
 
+FREQUENT_KINDS = frozenset({"object", "zone", "line"})  # the event panel lets these go first
+
+
 def format_event(data: dict[str, object]) -> str:
     """One human line for an event document."""
     ts = str(data.get("ts", ""))[11:23]
@@ -71,8 +74,8 @@ def format_event(data: dict[str, object]) -> str:
 class EventLines:
     """The event panel's lines: one per incident, its newest phase shown and its updates counted
     (a parked car's updates every few seconds take one line, not the panel). When the panel is full
-    the incident seen least recently goes, object incidents before clip and rule incidents, so the
-    rarer clip events stay visible."""
+    the incident seen least recently goes, object incidents, zone stays and line crossings before
+    the others, so the rarer clip, dwell and speed events stay visible."""
 
     def __init__(self, size: int = 8) -> None:
         self.size = size
@@ -85,7 +88,7 @@ class EventLines:
             _, updates, _ = self._incidents.pop(key, (False, 0, ""))
             updates += doc.get("phase") == "update"
             line = format_event(doc) + (f" ({updates} update{'s' if updates != 1 else ''})" if updates else "")
-            self._incidents[key] = (doc.get("kind") == "object", updates, line)
+            self._incidents[key] = (doc.get("kind") in FREQUENT_KINDS, updates, line)
             self._evict()
 
     def note(self, line: str) -> None:

@@ -107,3 +107,34 @@ def test_status_lines_print_every_camera_at_most_every_interval() -> None:
     assert len(printed) == 2
     assert printed[0].startswith("door: streaming in=10.0fps out=9.5fps latency=42ms")
     assert printed[1].startswith("archive: streaming") and "file=25%" in printed[1]
+
+
+def test_zone_line_and_dwell_events_read_as_one_line_each() -> None:
+    crossing = {**doc("c1", "instant", kind="line", label="car"), "line": "gate", "direction": "in"}
+    crossing |= {"track_id": 4, "speed": 42.5, "speed_unit": "px/s"}
+    assert "line instant car" in format_event(crossing) and "line=gate direction=in track=4 speed=42.5 px/s" in (
+        format_event(crossing)
+    )
+    stay = {**doc("z1", "end", kind="zone", label="person"), "zone": "dock", "track_id": 9, "dwell_s": 31.5}
+    assert format_event(stay).endswith("zone=dock track=9 dwell=31.5s")
+    seen = {**doc("o1", "update", label="person"), "zones": ["dock", "gate"]}
+    assert "zones=dock,gate" in format_event(seen)
+
+
+def test_a_full_panel_drops_line_crossings_before_dwell_events() -> None:
+    lines = EventLines(size=2)
+    lines.add({**doc("d1", "instant", kind="dwell", label="person"), "zone": "dock", "dwell_s": 30.0})
+    for n in range(5):
+        lines.add({**doc(f"c{n}", "instant", kind="line", label="car"), "line": "gate", "direction": "in"})
+    shown = list(lines)
+    assert "dwell instant person" in shown[0] and "line instant car" in shown[1]
+
+
+def test_status_lines_carry_the_cameras_counts() -> None:
+    console = Console(width=40, record=True)
+    counted = CameraStatus(
+        "door", "rtsp://***@door/s", CameraState.STREAMING, "", 10, 9, 1, 2, 0, 10.0, 9.5, 0.042,
+        analytics="gate in 3 out 1 · dock 2",
+    )  # fmt: skip
+    StatusLines(console, every_s=3600).update([counted])
+    assert console.export_text().rstrip().endswith("counts: gate in 3 out 1 · dock 2")
