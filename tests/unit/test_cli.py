@@ -96,3 +96,18 @@ def test_training_writes_to_the_work_folder_by_default() -> None:
     from pipeline.cli.models import WORK_DIR, _output
 
     assert _output(None, "detector.pt", overwrite_pack=False) == WORK_DIR / "detector.pt"
+
+
+def test_synth_and_eval_refuse_an_unknown_scenario_and_bad_rules(tmp_path: Path) -> None:
+    result = invoke("synth", "--out", str(tmp_path / "s"), "--scenario", "busy")
+    assert result.exit_code == 2 and "--scenario busy: one of default, rules" in result.output
+    assert not (tmp_path / "s").exists()
+    data = tmp_path / "set"
+    data.mkdir()
+    (data / "index.json").write_text("{}")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("analytics:\n  lines: []\n")
+    result = invoke("eval", "--data", str(data), "--rules", str(rules))
+    assert result.exit_code == 2, result.output
+    assert f"--rules {rules}: analytics.analytics" in result.output
+    assert "go at the top, without an `analytics:` key" in result.output

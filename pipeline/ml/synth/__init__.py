@@ -9,6 +9,7 @@ seed. The modules, by subject:
 - ``actors``: people, vehicles and bags: scripted paths and how each is drawn (``CLASSES``);
 - ``scenes``: the scene layouts and static backgrounds (``SCENES``);
 - ``activities``: a video's script: background traffic and the activities (``ACTIVITIES``);
+- ``crossings``: the ``rules`` scenario's script: a line, a pillar on it, people crossing and lingering;
 - ``render``: frames and ground truth of a scripted video (the ``vigil-synth/1`` format);
 - ``dataset``: writing and loading videos, ground truth and ``index.json``;
 - ``posture``: posed people for the crop classifier (``POSTURES``).

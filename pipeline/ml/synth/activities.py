@@ -4,12 +4,13 @@ abandoned_object, crowd) laid out in non-overlapping slots with exact start and 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from pipeline.ml.synth.actors import Actor, Key, perspective
+from pipeline.ml.synth.actors import Actor, Key, Occluder, perspective
 from pipeline.ml.synth.scenes import LAYOUTS
 
 ACTIVITIES = ("normal", "fall", "loiter", "run", "abandoned_object", "crowd")
@@ -36,6 +37,8 @@ class Script:
     actors: list[Actor] = field(default_factory=list)
     activities: list[Activity] = field(default_factory=list)
     _next_id: int = 1
+    scenario: str = "default"
+    occluders: list[Occluder] = field(default_factory=list)  # static objects drawn in depth order with the actors
 
     def new_id(self) -> int:
         self._next_id += 1
@@ -375,11 +378,19 @@ def make_script(
     fps: int,
     size_wh: tuple[int, int],
     order: list[str] | None = None,
+    scenario: str = "default",
+    scenario_actors: Callable[[Director], None] | None = None,
 ) -> Script:
+    """The script of one video: background traffic, then the activities in ``order`` (default: all,
+    shuffled) or, for a scenario of its own (``rules``: ``pipeline.ml.synth.crossings``), the actors
+    ``scenario_actors`` adds instead."""
     rng = np.random.default_rng(seed)
-    script = Script(scene, night, size_wh, fps, round(seconds * fps))
+    script = Script(scene, night, size_wh, fps, round(seconds * fps), scenario=scenario)
     director = Director(rng, script)
     director.traffic()
+    if scenario_actors is not None:
+        scenario_actors(director)
+        return script
     if order is None:
         acts = list(ACTIVITIES[1:])
         rng.shuffle(acts)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
+import numpy.typing as npt
 
 from pipeline.ml.synth.canvas import MARGIN, Shape, int_point, rotate_points
 
@@ -65,6 +66,38 @@ class Actor:
                 return 1 if b.x > a.x else -1
         moves = [b.x - a.x for a, b in pairwise(self.keys) if b.x != a.x]
         return 1 if not moves or moves[-1] > 0 else -1
+
+
+@dataclass(frozen=True)
+class Occluder:
+    """A static object in front of whatever stands behind it (a pillar): frame pixels ``x1..x2``
+    wide, from its foot ``base_y`` up past the top of the frame. Actors whose foot is above
+    ``base_y`` (farther away) pass behind it; nearer ones pass in front."""
+
+    x1: float
+    x2: float
+    base_y: float
+    color: tuple[int, int, int]
+
+    def shape(self, night: bool) -> Shape:
+        """Its drawing (canvas coordinates): the shaft, a shaded edge and a plinth."""
+        dim = (0.42, 0.32, 0.3) if night else (1.0, 1.0, 1.0)
+
+        def lit(shade: float) -> tuple[int, int, int]:
+            c = self.color
+            return int(c[0] * shade * dim[0]), int(c[1] * shade * dim[1]), int(c[2] * shade * dim[2])
+
+        x1, x2, base = self.x1 + MARGIN, self.x2 + MARGIN, self.base_y + MARGIN
+        edge = x1 + 0.72 * (x2 - x1)
+
+        def rect(a: float, b: float, top: float, bottom: float) -> npt.NDArray[np.int32]:
+            return np.array([int_point(q) for q in ((a, top), (b, top), (b, bottom), (a, bottom))], np.int32)
+
+        shape = Shape()
+        shape.polys.append((rect(x1, x2, 0, base), lit(1.0)))
+        shape.polys.append((rect(edge, x2, 0, base), lit(0.7)))
+        shape.polys.append((rect(x1 - 3, x2 + 3, base - 10, base), lit(0.8)))
+        return shape
 
 
 def perspective(y: float, frame_h: int) -> float:

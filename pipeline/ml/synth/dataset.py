@@ -55,9 +55,10 @@ def write_video(
     fps: int,
     size_wh: tuple[int, int] = (640, 360),
     on_frame: Callable[[int], None] | None = None,
+    scenario: str = "default",
 ) -> dict[str, Any]:
     """Render, encode and write ``name.mp4`` + ``name.json``; returns the ground truth."""
-    frames, gt = render_video(seed, scene, night, seconds, fps, size_wh, on_frame=on_frame)
+    frames, gt = render_video(seed, scene, night, seconds, fps, size_wh, on_frame=on_frame, scenario=scenario)
     crf = int(np.random.default_rng([seed, 2]).integers(22, 31))
     write_mp4(out_dir / f"{name}.mp4", frames, fps, crf=crf)
     gt = {"video": f"{name}.mp4", **gt}
@@ -74,13 +75,15 @@ def synth_set(
     size_wh: tuple[int, int] = (640, 360),
     on_video: Callable[[int, dict[str, Any]], None] | None = None,
     on_frame: Callable[[int], None] | None = None,
+    scenario: str = "default",
 ) -> list[dict[str, Any]]:
-    """Write ``videos`` labelled videos and ``index.json`` into ``out_dir``."""
+    """Write ``videos`` labelled videos and ``index.json`` into ``out_dir`` (``scenario``: see
+    ``activities.make_script``; the same seed gives the same scenes and video seeds in each)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     index = []
     for i in range(videos):
         vseed, scene, night = video_plan(seed, i)
-        gt = write_video(out_dir, f"v{i:04d}", vseed, scene, night, seconds, fps, size_wh, on_frame)
+        gt = write_video(out_dir, f"v{i:04d}", vseed, scene, night, seconds, fps, size_wh, on_frame, scenario)
         index.append(
             {
                 "video": gt["video"],
@@ -93,9 +96,10 @@ def synth_set(
         )
         if on_video is not None:
             on_video(i, gt)
-    (out_dir / "index.json").write_text(
-        json.dumps({"format": GT_FORMAT, "seed": seed, "fps": fps, "seconds": seconds, "videos": index}, indent=1)
-    )
+    head: dict[str, Any] = {"format": GT_FORMAT, "seed": seed, "fps": fps, "seconds": seconds}
+    if scenario != "default":
+        head["scenario"] = scenario
+    (out_dir / "index.json").write_text(json.dumps({**head, "videos": index}, indent=1))
     return index
 
 

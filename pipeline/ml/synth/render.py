@@ -19,21 +19,27 @@ Boxes are pixel ``xyxy`` in the written frame, computed from the very points tha
 (clipped to the frame); objects less than 35 % inside the frame or less than 25 % visible behind
 others are left out. Frames outside every activity are ``normal``. Everything is deterministic in
 the seed: ``render_video(seed, ...)`` renders the same frames and ground truth every time.
+
+The ``rules`` scenario (``pipeline.ml.synth.crossings``) adds ``"scenario": "rules"``, the static
+occluders (``"occluders": [[x1, y1, x2, y2]]``, pixels; they hide what stands behind them) and, on
+each object, ``"speed_px_s"``: the speed of its foot point in the script, frame pixels per second.
+Its camera is never shaky.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
 import numpy as np
 
 from pipeline.ml.synth.activities import make_script
-from pipeline.ml.synth.actors import CLASSES, actor_shape
+from pipeline.ml.synth.actors import CLASSES, Actor, actor_shape
 from pipeline.ml.synth.canvas import MARGIN, Image, Shape
+from pipeline.ml.synth.crossings import SCENARIOS, add_rules_actors
 from pipeline.ml.synth.scenes import SCENES, background
 
 GT_FORMAT = "vigil-synth/1"
@@ -71,14 +77,22 @@ def render_video(
     size_wh: tuple[int, int] = (640, 360),
     order: list[str] | None = None,
     on_frame: Callable[[int], None] | None = None,
+    scenario: str = "default",
 ) -> tuple[list[Image], dict[str, Any]]:
     """Render a video and its ground truth (see the module docstring for the format)."""
     if scene not in SCENES:
         raise ValueError(f"unknown scene {scene!r}; one of {', '.join(SCENES)}")
     rng = np.random.default_rng([seed, 1])
     w, h = size_wh
-    script = make_script(seed, scene, night, seconds, fps, size_wh, order)
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; one of {', '.join(SCENARIOS)}")
+    actors = add_rules_actors if scenario == "rules" else None
+    script = make_script(seed, scene, night, seconds, fps, size_wh, order, scenario=scenario, scenario_actors=actors)
     look = make_look(rng, night)
+    rules = scenario == "rules"
+    if rules:  # speeds are measured in frame pixels: a steady camera
+        look = replace(look, shaky=False)
+    occluders = sorted(((o.base_y, o.shape(night)) for o in script.occluders), key=lambda t: t[0])
     bg = background(scene, (w + 2 * MARGIN, h + 2 * MARGIN), night, seed=seed)
     phase = float(rng.uniform(0, 2 * math.pi))
     frames: list[Image] = []
@@ -90,9 +104,16 @@ def render_video(
             ((sd[1], i, sd[0]) for i, a in enumerate(script.actors) if (sd := actor_shape(a, f, h, night)) is not None),
             key=lambda t: (t[0], t[1]),
         )
-        for k, (_, _, shape) in enumerate(drawn, start=1):
+        ahead = 0  # occluders are drawn in depth order with the actors, and hide what is behind them
+        for k, (depth, _, shape) in enumerate(drawn, start=1):
+            while ahead < len(occluders) and occluders[ahead][0] <= depth:
+                occluders[ahead][1].draw(canvas)
+                occluders[ahead][1].draw(ids, (0, 0, 0))
+                ahead += 1
             shape.draw(canvas)
             shape.draw(ids, (k, k, k))
+        for _, occluder in occluders[ahead:]:
+            occluder.draw(canvas)
         visible = np.bincount(ids.ravel(), minlength=len(drawn) + 1)
         if look.shaky:
             dx = round(MARGIN * 0.5 * math.sin(2 * math.pi * f / (fps * 3.1) + phase))
@@ -121,14 +142,15 @@ def render_video(
             vis = float(visible[k]) / max(1, alone)
             if vis < MIN_VISIBLE:
                 continue
-            objects.append(
-                {
-                    "track_id": actor.track_id,
-                    "class": actor.cls,
-                    "xyxy": [round(bx1, 1), round(by1, 1), round(bx2, 1), round(by2, 1)],
-                    "visibility": round(min(1.0, vis), 2),
-                }
-            )
+            obj: dict[str, Any] = {
+                "track_id": actor.track_id,
+                "class": actor.cls,
+                "xyxy": [round(bx1, 1), round(by1, 1), round(bx2, 1), round(by2, 1)],
+                "visibility": round(min(1.0, vis), 2),
+            }
+            if rules:
+                obj["speed_px_s"] = round(world_speed(actor, f, fps), 2)
+            objects.append(obj)
         gt_frames.append({"frame": f, "scene": scene, "objects": objects})
         if on_frame is not None:
             on_frame(f)
@@ -155,7 +177,25 @@ def render_video(
         ],
         "frames": gt_frames,
     }
+    if rules:
+        gt["scenario"] = scenario
+        gt["occluders"] = [
+            [round(o.x1, 1), 0.0, round(o.x2, 1), round(o.base_y, 1)]
+            for o in sorted(script.occluders, key=lambda o: o.base_y)
+        ]
     return frames, gt
+
+
+def world_speed(actor: Actor, f: int, fps: int) -> float:
+    """The speed of the actor's foot point at frame ``f`` in the script (frame pixels per second):
+    its displacement from the frame before to the frame after (one side at either end)."""
+    here = actor.state(f)
+    before, after = actor.state(f - 1), actor.state(f + 1)
+    if here is None:
+        return 0.0
+    a, b = before or here, after or here
+    steps = (before is not None) + (after is not None)
+    return math.hypot(b[0] - a[0], b[1] - a[1]) * fps / steps if steps else 0.0
 
 
 def _pixel_count(shape: Shape) -> int:
