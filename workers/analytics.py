@@ -39,6 +39,8 @@ from pipeline.core.messages import AnalyticsFrame, AnalyticsHit, Detections
 
 F64 = npt.NDArray[np.float64]
 SPEED_FACTORS = {"px/s": 1.0, "m/s": 1.0, "km/h": 3.6}
+STILL_HEIGHTS = 0.25  # an object moving less than this many box heights a second stands still
+WIDTH_MEMORY = 0.98  # per frame: how slowly an object's remembered width forgets its widest box
 
 
 class GeometryOutsideFrame(ValueError):
@@ -238,6 +240,13 @@ class _Rows:
             "hist_i": ((), 0, np.int64),
             "fast_since": ((), np.nan, np.float64),
             "fast_fired": ((), False, bool),
+            "width_ref": ((), 0.0, np.float64),  # the object's box width, slowly forgetting its widest
+            "born_t": ((), 0.0, np.float64),  # when the object was first seen, and where
+            "first_pt": ((2,), 0.0, np.float64),
+            "first_side": ((lines,), 0, np.int8),  # the first side of each line it was counted on
+            "slow_run": ((), 0, np.int64),  # frames in a row it barely moved
+            "still_t": ((), -np.inf, np.float64),  # when and where it last stood still
+            "still_pt": ((2,), 0.0, np.float64),
         }
         self.cap = 0
         self._grow(32)
@@ -284,6 +293,13 @@ class _Rows:
     hist_i: npt.NDArray[np.int64]
     fast_since: F64
     fast_fired: npt.NDArray[np.bool_]
+    width_ref: F64
+    born_t: F64
+    first_pt: F64
+    first_side: npt.NDArray[np.int8]
+    slow_run: npt.NDArray[np.int64]
+    still_t: F64
+    still_pt: F64
 
 
 @dataclass
@@ -307,6 +323,7 @@ class TrackAnalytics:
         self._objects: dict[int, _Object] = {}  # by object key
         self._by_track: dict[int, int] = {}  # tracker id -> object key
         self._next_key = 1
+        self._prev_now: float | None = None  # the clock of the last frame
         # Speeds are reported in the speed limit's unit where there is one, else m/s where calibrated, else px/s.
         base = "m/s" if cfg.calibration is not None else "px/s"
         self._speed_unit = cfg.speed.unit if cfg.speed is not None else base
@@ -346,6 +363,7 @@ class TrackAnalytics:
 
         pts = anchors(xyxy, cfg.anchor)
         heights = np.maximum(xyxy[:, 3] - xyxy[:, 1], 1.0)
+        widths = np.maximum(xyxy[:, 2] - xyxy[:, 0], 1.0)
         hits: list[AnalyticsHit] = []
 
         # Objects: tracker ids -> object keys (a new id may continue a lost object). The same ids as
@@ -361,15 +379,27 @@ class TrackAnalytics:
                 key = self._by_track.get(tid)
                 obj = self._objects.get(key) if key is not None else None
                 if obj is None:
-                    obj = self._continue_or_new(tid, label(n), pts[n], heights[n], now, present)
+                    obj = self._continue_or_new(tid, label(n), pts[n], widths[n], heights[n], now, present)
                     present.add(obj.key)
                 objs.append(obj)
                 idx[n] = obj.row
             self._mapped = (ids_key, idx, objs)
         seen_rows = idx
 
-        # Speed: the anchor's history over the speed window.
+        # Speed: the anchor's history over the speed window, and when the object last stood still
+        # (two steps in a row under STILL_HEIGHTS box heights a second): a speed is measured from
+        # there, so a person who waited by a line and then crosses it has their walking speed.
         if len(idx):
+            known = rows.hist_i[idx] > 0
+            step_dt = np.maximum(now - rows.last_seen[idx], 1e-6)
+            step = pts - rows.last_anchor[idx]
+            slow = known & (np.hypot(step[:, 0], step[:, 1]) < STILL_HEIGHTS * heights * step_dt)
+            slow_run = np.where(slow, rows.slow_run[idx] + 1, 0)
+            rows.slow_run[idx] = slow_run
+            still = np.flatnonzero(slow_run >= 2)
+            if len(still):
+                rows.still_t[idx[still]] = now
+                rows.still_pt[idx[still]] = pts[still]
             slot = rows.hist_i[idx] % rows.history
             rows.hist_p[idx, slot] = pts
             rows.hist_t[idx, slot] = now
@@ -474,6 +504,8 @@ class TrackAnalytics:
                         )
                     )
             upd = np.nonzero(changed)
+            first = np.nonzero(changed & (rows.first_side[idx] == 0))
+            rows.first_side[idx[first[0]], first[1]] = new_side[first]
             rows.side[idx[upd[0]], upd[1]] = new_side[upd]
             rows.side_pt[idx[upd[0]], upd[1]] = pts[upd[0]]
 
@@ -494,6 +526,10 @@ class TrackAnalytics:
         rows.last_seen[seen_rows] = now
         rows.last_anchor[seen_rows] = pts
         rows.height[seen_rows] = heights
+        rows.width_ref[seen_rows] = np.maximum(widths, WIDTH_MEMORY * rows.width_ref[seen_rows])
+        if self._prev_now is not None and len(self._objects) > len(idx):
+            hits += self._merge_split(now, frame_id, idx, objs, xyxy, conf, track_ids)
+        self._prev_now = now
         if len(self._objects) > len(idx):  # some objects were not seen on this frame
             hits += self._expire(now, frame_id)
 
@@ -551,7 +587,13 @@ class TrackAnalytics:
         oldest = np.where(count > rows.history, count % rows.history, 0)
         newest = (count - 1) % rows.history
         start, end = rows.hist_p[idx, oldest], rows.hist_p[idx, newest]
-        dt = now - rows.hist_t[idx, oldest]
+        t_start = rows.hist_t[idx, oldest]
+        # Moving again since it stood still within the window (for more than a step): from there.
+        moved_off = (rows.still_t[idx] > t_start) & (rows.still_t[idx] < now - 1.5 / max(self._fps, 1e-6))
+        if moved_off.any():
+            start = np.where(moved_off[:, None], rows.still_pt[idx], start)
+            t_start = np.where(moved_off, rows.still_t[idx], t_start)
+        dt = now - t_start
         if self._geo is not None and self._geo.homography is not None:
             start, end = to_ground(start, self._geo.homography), to_ground(end, self._geo.homography)
         step = end - start
@@ -559,7 +601,9 @@ class TrackAnalytics:
         speed: F64 = np.divide(distance, dt, out=np.full(len(idx), np.nan), where=dt > 0)
         return speed
 
-    def _continue_or_new(self, tid: int, label: str, pt: F64, height: float, now: float, present: set[int]) -> _Object:
+    def _continue_or_new(
+        self, tid: int, label: str, pt: F64, width: float, height: float, now: float, present: set[int]
+    ) -> _Object:
         """A track id not seen before: the lost object it continues (not one of ``present``, the
         objects seen on this frame), or a new object."""
         rows, best, best_d = self._rows, None, math.inf
@@ -568,18 +612,97 @@ class TrackAnalytics:
                 r = obj.row
                 if obj.key in present or obj.label != label or now - rows.last_seen[r] > self.cfg.reid_s:
                     continue
-                d = float(np.hypot(*(pt - self._predict(r, now))))
-                if d <= max(rows.height[r], height) and d < best_d:
+                d = self._gap(r, now, pt, width, height)
+                if d < best_d:
                     best, best_d = obj, d
         if best is None:
             key, self._next_key = self._next_key, self._next_key + 1
             best = _Object(key, self._rows.take(key), label, [])
             self._objects[key] = best
+            rows.born_t[best.row], rows.first_pt[best.row] = now, pt
         else:
             self._by_track.pop(best.track_ids[-1], None)  # the old id is this object's no more
         best.track_ids.append(tid)
         self._by_track[tid] = best.key
         return best
+
+    def _gap(self, r: int, at: float, pt: F64, width: float, height: float) -> float:
+        """How far ``pt`` (a box ``width`` x ``height``) is from where object ``r`` would be at time
+        ``at``, or inf where it cannot be that object: along the way, further than the object's
+        length and half the new box (a car behind a pillar comes out as a box of its visible part,
+        with its anchor in that part's middle); across it, further
+        than a third of its height (nearer or farther from the camera); or a box of another size."""
+        rows = self._rows
+        h = float(rows.height[r])
+        if not (0.6 <= height / h <= 1.0 / 0.6):
+            return math.inf
+        dx, dy = (float(v) for v in pt - self._predict(r, at))
+        if abs(dx) > max(float(rows.width_ref[r]), h) + width / 2 or abs(dy) > 0.35 * max(h, height):
+            return math.inf
+        return math.hypot(dx, dy)
+
+    def _merge_split(
+        self,
+        now: float,
+        frame_id: int,
+        idx: npt.NDArray[np.int64],
+        objs: list[_Object],
+        xyxy: F64,
+        conf: npt.NDArray[np.float32],
+        track_ids: npt.NDArray[np.int64],
+    ) -> list[AnalyticsHit]:
+        """An object lost on this frame that a younger track seen now continues: a car that a pillar
+        cut in two comes out as a second box while its first is still seen, and the first then goes.
+        The young track is that object: a line the two were on opposite sides of was crossed, and the
+        lost one goes quietly (its stays in zones end)."""
+        rows, geo, hits = self._rows, self._geo, []
+        assert geo is not None
+        seen = set(idx.tolist())
+        for lost in list(self._objects.values()):
+            r = lost.row
+            if r in seen or rows.last_seen[r] != self._prev_now:
+                continue  # seen now, or lost earlier (a new track may still continue it)
+            best, best_d = -1, math.inf
+            for n, young in enumerate(objs):
+                y = young.row
+                if young.label != lost.label or len(young.track_ids) != 1 or young.key == lost.key:
+                    continue
+                if not (rows.born_t[r] < rows.born_t[y] and now - rows.born_t[y] <= self.cfg.reid_s):
+                    continue
+                d = self._gap(
+                    r, float(rows.born_t[y]), rows.first_pt[y], float(rows.width_ref[y]), float(rows.height[y])
+                )
+                if d < best_d:
+                    best, best_d = n, d
+            if best < 0:
+                continue
+            young, y = objs[best], objs[best].row
+            young.track_ids[:0] = lost.track_ids
+            for li in range(len(geo.line_names)):
+                before, after = int(rows.side[r, li]), int(rows.first_side[y, li])
+                if (
+                    before
+                    and after
+                    and before != after
+                    and path_cuts_line(rows.side_pt[r, li], rows.last_anchor[y], geo, li)
+                ):
+                    names = geo.line_directions[li]
+                    hits.append(
+                        self._hit(
+                            "cross",
+                            young,
+                            best,
+                            frame_id,
+                            now,
+                            xyxy,
+                            conf,
+                            int(track_ids[best]),
+                            line=geo.line_names[li],
+                            direction=names[0] if after > 0 else names[1],
+                        )
+                    )
+            rows.last_seen[r] = -np.inf  # gone: _expire ends its stays
+        return hits
 
     def _predict(self, row: int, now: float) -> F64:
         """Where a lost object would be now: its last anchor moved on at its last velocity."""

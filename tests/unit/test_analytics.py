@@ -302,3 +302,46 @@ def test_instant_events_leave_no_incident_open(tmp_path: Any) -> None:
         assert [(e.kind, e.phase) for e in publisher.open_incidents()] == [("zone", "start")]
     finally:
         publisher.close()
+
+
+def car(track: int, x1: float, x2: float, y: float = 250.0) -> tuple[int, list[float]]:
+    return track, [x1, y - 50, x2, y]
+
+
+def car_boxes(*cars: tuple[int, list[float]]) -> Detections:
+    xyxy = np.array([b for _, b in cars], np.float32).reshape(-1, 4)
+    ids = np.array([t for t, _ in cars], np.int64)
+    return Detections(
+        xyxy, np.full(len(cars), 0.9, np.float32), np.ones(len(cars), np.int64), ids, ("person", "vehicle")
+    )
+
+
+def test_a_car_a_pillar_cuts_in_two_crosses_once() -> None:
+    """A 120 px car drives right past a pillar over the line (x 300..340): the detector sees its rear
+    while the front comes out on the other side as a second track, then only the front."""
+    stage = analytics(lines=[VERTICAL])
+    frames = [car_boxes(car(1, x, x + 120)) for x in range(40, 180, 12)]  # whole, left of the pillar
+    for front in range(352, 420, 12):  # rear shrinking into the pillar, front growing out of it
+        rear_x1 = front - 172
+        frames.append(car_boxes(car(1, rear_x1, 300), car(2, 340, front)))
+    frames += [car_boxes(car(2, x - 120, x)) for x in range(470, 640, 12)]  # only the front's track goes on
+    hits = run(stage, frames)
+    assert crossings(hits) == [("mid", "eastbound")]
+    assert [h.track_ids for h in hits if h.what == "cross"] == [(1, 2)]
+
+
+def test_a_person_further_away_is_not_taken_for_a_lost_one() -> None:
+    """A person lost at the line and another, smaller (further away) one appearing across it: two
+    objects, no crossing."""
+    stage = analytics(lines=[VERTICAL])
+    run(stage, [boxes(p) for p in walk(1, 200, 300, 11, y=300)])
+    far = [(2, x, 200.0) for x in range(345, 400, 5)]  # 60 px boxes 100 px higher up the picture
+    assert crossings(run(stage, [boxes(p) for p in far], start=11)) == []
+
+
+def test_the_speed_of_one_who_waited_is_measured_from_when_they_moved_off() -> None:
+    stage = analytics(lines=[VERTICAL])
+    path = [(1, 300.0, 200.0)] * 30 + walk(1, 300, 360, 7)  # stands by the line, then 100 px/s across it
+    hits = run(stage, [boxes(p) for p in path])
+    (cross,) = [h for h in hits if h.what == "cross"]
+    assert cross.speed == pytest.approx(100.0, rel=0.15)

@@ -165,7 +165,7 @@ class AnalyticsConfig(Strict):
         "counts as on that side: a box that jitters on the line is not counted again and again",
     )
     reid_s: float = Field(
-        default=1.5,
+        default=2.5,
         ge=0,
         le=30,
         description="A track lost this long or less and a new one that appears where it would be now are the same "
