@@ -40,6 +40,7 @@ from pipeline.core.messages import AnalyticsFrame, AnalyticsHit, Detections
 F64 = npt.NDArray[np.float64]
 SPEED_FACTORS = {"px/s": 1.0, "m/s": 1.0, "km/h": 3.6}
 STILL_HEIGHTS = 0.25  # an object moving less than this many box heights a second stands still
+JUMP_HEIGHTS = 0.15  # a foot that moves this many box heights up or down in one frame: another object
 WIDTH_MEMORY = 0.98  # per frame: how slowly an object's remembered width forgets its widest box
 
 
@@ -243,10 +244,11 @@ class _Rows:
             "width_ref": ((), 0.0, np.float64),  # the object's box width, slowly forgetting its widest
             "born_t": ((), 0.0, np.float64),  # when the object was first seen, and where
             "first_pt": ((2,), 0.0, np.float64),
+            "first_x": ((2,), 0.0, np.float64),  # its first box's left and right edges
+            "hist_x": ((history, 2), np.nan, np.float64),  # box edges (x1, x2) over the speed window
             "first_side": ((lines,), 0, np.int8),  # the first side of each line it was counted on
             "slow_run": ((), 0, np.int64),  # frames in a row it barely moved
-            "still_t": ((), -np.inf, np.float64),  # when and where it last stood still
-            "still_pt": ((2,), 0.0, np.float64),
+            "win0": ((), 0, np.int64),  # the history's first sample since the object last stood still
         }
         self.cap = 0
         self._grow(32)
@@ -296,10 +298,11 @@ class _Rows:
     width_ref: F64
     born_t: F64
     first_pt: F64
+    first_x: F64
+    hist_x: F64
     first_side: npt.NDArray[np.int8]
     slow_run: npt.NDArray[np.int64]
-    still_t: F64
-    still_pt: F64
+    win0: npt.NDArray[np.int64]
 
 
 @dataclass
@@ -379,29 +382,47 @@ class TrackAnalytics:
                 key = self._by_track.get(tid)
                 obj = self._objects.get(key) if key is not None else None
                 if obj is None:
-                    obj = self._continue_or_new(tid, label(n), pts[n], widths[n], heights[n], now, present)
+                    obj = self._continue_or_new(tid, label(n), pts[n], xyxy[n], now, present)
                     present.add(obj.key)
                 objs.append(obj)
                 idx[n] = obj.row
             self._mapped = (ids_key, idx, objs)
+        # A track whose foot jumped up or down the picture from one frame to the next has gone over to
+        # another object (trackers swap ids where two people pass behind the same pillar): from here
+        # it is a new track, and the object it followed is lost (a later track may continue it).
+        if len(idx):
+            step_t = now - rows.last_seen[idx]
+            jumped = (step_t <= 1.5 / max(self._fps, 1e-6)) & (
+                np.abs(pts[:, 1] - rows.last_anchor[idx, 1]) > JUMP_HEIGHTS * heights
+            )
+            if jumped.any():
+                idx, objs = idx.copy(), list(objs)
+                present = {o.key for o in objs}
+                for n in np.flatnonzero(jumped).tolist():
+                    tid = int(track_ids[n])
+                    self._by_track.pop(tid, None)
+                    obj = self._continue_or_new(tid, label(n), pts[n], xyxy[n], now, present)
+                    present.add(obj.key)
+                    objs[n], idx[n] = obj, obj.row
+                self._mapped = None
         seen_rows = idx
 
         # Speed: the anchor's history over the speed window, and when the object last stood still
         # (two steps in a row under STILL_HEIGHTS box heights a second): a speed is measured from
         # there, so a person who waited by a line and then crosses it has their walking speed.
         if len(idx):
-            known = rows.hist_i[idx] > 0
+            count = rows.hist_i[idx]
             step_dt = np.maximum(now - rows.last_seen[idx], 1e-6)
             step = pts - rows.last_anchor[idx]
-            slow = known & (np.hypot(step[:, 0], step[:, 1]) < STILL_HEIGHTS * heights * step_dt)
+            slow = (count > 0) & (np.hypot(step[:, 0], step[:, 1]) < STILL_HEIGHTS * heights * step_dt)
             slow_run = np.where(slow, rows.slow_run[idx] + 1, 0)
             rows.slow_run[idx] = slow_run
             still = np.flatnonzero(slow_run >= 2)
-            if len(still):
-                rows.still_t[idx[still]] = now
-                rows.still_pt[idx[still]] = pts[still]
-            slot = rows.hist_i[idx] % rows.history
+            if len(still):  # the speed window starts again here
+                rows.win0[idx[still]] = count[still]
+            slot = count % rows.history
             rows.hist_p[idx, slot] = pts
+            rows.hist_x[idx, slot] = xyxy[:, 0:4:2]
             rows.hist_t[idx, slot] = now
             rows.hist_i[idx] += 1
         speeds = self._speeds(idx, now)
@@ -579,31 +600,24 @@ class TrackAnalytics:
 
     def _speeds(self, idx: npt.NDArray[np.int64], now: float) -> F64:
         """Speed of each row: its displacement from the oldest anchor its history holds (the speed
-        window, or less for a young track) to the newest (NaN until two are known)."""
+        window, or less for a young track or one that stood still within it) to the newest."""
         rows = self._rows
         if not len(idx):
             return np.zeros(0)
         count = rows.hist_i[idx]
-        oldest = np.where(count > rows.history, count % rows.history, 0)
+        oldest = np.maximum(count - rows.history, rows.win0[idx]) % rows.history
         newest = (count - 1) % rows.history
         start, end = rows.hist_p[idx, oldest], rows.hist_p[idx, newest]
-        t_start = rows.hist_t[idx, oldest]
-        # Moving again since it stood still within the window (for more than a step): from there.
-        moved_off = (rows.still_t[idx] > t_start) & (rows.still_t[idx] < now - 1.5 / max(self._fps, 1e-6))
-        if moved_off.any():
-            start = np.where(moved_off[:, None], rows.still_pt[idx], start)
-            t_start = np.where(moved_off, rows.still_t[idx], t_start)
-        dt = now - t_start
+        dt = now - rows.hist_t[idx, oldest]
         if self._geo is not None and self._geo.homography is not None:
             start, end = to_ground(start, self._geo.homography), to_ground(end, self._geo.homography)
         step = end - start
         distance = np.hypot(step[:, 0], step[:, 1])
-        speed: F64 = np.divide(distance, dt, out=np.full(len(idx), np.nan), where=dt > 0)
+        # One sample: standing (0) where the object has a history, unknown (NaN) where it is new.
+        speed: F64 = np.divide(distance, dt, out=np.where(count > 1, 0.0, np.nan), where=dt > 0)
         return speed
 
-    def _continue_or_new(
-        self, tid: int, label: str, pt: F64, width: float, height: float, now: float, present: set[int]
-    ) -> _Object:
+    def _continue_or_new(self, tid: int, label: str, pt: F64, box: F64, now: float, present: set[int]) -> _Object:
         """A track id not seen before: the lost object it continues (not one of ``present``, the
         objects seen on this frame), or a new object."""
         rows, best, best_d = self._rows, None, math.inf
@@ -612,32 +626,39 @@ class TrackAnalytics:
                 r = obj.row
                 if obj.key in present or obj.label != label or now - rows.last_seen[r] > self.cfg.reid_s:
                     continue
-                d = self._gap(r, now, pt, width, height)
+                d = self._gap(r, now, pt, float(box[0]), float(box[2]), float(box[3] - box[1]))
                 if d < best_d:
                     best, best_d = obj, d
         if best is None:
             key, self._next_key = self._next_key, self._next_key + 1
             best = _Object(key, self._rows.take(key), label, [])
             self._objects[key] = best
-            rows.born_t[best.row], rows.first_pt[best.row] = now, pt
+            rows.born_t[best.row], rows.first_pt[best.row], rows.first_x[best.row] = now, pt, box[0:4:2]
         else:
             self._by_track.pop(best.track_ids[-1], None)  # the old id is this object's no more
         best.track_ids.append(tid)
         self._by_track[tid] = best.key
         return best
 
-    def _gap(self, r: int, at: float, pt: F64, width: float, height: float) -> float:
-        """How far ``pt`` (a box ``width`` x ``height``) is from where object ``r`` would be at time
-        ``at``, or inf where it cannot be that object: along the way, further than the object's
-        length and half the new box (a car behind a pillar comes out as a box of its visible part,
-        with its anchor in that part's middle); across it, further
-        than a third of its height (nearer or farther from the camera); or a box of another size."""
+    def _gap(self, r: int, at: float, pt: F64, x1: float, x2: float, height: float) -> float:
+        """How far a box (left and right edges ``x1``, ``x2``, anchor ``pt``) is from where object
+        ``r`` would be at time ``at``, or inf where it cannot be that object.
+
+        A moving object is compared by its leading edge: going into an occluder its box shrinks to
+        the part still seen (the leading edge stops, the trailing one goes on at its speed), and
+        coming out of it the box is the part already out, leading edge first. So its speed is its
+        faster edge's, and where its leading edge would be is its trailing edge moved on at that
+        speed plus its length. It cannot be the object further along its way than its length (or
+        height), across it further than a third of its height (nearer or farther from the camera),
+        or with a box of another height."""
         rows = self._rows
         h = float(rows.height[r])
         if not (0.6 <= height / h <= 1.0 / 0.6):
             return math.inf
-        dx, dy = (float(v) for v in pt - self._predict(r, at))
-        if abs(dx) > max(float(rows.width_ref[r]), h) + width / 2 or abs(dy) > 0.35 * max(h, height):
+        lead, y, way = self._predict(r, at)
+        dx = ((x2 if way > 0 else x1) if way else float(pt[0])) - lead
+        dy = float(pt[1]) - y
+        if abs(dx) > max(float(rows.width_ref[r]), h) or abs(dy) > 0.35 * max(h, height):
             return math.inf
         return math.hypot(dx, dy)
 
@@ -657,11 +678,10 @@ class TrackAnalytics:
         lost one goes quietly (its stays in zones end)."""
         rows, geo, hits = self._rows, self._geo, []
         assert geo is not None
-        seen = set(idx.tolist())
-        for lost in list(self._objects.values()):
-            r = lost.row
-            if r in seen or rows.last_seen[r] != self._prev_now:
-                continue  # seen now, or lost earlier (a new track may still continue it)
+        # Seen on the last frame, not on this one (lost earlier: a new track may still continue it).
+        just_lost = np.flatnonzero((rows.key >= 0) & (rows.last_seen == self._prev_now))
+        for r in just_lost.tolist():
+            lost = self._objects[int(rows.key[r])]
             best, best_d = -1, math.inf
             for n, young in enumerate(objs):
                 y = young.row
@@ -669,9 +689,8 @@ class TrackAnalytics:
                     continue
                 if not (rows.born_t[r] < rows.born_t[y] and now - rows.born_t[y] <= self.cfg.reid_s):
                     continue
-                d = self._gap(
-                    r, float(rows.born_t[y]), rows.first_pt[y], float(rows.width_ref[y]), float(rows.height[y])
-                )
+                first_x1, first_x2 = (float(v) for v in rows.first_x[y])
+                d = self._gap(r, float(rows.born_t[y]), rows.first_pt[y], first_x1, first_x2, float(rows.height[y]))
                 if d < best_d:
                     best, best_d = n, d
             if best < 0:
@@ -704,19 +723,30 @@ class TrackAnalytics:
             rows.last_seen[r] = -np.inf  # gone: _expire ends its stays
         return hits
 
-    def _predict(self, row: int, now: float) -> F64:
-        """Where a lost object would be now: its last anchor moved on at its last velocity."""
+    def _predict(self, row: int, at: float) -> tuple[float, float, int]:
+        """Where object ``row`` would be at time ``at`` (see ``_gap``): its leading edge's x (its
+        anchor's x when it stands), its anchor's y, and its way (+1 right, -1 left, 0 standing)."""
         rows = self._rows
-        t, p = rows.hist_t[row], rows.hist_p[row]
+        t = rows.hist_t[row]
         ok = ~np.isnan(t)
         last = rows.last_anchor[row]
         if ok.sum() < 2:
-            return np.asarray(last, np.float64)
+            return float(last[0]), float(last[1]), 0
         order = np.argsort(t[ok])
-        tt, pp = t[ok][order], p[ok][order]
-        dt = tt[-1] - tt[0]
-        velocity = (pp[-1] - pp[0]) / dt if dt > 0 else np.zeros(2)
-        return np.asarray(last + velocity * (now - rows.last_seen[row]), np.float64)
+        tt, xx, pp = t[ok][order], rows.hist_x[row][ok][order], rows.hist_p[row][ok][order]
+        dt = float(tt[-1] - tt[0])
+        if dt <= 0:
+            return float(last[0]), float(last[1]), 0
+        edges_v = (xx[-1] - xx[0]) / dt  # (left, right) edge speeds
+        vy = float(pp[-1, 1] - pp[0, 1]) / dt
+        gap = at - float(rows.last_seen[row])
+        y = float(last[1]) + vy * gap
+        v = float(edges_v[int(np.argmax(np.abs(edges_v)))])
+        if abs(v) < STILL_HEIGHTS * float(rows.height[row]):
+            return float(last[0]) + v * gap, y, 0
+        way = 1 if v > 0 else -1
+        trailing = float(xx[-1, 0] if way > 0 else xx[-1, 1])
+        return trailing + v * gap + way * float(rows.width_ref[row]), y, way
 
     def _expire(self, now: float, frame_id: int) -> list[AnalyticsHit]:
         """Objects unseen for longer than ``reid_s``: gone; the zones they were in see them exit."""

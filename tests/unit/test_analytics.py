@@ -345,3 +345,18 @@ def test_the_speed_of_one_who_waited_is_measured_from_when_they_moved_off() -> N
     hits = run(stage, [boxes(p) for p in path])
     (cross,) = [h for h in hits if h.what == "cross"]
     assert cross.speed == pytest.approx(100.0, rel=0.15)
+
+
+def test_a_tracker_id_swap_behind_a_pillar_counts_both_crossings() -> None:
+    """Two people cross behind a pillar in opposite directions, at different depths, and the tracker
+    gives the first one's id to the second: the track's foot jumps up the picture, so from there it
+    is the second person, and each of them crosses once, under their own ids."""
+    stage = analytics(lines=[VERTICAL])
+    frames = [boxes((1, 200 + 10 * f, 300.0), (2, 440 - 10 * f, 250.0)) for f in range(10)]  # both approach
+    # The first goes behind the pillar; id 1 jumps onto the second person, who walks on west.
+    frames += [boxes((1, 340 - 10 * f, 250.0)) for f in range(4)]
+    frames += [boxes((1, 300 - 10 * f, 250.0), (3, 340 + 10 * f, 300.0)) for f in range(7)]  # the first as 3
+    hits = run(stage, frames)
+    assert sorted(crossings(hits)) == [("mid", "eastbound"), ("mid", "westbound")]
+    by_direction = {h.direction: h.track_ids for h in hits if h.what == "cross"}
+    assert by_direction == {"eastbound": (1, 3), "westbound": (2, 1)}
