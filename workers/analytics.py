@@ -27,6 +27,7 @@ edges in numpy, not in Python. Not thread-safe: one instance per camera.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -327,6 +328,7 @@ class TrackAnalytics:
         self._by_track: dict[int, int] = {}  # tracker id -> object key
         self._next_key = 1
         self._prev_now: float | None = None  # the clock of the last frame
+        self._label_now: Callable[[int], str] | None = None
         # Speeds are reported in the speed limit's unit where there is one, else m/s where calibrated, else px/s.
         base = "m/s" if cfg.calibration is not None else "px/s"
         self._speed_unit = cfg.speed.unit if cfg.speed is not None else base
@@ -363,6 +365,8 @@ class TrackAnalytics:
         def label(n: int) -> str:
             c = int(class_id[n])
             return names[c] if 0 <= c < len(names) else str(c)
+
+        self._label_now = label  # what each box is on this frame (hits are labelled with it)
 
         pts = anchors(xyxy, cfg.anchor)
         heights = np.maximum(xyxy[:, 3] - xyxy[:, 1], 1.0)
@@ -508,7 +512,7 @@ class TrackAnalytics:
             for n, li in zip(*np.nonzero(changed & (old_side != 0)), strict=True):
                 r = idx[n]
                 if path_cuts_line(rows.side_pt[r, li], pts[n], geo, int(li)):
-                    names = geo.line_directions[li]
+                    ways = geo.line_directions[li]
                     hits.append(
                         self._hit(
                             "cross",
@@ -520,7 +524,7 @@ class TrackAnalytics:
                             conf,
                             int(track_ids[n]),
                             line=geo.line_names[li],
-                            direction=names[0] if new_side[n, li] > 0 else names[1],
+                            direction=ways[0] if new_side[n, li] > 0 else ways[1],
                             speed=speeds[n],
                         )
                     )
@@ -807,7 +811,7 @@ class TrackAnalytics:
             object_key=obj.key,
             track_id=track_id,
             track_ids=tuple(obj.track_ids),
-            label=obj.label,
+            label=self._label_now(n) if self._label_now is not None else obj.label,
             frame_id=frame_id,
             at=now,
             confidence=float(conf[n]),
