@@ -360,3 +360,14 @@ def test_a_tracker_id_swap_behind_a_pillar_counts_both_crossings() -> None:
     assert sorted(crossings(hits)) == [("mid", "eastbound"), ("mid", "westbound")]
     by_direction = {h.direction: h.track_ids for h in hits if h.what == "cross"}
     assert by_direction == {"eastbound": (1, 3), "westbound": (2, 1)}
+
+
+def test_occupancy_and_hits_name_classes_on_a_frame_with_a_crossing() -> None:
+    stage = analytics(zones=[{**RIGHT_HALF, "min_frames": 1}], lines=[VERTICAL])
+    frame = AnalyticsFrame()
+    for f, p in enumerate(walk(1, 300, 340, 5)):
+        frame = stage.update(f, f / FPS, boxes(p, (2, 500, 300, "vehicle")), (W, H))
+        if any(h.what == "cross" for h in frame.hits):
+            break
+    assert [h.label for h in frame.hits if h.what == "cross"] == ["person"]
+    assert frame.occupancy == {("right", "person"): 1, ("right", "vehicle"): 1}
