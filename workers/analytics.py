@@ -306,6 +306,20 @@ class _Rows:
     win0: npt.NDArray[np.int64]
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """One frame's tracked boxes as the stage sees them: what a hit is made of."""
+
+    frame_id: int
+    now: float
+    xyxy: F64
+    conf: npt.NDArray[np.float32]
+    track_ids: npt.NDArray[np.int64]
+    objs: list[_Object]
+    label: Callable[[int], str]  # the class of box n on this frame
+    speeds: F64
+
+
 @dataclass
 class _Object:
     key: int
@@ -328,7 +342,6 @@ class TrackAnalytics:
         self._by_track: dict[int, int] = {}  # tracker id -> object key
         self._next_key = 1
         self._prev_now: float | None = None  # the clock of the last frame
-        self._label_now: Callable[[int], str] | None = None
         # Speeds are reported in the speed limit's unit where there is one, else m/s where calibrated, else px/s.
         base = "m/s" if cfg.calibration is not None else "px/s"
         self._speed_unit = cfg.speed.unit if cfg.speed is not None else base
@@ -365,8 +378,6 @@ class TrackAnalytics:
         def label(n: int) -> str:
             c = int(class_id[n])
             return names[c] if 0 <= c < len(names) else str(c)
-
-        self._label_now = label  # what each box is on this frame (hits are labelled with it)
 
         pts = anchors(xyxy, cfg.anchor)
         heights = np.maximum(xyxy[:, 3] - xyxy[:, 1], 1.0)
@@ -430,6 +441,7 @@ class TrackAnalytics:
             rows.hist_t[idx, slot] = now
             rows.hist_i[idx] += 1
         speeds = self._speeds(idx, now)
+        fr = _Frame(frame_id, now, xyxy, conf, track_ids, objs, label, speeds)
 
         # Zones.
         z = len(geo.zone_names)
@@ -458,17 +470,11 @@ class TrackAnalytics:
                     hits.append(
                         self._hit(
                             "enter",
-                            objs[n],
                             n,
-                            frame_id,
-                            now,
-                            xyxy,
-                            conf,
-                            int(track_ids[n]),
+                            fr,
                             zone=geo.zone_names[zi],
                             since=rows.entered_t[r, zi],
                             since_frame=int(rows.entered_f[r, zi]),
-                            speed=speeds[n],
                         )
                     )
                 else:
@@ -486,18 +492,12 @@ class TrackAnalytics:
                 hits.append(
                     self._hit(
                         "dwell",
-                        objs[n],
                         n,
-                        frame_id,
-                        now,
-                        xyxy,
-                        conf,
-                        int(track_ids[n]),
+                        fr,
                         zone=geo.zone_names[zi],
                         since=rows.entered_t[r, zi],
                         since_frame=int(rows.entered_f[r, zi]),
                         dwell_s=now - rows.entered_t[r, zi],
-                        speed=speeds[n],
                     )
                 )
 
@@ -516,16 +516,10 @@ class TrackAnalytics:
                     hits.append(
                         self._hit(
                             "cross",
-                            objs[n],
                             n,
-                            frame_id,
-                            now,
-                            xyxy,
-                            conf,
-                            int(track_ids[n]),
+                            fr,
                             line=geo.line_names[li],
                             direction=ways[0] if new_side[n, li] > 0 else ways[1],
-                            speed=speeds[n],
                         )
                     )
             upd = np.nonzero(changed)
@@ -544,16 +538,14 @@ class TrackAnalytics:
             due = fast & ~rows.fast_fired[idx] & (now - rows.fast_since[idx] >= cfg.speed.min_duration_s)
             for n in np.flatnonzero(due).tolist():
                 rows.fast_fired[idx[n]] = True
-                hits.append(
-                    self._hit("speed", objs[n], int(n), frame_id, now, xyxy, conf, int(track_ids[n]), speed=speeds[n])
-                )
+                hits.append(self._hit("speed", int(n), fr))
 
         rows.last_seen[seen_rows] = now
         rows.last_anchor[seen_rows] = pts
         rows.height[seen_rows] = heights
         rows.width_ref[seen_rows] = np.maximum(widths, WIDTH_MEMORY * rows.width_ref[seen_rows])
         if self._prev_now is not None and len(self._objects) > len(idx):
-            hits += self._merge_split(now, frame_id, idx, objs, xyxy, conf, track_ids)
+            hits += self._merge_split(fr, idx)
         self._prev_now = now
         if len(self._objects) > len(idx):  # some objects were not seen on this frame
             hits += self._expire(now, frame_id)
@@ -666,21 +658,12 @@ class TrackAnalytics:
             return math.inf
         return math.hypot(dx, dy)
 
-    def _merge_split(
-        self,
-        now: float,
-        frame_id: int,
-        idx: npt.NDArray[np.int64],
-        objs: list[_Object],
-        xyxy: F64,
-        conf: npt.NDArray[np.float32],
-        track_ids: npt.NDArray[np.int64],
-    ) -> list[AnalyticsHit]:
+    def _merge_split(self, fr: _Frame, idx: npt.NDArray[np.int64]) -> list[AnalyticsHit]:
         """An object lost on this frame that a younger track seen now continues: a car that a pillar
         cut in two comes out as a second box while its first is still seen, and the first then goes.
         The young track is that object: a line the two were on opposite sides of was crossed, and the
         lost one goes quietly (its stays in zones end)."""
-        rows, geo, hits = self._rows, self._geo, []
+        rows, geo, hits, now, objs = self._rows, self._geo, [], fr.now, fr.objs
         assert geo is not None
         # Seen on the last frame, not on this one (lost earlier: a new track may still continue it).
         just_lost = np.flatnonzero((rows.key >= 0) & (rows.last_seen == self._prev_now))
@@ -709,19 +692,14 @@ class TrackAnalytics:
                     and before != after
                     and path_cuts_line(rows.side_pt[r, li], rows.last_anchor[y], geo, li)
                 ):
-                    names = geo.line_directions[li]
+                    ways = geo.line_directions[li]
                     hits.append(
                         self._hit(
                             "cross",
-                            young,
                             best,
-                            frame_id,
-                            now,
-                            xyxy,
-                            conf,
-                            int(track_ids[best]),
+                            fr,
                             line=geo.line_names[li],
-                            direction=names[0] if after > 0 else names[1],
+                            direction=ways[0] if after > 0 else ways[1],
                         )
                     )
             rows.last_seen[r] = -np.inf  # gone: _expire ends its stays
@@ -792,31 +770,20 @@ class TrackAnalytics:
             dwell_s=max(0.0, last_in - entered),
         )
 
-    def _hit(
-        self,
-        what: str,
-        obj: _Object,
-        n: int,
-        frame_id: int,
-        now: float,
-        xyxy: F64,
-        conf: npt.NDArray[np.float32],
-        track_id: int,
-        speed: float | None = None,
-        **fields: object,
-    ) -> AnalyticsHit:
-        speed_v = None if speed is None or speed != speed else round(float(speed) * self._speed_factor, 3)
+    def _hit(self, what: str, n: int, fr: _Frame, **fields: object) -> AnalyticsHit:
+        """What happened to the ``n``-th box of frame ``fr`` (its object, class, box and speed)."""
+        obj, speed = fr.objs[n], float(fr.speeds[n])
         return AnalyticsHit(
             what=what,  # type: ignore[arg-type]
             object_key=obj.key,
-            track_id=track_id,
+            track_id=int(fr.track_ids[n]),
             track_ids=tuple(obj.track_ids),
-            label=self._label_now(n) if self._label_now is not None else obj.label,
-            frame_id=frame_id,
-            at=now,
-            confidence=float(conf[n]),
-            bbox_xyxy=_box(xyxy[n]),
-            speed=speed_v,
+            label=fr.label(n),
+            frame_id=fr.frame_id,
+            at=fr.now,
+            confidence=float(fr.conf[n]),
+            bbox_xyxy=_box(fr.xyxy[n]),
+            speed=None if speed != speed else round(speed * self._speed_factor, 3),
             speed_unit=self._speed_unit,
             **fields,  # type: ignore[arg-type]
         )

@@ -161,49 +161,36 @@ def test_truth_is_the_analytics_on_the_true_tracks_through_an_occlusion() -> Non
     assert cut.dwell_s is None
 
 
-def _line_event(frame: int, direction: str, box: tuple[float, ...], speed: float = 50.0) -> Event:
-    return Event(
-        incident_id=f"l{frame}{direction}",
-        phase="instant",
-        camera_id="v0",
-        kind="line",
-        label="person",
-        confidence=0.9,
-        peak_confidence=0.9,
-        started_at="2026-01-01T00:00:00Z",
-        duration_s=0.0,
-        frame_id=frame,
-        bbox_xyxy=box,  # type: ignore[arg-type]
-        track_id=7,
-        line="middle",
-        direction=direction,
-        speed=speed,
-        speed_unit="px/s",
-        captured_at=0.0,
+def _event(kind: str, phase: str, incident: str, frame: int, box: tuple[float, ...], **fields: object) -> Event:
+    return Event.model_validate(
+        {
+            "incident_id": incident,
+            "phase": phase,
+            "camera_id": "v0",
+            "kind": kind,
+            "label": "person",
+            "confidence": 0.9,
+            "peak_confidence": 0.9,
+            "started_at": "2026-01-01T00:00:00Z",
+            "duration_s": 0.0,
+            "frame_id": frame,
+            "bbox_xyxy": box,
+            "captured_at": 0.0,
+            **fields,
+        }
     )
+
+
+def _line_event(frame: int, direction: str, box: tuple[float, ...], speed: float = 50.0) -> Event:
+    fields = {"track_id": 7, "line": "middle", "direction": direction, "speed": speed, "speed_unit": "px/s"}
+    return _event("line", "instant", f"l{frame}{direction}", frame, box, **fields)
 
 
 def _zone_event(
     incident: str, phase: str, start: int, frame: int, box: tuple[float, ...], dwell: float | None
 ) -> Event:
-    return Event(
-        incident_id=incident,
-        phase=phase,
-        camera_id="v0",
-        kind="zone",
-        label="person",
-        confidence=0.9,
-        peak_confidence=0.9,
-        started_at="2026-01-01T00:00:00Z",
-        duration_s=0.0,
-        frame_id=frame,
-        start_frame_id=start,
-        bbox_xyxy=box,  # type: ignore[arg-type]
-        track_id=3,
-        zone="centre",
-        dwell_s=dwell,
-        captured_at=0.0,
-    )
+    fields = {"start_frame_id": start, "track_id": 3, "zone": "centre", "dwell_s": dwell}
+    return _event("zone", phase, incident, frame, box, **fields)
 
 
 def test_published_events_become_crossings_and_stays() -> None:
