@@ -30,7 +30,7 @@ from workers.analytics import TrackAnalytics
 W, H, FPS = 1280, 720, 10.0
 
 
-def geometry(zones: int, lines: int) -> dict[str, Any]:
+def geometry(zones: int, lines: int, speed_limit: bool = True) -> dict[str, Any]:
     """``zones`` quadrilaterals in a grid over the lower two thirds, ``lines`` lines across it."""
     cols = max(1, int(np.ceil(np.sqrt(zones))))
     rows = int(np.ceil(zones / cols))
@@ -46,7 +46,7 @@ def geometry(zones: int, lines: int) -> dict[str, Any]:
         {"name": f"l{k}", "points": [[0.1 + 0.8 * (k + 0.5) / lines, 0.3], [0.12 + 0.8 * (k + 0.5) / lines, 1.0]]}
         for k in range(lines)
     ]
-    return {"zones": out_zones, "lines": out_lines, "speed": {"limit": 300.0}}
+    return {"zones": out_zones, "lines": out_lines, "speed": {"limit": 300.0} if speed_limit else None}
 
 
 def frames(tracks: int, n: int, seed: int = 0) -> list[Detections]:
@@ -111,8 +111,9 @@ def main() -> None:
     parser.add_argument("--zones", type=int, default=10)
     parser.add_argument("--lines", type=int, default=5)
     parser.add_argument("--frames", type=int, default=5000)
+    parser.add_argument("--no-speed-limit", action="store_true", help="Leave the speed limit out")
     args = parser.parse_args()
-    cfg = AnalyticsConfig.model_validate(geometry(args.zones, args.lines))
+    cfg = AnalyticsConfig.model_validate(geometry(args.zones, args.lines, not args.no_speed_limit))
     dets = frames(args.tracks, args.frames)
     run_vigil(cfg, dets[:200])  # warm up numpy's and shapely's first calls
     results = {"vigil": run_vigil(cfg, dets), "per call": run_per_call(cfg, dets)}
