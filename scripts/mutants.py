@@ -101,7 +101,7 @@ MUTANTS: tuple[Mutant, ...] = (
         name="split-object-not-merged",
         guarantee="track analytics: an occlusion or id switch does not count an object twice",
         file="workers/analytics.py",
-        old="            hits += self._merge_split(now, frame_id, idx, objs, xyxy, conf, track_ids)",
+        old="            hits += self._merge_split(fr, idx)",
         new="            pass",
         tests=("tests/unit/test_analytics.py::test_a_car_a_pillar_cuts_in_two_crosses_once",),
         why="a car a pillar cuts in two is never counted crossing the line behind it",

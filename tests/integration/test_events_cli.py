@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 from pipeline.core.config import SnapshotConfig
-from pipeline.core.messages import Detections, Event
+from pipeline.core.messages import SCHEMA_VERSION, Detections, Event
 from pipeline.events.client import EventClient
-from pipeline.events.publisher import EventPublisher
+from pipeline.events.publisher import EVENTS_STREAM, EventPublisher
 from pipeline.events.snapshots import render_snapshot
 from pipeline.runtime.redis_server import EmbeddedRedis
 from tests.support.configs import sample_event
@@ -265,7 +265,30 @@ def test_tail_json_prints_one_event_document_per_line(
     lines = tail.wait_lines(2)
     tail.stop()
     assert [Event.model_validate_json(line) for line in lines] == events
-    assert all(json.loads(line)["schema_version"] == 3 for line in lines)
+    assert all(json.loads(line)["schema_version"] == SCHEMA_VERSION for line in lines)
+
+
+def test_tail_passes_through_kinds_and_fields_of_a_newer_vigil(
+    redis_server: EmbeddedRedis, tmp_path: Path, tail_process: list[Tail]
+) -> None:
+    """An event of a kind and phase this version does not know, with a field it does not know, is
+    printed, that field included; a reader that filters on kind simply skips it."""
+    import redis
+
+    tail = Tail(["--json", "--redis-url", redis_server.url], tmp_path)
+    tail_process.append(tail)
+    tail.wait_following()
+    newer = {**json.loads(sample_event("newer", 1).model_dump_json()), "kind": "wrong_way", "phase": "pulse"}
+    newer |= {"schema_version": SCHEMA_VERSION + 1, "heading_deg": 270}
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        client.xadd(EVENTS_STREAM, {"event": json.dumps(newer)})
+    finally:
+        client.close()
+    (line,) = tail.wait_lines(1)
+    tail.stop()
+    printed = json.loads(line)
+    assert (printed["kind"], printed["phase"], printed["heading_deg"]) == ("wrong_way", "pulse", 270)
 
 
 def test_tail_follows_from_now_on(redis_server: EmbeddedRedis, tmp_path: Path, tail_process: list[Tail]) -> None:
