@@ -134,6 +134,17 @@ MUTANTS: tuple[Mutant, ...] = (
         why="a track that jumps onto another person carries the first one's side of the line to them",
     ),
     Mutant(
+        name="returning-id-not-checked",
+        guarantee="track analytics: an occlusion or id switch does not count an object twice",
+        file="workers/analytics.py",
+        old="                jumped[n] = self._gap(int(idx[n]), now, pts[n], float(b[0]), float(b[2]), float(heights[n])) == math.inf",
+        new="                jumped[n] = False",
+        tests=(
+            "tests/unit/test_analytics.py::test_an_id_that_comes_back_where_its_object_cannot_be_is_another_object",
+        ),
+        why="an id the tracker hands to someone else after a gap carries the first person's side of the line to them",
+    ),
+    Mutant(
         name="instant-event-left-open",
         guarantee="track analytics: a zone stay is an incident, a crossing one instant event",
         file="pipeline/events/publisher.py",

@@ -407,9 +407,12 @@ class TrackAnalytics:
         # it is a new track, and the object it followed is lost (a later track may continue it).
         if len(idx):
             step_t = now - rows.last_seen[idx]
-            jumped = (step_t <= 1.5 / max(self._fps, 1e-6)) & (
-                np.abs(pts[:, 1] - rows.last_anchor[idx, 1]) > JUMP_HEIGHTS * heights
-            )
+            next_frame = step_t <= 1.5 / max(self._fps, 1e-6)
+            jumped = next_frame & (np.abs(pts[:, 1] - rows.last_anchor[idx, 1]) > JUMP_HEIGHTS * heights)
+            for n in np.flatnonzero(~next_frame & (rows.hist_i[idx] > 1)).tolist():
+                # Back after a gap: where its object cannot be by now, it is another object.
+                b = xyxy[n]
+                jumped[n] = self._gap(int(idx[n]), now, pts[n], float(b[0]), float(b[2]), float(heights[n])) == math.inf
             if jumped.any():
                 idx, objs = idx.copy(), list(objs)
                 present = {o.key for o in objs}

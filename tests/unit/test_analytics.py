@@ -371,3 +371,15 @@ def test_occupancy_and_hits_name_classes_on_a_frame_with_a_crossing() -> None:
             break
     assert [h.label for h in frame.hits if h.what == "cross"] == ["person"]
     assert frame.occupancy == {("right", "person"): 1, ("right", "vehicle"): 1}
+
+
+def test_an_id_that_comes_back_where_its_object_cannot_be_is_another_object() -> None:
+    """The tracker loses a person behind a pillar and gives their id, a few frames later, to
+    someone further away; the first person comes out under a new id and crosses once."""
+    stage = analytics(lines=[VERTICAL])
+    frames = [boxes((1, 200 + 10 * f, 300.0)) for f in range(10)]  # to x=290, then hidden
+    frames += [boxes() for _ in range(3)]
+    frames += [boxes((1, 300 - 10 * f, 200.0)) for f in range(3)]  # id 1 again, 100 px further up
+    frames += [boxes((1, 270 - 10 * f, 200.0), (5, 350 + 10 * f, 300.0)) for f in range(6)]
+    hits = run(stage, frames)
+    assert [(h.direction, h.track_ids) for h in hits if h.what == "cross"] == [("eastbound", (1, 5))]
