@@ -13,12 +13,15 @@ objects at once (numpy, no call per point):
   anchor must be ``line_margin`` box heights past the line before the side counts, so a box that
   jitters on the line is never counted; a crossing is a change of counted side whose path cuts the
   line itself (walking round its end is not a crossing).
-- speed: anchor displacement over ``speed_window_s``, in pixels per second or, through the
-  ground-plane homography, metres per second.
+- speed: anchor displacement over ``speed_window_s`` (from where the object last stood still, if
+  later), in pixels per second or, through the ground-plane homography, metres per second.
 - objects, not track ids: a track lost for at most ``reid_s`` and a new track of the same class that
-  appears where the lost one would be now (its last anchor moved on at its last velocity, within a
-  box height) are one object. The new id inherits the zones it was in and the side of each line,
-  so an occlusion or an id switch neither counts a crossing twice nor splits a dwell.
+  appears where the lost one would be now (``_gap``: its leading edge moved on at its speed, at the
+  same depth, with a box of a like height) are one object. The new id inherits the zones it was in
+  and the side of each line, so an occlusion or an id switch neither counts a crossing twice nor
+  splits a dwell. A lost object that a younger track seen beside it continues (a car a pillar cut
+  in two) is merged into it; a track whose foot jumps between frames, or whose id comes back where
+  its object cannot be, has gone over to another object and is treated as a new track.
 
 State is kept in arrays, one row per object, so the cost grows with the number of objects and
 edges in numpy, not in Python. Not thread-safe: one instance per camera.
