@@ -148,7 +148,6 @@ class CameraRunner:
         self._line_counts: dict[tuple[str, str], int] = {}
         self._occupancy: dict[tuple[str, str], int] = {}
         self._make_analytics(cam.analytics)
-        self._last_clock: tuple[int, float, float] | None = None  # the last frame's id, rules clock, capture time
         self._summarizer = FrameSummarizer(settings.class_names)
         self._window: deque[FrameFeatures] = deque(maxlen=settings.window)
         self._since_clip = 0
@@ -321,9 +320,10 @@ class CameraRunner:
             self._finish(pending.popleft())
         # The source ended or the camera is stopping: objects leave the zones, every open incident ends.
         closing: list[Event] = []
-        if self._analytics is not None and self._last_clock is not None:
-            frame = AnalyticsFrame(tuple(self._analytics.close(self._last_clock[0])))
-            closing = self._engine.on_analytics(frame, self._last_clock[2], clock=self._last_clock[1])
+        if self._analytics is not None and self._latest is not None:
+            last = self._latest[0]
+            frame = AnalyticsFrame(tuple(self._analytics.close(last.frame_id)))
+            closing = self._engine.on_analytics(frame, last.captured_at, clock=self._event_clock(last))
         self._publisher.publish(closing + self._engine.close())
 
     def _submit(self, packet: FramePacket, pending: deque[_InFlight]) -> _InFlight:
@@ -483,7 +483,6 @@ class CameraRunner:
         """Events, clip window (``vector`` None: no clip head, no window) and publishing for one frame."""
         self._latest = (packet, tracked)
         now = self._event_clock(packet)
-        self._last_clock = (packet.frame_id, now, packet.captured_at)
         frame = self._run_analytics(packet, tracked, now)
         if frame is None and self._analytics is not None:  # the camera just failed (geometry outside the frame)
             return
