@@ -45,6 +45,15 @@ F64 = npt.NDArray[np.float64]
 SPEED_FACTORS = {"px/s": 1.0, "m/s": 1.0, "km/h": 3.6}
 STILL_HEIGHTS = 0.25  # an object moving less than this many box heights a second stands still
 JUMP_HEIGHTS = 0.15  # a foot that moves this many box heights up or down in one frame: another object
+# A track that walks one way and then, within TURN_SPAN_S, back the other way has gone over to another
+# object (two people passing behind the same pillar, each going the other's way): the first leg at
+# least TURN_OUT_HEIGHTS box heights long, the way back at least TURN_BACK_HEIGHTS, over TURN_S.
+TURN_S = 2.0
+TURN_OUT_HEIGHTS = 0.5
+TURN_BACK_HEIGHTS = 0.25
+TURN_SPAN_S = 1.0
+TURN_AWAY_S = 0.2  # ... and has stayed more than 0.1 box heights from the turn for this long
+TURN_COS = -0.7  # the way back points at least this much against the way out
 WIDTH_MEMORY = 0.98  # per frame: how slowly an object's remembered width forgets its widest box
 
 
@@ -221,8 +230,9 @@ def to_ground(points: F64, homography: F64) -> F64:
 class _Rows:
     """Per-object state, one row per object (grown by doubling; rows are reused once freed)."""
 
-    def __init__(self, zones: int, lines: int, history: int) -> None:
+    def __init__(self, zones: int, lines: int, history: int, trail: int) -> None:
         self.history = history
+        self.trail = trail
         # name -> (shape after the row axis, fill, dtype)
         self._spec: dict[str, tuple[tuple[int, ...], object, type]] = {
             "key": ((), -1, np.int64),  # the object's key; -1: a free row
@@ -253,6 +263,10 @@ class _Rows:
             "first_side": ((lines,), 0, np.int8),  # the first side of each line it was counted on
             "slow_run": ((), 0, np.int64),  # frames in a row it barely moved
             "win0": ((), 0, np.int64),  # the history's first sample since the object last stood still
+            "trail_p": ((trail, 2), np.nan, np.float64),  # anchors over the last TURN_S (turns)
+            "trail_t": ((trail,), np.nan, np.float64),
+            "trail_x": ((trail, 2), np.nan, np.float64),  # box edges (x1, x2) over the last TURN_S
+            "trail_i": ((), 0, np.int64),
         }
         self.cap = 0
         self._grow(32)
@@ -307,6 +321,10 @@ class _Rows:
     first_side: npt.NDArray[np.int8]
     slow_run: npt.NDArray[np.int64]
     win0: npt.NDArray[np.int64]
+    trail_p: F64
+    trail_t: F64
+    trail_x: F64
+    trail_i: npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -340,7 +358,8 @@ class TrackAnalytics:
         self._geo: _Compiled | None = None
         self._size: tuple[int, int] | None = None
         history = max(2, math.ceil(cfg.speed_window_s * min(fps, 60.0)) + 1)  # anchors over the speed window
-        self._rows = _Rows(len(cfg.zones), len(cfg.lines), history)
+        trail = max(3, math.ceil(TURN_S * min(fps, 30.0)) + 1)  # anchors over TURN_S
+        self._rows = _Rows(len(cfg.zones), len(cfg.lines), history, trail)
         self._objects: dict[int, _Object] = {}  # by object key
         self._by_track: dict[int, int] = {}  # tracker id -> object key
         self._next_key = 1
@@ -386,6 +405,7 @@ class TrackAnalytics:
         heights = np.maximum(xyxy[:, 3] - xyxy[:, 1], 1.0)
         widths = np.maximum(xyxy[:, 2] - xyxy[:, 0], 1.0)
         hits: list[AnalyticsHit] = []
+        rewound: list[tuple[int, int]] = []  # (a turned track's object, rewound to its turn; the track's new object)
 
         # Objects: tracker ids -> object keys (a new id may continue a lost object). The same ids as
         # on the last frame (the usual case) map to the same rows.
@@ -405,9 +425,10 @@ class TrackAnalytics:
                 objs.append(obj)
                 idx[n] = obj.row
             self._mapped = (ids_key, idx, objs)
-        # A track whose foot jumped up or down the picture from one frame to the next has gone over to
-        # another object (trackers swap ids where two people pass behind the same pillar): from here
-        # it is a new track, and the object it followed is lost (a later track may continue it).
+        # A track whose foot jumped up or down the picture from one frame to the next, or that turned
+        # straight back, has gone over to another object (trackers swap ids where two people pass
+        # behind the same pillar): from here it is a new track, and the object it followed is lost
+        # (a later track may continue it).
         if len(idx):
             step_t = now - rows.last_seen[idx]
             next_frame = step_t <= 1.5 / max(self._fps, 1e-6)
@@ -416,17 +437,33 @@ class TrackAnalytics:
                 # Back after a gap: where its object cannot be by now, it is another object.
                 b = xyxy[n]
                 jumped[n] = self._gap(int(idx[n]), now, pts[n], float(b[0]), float(b[2]), float(heights[n])) == math.inf
-            if jumped.any():
+            turns = self._turns(idx, now, pts, xyxy, heights, skip=jumped)
+            if jumped.any() or turns:
                 idx, objs = idx.copy(), list(objs)
                 present = {o.key for o in objs}
-                for n in np.flatnonzero(jumped).tolist():
+                for n in sorted({*np.flatnonzero(jumped).tolist(), *turns}):
                     tid = int(track_ids[n])
+                    if n in turns:
+                        # The object the track went over to: one lost a moment ago. Where there is
+                        # none, the turn is the object's own (people do turn round).
+                        other = self._lost_match(label(n), pts[n], xyxy[n], now, present)
+                        if other is None:
+                            continue
+                        self._rewind(int(idx[n]), *turns[n])
                     self._by_track.pop(tid, None)
                     obj = self._continue_or_new(tid, label(n), pts[n], xyxy[n], now, present)
                     present.add(obj.key)
+                    if n in turns:
+                        rewound.append((int(idx[n]), obj.key))
                     objs[n], idx[n] = obj, obj.row
                 self._mapped = None
         seen_rows = idx
+        if len(idx):
+            slot = rows.trail_i[idx] % rows.trail
+            rows.trail_p[idx, slot] = pts
+            rows.trail_t[idx, slot] = now
+            rows.trail_x[idx, slot] = xyxy[:, 0:4:2]
+            rows.trail_i[idx] += 1
 
         # Speed: the anchor's history over the speed window, and when the object last stood still
         # (two steps in a row under STILL_HEIGHTS box heights a second): a speed is measured from
@@ -551,7 +588,7 @@ class TrackAnalytics:
         rows.height[seen_rows] = heights
         rows.width_ref[seen_rows] = np.maximum(widths, WIDTH_MEMORY * rows.width_ref[seen_rows])
         if self._prev_now is not None and len(self._objects) > len(idx):
-            hits += self._merge_split(fr, idx)
+            hits += self._merge_split(fr, rewound)
         self._prev_now = now
         if len(self._objects) > len(idx):  # some objects were not seen on this frame
             hits += self._expire(now, frame_id)
@@ -622,6 +659,20 @@ class TrackAnalytics:
     def _continue_or_new(self, tid: int, label: str, pt: F64, box: F64, now: float, present: set[int]) -> _Object:
         """A track id not seen before: the lost object it continues (not one of ``present``, the
         objects seen on this frame), or a new object."""
+        rows, best = self._rows, self._lost_match(label, pt, box, now, present)
+        if best is None:
+            key, self._next_key = self._next_key, self._next_key + 1
+            best = _Object(key, self._rows.take(key), label, [])
+            self._objects[key] = best
+            rows.born_t[best.row], rows.first_pt[best.row], rows.first_x[best.row] = now, pt, box[0:4:2]
+        elif self._by_track.get(best.track_ids[-1]) == best.key:
+            del self._by_track[best.track_ids[-1]]  # the old id is this object's no more
+        best.track_ids.append(tid)
+        self._by_track[tid] = best.key
+        return best
+
+    def _lost_match(self, label: str, pt: F64, box: F64, now: float, present: set[int]) -> _Object | None:
+        """The lost object (not one of ``present``) a box of class ``label`` found now continues, if any."""
         rows, best, best_d = self._rows, None, math.inf
         if self.cfg.reid_s > 0:
             for obj in self._objects.values():
@@ -631,16 +682,61 @@ class TrackAnalytics:
                 d = self._gap(r, now, pt, float(box[0]), float(box[2]), float(box[3] - box[1]))
                 if d < best_d:
                     best, best_d = obj, d
-        if best is None:
-            key, self._next_key = self._next_key, self._next_key + 1
-            best = _Object(key, self._rows.take(key), label, [])
-            self._objects[key] = best
-            rows.born_t[best.row], rows.first_pt[best.row], rows.first_x[best.row] = now, pt, box[0:4:2]
-        else:
-            self._by_track.pop(best.track_ids[-1], None)  # the old id is this object's no more
-        best.track_ids.append(tid)
-        self._by_track[tid] = best.key
         return best
+
+    def _turns(
+        self, idx: npt.NDArray[np.int64], now: float, pts: F64, xyxy: F64, heights: F64, skip: npt.NDArray[np.bool_]
+    ) -> dict[int, tuple[float, F64]]:
+        """Which rows' tracks turned straight back (see TURN_S): over the last TURN_S the anchor went
+        one way from its oldest point to its farthest (the turn), stayed near the turn for at most
+        TURN_SPAN_S and has been on its way back for TURN_AWAY_S; going across the picture, with both
+        edges of its box (a box that shrinks behind an occluder has one edge going back, not both).
+        Box index -> (when, where) its turn was."""
+        rows = self._rows
+        cand = np.flatnonzero(~skip & (rows.trail_i[idx] >= 3))
+        if not len(cand):
+            return {}
+        r = idx[cand]
+        tp, tt = rows.trail_p[r], rows.trail_t[r]  # (M, T, 2), (M, T)
+        with np.errstate(invalid="ignore"):
+            valid = now - tt <= TURN_S + 1e-9  # NaN (no sample) is not valid
+        m_ = np.arange(len(r))
+        a = tp[m_, np.argmin(np.where(valid, tt, np.inf), axis=1)]
+        dist = np.where(valid, np.hypot(tp[..., 0] - a[:, None, 0], tp[..., 1] - a[:, None, 1]), -1.0)
+        im = np.argmax(dist, axis=1)
+        turn, turn_t = tp[m_, im], tt[m_, im]
+        out_leg, back = turn - a, pts[cand] - turn
+        lo, lb, h = np.hypot(out_leg[:, 0], out_leg[:, 1]), np.hypot(back[:, 0], back[:, 1]), heights[cand]
+        cos = (out_leg * back).sum(axis=1) / np.maximum(lo * lb, 1e-9)
+        turned = (lo >= TURN_OUT_HEIGHTS * h) & (lb >= TURN_BACK_HEIGHTS * h) & (cos <= TURN_COS)
+        if not turned.any():
+            return {}
+        near = valid & (np.hypot(tp[..., 0] - turn[:, None, 0], tp[..., 1] - turn[:, None, 1]) < 0.1 * h[:, None])
+        last_near = np.where(near, tt, -np.inf).max(axis=1)
+        # Near the turn for at most TURN_SPAN_S, and away from it since (a box jittering there is not a turn).
+        span = last_near - np.where(near, tt, np.inf).min(axis=1)
+        turned &= (span <= TURN_SPAN_S) & (now - last_near >= TURN_AWAY_S - 1e-6)
+        across = np.abs(out_leg[:, 0]) >= 0.5 * lo
+        edges_back = (xyxy[cand][:, 0:4:2] - rows.trail_x[r][m_, im]) * np.sign(out_leg[:, 0])[:, None]
+        turned &= ~across | (edges_back < 0).all(axis=1)
+        return {int(cand[k]): (float(turn_t[k]), turn[k]) for k in np.flatnonzero(turned).tolist()}
+
+    def _rewind(self, r: int, t: float, pt: F64) -> None:
+        """Object ``r`` as it was at time ``t``, at anchor ``pt`` (where its track turned): it was
+        last seen there, going the way it went; later samples are forgotten."""
+        rows = self._rows
+        rows.last_seen[r], rows.last_anchor[r], rows.slow_run[r] = t, pt, 0
+        for ring, times, count, cols in (
+            (rows.history, rows.hist_t, rows.hist_i, (rows.hist_p, rows.hist_x)),
+            (rows.trail, rows.trail_t, rows.trail_i, (rows.trail_p, rows.trail_x)),
+        ):
+            while count[r] > 0 and times[r, (count[r] - 1) % ring] > t:
+                slot = (count[r] - 1) % ring
+                times[r, slot] = np.nan
+                for arr in cols:
+                    arr[r, slot] = np.nan
+                count[r] -= 1
+        rows.win0[r] = min(int(rows.win0[r]), int(rows.hist_i[r]))
 
     def _gap(self, r: int, at: float, pt: F64, x1: float, x2: float, height: float) -> float:
         """How far a box (left and right edges ``x1``, ``x2``, anchor ``pt``) is from where object
@@ -664,21 +760,25 @@ class TrackAnalytics:
             return math.inf
         return math.hypot(dx, dy)
 
-    def _merge_split(self, fr: _Frame, idx: npt.NDArray[np.int64]) -> list[AnalyticsHit]:
+    def _merge_split(self, fr: _Frame, rewound: list[tuple[int, int]]) -> list[AnalyticsHit]:
         """An object lost on this frame that a younger track seen now continues: a car that a pillar
-        cut in two comes out as a second box while its first is still seen, and the first then goes.
-        The young track is that object: a line the two were on opposite sides of was crossed, and the
-        lost one goes quietly (its stays in zones end)."""
+        cut in two comes out as a second box while its first is still seen, and the first then goes;
+        an object ``rewound`` to where its track turned back (``_turns``), which a track that appeared
+        since may continue. The young track is that object: a line the two were on opposite sides of
+        was crossed, and the lost one goes quietly (its stays in zones end)."""
         rows, geo, hits, now, objs = self._rows, self._geo, [], fr.now, fr.objs
         assert geo is not None
         # Seen on the last frame, not on this one (lost earlier: a new track may still continue it).
         just_lost = np.flatnonzero((rows.key >= 0) & (rows.last_seen == self._prev_now))
-        for r in just_lost.tolist():
+        other_half = dict(rewound)
+        for r in just_lost.tolist() + list(other_half):
             lost = self._objects[int(rows.key[r])]
             best, best_d = -1, math.inf
             for n, young in enumerate(objs):
                 y = young.row
-                if young.label != lost.label or len(young.track_ids) != 1 or young.key == lost.key:
+                if young.label != lost.label or len(young.track_ids) != 1 or young.key in (lost.key, other_half.get(r)):
+                    continue
+                if r in other_half and rows.born_t[y] < rows.last_seen[r]:  # seen beside it before its turn
                     continue
                 if not (rows.born_t[r] < rows.born_t[y] and now - rows.born_t[y] <= self.cfg.reid_s):
                     continue

@@ -383,3 +383,27 @@ def test_an_id_that_comes_back_where_its_object_cannot_be_is_another_object() ->
     frames += [boxes((1, 270 - 10 * f, 200.0), (5, 350 + 10 * f, 300.0)) for f in range(6)]
     hits = run(stage, frames)
     assert [(h.direction, h.track_ids) for h in hits if h.what == "cross"] == [("eastbound", (1, 5))]
+
+
+def test_a_tracker_id_that_turns_back_onto_another_person_counts_both_crossings() -> None:
+    """Two people at the same depth cross behind a pillar in opposite directions, and the tracker
+    keeps the first one's id on the second, who walks back the way the first came: the track turns
+    straight back. From its turn it is the second person (who was lost a moment ago), and the first
+    comes out under a new id: each crosses once."""
+    stage = analytics(lines=[VERTICAL])
+    frames = [boxes((1, 200 + 5 * f, 250.0), (2, 440 - 5 * f, 245.0)) for f in range(20)]  # A east, B west
+    frames += [boxes((1, x, 250.0)) for x in (297, 299, 300, 300, 299, 298)]  # both behind the pillar
+    frames += [boxes((1, 300 - 5 * f, 245.0)) for f in range(7)]  # id 1 is on B now
+    frames += [boxes((1, 265 - 5 * f, 245.0), (3, 345 + 5 * f, 250.0)) for f in range(12)]  # A comes out as 3
+    hits = run(stage, frames)
+    by_direction = {h.direction: h.track_ids for h in hits if h.what == "cross"}
+    assert by_direction == {"westbound": (2, 1), "eastbound": (1, 3)}
+
+
+def test_a_person_who_turns_round_stays_one_object() -> None:
+    left_half = {"name": "left", "polygon": [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]], "min_frames": 1}
+    stage = analytics(zones=[left_half], lines=[VERTICAL])
+    path = walk(1, 150, 300, 20) + walk(1, 295, 100, 30)  # straight back, nobody else about
+    hits = run(stage, [boxes(p) for p in path])
+    assert [h.what for h in hits] == ["enter"]
+    assert crossings(hits) == []
