@@ -687,39 +687,38 @@ class TrackAnalytics:
     def _turns(
         self, idx: npt.NDArray[np.int64], now: float, pts: F64, xyxy: F64, heights: F64, skip: npt.NDArray[np.bool_]
     ) -> dict[int, tuple[float, F64]]:
-        """Which rows' tracks turned straight back (see TURN_S): over the last TURN_S the anchor went
+        """Which rows' tracks turned straight back (see TURN_S): over its last TURN_S the anchor went
         one way from its oldest point to its farthest (the turn), stayed near the turn for at most
         TURN_SPAN_S and has been on its way back for TURN_AWAY_S; going across the picture, with both
         edges of its box (a box that shrinks behind an occluder has one edge going back, not both).
         Box index -> (when, where) its turn was."""
         rows = self._rows
-        cand = np.flatnonzero(~skip & (rows.trail_i[idx] >= 3))
+        cand = np.flatnonzero(~skip & (rows.trail_i[idx] >= rows.trail))  # a full trail
         if not len(cand):
             return {}
-        r = idx[cand]
-        tp, tt = rows.trail_p[r], rows.trail_t[r]  # (M, T, 2), (M, T)
-        with np.errstate(invalid="ignore"):
-            valid = now - tt <= TURN_S + 1e-9  # NaN (no sample) is not valid
-        m_ = np.arange(len(r))
-        a = tp[m_, np.argmin(np.where(valid, tt, np.inf), axis=1)]
-        dist = np.where(valid, np.hypot(tp[..., 0] - a[:, None, 0], tp[..., 1] - a[:, None, 1]), -1.0)
-        im = np.argmax(dist, axis=1)
-        turn, turn_t = tp[m_, im], tt[m_, im]
-        out_leg, back = turn - a, pts[cand] - turn
-        lo, lb, h = np.hypot(out_leg[:, 0], out_leg[:, 1]), np.hypot(back[:, 0], back[:, 1]), heights[cand]
-        cos = (out_leg * back).sum(axis=1) / np.maximum(lo * lb, 1e-9)
-        turned = (lo >= TURN_OUT_HEIGHTS * h) & (lb >= TURN_BACK_HEIGHTS * h) & (cos <= TURN_COS)
+        r, m_ = idx[cand], np.arange(len(cand))
+        tp = rows.trail_p[r]  # (M, T, 2): the last T anchors, a ring
+        rel = tp - tp[m_, rows.trail_i[r] % rows.trail][:, None]  # from the oldest
+        im = np.argmax(rel[..., 0] ** 2 + rel[..., 1] ** 2, axis=1)  # the farthest: the turn
+        out_leg, turn = rel[m_, im], tp[m_, im]
+        back, h = pts[cand] - turn, heights[cand]
+        lo2, lb2 = (out_leg**2).sum(axis=1), (back**2).sum(axis=1)
+        turned = (lo2 >= (TURN_OUT_HEIGHTS * h) ** 2) & (lb2 >= (TURN_BACK_HEIGHTS * h) ** 2)
+        turned &= (out_leg * back).sum(axis=1) <= TURN_COS * np.sqrt(lo2 * lb2)
         if not turned.any():
             return {}
-        near = valid & (np.hypot(tp[..., 0] - turn[:, None, 0], tp[..., 1] - turn[:, None, 1]) < 0.1 * h[:, None])
+        k = np.flatnonzero(turned)  # the few left: the rest of the test
+        r, tp, turn, out_leg, h, im = r[k], tp[k], turn[k], out_leg[k], h[k], im[k]
+        tt, m_ = rows.trail_t[r], np.arange(len(k))
+        near = np.hypot(tp[..., 0] - turn[:, None, 0], tp[..., 1] - turn[:, None, 1]) < 0.1 * h[:, None]
         last_near = np.where(near, tt, -np.inf).max(axis=1)
         # Near the turn for at most TURN_SPAN_S, and away from it since (a box jittering there is not a turn).
         span = last_near - np.where(near, tt, np.inf).min(axis=1)
-        turned &= (span <= TURN_SPAN_S) & (now - last_near >= TURN_AWAY_S - 1e-6)
-        across = np.abs(out_leg[:, 0]) >= 0.5 * lo
-        edges_back = (xyxy[cand][:, 0:4:2] - rows.trail_x[r][m_, im]) * np.sign(out_leg[:, 0])[:, None]
-        turned &= ~across | (edges_back < 0).all(axis=1)
-        return {int(cand[k]): (float(turn_t[k]), turn[k]) for k in np.flatnonzero(turned).tolist()}
+        ok = (span <= TURN_SPAN_S) & (now - last_near >= TURN_AWAY_S - 1e-6)
+        across = np.abs(out_leg[:, 0]) >= 0.5 * np.hypot(out_leg[:, 0], out_leg[:, 1])
+        edges_back = (xyxy[cand[k]][:, 0:4:2] - rows.trail_x[r, im]) * np.sign(out_leg[:, 0])[:, None]
+        ok &= ~across | (edges_back < 0).all(axis=1)
+        return {int(cand[k[j]]): (float(tt[j, im[j]]), turn[j]) for j in np.flatnonzero(ok).tolist()}
 
     def _rewind(self, r: int, t: float, pt: F64) -> None:
         """Object ``r`` as it was at time ``t``, at anchor ``pt`` (where its track turned): it was
