@@ -20,6 +20,7 @@ import typer
 
 from pipeline.cli.common import DEMO_CONFIG, DEMO_MODELS, console, err_console, fail, load_checked, vigil_command
 from pipeline.cli.exits import run_cli
+from pipeline.cli.fetch import register as register_fetch_command
 from pipeline.cli.instances import PipelineOption, RedisUrlOption, RunRedisUrlOption, pipeline_url, recorded
 from pipeline.cli.models import register as register_model_commands
 from pipeline.cli.probe import register as register_probe_command
@@ -689,6 +690,7 @@ def _overhead_line(o: dict[str, Any]) -> str:
 
 register_model_commands(app)
 register_probe_command(cameras_app)
+register_fetch_command(app)
 
 
 def main() -> None:

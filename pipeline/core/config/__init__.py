@@ -37,6 +37,7 @@ from pipeline.core.config.models import (
 )
 from pipeline.core.config.ray import Placement, RayConfig, WorkerResources
 from pipeline.core.config.services import MetricsConfig, RedisConfig
+from pipeline.core.config.zero_shot import HfClipBackend, OpenClipBackend, ZeroShotConfig
 
 __all__ = [
     "BatchedModelConfig",
@@ -48,10 +49,12 @@ __all__ = [
     "CropClassifierConfig",
     "DetectorConfig",
     "EventsConfig",
+    "HfClipBackend",
     "LSTMHead",
     "MetricsConfig",
     "ModelsConfig",
     "MotionConfig",
+    "OpenClipBackend",
     "Placement",
     "RayConfig",
     "RedisConfig",
@@ -64,6 +67,7 @@ __all__ = [
     "TransformerHead",
     "VigilConfig",
     "WorkerResources",
+    "ZeroShotConfig",
     "absolute_paths",
     "absolute_paths_camera",
     "load_config",

@@ -125,6 +125,9 @@ def absolute_paths(cfg: VigilConfig, base: Path | None = None) -> VigilConfig:
             "detector": det,
             "classifier": _abs_weights(m.classifier, base),
             "temporal": _abs_weights(m.temporal, base),
+            "zero_shot": None
+            if m.zero_shot is None
+            else m.zero_shot.model_copy(update={"backend": m.zero_shot.backend.with_absolute_paths(base)}),
         }
     )
     events = ev.model_copy(
@@ -258,7 +261,7 @@ def _key_path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("torchvision", "timm", "lstm", "transformer"):
+        elif part in ("torchvision", "timm", "lstm", "transformer", "open_clip", "hf_clip"):
             continue  # discriminated-union tag pydantic inserts into the location
         else:
             out += f".{part}" if out else str(part)

@@ -1,4 +1,4 @@
-"""``models``: the detector, the scene and crop classifiers, the clip head."""
+"""``models``: the detector, the scene and crop classifiers, the clip head, zero-shot CLIP labels."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from pipeline.core.config.base import Strict
+from pipeline.core.config.zero_shot import ZeroShotConfig
 
 
 class BatchedModelConfig(Strict):
@@ -148,7 +149,12 @@ class ModelsConfig(Strict):
         description="Clip head over a sliding window of per-frame features; null: off (no clip events). Without "
         "models.classifier only a head that uses no ViT embedding runs (trained with --embedding-features 0)",
     )
-    allow_download: bool = Field(default=False, description="Let ultralytics/timm reach their hubs at run time")
+    zero_shot: ZeroShotConfig | None = Field(
+        default=None, description="Labels from a CLIP model and text prompts, without training; null: off"
+    )
+    allow_download: bool = Field(
+        default=False, description="Let ultralytics, timm, open_clip and transformers reach their hubs at run time"
+    )
 
     @property
     def input_px(self) -> int:
@@ -173,4 +179,6 @@ class ModelsConfig(Strict):
         for key, path in files.items():
             if path is not None and not path.is_file():
                 problems.append(f"models.{key}.weights: file not found: {path}")
+        if self.zero_shot is not None and (why := self.zero_shot.backend.source_problem(self.allow_download)):
+            problems.append(why)
         return problems
