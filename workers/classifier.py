@@ -201,6 +201,10 @@ class Classifier(MetricsExporter):
         """One frame; concurrent calls (from all cameras) are batched into one forward pass."""
         return self._batcher.submit(image_bgr)
 
+    def scores(self, results: list[SceneResult]) -> list[LabelScore]:
+        """Labels and confidences as crop labels (a ViT's embedding is no text's: it stays here)."""
+        return [LabelScore(r.label, r.confidence) for r in results]
+
     def classify_batch(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[SceneResult]:
         with model_call(self.role, len(images_bgr)):
             return self._classify(images_bgr)
@@ -247,4 +251,4 @@ class CropClassifier(Classifier):
 
     def classify_crops(self, crops_bgr: list[npt.NDArray[np.uint8]]) -> list[LabelScore]:
         """One label per crop (``crop_boxes`` cuts them where the full-resolution frame is)."""
-        return [LabelScore(r.label, r.confidence) for r in self._batcher.submit_many(crops_bgr)]
+        return self.scores(self._batcher.submit_many(crops_bgr))

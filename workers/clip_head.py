@@ -21,7 +21,7 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from pipeline.core.config import LSTMHead, TemporalConfig, TransformerHead
+from pipeline.core.config import LSTMHead, TemporalConfig, TransformerHead, ZeroShotActivities
 from pipeline.core.messages import Detections, FloatArray, LabelScore
 from pipeline.core.metrics import MODEL_LOAD_SECONDS, model_call
 from workers.common import MetricsExporter, configure_torch, release_free_memory, set_process_role
@@ -32,6 +32,8 @@ CHECKPOINT_FORMAT = "vigil-temporal/3"
 FEATURE_VERSION = 6  # bump when features change (FrameSummarizer, or how frames reach the models): caches go stale
 SUMMARY_STATS = 6  # count, mean confidence, mean area, mean aspect, mean centre x, mean centre y
 MOTION_STATS = 8  # see FrameSummarizer
+NORMAL = "normal"  # the training label of windows where nothing happens
+TEXT_SPACE = "minilm-384"  # the sentence encoder a text-space head maps windows into (all-MiniLM-L6-v2)
 PERSON_NAMES = frozenset({"person", "pedestrian"})
 BAG_NAMES = frozenset({"bag", "backpack", "handbag", "suitcase"})
 
@@ -322,6 +324,19 @@ def build_head(
     return ClipTransformer(in_dim, num_labels, head, emb_dim)
 
 
+@dataclass(frozen=True)
+class TextSpace:
+    """A head trained into a sentence encoder's space (``vigil train temporal --text-space``): its
+    output is a window's embedding there, and a label is the text its embedding is closest to.
+    ``label_embeddings`` (L, D) are its training labels' (the mean of each label's captions), so it
+    labels like a trained head without prompts; with prompts (``models.zero_shot.activities``) any
+    words label it."""
+
+    space: str  # the sentence encoder, e.g. "minilm-384" (pipeline.events.search names spaces alike)
+    label_embeddings: npt.NDArray[np.float32]
+    logit_scale: float
+
+
 def save_checkpoint(
     path: Path,
     model: nn.Module,
@@ -329,6 +344,7 @@ def save_checkpoint(
     labels: tuple[str, ...],
     in_dim: int,
     emb_dim: int = 0,
+    text: TextSpace | None = None,
 ) -> None:
     torch.save(
         {
@@ -338,21 +354,31 @@ def save_checkpoint(
             "in_dim": in_dim,
             "emb_dim": emb_dim,
             "state_dict": model.state_dict(),
+            "text_space": None
+            if text is None
+            else {
+                "space": text.space,
+                "label_embeddings": text.label_embeddings.tolist(),
+                "logit_scale": text.logit_scale,
+            },
         },
         path,
     )
 
 
-def load_head(cfg: TemporalConfig, in_dim: int, emb_dim: int = 0) -> tuple[nn.Module, tuple[str, ...], str]:
+def load_head(
+    cfg: TemporalConfig, in_dim: int, emb_dim: int = 0
+) -> tuple[nn.Module, tuple[str, ...], str, TextSpace | None]:
     """Build the configured head for ``in_dim`` features (``emb_dim`` of them the ViT embedding;
-    0: no scene ViT runs, the features are the detection summary alone). Returns (model, labels, kind).
+    0: no scene ViT runs, the features are the detection summary alone). Returns (model, labels, kind,
+    its text space or None).
 
     A checkpoint whose head leaves the embedding out (``embedding_features: 0``) reads only the
     detection summary, so it runs with any ViT or none; one that uses the embedding needs the ViT
     it was trained with."""
     if cfg.weights is None:
         log.warning("temporal: no weights configured, running an UNTRAINED %s head", cfg.head.kind)
-        return build_head(cfg.head, in_dim, len(cfg.labels), emb_dim=emb_dim), cfg.labels, cfg.head.kind
+        return build_head(cfg.head, in_dim, len(cfg.labels), emb_dim=emb_dim), cfg.labels, cfg.head.kind, None
     ckpt: dict[str, Any] = torch.load(cfg.weights, map_location="cpu", weights_only=False)
     if ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{cfg.weights}: not a Vigil temporal checkpoint ({CHECKPOINT_FORMAT})")
@@ -373,9 +399,13 @@ def load_head(cfg: TemporalConfig, in_dim: int, emb_dim: int = 0) -> tuple[nn.Mo
             f"detector + classifier give {in_dim}; use the models it was trained with"
         )
     labels = tuple(ckpt["labels"])
-    model = build_head(head, in_dim, len(labels), emb_dim=emb_dim)
+    text = None
+    if (ts := ckpt.get("text_space")) is not None:
+        table = np.asarray(ts["label_embeddings"], np.float32)
+        text = TextSpace(str(ts["space"]), table, float(ts["logit_scale"]))
+    model = build_head(head, in_dim, len(labels) if text is None else text.label_embeddings.shape[1], emb_dim=emb_dim)
     model.load_state_dict(ckpt["state_dict"])
-    return model, labels, head.kind
+    return model, labels, head.kind, text
 
 
 class ClipHead(MetricsExporter):
@@ -393,8 +423,24 @@ class ClipHead(MetricsExporter):
         self.device = "cpu" if in_host else configure_torch(torch_threads)
         self._lock = threading.Lock()
         t0 = time.perf_counter()
-        model, self.labels, self.kind = load_head(cfg, in_dim, emb_dim)
+        model, self.labels, self.kind, self.text = load_head(cfg, in_dim, emb_dim)
         self.model = model.to(self.device).eval()
+        # Labels from words: the prompts' embeddings and the head's own background (its "normal").
+        self._bank: npt.NDArray[np.float32] | None = None
+        self._min_score = 0.0
+        if isinstance(cfg, ZeroShotActivities):
+            if self.text is None:
+                raise ValueError(
+                    f"{cfg.weights}: models.zero_shot.activities needs a clip head trained into the text space "
+                    "(vigil train temporal --text-space); this one has fixed labels"
+                )
+            if cfg.space != self.text.space:
+                raise ValueError(f"{cfg.weights}: the head maps into {self.text.space}, the prompts into {cfg.space}")
+            normal = self.text.label_embeddings[list(self.labels).index(NORMAL)]
+            self._bank = np.vstack([np.asarray(cfg.prompt_embeddings, np.float32), normal[None]])
+            self.labels, self._min_score = (*cfg.labels, cfg.background), cfg.min_score
+        elif self.text is not None:
+            self._bank = self.text.label_embeddings
         MODEL_LOAD_SECONDS.labels(f"temporal_{self.kind}").observe(time.perf_counter() - t0)
         release_free_memory()  # the checkpoint's copies, freed as loading ended
 
@@ -409,5 +455,20 @@ class ClipHead(MetricsExporter):
     @torch.inference_mode()
     def _classify(self, windows: list[FloatArray]) -> list[LabelScore]:
         x = torch.from_numpy(np.stack(windows).astype(np.float32)).to(self.device)
-        probs = torch.softmax(self.model(x).float(), dim=1).cpu().numpy()
-        return [LabelScore(self.labels[int(p.argmax())], float(p.max())) for p in probs]
+        out = self.model(x).float()
+        if self._bank is None:
+            probs = torch.softmax(out, dim=1).cpu().numpy()
+            return [LabelScore(self.labels[int(p.argmax())], float(p.max())) for p in probs]
+        assert self.text is not None
+        emb = nn.functional.normalize(out, dim=1).cpu().numpy()
+        logits = self.text.logit_scale * (emb @ self._bank.T)
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        background = len(self.labels) - 1
+        results: list[LabelScore] = []
+        for p, e in zip(probs, emb, strict=True):
+            k = int(p.argmax())
+            if p[k] < self._min_score:  # no activity's words fit well enough: the background
+                k = background
+            results.append(LabelScore(self.labels[k], float(p[k]), e))  # the window's embedding, for search
+        return results

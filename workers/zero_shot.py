@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,20 +27,39 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from pipeline.core.config import (
+    ClassifierConfig,
+    CropClassifierConfig,
+    TemporalConfig,
+    ZeroShotActivities,
+    ZeroShotConfig,
+    ZeroShotCrops,
+    ZeroShotScenes,
+)
 from pipeline.core.config.zero_shot import (
     DEFAULT_TEMPLATES,
     HF_HUB,
     KEY,
     LOCAL_DIR,
+    ClipBackend,
     HfClipBackend,
     OpenClipBackend,
+    VigilClipBackend,
 )
+from pipeline.core.messages import LabelScore, SceneResult
+from pipeline.core.metrics import MODEL_LOAD_SECONDS, set_process_role
+from workers.batching import Batcher
+from workers.classifier import Classifier, CropClassifier
+from workers.classifier import preprocess as vit_preprocess
+from workers.clip_tower import ImageTower, SentenceEncoder, load_checkpoint, load_text_encoder
+from workers.common import configure_torch, release_free_memory
 from workers.detector import ModelLoadError, first_line
 
 log = logging.getLogger(__name__)
 
 Embeddings = npt.NDArray[np.float32]
 MAX_LOGIT_SCALE = 100.0  # CLIP clamps its learned temperature here
+UNKNOWN = "unknown"  # a frame no scene's prompts fit well enough (scene_min_score)
 
 
 class ClipModel(ABC):
@@ -177,9 +197,7 @@ class HfClip(ClipModel):
         return self.model.get_text_features(**tokens).pooler_output  # type: ignore[no-any-return]
 
 
-def load_clip(
-    backend: OpenClipBackend | HfClipBackend, allow_download: bool, device: str = "cpu", max_batch: int = 32
-) -> ClipModel:
+def load_clip(backend: ClipBackend, allow_download: bool, device: str = "cpu", max_batch: int = 32) -> ClipModel:
     """The CLIP model ``backend`` names, in eval mode on ``device``. Hub weights only with
     ``allow_download``; local files always. Raises ModelLoadError (one line, naming the key path) for
     weights that are missing or do not load."""
@@ -189,6 +207,8 @@ def load_clip(
     try:
         if isinstance(backend, OpenClipBackend):
             return _load_open_clip(backend, device, max_batch)
+        if isinstance(backend, VigilClipBackend):
+            return VigilClip.load(Path(backend.weights).expanduser(), device, max_batch)
         return _load_hf_clip(backend, allow_download, device, max_batch)
     except ModelLoadError:
         raise
@@ -196,16 +216,54 @@ def load_clip(
         raise ModelLoadError(f"{_source_key(backend)}: cannot load {_source(backend)}: {first_line(exc)}") from exc
 
 
-def _source_key(backend: OpenClipBackend | HfClipBackend) -> str:
+def _source_key(backend: ClipBackend) -> str:
     if isinstance(backend, HfClipBackend):
         return f"{KEY}.name_or_path"
+    if isinstance(backend, VigilClipBackend):
+        return f"{KEY}.weights"
     return f"{KEY}.pretrained" if backend.pretrained is not None else f"{KEY}.model"
 
 
-def _source(backend: OpenClipBackend | HfClipBackend) -> str:
+def _source(backend: ClipBackend) -> str:
     if isinstance(backend, HfClipBackend):
         return backend.name_or_path
+    if isinstance(backend, VigilClipBackend):
+        return backend.weights
     return backend.model if backend.pretrained is None else f"{backend.model} with {backend.pretrained}"
+
+
+class VigilClip(ClipModel):
+    """A CLIP model trained by ``vigil train clip`` (``workers.clip_tower``): its image tower from the
+    checkpoint, in fp32, and the locked sentence encoder it was trained against as the text tower."""
+
+    def __init__(self, tower: ImageTower, text: SentenceEncoder, device: str, max_batch: int) -> None:
+        self.tower, self.text = tower.to(device).eval(), text
+        super().__init__(device, max_batch)
+
+    @classmethod
+    def load(cls, path: Path, device: str = "cpu", max_batch: int = 32) -> VigilClip:
+        """Load a checkpoint file; ModelLoadError (naming the key path) where its text tower is not
+        the installed one."""
+        tower, meta = load_checkpoint(path)
+        text = load_text_encoder(meta.text_encoder, device)
+        problem = meta.text_encoder_problem(text)
+        if problem is not None:
+            raise ModelLoadError(f"{KEY}.weights: {path}: {problem}")
+        return cls(tower, text, device, max_batch)
+
+    def _logit_scale(self) -> float:
+        return self.tower.logit_scale
+
+    def _preprocess(self, images: Sequence[npt.NDArray[np.uint8]]) -> torch.Tensor:
+        # The classifiers' preprocessing (squash to a square, ImageNet normalisation) takes BGR.
+        return vit_preprocess([image[..., ::-1] for image in images], self.tower.image_size)
+
+    def _encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        embeddings: torch.Tensor = self.tower(pixels)
+        return embeddings
+
+    def _encode_texts(self, texts: list[str]) -> torch.Tensor:
+        return self.text.encode(texts, batch=self.max_batch)
 
 
 def _load_open_clip(backend: OpenClipBackend, device: str, max_batch: int) -> OpenClip:
@@ -269,6 +327,17 @@ class PromptBank:
         cls, model: ClipModel, labels: Mapping[str, Sequence[str]], templates: Sequence[str] = DEFAULT_TEMPLATES
     ) -> PromptBank:
         """Embed every prompt x template of every label in one batched pass."""
+        return cls.from_encoder(model.embed_texts, labels, templates, model.logit_scale)
+
+    @classmethod
+    def from_encoder(
+        cls,
+        encode: Callable[[list[str]], Embeddings],
+        labels: Mapping[str, Sequence[str]],
+        templates: Sequence[str] = DEFAULT_TEMPLATES,
+        logit_scale: float = 1.0,
+    ) -> PromptBank:
+        """The same from any text encoder (texts -> (N, D) unit rows)."""
         if not labels:
             raise ValueError("a prompt bank needs at least one label")
         if not templates:
@@ -277,12 +346,12 @@ class PromptBank:
         if empty:
             raise ValueError(f"label {empty[0]!r} has no prompts")
         texts = [t.format(p) for prompts in labels.values() for p in prompts for t in templates]
-        per_text = model.embed_texts(texts)
+        per_text = np.asarray(encode(texts), np.float32)
         counts = [len(prompts) * len(templates) for prompts in labels.values()]
         starts = np.cumsum([0, *counts[:-1]])
         means = np.add.reduceat(per_text, starts, axis=0) / np.asarray(counts, np.float32)[:, None]
         norms = np.linalg.norm(means, axis=1, keepdims=True)
-        return cls(tuple(labels), (means / np.maximum(norms, 1e-12)).astype(np.float32), model.logit_scale)
+        return cls(tuple(labels), (means / np.maximum(norms, 1e-12)).astype(np.float32), logit_scale)
 
     def scores(self, image_embeddings: Embeddings) -> npt.NDArray[np.float32]:
         """(N, D) unit image embeddings -> (N, L) probabilities over the labels (rows sum to 1)."""
@@ -300,3 +369,109 @@ class PromptBank:
         probs = self.scores(image_embeddings)
         top = probs.argmax(axis=1)
         return [(self.labels[k], float(probs[i, k])) for i, k in enumerate(top)]
+
+
+# -- in the pipeline: the scene and crop classifiers models.zero_shot makes ---------------------------
+
+
+class ZeroShotSceneClassifier(Classifier):
+    """``models.zero_shot.scenes`` in the scene classifier's place (``ModelsConfig.scene_model``): each
+    frame's label is the scene whose prompts its CLIP embedding is closest to (below
+    ``scene_min_score``: ``UNKNOWN``), and the embedding travels on as the frame's (clip windows and
+    event search use it). Batched and placed like the scene ViT it replaces."""
+
+    def __init__(self, cfg: ClassifierConfig, torch_threads: int = 1, batching: bool = True, cpu: bool = False) -> None:
+        if not isinstance(cfg, ZeroShotScenes | ZeroShotCrops):
+            raise TypeError(f"{type(self).__name__} takes the config ModelsConfig.scene_model / crop_model makes")
+        set_process_role(self.role)
+        self.device = configure_torch(torch_threads, cpu)
+        t0 = time.perf_counter()
+        self.clip = load_clip(cfg.zero_shot.backend, cfg.allow_download, self.device, cfg.max_batch)
+        self.bank = PromptBank.build(self.clip, self._prompts(cfg.zero_shot), cfg.zero_shot.templates)
+        self.labels, self.min_score = self.bank.labels, self._min_score(cfg.zero_shot)
+        self.precision = "fp32"
+        MODEL_LOAD_SECONDS.labels(self.role).observe(time.perf_counter() - t0)
+        release_free_memory()
+        if batching:
+            self._batcher = Batcher(
+                self.classify_batch, cfg.max_batch, cfg.max_wait_ms / 1000, name=f"{self.role}-batcher"
+            )
+        log.info(
+            "%s: zero-shot on %s, %d labels, embedding %d", self.role, self.device, len(self.labels), self.clip.dim
+        )
+
+    below = UNKNOWN  # the label where no label's probability reaches the minimum
+
+    def _prompts(self, zs: ZeroShotConfig) -> dict[str, tuple[str, ...]]:
+        return dict(zs.scenes)
+
+    def _min_score(self, zs: ZeroShotConfig) -> float:
+        return zs.scene_min_score
+
+    def embedding_dim(self) -> int:
+        return self.clip.dim
+
+    def _classify(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[SceneResult]:
+        emb = self.clip.embed_images([np.ascontiguousarray(img[..., ::-1]) for img in images_bgr])
+        probs = self.bank.scores(emb)
+        top = probs.argmax(axis=1)
+        out = []
+        for i, k in enumerate(top.tolist()):
+            p = float(probs[i, k])
+            out.append(SceneResult(self.labels[k] if p >= self.min_score else self.below, p, emb[i]))
+        return out
+
+
+class ZeroShotCropClassifier(ZeroShotSceneClassifier, CropClassifier):
+    """``models.zero_shot.attributes`` in the crop classifier's place (``ModelsConfig.crop_model``): a
+    crop's label is the attribute whose prompts it is closest to, among the attributes of every class
+    configured (give each class's attributes their own names); below ``attribute_min_score`` the box
+    gets no label."""
+
+    role = "crops"
+
+    def _prompts(self, zs: ZeroShotConfig) -> dict[str, tuple[str, ...]]:
+        merged: dict[str, tuple[str, ...]] = {}
+        for per_class in zs.attributes.values():
+            for label, prompts in per_class.items():
+                merged[label] = merged.get(label, ()) + tuple(prompts)
+        return merged
+
+    def _min_score(self, zs: ZeroShotConfig) -> float:
+        return zs.attribute_min_score
+
+    below = ""  # no label: the camera leaves the box without one
+
+    def scores(self, results: list[SceneResult]) -> list[LabelScore]:
+        """Each crop's label with its CLIP embedding (event search compares words with it)."""
+        return [LabelScore(r.label, r.confidence, r.embedding) for r in results]
+
+
+def classifier_class(cfg: ClassifierConfig) -> type[Classifier]:
+    """The class that runs a ``ModelsConfig.scene_model`` / ``crop_model``: a ViT checkpoint's, or
+    the zero-shot one's."""
+    if isinstance(cfg, ZeroShotCrops):
+        return ZeroShotCropClassifier
+    if isinstance(cfg, ZeroShotScenes):
+        return ZeroShotSceneClassifier
+    return CropClassifier if isinstance(cfg, CropClassifierConfig) else Classifier
+
+
+def activity_head(temporal: TemporalConfig | None, zs: ZeroShotConfig | None) -> TemporalConfig | None:
+    """The clip head's config: ``temporal``, with ``zs.activities`` its labels where there are any
+    (the prompts embedded here, once, in the sentence encoder's space the head must be trained into)."""
+    if temporal is None or zs is None or not zs.activities:
+        return temporal
+    from workers.clip_head import TEXT_SPACE
+    from workers.clip_tower import MINILM, load_text_encoder
+
+    encoder = load_text_encoder(MINILM)
+    bank = PromptBank.from_encoder(lambda texts: encoder.encode(texts).cpu().numpy(), zs.activities, zs.templates)
+    return ZeroShotActivities(
+        **temporal.model_dump(exclude={"labels"}),
+        labels=bank.labels,
+        space=TEXT_SPACE,
+        prompt_embeddings=bank.embeddings.tolist(),
+        background=zs.background,
+        min_score=zs.activity_min_score,
+    )

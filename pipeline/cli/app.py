@@ -24,6 +24,7 @@ from pipeline.cli.fetch import register as register_fetch_command
 from pipeline.cli.instances import PipelineOption, RedisUrlOption, RunRedisUrlOption, pipeline_url, recorded
 from pipeline.cli.models import register as register_model_commands
 from pipeline.cli.probe import register as register_probe_command
+from pipeline.cli.search import register as register_search_command
 from pipeline.core.config import ConfigError, VigilConfig, validate_camera
 from pipeline.core.logs import configure_logging
 from pipeline.core.redact import redact
@@ -690,6 +691,7 @@ def _overhead_line(o: dict[str, Any]) -> str:
 
 register_model_commands(app)
 register_probe_command(cameras_app)
+register_search_command(events_app)
 register_fetch_command(app)
 
 

@@ -1,4 +1,4 @@
-"""``vigil synth``, ``vigil train detector|classifier|crops|temporal`` and ``vigil eval``: the model commands.
+"""``vigil synth``, ``vigil train detector|classifier|crops|clip|temporal`` and ``vigil eval``: the model commands.
 
 ``pipeline.cli.app`` registers them (``register``); both share ``pipeline.cli.common``.
 """
@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import (
@@ -24,7 +24,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from pipeline.cli.common import DEMO_CONFIG, DEMO_MODELS, console, fail, load_checked
+from pipeline.cli.common import DEMO_CONFIG, DEMO_MODELS, REPO_ROOT, console, fail, load_checked
 
 if TYPE_CHECKING:
     from pipeline.core.config import VigilConfig
@@ -219,6 +219,53 @@ def train_crops_cmd(
     )
 
 
+@train_app.command("clip")
+def train_clip_cmd(
+    data: DataDirs,
+    out: Annotated[
+        Path | None, typer.Option(help="Where the checkpoint goes (.pt); default .vigil/models/clip.pt")
+    ] = None,
+    overwrite_pack: OverwritePack = False,
+    prompts: Annotated[
+        Path,
+        typer.Option(
+            help="Evaluation prompts (models.zero_shot's scenes, attributes, activities) for the held-out figures"
+        ),
+    ] = REPO_ROOT / "configs" / "zero-shot-eval.yaml",
+    image_size: Annotated[int, typer.Option(min=32)] = 96,
+    epochs: Annotated[int, typer.Option(min=1)] = 5,
+    people: Annotated[int, typer.Option(min=0, help="Generated people (upright or down) added to the crops")] = 4000,
+    seed: int = 0,
+) -> None:
+    """Train a CLIP model that understands words (models.zero_shot, kind vigil): Vigil's ViT learns to
+    embed frames and object crops where a locked sentence encoder (all-MiniLM-L6-v2) embeds captions
+    written from the ground truth. A seventh of the videos is held out and labelled zero-shot."""
+    from pipeline.ml.training.clip import train_clip
+
+    _check_dirs(data)
+    out = _output(out, "clip.pt", overwrite_pack)
+    try:
+        with progress_bar() as update:
+            metrics = train_clip(
+                data,
+                out,
+                prompts=prompts,
+                image_size=image_size,
+                epochs=epochs,
+                people=people,
+                seed=seed,
+                progress=update,
+            )
+    except ValueError as exc:
+        fail(str(exc), 2)
+    console.print(
+        f"clip: held-out zero-shot scene accuracy {metrics['scene_accuracy']:.3f} ({metrics['held_out_frames']} "
+        f"frames), person posture accuracy {metrics['attribute_accuracy']:.3f} ({metrics['held_out_person_crops']} "
+        f"crops) -> {out}",
+        highlight=False,
+    )
+
+
 @train_app.command("temporal")
 def train_temporal_cmd(
     kind: Annotated[str, typer.Option(help="lstm | transformer")] = "lstm",
@@ -237,6 +284,14 @@ def train_temporal_cmd(
     embedding_features: Annotated[
         int, typer.Option(min=0, help="Size the ViT embedding is projected to inside the head (0: not used)")
     ] = 8,
+    text_space: Annotated[
+        bool,
+        typer.Option(
+            "--text-space",
+            help="Map windows into the sentence encoder's space, trained against captions of each label: "
+            "then prompts label its windows (models.zero_shot.activities)",
+        ),
+    ] = False,
     config: Annotated[
         Path,
         typer.Option(help="The config the head will run with: features use its detector's imgsz and confidence"),
@@ -271,6 +326,7 @@ def train_temporal_cmd(
                 window=window,
                 epochs=epochs,
                 embedding_features=embedding_features,
+                text_space=text_space,
                 imgsz=det_cfg.imgsz,
                 confidence=det_cfg.confidence,
                 seed=seed,
@@ -294,6 +350,32 @@ def _models_config(config: Path) -> VigilConfig:
     return load_checked(config, sources="ignore")  # its models only
 
 
+def _with_prompts(cfg: VigilConfig, prompts: Path, config: Path) -> VigilConfig:
+    """``cfg`` with its ``models.zero_shot`` labels replaced by the maps in ``prompts`` (the backend and
+    any key the file leaves out stay the config's); bad input exits 2 naming the key."""
+    import yaml
+    from pydantic import ValidationError
+
+    from pipeline.core.config import ZeroShotConfig
+
+    if cfg.models.zero_shot is None:
+        fail(f"--zero-shot: {config} has no models.zero_shot: give a config whose backend labels the prompts", 2)
+    try:
+        section = yaml.safe_load(prompts.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        fail(f"--zero-shot {prompts}: cannot read it: {exc}", 2)
+    if not isinstance(section, dict):
+        fail(f"--zero-shot {prompts}: expected a mapping with scenes, attributes and/or activities", 2)
+    labels: dict[str, dict[str, Any]] = {"scenes": {}, "attributes": {}, "activities": {}}
+    merged = {**cfg.models.zero_shot.model_dump(exclude=set(labels)), **labels, **section}
+    try:
+        zs = ZeroShotConfig.model_validate(merged)
+    except ValidationError as exc:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        fail(f"--zero-shot {prompts}: " + "; ".join(problems), 2)
+    return cfg.model_copy(update={"models": cfg.models.model_copy(update={"zero_shot": zs})})
+
+
 def eval_cmd(
     data: Annotated[Path, typer.Option(help="A `vigil synth` folder the models never saw")],
     config: Annotated[
@@ -311,12 +393,25 @@ def eval_cmd(
             "and line events against the same analytics on the ground-truth tracks (configs/rules-eval.yaml)"
         ),
     ] = None,
+    zero_shot: Annotated[
+        Path | None,
+        typer.Option(
+            "--zero-shot",
+            help="Prompts (YAML: the scenes, attributes and activities maps of models.zero_shot) labelled by the "
+            "config's models.zero_shot.backend: score the scene and person-posture labels they give, with the "
+            "trained models' beside them (configs/zero-shot-eval.yaml)",
+        ),
+    ] = None,
+    text_head: Annotated[
+        Path,
+        typer.Option(help="With --zero-shot activities: the clip head trained into the text space that labels them"),
+    ] = DEMO_MODELS / "temporal-text.pt",
 ) -> None:
-    """Run the full pipeline over labelled videos and score detection, scenes and activity events (and,
-    with --rules, zones and lines)."""
+    """Run the full pipeline over labelled videos and score detection, scenes, crop labels and activity
+    events (with --rules, zones and lines; with --zero-shot, labels from prompts)."""
     from pipeline.core.config import ConfigError
     from pipeline.core.config.loader import load_analytics
-    from pipeline.ml.evaluate import EvalError, evaluate, render_table
+    from pipeline.ml.evaluate import CONFIG_RUN, EvalError, evaluate, render_table
 
     if not (data / "index.json").is_file():
         fail(f"--data {data}: not a `vigil synth` folder (no index.json)", 2)
@@ -327,6 +422,10 @@ def eval_cmd(
         except ConfigError as exc:
             fail("; ".join(f"{exc.source}: {p}" for p in exc.problems), 2)
     cfg = _models_config(config)
+    prompted = _with_prompts(cfg, zero_shot, config) if zero_shot is not None else None
+    zs = prompted.models.zero_shot if prompted is not None else None
+    if zs is not None and zs.activities and not text_head.is_file():
+        fail(f"--text-head {text_head}: file not found (train it: vigil train temporal --text-space)", 2)
     kinds = [k.strip() for k in heads.split(",") if k.strip()]
     weights = {"lstm": lstm, "transformer": transformer}
     heads_run = cfg.models.temporal is not None or analytics is None  # no clip head: --rules runs without one
@@ -337,7 +436,27 @@ def eval_cmd(
             fail(f"--{k} {weights[k]}: file not found (train it: vigil train temporal --kind {k})", 2)
     try:
         with progress_bar() as update:
-            report = evaluate(cfg, data, {k: weights[k] for k in kinds}, progress=update, rules=analytics)
+            run_heads = {k: weights[k] for k in kinds}
+            if prompted is None:
+                report = evaluate(cfg, data, run_heads, progress=update, rules=analytics)
+            else:  # labels from the prompts, then the trained models on the same videos beside them
+                assert zs is not None
+                if zs.activities and prompted.models.temporal is not None:  # the text-space head labels them
+                    temporal = prompted.models.temporal.model_copy(update={"weights": text_head})
+                    prompted = prompted.model_copy(
+                        update={"models": prompted.models.model_copy(update={"temporal": temporal})}
+                    )
+                report = evaluate(prompted, data, {}, progress=update, rules=analytics)
+                trained = cfg.model_copy(update={"models": cfg.models.model_copy(update={"zero_shot": None})})
+                baseline = evaluate(trained, data, run_heads, progress=update)
+                report["zero_shot"] = {  # a stage the prompts leave out ran the trained model: not theirs
+                    "prompts": str(zero_shot),
+                    "scene": report.get("scene") if zs.scenes else None,
+                    "attributes": report.get("attributes") if zs.attributes else None,
+                    "activities": report["events"].pop(CONFIG_RUN, None) if zs.activities else None,
+                    "search": report.pop("search", None),
+                    "trained": {k: baseline.get(k) for k in ("scene", "attributes", "events")},
+                }
     except EvalError as exc:
         fail(str(exc))
     console.print(render_table(report))

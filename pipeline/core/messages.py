@@ -109,10 +109,13 @@ class SceneResult:
 
 @dataclass(frozen=True, slots=True)
 class LabelScore:
-    """A label with its softmax confidence in [0, 1]."""
+    """A label with its softmax confidence in [0, 1]; ``embedding``, where the model that gave it
+    embeds into a text space (zero-shot crops, a text-space clip head), what event search compares
+    words with (unit float32)."""
 
     label: str
     confidence: float
+    embedding: FloatArray | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -160,8 +160,9 @@ CONTROL_REFUSED = Counter(
 )
 REDIS_EVICTED = Counter(
     "vigil_redis_evicted",
-    "What Vigil removed from Redis before its time, by kind: snapshot and dedupe_key (over redis.memory_budget_mb), "
-    "unread_stream_entry (trimmed by redis.stream_maxlen before a consumer group read it)",
+    "What Vigil removed from Redis before its time, by kind: snapshot, embedding and dedupe_key (over "
+    "redis.memory_budget_mb; embedding also over events.search.max_embeddings), unread_stream_entry (trimmed by "
+    "redis.stream_maxlen before a consumer group read it)",
     ["kind"],
     registry=VIGIL_REGISTRY,
 )

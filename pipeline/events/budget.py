@@ -1,19 +1,22 @@
 """What Vigil keeps in Redis beside its streams, held to ``redis.memory_budget_mb``.
 
-Snapshots (``vigil:snapshot:<event_id>``) and de-duplication keys (``vigil:seen:<event_id>``) are
-indexed as they are written, by the publisher's Lua script, in the same step: a sorted set per kind
+Snapshots (``vigil:snapshot:<event_id>``), de-duplication keys (``vigil:seen:<event_id>``) and the
+embeddings search reads (``vigil:emb:...``, ``pipeline.events.search``) are indexed as they are
+written, by the Lua script that writes them, in the same step: a sorted set per kind
 (:data:`INDEXES`) whose members carry the key, when it was written (Redis's clock, in ms, and a
 sequence number for the order within a millisecond) and the bytes it costs Redis, scored by its
 expiry time, and a hash of bytes per kind (:data:`BYTES_KEY`).
 The budget therefore counts Vigil's own keys only and holds on a Redis shared with others; streams
 are bounded by ``redis.stream_maxlen`` and are not part of it.
 
-When the total passes the budget, the publisher that saw it removes keys oldest first: every
-snapshot before any de-duplication key, and a de-duplication key only once no retry of its event
-can still rely on it (``protect_s``: the outbox's retry horizon, ``pipeline.events.redelivery``).
-Keys that already expired leave the index on the way, uncounted; every key removed early is counted
-in ``vigil_redis_evicted_total{kind}``. Several publishers may enforce at once: a key leaves the
-index exactly once (``ZREM`` decides), so nothing is removed or counted twice.
+When the total passes the budget, the publisher that saw it removes keys oldest first: snapshots
+and embeddings in the order they were written, all of them before any de-duplication key, and a
+de-duplication key only once no retry of its event can still rely on it (``protect_s``: the
+outbox's retry horizon, ``pipeline.events.redelivery``). Keys that already expired leave the index
+on the way, uncounted; every key removed early is counted in ``vigil_redis_evicted_total{kind}``
+(``RedisBudget.cap`` removes embeddings beyond their count cap the same way). Several publishers
+may enforce at once: a key leaves the index exactly once (``ZREM`` decides), so nothing is removed
+or counted twice.
 """
 
 from __future__ import annotations
@@ -32,9 +35,15 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT = "snapshot"
 DEDUPE_KEY = "dedupe_key"
-INDEXES = {SNAPSHOT: "vigil:budget:snapshot", DEDUPE_KEY: "vigil:budget:dedupe_key"}
+EMBEDDING = "embedding"
+INDEXES = {
+    SNAPSHOT: "vigil:budget:snapshot",
+    DEDUPE_KEY: "vigil:budget:dedupe_key",
+    EMBEDDING: "vigil:budget:embedding",
+}
 BYTES_KEY = "vigil:budget:bytes"
 CANDIDATES = 512  # index members read per kind and enforcement round (the oldest ones)
+REMOVE_CHUNK = 1000  # members per call of the removal script
 PRUNE_INTERVAL_S = 30.0  # expired keys leave the index at least this often, over budget or not
 for _kind in INDEXES:  # the series exist from the start, at zero
     REDIS_EVICTED.labels(_kind)
@@ -66,8 +75,8 @@ local function track(index, kind, key, nbytes, ttl_s)
   redis.call('HINCRBY', BYTES_KEY, kind, nbytes)
 end
 local function tracked_total()
-  local b = redis.call('HMGET', BYTES_KEY, 'snapshot', 'dedupe_key')
-  return (tonumber(b[1]) or 0) + (tonumber(b[2]) or 0)
+  local b = redis.call('HMGET', BYTES_KEY, 'snapshot', 'dedupe_key', 'embedding')
+  return (tonumber(b[1]) or 0) + (tonumber(b[2]) or 0) + (tonumber(b[3]) or 0)
 end
 """
 
@@ -124,16 +133,20 @@ def plan_evictions(
     budget_bytes: int,
     now_ms: int,
     protect_ms: int,
+    embeddings: Sequence[Tracked] = (),
 ) -> Plan:
-    """Oldest first, snapshots before de-duplication keys, until ``total_bytes`` is within
-    ``budget_bytes``; a de-duplication key written less than ``protect_ms`` before ``now_ms`` is
-    never chosen. Expired keys are dropped from the index first and free their bytes uncounted."""
-    expired = tuple(t for t in (*snapshots, *dedupe_keys) if t.expires_ms <= now_ms)
+    """Oldest first, snapshots and embeddings alike (in the order they were written) before
+    de-duplication keys, until ``total_bytes`` is within ``budget_bytes``; a de-duplication key
+    written less than ``protect_ms`` before ``now_ms`` is never chosen. Expired keys are dropped
+    from the index first and free their bytes uncounted."""
+    expired = tuple(t for t in (*snapshots, *embeddings, *dedupe_keys) if t.expires_ms <= now_ms)
     remaining = total_bytes - sum(t.nbytes for t in expired)
     evict: list[Tracked] = []
-    live_snapshots = sorted((t for t in snapshots if t.expires_ms > now_ms), key=lambda t: (t.written_ms, t.seq))
+    live_evictable = sorted(
+        (t for t in (*snapshots, *embeddings) if t.expires_ms > now_ms), key=lambda t: (t.written_ms, t.seq)
+    )
     live_dedupe = sorted((t for t in dedupe_keys if t.expires_ms > now_ms), key=lambda t: (t.written_ms, t.seq))
-    for t in live_snapshots:
+    for t in live_evictable:
         if remaining <= budget_bytes:
             break
         evict.append(t)
@@ -179,25 +192,37 @@ class RedisBudget:
         for index in INDEXES.values():
             pipe.zrange(index, 0, CANDIDATES - 1, withscores=True)
         reply: Any = pipe.execute()
-        (sec, usec), totals, snap_rows, dedupe_rows = reply
+        (sec, usec), totals, *rows = reply
         now_ms = int(sec) * 1000 + int(usec) // 1000
         total = sum(int(totals.get(kind.encode(), 0)) for kind in INDEXES)
+        read = {kind: [Tracked.parse(kind, m.decode(), s) for m, s in r] for kind, r in zip(INDEXES, rows, strict=True)}
+        snapshots, embeddings = _written_before_unread(read[SNAPSHOT], read[EMBEDDING])
         plan = plan_evictions(
-            [Tracked.parse(SNAPSHOT, m.decode(), s) for m, s in snap_rows],
-            [Tracked.parse(DEDUPE_KEY, m.decode(), s) for m, s in dedupe_rows],
-            total,
-            self.budget_bytes,
-            now_ms,
-            self._protect_ms,
+            snapshots, read[DEDUPE_KEY], total, self.budget_bytes, now_ms, self._protect_ms, embeddings
         )
         for kind in INDEXES:
-            members = [t.member for t in (*plan.expired, *plan.evict) if t.kind == kind]
-            if members:
-                removed, _freed = self._remove(keys=[INDEXES[kind], BYTES_KEY], args=[kind, *members])
-                if removed:
-                    REDIS_EVICTED.labels(kind).inc(int(removed))
+            self.remove(kind, [t.member for t in (*plan.expired, *plan.evict) if t.kind == kind])
         self._report(plan)
         return plan
+
+    def remove(self, kind: str, members: Sequence[str]) -> int:
+        """Remove indexed keys of ``kind`` (their index members); returns how many were still there,
+        each counted in ``vigil_redis_evicted_total{kind}``. Raises RedisError."""
+        removed = 0
+        for start in range(0, len(members), REMOVE_CHUNK):
+            chunk = members[start : start + REMOVE_CHUNK]
+            removed += int(self._remove(keys=[INDEXES[kind], BYTES_KEY], args=[kind, *chunk])[0])
+        if removed:
+            REDIS_EVICTED.labels(kind).inc(removed)
+        return removed
+
+    def cap(self, kind: str, count: int, max_count: int) -> int:
+        """Keep at most ``max_count`` keys of ``kind`` (``count``: how many its index holds now),
+        removing the oldest; returns how many were removed. Raises RedisError."""
+        if count <= max_count:
+            return 0
+        members: Any = self._client.zrange(INDEXES[kind], 0, count - max_count - 1)
+        return self.remove(kind, [m.decode() for m in members])
 
     def _report(self, plan: Plan) -> None:
         """One line when Vigil's keys cannot be brought within the budget, one when they are again."""
@@ -211,3 +236,16 @@ class RedisBudget:
         elif not plan.over_bytes and self._over:
             log.info("Redis: Vigil's keys are within redis.memory_budget_mb again")
         self._over = bool(plan.over_bytes)
+
+
+def _written_before_unread(snapshots: list[Tracked], embeddings: list[Tracked]) -> tuple[list[Tracked], list[Tracked]]:
+    """Snapshots and embeddings go in one order, oldest first, but each kind's index is read only
+    ``CANDIDATES`` deep: of a kind read to that depth, keys not read may be older than the other
+    kind's newest read. Those newer keys wait for the next round."""
+    bounds = [max((t.written_ms, t.seq) for t in read) for read in (snapshots, embeddings) if len(read) >= CANDIDATES]
+    if not bounds:
+        return snapshots, embeddings
+    bound = min(bounds)
+    return [t for t in snapshots if (t.written_ms, t.seq) <= bound], [
+        t for t in embeddings if (t.written_ms, t.seq) <= bound
+    ]

@@ -10,6 +10,8 @@
     for delivery in client.consume("alerts", "worker-1"):     # each event once per group, with acks
         handle(delivery.event)
         delivery.ack()
+    for match in client.search("a person lying on the floor", "minilm-384", count=5):  # by meaning
+        print(f"{match.score:.2f} {match.event.event_id}")
 
 ``consume`` first re-delivers this consumer's own unacknowledged events (after a crash or
 restart), then new ones: no gaps, and repeats only for events that were never acknowledged.
@@ -20,13 +22,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy.typing as npt
 import redis
 
 from pipeline.core.messages import Event
-from pipeline.events.publisher import EVENTS_STREAM, camera_stream, connect, read_new_events
+from pipeline.events.publisher import BATCH, EVENTS_STREAM, camera_stream, connect, read_new_events
+from pipeline.events.search import EmbeddingIndex, SearchHit
 from pipeline.events.snapshots import snapshot_key
+
+if TYPE_CHECKING:
+    from pipeline.events.text_encoders import TextEncoder
+
+# Entries of a camera's stream read back from the time its event's embedding was stored: the event
+# went in just before, at most a publisher's batch earlier. A first short look finds nearly all.
+LOOKBACK = (8, BATCH + 8)
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,18 @@ class Delivery:
 
     def ack(self) -> None:
         self._client.xack(self.stream, self.group, self.entry_id)
+
+
+@dataclass(frozen=True)
+class Match:
+    """An event a search found; ``score``: the cosine similarity of its embedding to the query."""
+
+    event: Event
+    score: float
+
+
+class NothingToSearch(LookupError):
+    """Redis holds no event embeddings (of the space asked for)."""
 
 
 class EventClient:
@@ -135,10 +158,86 @@ class EventClient:
                     continue
                 yield Delivery(ev, entry_id, stream, group, self._client)
 
+    def search(
+        self,
+        query: str | npt.ArrayLike,
+        space: str | None = None,
+        *,
+        encode: TextEncoder | None = None,
+        camera: str | None = None,
+        since: datetime | None = None,
+        kinds: list[str] | None = None,
+        count: int = 10,
+        window: int | None = None,
+    ) -> list[Match]:
+        """The retained events closest in meaning to ``query`` (a text, or a vector in ``space``),
+        best first: ``pipeline.events.search.EmbeddingIndex.search`` over the ``window`` most recent
+        embeddings (None: all stored), each event read back from its camera's stream (one trimmed
+        from it is left out). ``space`` None: the one space stored. A text is embedded with
+        ``encode``, else with ``text_encoder(space, None)`` (which covers ``minilm-384``).
+        Raises NothingToSearch when Redis holds no embeddings of the space, ValueError when several
+        spaces are stored and none is given."""
+        index = EmbeddingIndex(self._client)
+        space = space or _only_space(index.spaces())
+        if isinstance(query, str):
+            if encode is None:
+                from pipeline.events.text_encoders import text_encoder
+
+                encode = text_encoder(space, None)
+            query = encode([query])[0]
+        hits = index.search(query, space, camera, since.timestamp() if since else None, kinds, count, window)
+        if not hits and space not in (stored := index.spaces()):
+            raise NothingToSearch(f"no event embeddings in space {space} in Redis ({_listed(stored)})")
+        return [Match(ev, hit.score) for hit, ev in zip(hits, self._read_back(hits), strict=True) if ev is not None]
+
+    def spaces(self) -> dict[str, int]:
+        """The spaces event embeddings are stored in, with how many each."""
+        return EmbeddingIndex(self._client).spaces()
+
+    def _read_back(self, hits: list[SearchHit]) -> list[Event | None]:
+        """Each hit's event from its camera's stream, looking back from when its embedding was stored."""
+        found: dict[str, Event] = {}
+        for depth in LOOKBACK:
+            missing = [h for h in hits if h.event_id not in found]
+            if not missing:
+                break
+            pipe = self._client.pipeline(transaction=False)
+            for hit in missing:
+                pipe.xrevrange(camera_stream(hit.camera), max=str(hit.written_ms), count=depth)
+            replies: Any = pipe.execute()
+            for hit, entries in zip(missing, replies, strict=True):
+                ev = _entry_event(entries, hit.event_id)
+                if ev is not None:
+                    found[hit.event_id] = ev
+        return [found.get(h.event_id) for h in hits]
+
     def snapshot(self, event_id: str) -> bytes | None:
         """The JPEG of a start event stored in Redis, or None (expired, stored in a directory, or none)."""
         data: Any = self._client.get(snapshot_key(event_id))
         return bytes(data) if data is not None else None
+
+
+def _entry_event(entries: list[tuple[bytes, dict[bytes, bytes]]], event_id: str) -> Event | None:
+    wanted = event_id.encode()
+    for _entry_id, fields in entries:
+        doc = fields.get(b"event")
+        if doc is not None and wanted in doc and (ev := Event.read(doc)) is not None and ev.event_id == event_id:
+            return ev
+    return None
+
+
+def _listed(stored: dict[str, int]) -> str:
+    if not stored:
+        return "none stored: the pipeline stores them for events it gives an embedding"
+    return "stored: " + ", ".join(f"{name} ({n})" for name, n in sorted(stored.items()))
+
+
+def _only_space(stored: dict[str, int]) -> str:
+    if not stored:
+        raise NothingToSearch(f"no event embeddings in Redis ({_listed(stored)})")
+    if len(stored) > 1:
+        raise ValueError(f"embeddings of several spaces are stored; give one ({_listed(stored)})")
+    return next(iter(stored))
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:

@@ -12,8 +12,10 @@ Status changes go the same way to the stream ``vigil:status`` (field ``status``)
 
 The same script indexes the de-duplication key and the snapshot for ``redis.memory_budget_mb``
 (``pipeline.events.budget``); after each batch the sender enforces the budget when it is exceeded
-and watches its streams' trimming (``pipeline.events.trim_watch``). When the spool cannot be written
-(disk full), events wait in memory instead (``pipeline.events.overflow``), counted and logged.
+and watches its streams' trimming (``pipeline.events.trim_watch``). It writes the embeddings of
+the events Redis confirmed after them, best-effort, apart from the events' own script
+(``pipeline.events.embedding_writer``). When the spool cannot be written (disk full), events wait
+in memory instead (``pipeline.events.overflow``), counted and logged.
 """
 
 from __future__ import annotations
@@ -22,19 +24,24 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import redis
 
 from pipeline.core.config import RedisConfig
+from pipeline.core.config.events import SearchConfig
 from pipeline.core.messages import Event, StatusEvent
 from pipeline.core.metrics import EVENTS_PUBLISHED, EVENTS_SPOOLED, PUBLISH_ERRORS, StepClock
 from pipeline.core.redact import redact
 from pipeline.events.budget import BYTES_KEY, DEDUPE_KEY, INDEXES, SNAPSHOT, TRACK_LUA, RedisBudget, key_bytes
 from pipeline.events.disk import DISK_ERRORS, SPOOL, WriteFailures
+from pipeline.events.embedding_writer import EmbeddingWriter
+from pipeline.events.embeddings import EventEmbedding
 from pipeline.events.overflow import Overflow
 from pipeline.events.redelivery import InDoubt, already_in_redis, dedupe_key_ttl_s
+from pipeline.events.search import EmbeddingIndex
 from pipeline.events.snapshots import snapshot_key
 from pipeline.events.spool import Spool, SpoolFullPolicy, SpoolItem, SpoolRecord
 from pipeline.events.trim_watch import TrimWatch
@@ -131,10 +138,13 @@ class EventPublisher:
         when_full: str = "drop_oldest",
         retry_cap_s: float = 5.0,
         count_spooled: bool = True,
+        embedding_ttl_s: int = SearchConfig.model_fields["ttl_s"].default,
+        max_embeddings: int = SearchConfig.model_fields["max_embeddings"].default,
     ) -> None:
         """``count_spooled``: keep ``vigil_events_spooled`` for ``camera_id`` (off for the driver's
         own status records, which are no camera's). ``dedupe_ttl_s`` None: the retry horizon's
-        (``pipeline.events.redelivery``); ``memory_budget_mb``: ``redis.memory_budget_mb``."""
+        (``pipeline.events.redelivery``); ``memory_budget_mb``: ``redis.memory_budget_mb``;
+        ``embedding_ttl_s``, ``max_embeddings``: ``events.search``."""
         self._client = connect(url)
         self._script = self._client.register_script(_PUBLISH_ONCE)
         self.camera_id = camera_id
@@ -145,6 +155,8 @@ class EventPublisher:
         self._batch = min(BATCH, stream_maxlen)  # a batch in doubt stays within the stream it is checked against
         self._doubt = InDoubt()
         self._budget = RedisBudget(self._client, memory_budget_mb * 2**20, protect_s)
+        index = EmbeddingIndex(self._client, ttl_s=embedding_ttl_s, max_embeddings=max_embeddings, budget=self._budget)
+        self._embeddings = EmbeddingWriter(index, camera_id)
         self._trim = TrimWatch(self._client, [EVENTS_STREAM, camera_stream(camera_id), STATUS_STREAM], stream_maxlen)
         self._spool = Spool(spool_path, spool_max, SpoolFullPolicy(when_full))
         self._overflow = Overflow(policy=SpoolFullPolicy(when_full))
@@ -168,11 +180,19 @@ class EventPublisher:
         return len(self._spool) - self._undeleted[1] + len(self._overflow)
 
     def publish(
-        self, events: list[Event], snapshots: dict[str, bytes] | None = None, state: dict[str, str] | None = None
+        self,
+        events: list[Event],
+        snapshots: dict[str, bytes] | None = None,
+        state: dict[str, str] | None = None,
+        embeddings: Mapping[str, EventEmbedding] | None = None,
     ) -> None:
         """Accept events (durably, on disk) for delivery; ``snapshots`` maps event ids to JPEGs. In the
         same write, the incidents they leave open are recorded (``open_incidents``) and ``state``
-        values are set (``state``)."""
+        values are set (``state``). ``embeddings`` maps event ids to what makes them searchable
+        (``pipeline.events.search``): stored once the event is in Redis, best-effort, never
+        delaying or failing the event."""
+        if embeddings:  # before the events: the sender may deliver them at once
+            self._embeddings.accept(events, embeddings)
         items, incidents = [], {}
         for ev in events:
             doc = ev.model_dump_json()
@@ -312,6 +332,7 @@ class EventPublisher:
             tracked = max(int(reply[1]) for reply in pipe.execute())
         self._forget(source, batch)
         self._doubt.confirmed()
+        self._embeddings.write([rec.item_id for rec in batch if rec.kind != "status"])
         for rec in batch:
             if rec.kind != "status":
                 EVENTS_PUBLISHED.labels(rec.camera_id, rec.kind).inc()

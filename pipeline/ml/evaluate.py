@@ -7,6 +7,10 @@ the cameras also record each frame's raw detections and scene label. Then:
 - detection: mAP50 and mAP50-95 per class (ultralytics' ``ap_per_class``) of the recorded
   detections against the ground-truth boxes, at the config's detector confidence threshold;
 - scene: accuracy of the per-frame scene label;
+- attributes (with a crop classifier, the ViT's or ``models.zero_shot.attributes``): accuracy of the
+  person crop labels ``down`` / ``upright`` against the posture the script gives (down inside a fall
+  segment of that person once it has settled, upright otherwise), each labelled box matched to a
+  true person box at IoU >= 0.5;
 - events: the clip events published to Redis, as segments ``[start_frame_id, last frame_id]`` per
   incident, matched one-to-one to ground-truth activity segments of the same label at temporal
   IoU >= 0.5 -> precision, recall, F1 (once per clip head);
@@ -41,6 +45,7 @@ from pipeline.core.config import CameraConfig, CameraMode, VigilConfig
 from pipeline.core.config.analytics import AnalyticsConfig
 from pipeline.ml.synth.actors import CLASSES
 from pipeline.ml.synth.dataset import load_set
+from pipeline.ml.synth.posture import true_posture
 
 Progress = Callable[[str, float, float], None]
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
@@ -48,6 +53,8 @@ TIOU = 0.5
 MATCH_S = 1.0  # rules: a predicted entry or crossing this close in time to a true one may match it
 MATCH_IOU = 0.5  # ... and its box must overlap the true object's box this much at the event's frame
 MIN_TRUE_CROSSINGS = 10  # rules: a line and direction with fewer true crossings has no count error
+SEARCH_DEPTH = 10_000  # results read back per query when scoring search
+CONFIG_RUN = "models"  # the run of the config's own models, where no clip heads are given
 EVAL_MAXLEN = 10_000_000  # events kept in each stream of an evaluation's own Redis
 
 
@@ -66,7 +73,9 @@ def evaluate(
     With ``rules`` (a camera's analytics section) the first run also scores zones and lines; a
     config without a clip head then runs once, for the rules (and the scenes, with a ViT)."""
     off = [f"models.{key}" for key in ("classifier", "temporal") if getattr(cfg.models, key) is None]
-    if off and rules is None:
+    if cfg.models.scene_model is not None and "models.classifier" in off:
+        off.remove("models.classifier")  # the scenes come from models.zero_shot
+    if off and rules is None and cfg.models.zero_shot is None:
         raise EvalError(
             f"{' and '.join(off)}: null in the config, and vigil eval scores the scene ViT and the clip heads; "
             "give a config that sets both (configs/demo.yaml does)"
@@ -82,21 +91,26 @@ def evaluate(
     events: dict[str, Any] = {}
     fps: list[float] = []
     runs: dict[str, Path | None] = dict(heads) if cfg.models.temporal is not None else {}
-    if not runs and rules is not None:
-        runs = {"rules": None}  # no clip head: one run, for the rules
+    if not runs:
+        runs = {CONFIG_RUN: None}  # no heads given: one run of the config's own models
     with tempfile.TemporaryDirectory(prefix="vigil-eval-") as tmp:
         for n, (kind, weights) in enumerate(runs.items()):
             record = Path(tmp) / f"record-{kind}"
             run_cfg = eval_config(cfg, videos, weights, Path(tmp) / f"spool-{kind}", rules)
-            published, seconds, processed = run_pipeline(run_cfg, record, kind, progress)
+            queries = activity_queries(run_cfg) if n == 0 else None
+            published, seconds, processed, ranked = run_pipeline(run_cfg, record, kind, progress, queries)
+            if ranked:
+                report["search"] = score_search(videos, published, ranked)
             fps.append(processed / seconds)
-            if weights is not None:
+            if weights is not None or run_cfg.models.temporal is not None:
                 events[kind] = score_events(videos, [ev for ev in published if ev.kind == "clip"])
             if n == 0:
                 recorded = {p.stem: _read_jsonl(p) for p in record.glob("*.jsonl")}
                 report["detection"] = score_detection(videos, recorded)
-                if cfg.models.classifier is not None:
+                if cfg.models.scene_model is not None:
                     report["scene"] = score_scenes(videos, recorded)
+                if cfg.models.crop_model is not None:
+                    report["attributes"] = score_attributes(videos, recorded)
                 if rules is not None:
                     report["rules"] = score_rules(videos, published, rules)
     report["events"] = events
@@ -124,7 +138,11 @@ def eval_config(
         # A checkpoint brings its own head architecture and labels; window and stride stay the config's.
         assert cfg.models.temporal is not None  # evaluate() runs heads only with a clip head
         temporal = cfg.models.temporal.model_copy(update={"weights": weights})
-        models = cfg.models.model_copy(update={"temporal": temporal})
+        zs = cfg.models.zero_shot  # the head under test labels with its own labels, not prompts
+        if zs is not None and zs.activities:
+            rest = zs.model_copy(update={"activities": {}})
+            zs = rest if rest.scenes or rest.attributes else None
+        models = cfg.models.model_copy(update={"temporal": temporal, "zero_shot": zs})
     events = cfg.events.model_copy(
         update={
             "snapshots": cfg.events.snapshots.model_copy(update={"store": "off"}),
@@ -146,8 +164,16 @@ def eval_config(
     )
 
 
-def run_pipeline(cfg: VigilConfig, record: Path, kind: str, progress: Progress | None) -> tuple[list[Any], float, int]:
-    """Run until every camera's file has ended; return (the events published, seconds, frames processed)."""
+def run_pipeline(
+    cfg: VigilConfig,
+    record: Path,
+    kind: str,
+    progress: Progress | None,
+    queries: dict[str, npt.NDArray[np.float32]] | None = None,
+) -> tuple[list[Any], float, int, dict[str, list[str]]]:
+    """Run until every camera's file has ended; return (the events published, seconds, frames
+    processed, and for each of ``queries`` (label -> a vector in the clip head's text space) the
+    ids of the clip events ``vigil events search`` ranks for it, best first)."""
     from pipeline.events.client import EventClient
     from pipeline.runtime.driver import Pipeline, PipelineError, init_ray
     from pipeline.runtime.redis_server import EmbeddedRedis, RedisUnavailable
@@ -182,9 +208,20 @@ def run_pipeline(cfg: VigilConfig, record: Path, kind: str, progress: Progress |
         client = EventClient(server.url)
         try:
             published = [ev for ev in client.replay(datetime.fromtimestamp(0, UTC)) if ev.kind != "object"]
+            ranked = {}
+            if queries:
+                import redis
+
+                from pipeline.events.search import EmbeddingIndex
+                from workers.clip_head import TEXT_SPACE
+
+                index = EmbeddingIndex(redis.Redis.from_url(server.url))
+                for label, query in queries.items():
+                    hits = index.search(query, TEXT_SPACE, kinds=["clip"], count=SEARCH_DEPTH)
+                    ranked[label] = [hit.event_id for hit in hits]
         finally:
             client.close()
-        return published, seconds, processed
+        return published, seconds, processed, ranked
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -280,7 +317,85 @@ def score_scenes(
     return {"accuracy": hits / max(1, total), "frames": total}
 
 
+def score_attributes(
+    videos: list[tuple[Path, dict[str, Any]]], recorded: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """Person crop labels (``down`` / ``upright``) against the true posture: each recorded labelled
+    box matched to the true person box it overlaps most (IoU >= 0.5); per-label recall beside."""
+    hits = total = 0
+    per_label: dict[str, dict[str, int]] = defaultdict(lambda: {"true": 0, "found": 0})
+    for video, gt in videos:
+        for row in recorded.get(video.stem, []):
+            f = row["frame_id"]
+            if f >= len(gt["frames"]) or not row.get("crops"):
+                continue
+            people = [o for o in gt["frames"][f]["objects"] if o["class"] == "person"]
+            if not people:
+                continue
+            truth_boxes = np.array([o["xyxy"] for o in people], np.float64)
+            for *box, label, _conf in row["crops"]:
+                iou = box_iou(np.array([box], np.float64), truth_boxes)[0]
+                k = int(iou.argmax())
+                if iou[k] < MATCH_IOU or (want := true_posture(gt, f, people[k]["track_id"])) is None:
+                    continue
+                total += 1
+                hits += label == want
+                per_label[want]["true"] += 1
+                per_label[want]["found"] += label == want
+    recall = {k: v["found"] / v["true"] for k, v in sorted(per_label.items()) if v["true"]}
+    return {"accuracy": hits / total if total else None, "crops": total, "recall": recall}
+
+
 # -- events ----------------------------------------------------------------------------------------
+
+
+def activity_queries(cfg: VigilConfig) -> dict[str, npt.NDArray[np.float32]] | None:
+    """With ``models.zero_shot.activities``: each activity's query for event search, its prompts as the
+    clip head sees them (the same mean text embedding)."""
+    zs = cfg.models.zero_shot
+    if zs is None or not zs.activities or cfg.models.temporal is None:
+        return None
+    from workers.zero_shot import activity_head
+
+    head = activity_head(cfg.models.temporal, zs)
+    assert head is not None and hasattr(head, "prompt_embeddings")
+    return {label: np.asarray(v, np.float32) for label, v in zip(head.labels, head.prompt_embeddings, strict=True)}
+
+
+def score_search(videos: Videos, published: list[Any], ranked: dict[str, list[str]]) -> dict[str, Any]:
+    """Event search by text: for each activity's prompt, the precision of its top R results, R the
+    number of clip incidents that truly show that activity (their span overlaps a true segment of it
+    at temporal IoU >= 0.5); an incident's start event carries its embedding."""
+    spans: dict[str, dict[str, Any]] = {}
+    for ev in published:
+        if ev.kind != "clip":
+            continue
+        s = spans.setdefault(ev.incident_id, {"camera": ev.camera_id, "start": None, "end": 0, "event": None})
+        if ev.phase == "start":
+            s["event"] = ev.event_id
+        first = ev.start_frame_id if ev.start_frame_id is not None else ev.frame_id
+        s["start"] = first if s["start"] is None else min(s["start"], first)
+        s["end"] = max(s["end"], ev.frame_id)
+    truth_of: dict[str, str | None] = {}
+    by_stem = {video.stem: gt for video, gt in videos}
+    for s in spans.values():
+        gt = by_stem.get(s["camera"])
+        best = (TIOU, None)
+        for a in gt["activities"] if gt else []:
+            iou = temporal_iou((s["start"], s["end"]), (a["start_frame"], a["end_frame"]))
+            if iou >= best[0]:
+                best = (iou, a["label"])
+        if s["event"] is not None:
+            truth_of[s["event"]] = best[1]
+    per_label: dict[str, Any] = {}
+    for label, ids in ranked.items():
+        r = sum(1 for t in truth_of.values() if t == label)
+        if r == 0:
+            continue
+        top = [i for i in ids if i in truth_of][:r]
+        per_label[label] = {"r": r, "r_precision": sum(truth_of[i] == label for i in top) / r}
+    mean = float(np.mean([v["r_precision"] for v in per_label.values()])) if per_label else None
+    return {"r_precision": mean, "per_label": per_label, "searched": len(truth_of)}
 
 
 def event_segments(clip_events: list[Any]) -> dict[str, list[tuple[str, int, int]]]:
@@ -655,15 +770,30 @@ def render_table(report: dict[str, Any]) -> Any:
     table.add_row("detection mAP50 / mAP50-95", f"{det['map50']:.3f} / {det['map50_95']:.3f}")
     for name, v in det["per_class"].items():
         table.add_row(f"  {name} ({v['instances']} boxes)", f"{v['map50']:.3f} / {v['map50_95']:.3f}")
-    if "scene" in report:
-        table.add_row("scene accuracy", f"{report['scene']['accuracy']:.3f} ({report['scene']['frames']} frames)")
-    for kind, ev in report["events"].items():
+    zs = report.get("zero_shot")
+    rows = [("", report)] if zs is None else [(" from prompts", zs), (" of the trained models", zs["trained"])]
+    for where, figures in rows:
+        if (scene := figures.get("scene")) is not None:
+            table.add_row(f"scene accuracy{where}", f"{scene['accuracy']:.3f} ({scene['frames']} frames)")
+        if (attrs := figures.get("attributes")) is not None:
+            shown = "n/a" if attrs["accuracy"] is None else f"{attrs['accuracy']:.3f}"
+            table.add_row(f"person posture accuracy{where}", f"{shown} ({attrs['crops']} crops)")
+    heads = dict(report["events"])
+    if zs is not None:
+        heads = {f"{kind} (trained)": ev for kind, ev in (zs["trained"].get("events") or {}).items()}
+        if zs.get("activities") is not None:
+            heads = {"from prompts": zs["activities"], **heads}
+    for kind, ev in heads.items():
         table.add_row(
             f"events, {kind} head: P / R / F1 (tIoU>=0.5)",
             f"{ev['precision']:.3f} / {ev['recall']:.3f} / {ev['f1']:.3f}",
         )
         for label, v in ev["per_label"].items():
             table.add_row(f"  {label}", f"tp {v['tp']} fp {v['fp']} fn {v['fn']}  F1 {v['f1']:.2f}")
+    if zs is not None and (search := zs.get("search")) is not None and search["r_precision"] is not None:
+        per = ", ".join(f"{k} {v['r_precision']:.2f}" for k, v in search["per_label"].items())
+        table.add_row("event search by the prompts: mean R-precision", f"{search['r_precision']:.3f}")
+        table.add_row(f"  ({search['searched']} clip events searched)", per)
     if "rules" in report:
         _rules_rows(table, report["rules"])
     table.add_row("pipeline frames/s (all cameras)", f"{report['fps']:.1f}")

@@ -32,6 +32,7 @@ from pipeline.core.config import (
     EventsConfig,
     RedisConfig,
     SourceKind,
+    ZeroShotCrops,
 )
 from pipeline.core.config.analytics import AnalyticsConfig
 from pipeline.core.messages import (
@@ -60,6 +61,7 @@ from pipeline.core.metrics import (
     StepClock,
     forget_camera,
 )
+from pipeline.events.embeddings import EventEmbedding, clip_space
 from pipeline.events.publisher import EventPublisher
 from pipeline.events.rules import EventEngine, closed_by_pipeline
 from pipeline.events.snapshots import FrameSnapshot, attach_snapshots, frame_snapshot
@@ -68,7 +70,7 @@ from pipeline.runtime.clients import CameraClients, VisionTicket
 from pipeline.runtime.vision import HostModelError
 from workers.analytics import GeometryOutsideFrame, TrackAnalytics
 from workers.classifier import crop_boxes
-from workers.clip_head import FrameSummarizer
+from workers.clip_head import TEXT_SPACE, FrameSummarizer
 from workers.decoder import FrameSource, model_input
 from workers.motion import MotionGate
 from workers.tracking import Tracker
@@ -90,7 +92,9 @@ class CameraSettings:
     stride: int
     class_names: tuple[str, ...]
     head_kind: str  # the clip head's kind ("" without one: models.temporal is null)
-    record_dir: Path | None = None  # `vigil eval`: one JSON line per processed frame (raw detections, scene)
+    record_dir: Path | None = (
+        None  # `vigil eval`: one JSON line per processed frame (raw detections, scene, crop labels)
+    )
     crops: CropClassifierConfig | None = None
     model_input_px: int | None = None  # longest side of what the model workers get (None: the full frame)
     run_id: str = ""  # this pipeline run: incidents a dead host left open end as "host restarted" within it
@@ -137,6 +141,8 @@ class CameraRunner:
             memory_budget_mb=settings.redis.memory_budget_mb,
             spool_max=ev.spool.max_events,
             when_full=ev.spool.when_full,
+            embedding_ttl_s=ev.search.ttl_s,
+            max_embeddings=ev.search.max_embeddings,
         )
         self._engine = EventEngine(cam.id, settings.events, epoch)
         self._position_saved_at = -math.inf
@@ -168,6 +174,12 @@ class CameraRunner:
         self._last: tuple[Detections, FloatArray | None] | None = None
         # The last frame applied and its tracked boxes: a reference, drawn and encoded only on request.
         self._latest: tuple[FramePacket, Detections] | None = None
+        # What makes this frame's events searchable by text: crop embeddings by track id, and the last
+        # window's label with its embedding (models that embed into a text space only).
+        self._crop_vectors: dict[int, FloatArray] = {}
+        self._window_vector: tuple[str, FloatArray] | None = None
+        crop_cfg = settings.crops
+        self._crop_space = clip_space(crop_cfg.zero_shot.backend) if isinstance(crop_cfg, ZeroShotCrops) else None
         self._thread = threading.Thread(target=self._loop, name=f"camera-{cam.id}", daemon=True)
         self._clock: StepClock | None = None  # the loop thread's CPU by step (made in that thread)
         self._decode_clock: StepClock | None = None  # the decoder thread's
@@ -367,8 +379,6 @@ class CameraRunner:
         self._lap("wait")
         detections = detections.scaled(1 / item.scale)
 
-        if self._record is not None:
-            self._record_frame(packet, detections, scene)
         tracked = self._tracker.update(detections)
         self._lap("track")
         try:
@@ -377,6 +387,9 @@ class CameraRunner:
             crops = {}  # the second stage is optional: the frame goes on without crop labels, counted
             self._on_crop_failure(exc)
         self._lap("crops")
+        if self._record is not None:
+            self._record_frame(packet, detections, scene, tracked, crops)
+        self._crop_vectors = {t: s.embedding for t, s in crops.items() if s.embedding is not None}
         vector = self._features(detections, scene, packet)
         self._last = (tracked, vector)
         self._lap("features")
@@ -431,14 +444,28 @@ class CameraRunner:
         crops = crop_boxes(item.packet.image_bgr, tracked.xyxy[chosen], cfg.padding)  # from the full-res frame
         scores = client.label(crops, item.packet.frame_id, WORKER_TIMEOUT_S)
         STAGE_LATENCY.labels("crops").observe(time.time() - t0)
-        return {int(tracked.tracker_id[i]): score for i, score in zip(chosen, scores, strict=True)}
+        # An empty label: no label fit well enough (zero-shot attributes below attribute_min_score).
+        return {int(tracked.tracker_id[i]): score for i, score in zip(chosen, scores, strict=True) if score.label}
 
-    def _record_frame(self, packet: FramePacket, det: Detections, scene: SceneResult | None) -> None:
+    def _record_frame(
+        self,
+        packet: FramePacket,
+        det: Detections,
+        scene: SceneResult | None,
+        tracked: Detections,
+        crops: dict[int, LabelScore],
+    ) -> None:
         assert self._record is not None
         boxes = np.column_stack([det.xyxy, det.confidence, det.class_id]).round(2).tolist() if len(det) else []
+        labelled = [
+            [*np.round(tracked.xyxy[i], 2).tolist(), crops[t].label, round(crops[t].confidence, 3)]
+            for i, t in enumerate(tracked.tracker_id.tolist())
+            if t in crops
+        ]
         row = {
             "frame_id": packet.frame_id,
             "boxes": boxes,
+            "crops": labelled,  # [x1, y1, x2, y2, label, confidence] of each tracked box with a crop label
             "scene": scene.label if scene is not None else None,
             "scene_confidence": scene.confidence if scene is not None else None,
         }
@@ -609,6 +636,7 @@ class CameraRunner:
         score = head.classify(window, WORKER_TIMEOUT_S)
         if head.in_process:
             self._lap("clip_head")  # model CPU: `vigil bench` counts it with the models, not the camera's work
+        self._window_vector = (score.label, score.embedding) if score.embedding is not None else None
         STAGE_LATENCY.labels("temporal").observe(time.time() - t0)
         return ClipLabel(
             camera_id=self.cam.id,
@@ -618,6 +646,23 @@ class CameraRunner:
             end_frame_id=packet.frame_id,
             head="lstm" if self.settings.head_kind == "lstm" else "transformer",
         )
+
+    def _embeddings(self, events: list[Event]) -> dict[str, EventEmbedding]:
+        """The embedding each starting event is searched by (``vigil events search``): an object's
+        crop's, a clip's window's, where the model gave one in a text space."""
+        out: dict[str, EventEmbedding] = {}
+        for ev in events:
+            if ev.phase != "start":
+                continue
+            if (
+                ev.kind == "object"
+                and self._crop_space
+                and (v := self._crop_vectors.get(ev.track_id or -1)) is not None
+            ):
+                out[ev.event_id] = EventEmbedding(v, self._crop_space)
+            elif ev.kind == "clip" and self._window_vector is not None and self._window_vector[0] == ev.label:
+                out[ev.event_id] = EventEmbedding(self._window_vector[1], TEXT_SPACE)
+        return out
 
     def _publish(self, events: list[Event], packet: FramePacket, tracked: Detections) -> None:
         """Attach a snapshot to start events, then hand everything to the durable publisher."""
@@ -634,5 +679,5 @@ class CameraRunner:
             # With the events, in the same write: how far this camera got (a restart resumes after it).
             state = {POSITION_KEY: json.dumps({"epoch": self._epoch, "frame_id": packet.frame_id})}
             self._position_saved_at = now
-        self._publisher.publish(events, snapshots, state)
+        self._publisher.publish(events, snapshots, state, self._embeddings(events))
         self._series.publish_s.observe(time.time() - t0)

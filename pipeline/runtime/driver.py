@@ -26,7 +26,13 @@ from typing import Any
 import ray
 from prometheus_client.metrics_core import Metric
 
-from pipeline.core.config import CameraConfig, ConfigError, RayConfig, VigilConfig, WorkerResources
+from pipeline.core.config import (
+    CameraConfig,
+    ConfigError,
+    RayConfig,
+    VigilConfig,
+    WorkerResources,
+)
 from pipeline.core.config.analytics import AnalyticsConfig
 from pipeline.core.messages import CameraState, CameraStatus, StatusEvent
 from pipeline.core.metrics import (
@@ -55,10 +61,10 @@ from pipeline.runtime.placement import (
     unused_keys,
 )
 from pipeline.runtime.vision import VisionModels, VisionWorker, vision_max_batch
-from workers.classifier import Classifier, CropClassifier
 from workers.clip_head import ClipHead, summary_dim
 from workers.common import release_free_memory
 from workers.detector import Detector, ModelLoadError
+from workers.zero_shot import activity_head, classifier_class
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +222,7 @@ class Pipeline:
         can never raise an object event (an error), some of them a typo (a warning)."""
         names = set(self._class_names)
         shown = ", ".join(list(self._class_names)[:12]) + (", ..." if len(names) > 12 else "")
-        crops = self.cfg.models.crops
+        crops = self.cfg.models.crop_model
         for key, wanted in (
             ("events.object_classes", self.cfg.events.object_classes),
             ("models.crops.classes", crops.classes if crops is not None else None),
@@ -259,24 +265,23 @@ class Pipeline:
     def _start_workers(self, layout: Layout) -> HostPlan:
         """The model workers of ``layout`` (none with hosts), started and loaded; the plan hosts get."""
         models, res = self.cfg.models, self.cfg.ray
+        scene, crop = models.scene_model, models.crop_model  # the ViTs, or what models.zero_shot makes
         host_models: HostModelsSpec | None = None
         dets: tuple[Any, ...] = ()
         clss: tuple[Any, ...] = ()
         # Threaded actors: concurrent calls from all cameras wait in the worker's batcher.
         if layout == "hosts":  # no vision actors; each camera host loads the models itself
-            host_models = HostModelsSpec(
-                models.detector, models.classifier, res.detector.torch_threads, models.crops, self._host_cores()
-            )
+            host_models = HostModelsSpec(models.detector, scene, res.detector.torch_threads, crop, self._host_cores())
         elif layout == "fused":  # both models in each detector replica; cameras make one call per frame
-            concurrency = 4 * vision_max_batch(models.detector, models.classifier)
-            dets = _pool(VisionWorker, (models.detector, models.classifier), res.detector, concurrency)
+            concurrency = 4 * vision_max_batch(models.detector, scene)
+            dets = _pool(VisionWorker, (models.detector, scene), res.detector, concurrency)
         else:
             dets = _pool(Detector, models.detector, res.detector, 4 * models.detector.max_batch)
-            if models.classifier is not None:
-                clss = _pool(Classifier, models.classifier, res.classifier, 4 * models.classifier.max_batch)
+            if scene is not None:
+                clss = _pool(classifier_class(scene), scene, res.classifier, 4 * scene.max_batch)
         # Crops: one call per frame carries all its boxes, so concurrency counts callers, not crops.
         # With placement hosts the camera hosts run the crop classifier too.
-        crops = () if models.crops is None or host_models else _pool(CropClassifier, models.crops, res.crops, 64)
+        crops = () if crop is None or host_models else _pool(classifier_class(crop), crop, res.crops, 64)
         try:
             if host_models is not None:
                 self._class_names, embed_dim = _load_here(host_models)
@@ -305,7 +310,7 @@ class Pipeline:
             clip_head=clip_head,
             host_models=host_models,
             host_calls_per_replica=res.host_calls_per_replica if layout == "fused" else 0,
-            call_max_frames=vision_max_batch(models.detector, models.classifier),
+            call_max_frames=vision_max_batch(models.detector, scene),
             call_max_bytes=self.cfg.ray.max_inline_bytes or None,
         )
 
@@ -313,7 +318,7 @@ class Pipeline:
         """The clip-head actor (``ray.clip_head: actor``), or the spec each camera host loads it from;
         neither with ``models.temporal: null``. ``embed_dim`` 0: no ViT, the head gets the detection
         summary alone."""
-        cfg, res = self.cfg.models.temporal, self.cfg.ray
+        cfg, res = activity_head(self.cfg.models.temporal, self.cfg.models.zero_shot), self.cfg.ray
         self._head_kind = ""
         if cfg is None:
             return None, None
@@ -346,7 +351,7 @@ class Pipeline:
             run_id=self.run_id,
             head_kind=self._head_kind,
             record_dir=self.record_dir,
-            crops=self.cfg.models.crops,
+            crops=self.cfg.models.crop_model,
             model_input_px=self.cfg.models.input_px,
         )
 
@@ -481,7 +486,9 @@ def _load_here(spec: HostModelsSpec) -> tuple[tuple[str, ...], int]:
             raise PipelineError(f"{keys}: could not load: {exc}") from None
         if spec.crops is not None:
             try:
-                CropClassifier(spec.crops, spec.torch_threads, batching=False, cpu=True)
+                classifier_class(spec.crops)(spec.crops, spec.torch_threads, batching=False, cpu=True)
+            except ModelLoadError as exc:
+                raise PipelineError(str(exc)) from None
             except Exception as exc:
                 raise PipelineError(f"models.crops: could not load: {exc}") from None
         names, embedding_dim = models.names(), models.embedding_dim()

@@ -31,9 +31,9 @@ from pipeline.core.config import ClassifierConfig, CropClassifierConfig, Detecto
 from pipeline.core.messages import Detections, LabelScore, SceneResult
 from pipeline.core.metrics import StepClock
 from workers.batching import Batcher
-from workers.classifier import Classifier, CropClassifier
 from workers.common import MetricsExporter, set_process_role
 from workers.detector import Detector
+from workers.zero_shot import classifier_class
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,9 @@ class VisionModels:
     def __init__(self, cfgs: VisionCfgs, torch_threads: int = 1, cpu: bool = False) -> None:
         det_cfg, cls_cfg = cfgs
         self._detector = Detector(det_cfg, torch_threads, batching=False, cpu=cpu)
-        self._classifier = Classifier(cls_cfg, torch_threads, batching=False, cpu=cpu) if cls_cfg is not None else None
+        self._classifier = (
+            classifier_class(cls_cfg)(cls_cfg, torch_threads, batching=False, cpu=cpu) if cls_cfg is not None else None
+        )
         self._max_batch = (det_cfg.max_batch, cls_cfg.max_batch if cls_cfg is not None else 1)
 
     def names(self) -> tuple[str, ...]:
@@ -132,7 +134,7 @@ class HostModels:
         # would put its own copy of the models (and a CUDA context) on it, unaccounted.
         self.models = VisionModels(cfgs, torch_threads, cpu=True)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="vision")
-        self.crops = None if crops is None else CropClassifier(crops, torch_threads, batching=False, cpu=True)
+        self.crops = None if crops is None else classifier_class(crops)(crops, torch_threads, batching=False, cpu=True)
         self._crop_pool = ThreadPoolExecutor(1, thread_name_prefix="crops") if crops is not None else None
         self._clocks: dict[str, StepClock] = {}  # by step, each made on its pool's thread (it clocks that thread)
 
@@ -147,7 +149,7 @@ class HostModels:
 
     def _label_crops(self, crops_bgr: list[npt.NDArray[np.uint8]]) -> list[LabelScore]:
         assert self.crops is not None
-        return [LabelScore(r.label, r.confidence) for r in self.crops.classify_batch(crops_bgr)]
+        return self.crops.scores(self.crops.classify_batch(crops_bgr))
 
     def _run(self, step: str, fn: Callable[[list[Any]], list[Any]], items: list[Any]) -> list[Any]:
         clock = self._clocks.get(step)

@@ -35,7 +35,8 @@ PACK = REPO / "models" / "demo"
 
 def test_pack_is_small_and_complete() -> None:
     files = {p.name: p.stat().st_size for p in PACK.iterdir()}
-    for name in ("detector.pt", "classifier.pt", "crops.pt", "temporal-lstm.pt", "temporal-transformer.pt"):
+    shipped = ("detector.pt", "classifier.pt", "crops.pt", "clip.pt", "temporal-lstm.pt", "temporal-transformer.pt")
+    for name in (*shipped, "temporal-text.pt"):
         assert name in files, f"models/demo/{name} missing: run `make models`"
         card = json.loads((PACK / name).with_suffix(".card.json").read_text())
         assert card["metrics"] and card["command"].startswith("vigil train")

@@ -78,7 +78,7 @@ def test_training_progress_is_plain_lines_where_output_is_not_a_terminal(capsys:
     assert len(lines) == 11  # every 10 %, not every step
 
 
-@pytest.mark.parametrize("trainer", ["detector", "classifier", "crops", "temporal"])
+@pytest.mark.parametrize("trainer", ["detector", "classifier", "crops", "clip", "temporal"])
 def test_training_never_overwrites_the_shipped_pack_unasked(tmp_path: Path, trainer: str) -> None:
     from pipeline.cli.common import DEMO_MODELS
 

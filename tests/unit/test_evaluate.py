@@ -22,14 +22,17 @@ from pipeline.ml.evaluate import (
     match_frame,
     predicted_rules,
     render_table,
+    score_attributes,
     score_detection,
     score_events,
     score_lines,
     score_rules,
+    score_search,
     score_zones,
     temporal_iou,
     truth_rules,
 )
+from pipeline.ml.synth.posture import true_posture
 
 
 def test_box_iou_and_greedy_matching() -> None:
@@ -340,3 +343,69 @@ def test_rules_need_no_clip_head(tmp_path: Path) -> None:
     cfg = parse_config({"cameras": [{"id": "a", "url": "/x.mp4"}], "models": {"classifier": None, "temporal": None}})
     with pytest.raises(FileNotFoundError, match=r"no index\.json"):  # past the check of the models, at the data
         evaluate(cfg, tmp_path, {}, rules=RULES)
+
+
+BAG = {"class": "bag", "track_id": 2, "xyxy": [100, 100, 120, 160]}  # not a person: its crops score nothing
+
+
+def test_person_crops_are_scored_against_the_posture_the_script_gives() -> None:
+    gt = {
+        "fps": 10,
+        "activities": [{"label": "fall", "start_frame": 10, "end_frame": 30, "track_ids": [1]}],
+        "frames": [{"objects": [{"class": "person", "track_id": 1, "xyxy": [0, 0, 20, 60]}, BAG]} for _ in range(40)],
+    }
+    assert [true_posture(gt, f, 1) for f in (9, 10, 12, 13, 30, 31)] == [
+        "upright",
+        None,
+        None,
+        "down",
+        "down",
+        "upright",  # a fall's first 0.3 s is neither
+    ]
+    box = [1.0, 1.0, 21.0, 60.0]  # IoU 0.92 with the person's box
+    recorded = {
+        "v": [
+            {"frame_id": 5, "crops": [[*box, "upright", 0.9], [100, 100, 120, 160, "down", 0.8]]},  # 2nd: nobody
+            {"frame_id": 11, "crops": [[*box, "upright", 0.9]]},  # settling: not scored
+            {"frame_id": 20, "crops": [[*box, "upright", 0.6]]},  # wrong
+            {"frame_id": 21, "crops": [[*box, "down", 0.7]]},
+            {"frame_id": 22, "crops": []},
+        ]
+    }
+    scored = score_attributes([(Path("v.mp4"), gt)], recorded)
+    assert scored == {"accuracy": 2 / 3, "crops": 3, "recall": {"down": 0.5, "upright": 1.0}}
+    assert score_attributes([(Path("v.mp4"), gt)], {})["accuracy"] is None
+
+
+def test_search_is_scored_by_r_precision_of_each_activitys_prompt() -> None:
+    from types import SimpleNamespace
+
+    gt = {
+        "activities": [
+            {"label": "fall", "start_frame": 10, "end_frame": 30},
+            {"label": "run", "start_frame": 50, "end_frame": 70},
+        ]
+    }
+
+    def clip(incident: str, phase: str, start: int, frame: int) -> Any:
+        return SimpleNamespace(
+            kind="clip",
+            incident_id=incident,
+            phase=phase,
+            event_id=f"{incident}-{phase}",
+            start_frame_id=start,
+            frame_id=frame,
+            camera_id="v",
+        )
+
+    published = [
+        clip("a", "start", 10, 20),
+        clip("a", "end", 10, 30),  # the fall
+        clip("b", "start", 50, 60),
+        clip("b", "end", 50, 70),  # the run
+        clip("c", "start", 100, 110),  # nothing true there
+    ]
+    ranked = {"fall": ["c-start", "a-start", "b-start"], "run": ["b-start", "a-start"]}
+    scored = score_search([(Path("v.mp4"), gt)], published, ranked)
+    assert scored["per_label"] == {"fall": {"r": 1, "r_precision": 0.0}, "run": {"r": 1, "r_precision": 1.0}}
+    assert scored["r_precision"] == 0.5 and scored["searched"] == 3

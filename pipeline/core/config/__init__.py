@@ -34,10 +34,13 @@ from pipeline.core.config.models import (
     TimmViT,
     TorchvisionViT,
     TransformerHead,
+    ZeroShotActivities,
+    ZeroShotCrops,
+    ZeroShotScenes,
 )
 from pipeline.core.config.ray import Placement, RayConfig, WorkerResources
 from pipeline.core.config.services import MetricsConfig, RedisConfig
-from pipeline.core.config.zero_shot import HfClipBackend, OpenClipBackend, ZeroShotConfig
+from pipeline.core.config.zero_shot import HfClipBackend, OpenClipBackend, VigilClipBackend, ZeroShotConfig
 
 __all__ = [
     "BatchedModelConfig",
@@ -65,9 +68,13 @@ __all__ = [
     "TimmViT",
     "TorchvisionViT",
     "TransformerHead",
+    "VigilClipBackend",
     "VigilConfig",
     "WorkerResources",
+    "ZeroShotActivities",
     "ZeroShotConfig",
+    "ZeroShotCrops",
+    "ZeroShotScenes",
     "absolute_paths",
     "absolute_paths_camera",
     "load_config",

@@ -38,6 +38,19 @@ class SpoolConfig(Strict):
     )
 
 
+class SearchConfig(Strict):
+    """Embeddings stored with events for ``vigil events search`` (pipeline.events.search): float16
+    vectors in Redis, within ``redis.memory_budget_mb``."""
+
+    ttl_s: int = Field(default=604_800, ge=60, description="Lifetime of an event's embedding in Redis")
+    max_embeddings: int = Field(
+        default=100_000,
+        ge=0,
+        le=10_000_000,
+        description="At most this many embeddings are kept (the oldest go first); 0: none are stored",
+    )
+
+
 class EventsConfig(Strict):
     """Event rules and lifecycle (start -> update -> end with hysteresis)."""
 
@@ -68,3 +81,4 @@ class EventsConfig(Strict):
     )
     snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)

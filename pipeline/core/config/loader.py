@@ -261,7 +261,7 @@ def _key_path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("torchvision", "timm", "lstm", "transformer", "open_clip", "hf_clip"):
+        elif part in ("torchvision", "timm", "lstm", "transformer", "open_clip", "hf_clip", "vigil"):
             continue  # discriminated-union tag pydantic inserts into the location
         else:
             out += f".{part}" if out else str(part)

@@ -10,6 +10,8 @@ from pydantic import Field, model_validator
 from pipeline.core.config.base import Strict
 from pipeline.core.config.zero_shot import ZeroShotConfig
 
+_BATCHING = {"max_batch", "max_wait_ms", "half", "cpu_precision"}
+
 
 class BatchedModelConfig(Strict):
     """The keys every batched frame model shares (the detector, the scene and crop classifiers)."""
@@ -134,6 +136,34 @@ class CropClassifierConfig(ClassifierConfig):
     padding: float = Field(default=0.1, ge=0, le=1, description="Context added around each box (fraction of size)")
 
 
+class ZeroShotScenes(ClassifierConfig):
+    """The scene classifier ``models.zero_shot`` makes (``ModelsConfig.scene_model``): a CLIP image
+    tower, a frame's label the scene whose prompts its embedding is closest to."""
+
+    zero_shot: ZeroShotConfig
+    allow_download: bool = False
+
+
+class ZeroShotCrops(CropClassifierConfig):
+    """The crop classifier ``models.zero_shot`` makes (``ModelsConfig.crop_model``): the boxes of the
+    classes with ``attributes``, each labelled by the attribute whose prompts its crop is closest to."""
+
+    zero_shot: ZeroShotConfig
+    allow_download: bool = False
+
+
+class ZeroShotActivities(TemporalConfig):
+    """The clip head ``models.zero_shot.activities`` makes (the driver embeds the prompts): a head
+    trained into the sentence encoder's space labels each window with the activity whose prompts it
+    is closest to, or ``background`` below ``min_score``."""
+
+    labels: tuple[str, ...] = Field(min_length=1)  # the activities, in the order of prompt_embeddings
+    space: str
+    prompt_embeddings: list[list[float]]  # (A, D) unit rows: each activity's prompts, templates, averaged
+    background: str
+    min_score: float
+
+
 class ModelsConfig(Strict):
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     classifier: ClassifierConfig | None = Field(
@@ -155,6 +185,29 @@ class ModelsConfig(Strict):
     allow_download: bool = Field(
         default=False, description="Let ultralytics, timm, open_clip and transformers reach their hubs at run time"
     )
+
+    @property
+    def scene_model(self) -> ClassifierConfig | None:
+        """What labels scenes: the prompts of ``zero_shot.scenes`` where there are any (in place of
+        the scene ViT, taking its batching keys), else ``classifier``."""
+        zs = self.zero_shot
+        if zs is None or not zs.scenes:
+            return self.classifier
+        batching = (self.classifier or ClassifierConfig()).model_dump(include=_BATCHING)
+        return ZeroShotScenes(**batching, labels=tuple(zs.scenes), zero_shot=zs, allow_download=self.allow_download)
+
+    @property
+    def crop_model(self) -> CropClassifierConfig | None:
+        """What labels object crops: the prompts of ``zero_shot.attributes`` where there are any (in
+        place of the crop ViT, taking its batching and box keys), else ``crops``."""
+        zs = self.zero_shot
+        if zs is None or not zs.attributes:
+            return self.crops
+        keys = (self.crops or CropClassifierConfig()).model_dump(include=_BATCHING | {"min_box_px", "padding"})
+        labels = tuple(dict.fromkeys(label for per_class in zs.attributes.values() for label in per_class))
+        return ZeroShotCrops(
+            **keys, labels=labels, classes=tuple(zs.attributes), zero_shot=zs, allow_download=self.allow_download
+        )
 
     @property
     def input_px(self) -> int:

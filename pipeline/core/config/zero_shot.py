@@ -4,7 +4,8 @@ A CLIP model embeds images and text into one space; each label is the mean embed
 (each prompt written into every template), and an image gets the label whose embedding it is
 closest to. The model comes from open_clip (an architecture name with a tag or a checkpoint file,
 or a ``local-dir:`` folder) or from transformers (a CLIPModel folder saved with ``save_pretrained``,
-or a hub name). Hub weights download only with ``models.allow_download: true``;
+or a hub name), or is one Vigil trained (``vigil train clip``: ``{kind: vigil, weights: FILE}``).
+Hub weights download only with ``models.allow_download: true``;
 ``vigil models fetch`` saves them into a folder for machines without internet.
 
 Example::
@@ -137,6 +138,29 @@ class HfClipBackend(Strict):
         return self.model_copy(update={"name_or_path": str(base / path)}) if path.is_dir() else self
 
 
+class VigilClipBackend(Strict):
+    """A CLIP model trained by ``vigil train clip``: Vigil's image tower in one checkpoint file, with
+    the sentence encoder it was trained against (all-MiniLM-L6-v2, installed with Vigil) as its
+    locked text tower. Nothing is downloaded."""
+
+    kind: Literal["vigil"] = "vigil"
+    weights: str = Field(min_length=1, description="The checkpoint file `vigil train clip` writes (.pt)")
+
+    def source_problem(self, allow_download: bool) -> str | None:
+        """Why these weights cannot load on this machine (``key path: message``), else None."""
+        path = Path(self.weights).expanduser()
+        if not path.exists():
+            return f"{KEY}.weights: file not found: {self.weights}"
+        return None if path.is_file() else f"{KEY}.weights: not a file: {self.weights}"
+
+    def with_absolute_paths(self, base: Path) -> VigilClipBackend:
+        """The checkpoint path made absolute against ``base``."""
+        return self.model_copy(update={"weights": str(base / Path(self.weights).expanduser())})
+
+
+ClipBackend = OpenClipBackend | HfClipBackend | VigilClipBackend
+
+
 def _prompts(value: tuple[str, ...]) -> tuple[str, ...]:
     if not value:
         raise ValueError("give at least one prompt")
@@ -167,8 +191,8 @@ class ZeroShotConfig(Strict):
     is closest to. Each prompt is written into every template and a label's text embedding is their
     mean."""
 
-    backend: Annotated[OpenClipBackend | HfClipBackend, Field(discriminator="kind")] = Field(
-        description="Where the CLIP model comes from, selected by kind: open_clip | hf_clip"
+    backend: Annotated[ClipBackend, Field(discriminator="kind")] = Field(
+        description="Where the CLIP model comes from, selected by kind: open_clip | hf_clip | vigil"
     )
     scenes: dict[str, Prompts] = Field(
         default_factory=dict, description="Scene label -> prompts describing it (one label per frame)"

@@ -4,6 +4,7 @@ on scene backgrounds, with the videos' clutter, noise, blur and compression."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -14,6 +15,18 @@ from pipeline.ml.synth.scenes import SCENES, background
 
 POSTURES = ("upright", "down")
 _UPRIGHT_POSES = ("walk", "run", "stand")
+FALL_SETTLE_S = 0.3  # the first moments of a fall still look upright: neither posture
+
+
+def true_posture(gt: dict[str, Any], frame: int, track_id: int) -> str | None:
+    """A person's posture in a ``vigil synth`` video's ground truth: ``down`` inside a fall segment
+    of ``track_id`` once it has settled, ``upright`` otherwise; None in a fall's first
+    FALL_SETTLE_S."""
+    settle = round(FALL_SETTLE_S * float(gt["fps"]))
+    for a in gt["activities"]:
+        if a["label"] == "fall" and track_id in a["track_ids"] and a["start_frame"] <= frame <= a["end_frame"]:
+            return "down" if frame >= a["start_frame"] + settle else None
+    return "upright"
 
 
 def _rand_color(rng: np.random.Generator) -> tuple[int, int, int]:

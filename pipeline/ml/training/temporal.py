@@ -5,6 +5,7 @@ folders or from a user's folder of clips (one subfolder per label)."""
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import time
 from collections.abc import Callable
@@ -169,10 +170,13 @@ def train_temporal(
     confidence: float = 0.25,
     cache: Path | None = Path(".vigil/train/features"),
     embedding_features: int = 8,
+    text_space: bool = False,
     progress: Progress = no_progress,
 ) -> dict[str, Any]:
-    """Train an LSTM or transformer clip head on extracted feature windows."""
-    from workers.clip_head import build_head, save_checkpoint
+    """Train an LSTM or transformer clip head on extracted feature windows. ``text_space``: the head
+    maps a window into the sentence encoder's space (``TEXT_SPACE``), trained against the captions of
+    each label (``captions.activity_captions``), so prompts label it (``models.zero_shot.activities``)."""
+    from workers.clip_head import TEXT_SPACE, TextSpace, build_head, save_checkpoint
 
     t0 = time.time()
     seed_everything(seed)
@@ -199,12 +203,16 @@ def train_temporal(
         else TransformerHead(embedding_features=embedding_features)
     )
     emb_dim = extractor.classifier.embedding_dim()
-    model = build_head(head_cfg, extractor.dim, len(labels), seed=seed, emb_dim=emb_dim)
+    texts = _caption_embeddings(labels) if text_space else None  # per label: (captions, D)
+    out_dim = len(labels) if texts is None else texts[0].shape[1]
+    model = build_head(head_cfg, extractor.dim, out_dim, seed=seed, emb_dim=emb_dim)
+    log_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))  # CLIP's starting temperature
     x_train = torch.from_numpy(np.stack(xs["train"]))
     y_train = torch.tensor(ys["train"])
     counts = torch.bincount(y_train, minlength=len(labels)).float()
     weight = (counts.sum() / (len(labels) * counts.clamp(min=1))).clamp(max=10.0)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-3)
+    params = [*model.parameters(), *([log_scale] if texts is not None else [])]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-3)
     batch = 64
     steps = epochs * max(1, len(x_train) // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, steps), pct_start=0.1)
@@ -215,7 +223,8 @@ def train_temporal(
         for b in range(0, len(perm) - batch + 1, batch):
             idx = perm[b : b + batch]
             xb = x_train[idx] + 0.02 * torch.randn_like(x_train[idx])
-            loss = nn.functional.cross_entropy(model(xb), y_train[idx], weight=weight, label_smoothing=0.05)
+            logits = model(xb) if texts is None else _text_logits(model(xb), texts, log_scale)
+            loss = nn.functional.cross_entropy(logits, y_train[idx], weight=weight, label_smoothing=0.05)
             opt.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -225,18 +234,25 @@ def train_temporal(
             progress(f"training {kind} head", step, steps)
     model.eval()
     metrics: dict[str, Any] = {"train_windows": len(x_train)}
+    text = None
+    if texts is not None:
+        means = torch.stack([nn.functional.normalize(t.mean(0), dim=0) for t in texts])
+        scale = float(log_scale.detach().exp().clamp(max=100.0))
+        text = TextSpace(TEXT_SPACE, means.numpy().astype(np.float32), scale)
     if xs["val"]:
         with torch.inference_mode():
-            pred = model(torch.from_numpy(np.stack(xs["val"]))).argmax(1).numpy()
+            out_val = model(torch.from_numpy(np.stack(xs["val"])))
+            pred = (out_val if text is None else nn.functional.normalize(out_val, dim=1) @ means.T).argmax(1).numpy()
         y_val = np.array(ys["val"])
         metrics["val_window_accuracy"] = float((pred == y_val).mean())
         metrics["val_windows"] = len(y_val)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out, model, head_cfg, labels, extractor.dim, emb_dim)
+    save_checkpoint(out, model, head_cfg, labels, extractor.dim, emb_dim, text)
     write_card(
         out,
         {
-            "model": f"{kind} clip head ({head_cfg.model_dump()}), window {window}",
+            "model": f"{kind} clip head ({head_cfg.model_dump()}), window {window}"
+            + (f", into the {TEXT_SPACE} sentence space" if text is not None else ""),
             "task": "clip activity",
             "labels": list(labels),
             "data": {
@@ -256,3 +272,23 @@ def train_temporal(
         },
     )
     return metrics
+
+
+def _caption_embeddings(labels: tuple[str, ...]) -> list[torch.Tensor]:
+    """Each label's training captions in the sentence encoder's space: (captions, D) per label."""
+    from pipeline.ml.training.captions import activity_captions
+    from workers.clip_tower import MINILM, load_text_encoder
+
+    captions = activity_captions()
+    missing = [label for label in labels if label not in captions]
+    if missing:
+        raise ValueError(f"no captions for the labels {missing}")
+    encoder = load_text_encoder(MINILM)
+    return [encoder.encode(list(captions[label])).cpu() for label in labels]
+
+
+def _text_logits(out: torch.Tensor, texts: list[torch.Tensor], log_scale: torch.Tensor) -> torch.Tensor:
+    """Each window's similarity to one caption of every label, drawn afresh each step (so the head
+    learns what the captions share, not one sentence), at the learned temperature."""
+    pick = torch.stack([t[torch.randint(len(t), ())] for t in texts])
+    return log_scale.exp().clamp(max=100.0) * nn.functional.normalize(out, dim=1) @ pick.T

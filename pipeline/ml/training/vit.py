@@ -16,7 +16,9 @@ from pipeline.ml.training.common import Progress, seed_everything
 from workers.classifier import build_model, preprocess, save_checkpoint
 
 
-def _augment(img: npt.NDArray[np.uint8], rng: np.random.Generator) -> npt.NDArray[np.uint8]:
+def augment(img: npt.NDArray[np.uint8], rng: np.random.Generator) -> npt.NDArray[np.uint8]:
+    """A random crop (75-100 % of each side), a horizontal flip half the time, a brightness gain and
+    sensor noise: what a camera varies between views of the same thing."""
     h, w = img.shape[:2]
     s = rng.uniform(0.75, 1.0)
     cw, ch = int(w * s), int(h * s)
@@ -60,7 +62,7 @@ def fit_vit(
         order = rng.permutation(len(images))
         for b in range(0, len(order) - batch + 1, batch):
             idx = order[b : b + batch]
-            x = preprocess([_augment(images[i], rng) for i in idx], image_size)
+            x = preprocess([augment(images[i], rng) for i in idx], image_size)
             _, logits = model(x)
             loss = nn.functional.cross_entropy(logits, y_all[idx], label_smoothing=0.05)
             opt.zero_grad()
