@@ -463,15 +463,46 @@ def activity_head(temporal: TemporalConfig | None, zs: ZeroShotConfig | None) ->
     if temporal is None or zs is None or not zs.activities:
         return temporal
     from workers.clip_head import TEXT_SPACE
-    from workers.clip_tower import MINILM, load_text_encoder
 
-    encoder = load_text_encoder(MINILM)
-    bank = PromptBank.from_encoder(lambda texts: encoder.encode(texts).cpu().numpy(), zs.activities, zs.templates)
+    embeddings = activity_embeddings(zs.activities, zs.templates)
     return ZeroShotActivities(
         **temporal.model_dump(exclude={"labels"}),
-        labels=bank.labels,
+        labels=tuple(zs.activities),
         space=TEXT_SPACE,
-        prompt_embeddings=bank.embeddings.tolist(),
+        prompt_embeddings=embeddings.tolist(),
         background=zs.background,
         min_score=zs.activity_min_score,
     )
+
+
+def activity_embeddings(
+    activities: Mapping[str, Sequence[str]], templates: Sequence[str], cache: Path | None = None
+) -> Embeddings:
+    """(A, D) the activities' prompt embeddings in the sentence encoder's space, in order. Kept in
+    ``cache`` (default ``$VIGIL_CACHE_DIR``, else ``~/.cache/vigil``) by the prompts, templates and
+    encoder: loading the encoder costs seconds, reading them back nothing."""
+    import hashlib
+    import json
+    import os
+
+    from workers.clip_tower import MINILM, load_text_encoder
+
+    key = json.dumps([MINILM, list(templates), {k: list(v) for k, v in activities.items()}], sort_keys=False)
+    folder = cache or Path(os.environ.get("VIGIL_CACHE_DIR") or Path.home() / ".cache" / "vigil") / "prompts"
+    path = folder / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npy"
+    try:
+        cached = np.load(path)
+        if cached.shape[0] == len(activities):
+            return np.asarray(cached, np.float32)
+    except (OSError, ValueError):
+        pass  # not there yet, or unreadable: computed again
+    encoder = load_text_encoder(MINILM)
+    bank = PromptBank.from_encoder(lambda texts: encoder.encode(texts).cpu().numpy(), activities, templates)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, bank.embeddings)
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only home: computed each time
+        log.warning("prompt embeddings not cached in %s: %s", folder, exc)
+    return bank.embeddings

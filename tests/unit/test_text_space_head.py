@@ -108,3 +108,20 @@ def test_activity_prompts_are_embedded_once_into_the_sentence_space() -> None:
 
     q = load_text_encoder(MINILM).encode(["a person tumbling to the ground"]).numpy()[0]
     assert float(q @ emb[0]) > float(q @ emb[1])
+
+
+def test_prompt_embeddings_are_computed_once_and_read_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workers import clip_tower
+    from workers.zero_shot import activity_embeddings
+
+    activities, templates = {"fall": ["someone falls over"], "run": ["someone runs"]}, ["{}"]
+    first = activity_embeddings(activities, templates, cache=tmp_path)
+    assert len(list(tmp_path.glob("*.npy"))) == 1
+
+    def no_encoder(name: str, device: str = "cpu") -> None:
+        raise AssertionError("the cached embeddings were not used")
+
+    monkeypatch.setattr(clip_tower, "load_text_encoder", no_encoder)
+    assert np.array_equal(activity_embeddings(activities, templates, cache=tmp_path), first)
+    with pytest.raises(AssertionError, match="not used"):  # other words: computed afresh
+        activity_embeddings({**activities, "run": ["someone sprints"]}, templates, cache=tmp_path)
