@@ -53,6 +53,8 @@ def events_search(
         start = parse_since(since) if since else None
     except ValueError as exc:
         fail(str(exc), 2)
+    if not config.is_file():  # bad input first, before any pipeline is looked for
+        fail(f"--config {config}: file not found", 2)
     url = pipeline_url(redis_url, pipeline)
     client = EventClient(url)
     try:
