@@ -1032,6 +1032,38 @@ MUTANTS: tuple[Mutant, ...] = (
         new='        raise RuntimeError("crop results lost")',
         tests=("tests/integration/test_crops.py::test_a_person_who_falls_gets_a_down_update",),
     ),
+    # ---- labels from words: prompts decide, below their minimum score nothing is claimed ----
+    Mutant(
+        name="zero-shot-min-score-ignored",
+        guarantee="zero-shot: labels come from the prompts, and below their minimum score none is given",
+        file="workers/zero_shot.py",
+        old="            out.append(SceneResult(self.labels[k] if p >= self.min_score else self.below, p, emb[i]))",
+        new="            out.append(SceneResult(self.labels[k], p, emb[i]))",
+        tests=(
+            "tests/unit/test_zero_shot_stage.py::test_below_the_minimum_score_a_scene_is_unknown_and_a_crop_unlabelled",
+        ),
+        why="a frame no prompt fits gets a scene anyway, a box a posture it does not have",
+    ),
+    Mutant(
+        name="activity-background-never-chosen",
+        guarantee="zero-shot: labels come from the prompts, and below their minimum score none is given",
+        file="workers/clip_head.py",
+        old="            if p[k] < self._min_score:  # no activity's words fit well enough: the background",
+        new="            if False:",
+        tests=("tests/unit/test_text_space_head.py::test_below_the_minimum_score_a_window_is_the_background",),
+        why="a window no activity's words fit raises an event for the nearest one",
+    ),
+    Mutant(
+        name="activity-prompts-replaced-by-training-labels",
+        guarantee="zero-shot: labels come from the prompts, and below their minimum score none is given",
+        file="workers/clip_head.py",
+        old="        if isinstance(cfg, ZeroShotActivities):",
+        new="        if False:",
+        tests=(
+            "tests/unit/test_text_space_head.py::test_prompts_name_the_activities_and_the_heads_own_normal_is_the_background",
+        ),
+        why="the words a user wrote are ignored and the head labels with its training labels",
+    ),
     # ---- control channel: only signed, fresh, first-time commands; safe sources; answers whatever happens ----
     Mutant(
         name="control-signature-not-checked",
