@@ -11,26 +11,22 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.ml.synth.dataset import load_set
-from pipeline.ml.synth.posture import POSTURES, posture_examples
+from pipeline.ml.synth.posture import POSTURES, posture_examples, true_posture
 from pipeline.ml.training.cards import write_card
 from pipeline.ml.training.common import Progress, no_progress, read_frames
 from pipeline.ml.training.vit import fit_vit
 from workers.classifier import crop_boxes
 
-FALL_SETTLE_S = 0.3  # the first moments of a fall are still upright-looking; not used as examples
-
 
 def video_posture_crops(
     data_dirs: list[Path], every: int, padding: float, min_px: int
 ) -> tuple[list[npt.NDArray[np.uint8]], list[int]]:
-    """Person crops from `vigil synth` videos labelled by posture: ``down`` inside a ``fall``
-    segment of that track (once it has settled), ``upright`` otherwise."""
+    """Person crops from `vigil synth` videos labelled by posture (``true_posture``: ``down`` inside
+    a ``fall`` segment of that track once it has settled, ``upright`` otherwise)."""
     crops, labels = [], []
     for video, gt in (v for d in data_dirs for v in load_set(d)):
-        settle = round(FALL_SETTLE_S * gt["fps"])
-        activities = gt["activities"]
-        falls = [(a["start_frame"], a["end_frame"], set(a["track_ids"])) for a in activities if a["label"] == "fall"]
-        down_frames = {f for s, e, _ in falls for f in range(s, e + 1)}
+        falls = [a for a in gt["activities"] if a["label"] == "fall"]
+        down_frames = {f for a in falls for f in range(a["start_frame"], a["end_frame"] + 1)}
         for i, frame in read_frames(video, 1):
             if i % every and i not in down_frames:  # every frame of a fall, every n-th otherwise
                 continue
@@ -38,11 +34,11 @@ def video_posture_crops(
                 x1, y1, x2, y2 = obj["xyxy"]
                 if obj["class"] != "person" or obj["visibility"] < 0.6 or min(x2 - x1, y2 - y1) < min_px:
                     continue
-                in_fall = [s for s, e, ids in falls if obj["track_id"] in ids and s <= i <= e]
-                if in_fall and i < in_fall[0] + settle:
+                posture = true_posture(gt, i, obj["track_id"])
+                if posture is None:  # a fall not yet settled: neither posture
                     continue
                 crops += crop_boxes(frame, np.array([obj["xyxy"]], np.float32), padding)
-                labels.append(1 if in_fall else 0)
+                labels.append(POSTURES.index(posture))
     return crops, labels
 
 
