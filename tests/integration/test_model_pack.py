@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from pipeline.core.messages import CameraState, Detections, Event
 from pipeline.events.client import EventClient
 from pipeline.ml.synth.render import render_video
 from pipeline.runtime.redis_server import EmbeddedRedis
+from tests.support.evaluation import synth_and_eval
 from tests.support.metrics import samples, scrape
 from tests.support.running import running_pipeline
 from tests.support.wait import wait_for
@@ -210,18 +210,8 @@ def test_eval_on_the_documented_set_reproduces_the_documented_figures(tmp_path: 
     reports: detection mAP50, scene accuracy and the event F1 of each clip head, scored alone (the
     transformer is the head configs/demo.yaml runs), reach the documented figures less a stated tolerance."""
     data, out = tmp_path / "eval", tmp_path / "eval.json"
-    cli = [sys.executable, "-m", "pipeline.cli.app"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    synth = ["synth", "--out", str(data), "--videos", str(EVAL_VIDEOS), "--seed", str(EVAL_SEED)]
-    subprocess.run([*cli, *synth], check=True, env=env, cwd=REPO, timeout=300, capture_output=True)
-    done = subprocess.run(
-        [*cli, "eval", "--data", str(data), "--heads", "transformer,lstm", "--json", str(out)],
-        env=env,
-        cwd=REPO,
-        timeout=900,
-        capture_output=True,
-        text=True,
-    )
+    synth = ["--videos", str(EVAL_VIDEOS), "--seed", str(EVAL_SEED)]
+    done = synth_and_eval(data, synth, ["--heads", "transformer,lstm", "--json", str(out)], eval_timeout_s=900)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(out.read_text())
     assert "detection mAP50" in done.stdout and "scene accuracy" in done.stdout

@@ -5,14 +5,12 @@ the zone and line figures are at least as good as measured on them, less a state
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.evaluation import synth_and_eval
+
 SEED, VIDEOS = 9100, 3
 # Measured on these three videos: count error 0.000 (westbound 25 / 25, eastbound 18 / 18), entry
 # F1 0.971, dwell MAE 0.14 s, speed MAPE 0.077 (the whole six-video set: 0.037, 0.976, 0.17 s,
@@ -26,19 +24,9 @@ TOL_COUNT, TOL_F1, TOL_DWELL_S, TOL_SPEED = 0.06, 0.03, 0.1, 0.02
 @pytest.mark.timeout(960)  # the two subprocesses' own limits; ~40 s on an idle 2-core machine
 def test_rules_eval_on_the_documented_set_reproduces_the_documented_figures(tmp_path: Path) -> None:
     data, out = tmp_path / "rules", tmp_path / "rules.json"
-    cli = [sys.executable, "-m", "pipeline.cli.app"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    synth = ["synth", "--scenario", "rules", "--out", str(data), "--videos", str(VIDEOS), "--seed", str(SEED)]
-    subprocess.run([*cli, *synth], check=True, env=env, cwd=REPO, timeout=300, capture_output=True)
+    synth = ["--scenario", "rules", "--videos", str(VIDEOS), "--seed", str(SEED)]
     scoring = ["--rules", "configs/rules-eval.yaml", "--heads", "transformer", "--json", str(out)]
-    done = subprocess.run(
-        [*cli, "eval", "--data", str(data), *scoring],
-        env=env,
-        cwd=REPO,
-        timeout=600,
-        capture_output=True,
-        text=True,
-    )
+    done = synth_and_eval(data, synth, scoring)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "line count error" in done.stdout and "zone entries" in done.stdout
     rules = json.loads(out.read_text())["rules"]

@@ -6,33 +6,21 @@ trained models' figures on the same videos stand beside them."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.evaluation import synth_and_eval
+
 SEED, VIDEOS, SECONDS = 9711, 3, 15
 
 
 @pytest.mark.timeout(900)
 def test_prompts_label_scenes_postures_and_activities_beside_the_trained_models(tmp_path: Path) -> None:
     data, out = tmp_path / "set", tmp_path / "zero-shot.json"
-    cli = [sys.executable, "-m", "pipeline.cli.app"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    synth = ["synth", "--out", str(data), "--videos", str(VIDEOS), "--seed", str(SEED), "--seconds", str(SECONDS)]
-    subprocess.run([*cli, *synth], check=True, env=env, cwd=REPO, timeout=300, capture_output=True)
+    synth = ["--videos", str(VIDEOS), "--seed", str(SEED), "--seconds", str(SECONDS)]
     scoring = ["--zero-shot", "configs/zero-shot-eval.yaml", "--heads", "transformer", "--json", str(out)]
-    done = subprocess.run(
-        [*cli, "eval", "--data", str(data), *scoring],
-        env=env,
-        cwd=REPO,
-        timeout=600,
-        capture_output=True,
-        text=True,
-    )
+    done = synth_and_eval(data, synth, scoring)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "scene accuracy from prompts" in done.stdout and "of the trained models" in done.stdout
     zs = json.loads(out.read_text())["zero_shot"]
