@@ -428,17 +428,15 @@ class ClipHead(MetricsExporter):
         # Labels from words: the prompts' embeddings and the head's own background (its "normal").
         self._bank: npt.NDArray[np.float32] | None = None
         self._min_score = 0.0
+        self._normal: npt.NDArray[np.float32] | None = None
         if isinstance(cfg, ZeroShotActivities):
             if self.text is None:
                 raise ValueError(
                     f"{cfg.weights}: models.zero_shot.activities needs a clip head trained into the text space "
                     "(vigil train temporal --text-space); this one has fixed labels"
                 )
-            if cfg.space != self.text.space:
-                raise ValueError(f"{cfg.weights}: the head maps into {self.text.space}, the prompts into {cfg.space}")
-            normal = self.text.label_embeddings[list(self.labels).index(NORMAL)]
-            self._bank = np.vstack([np.asarray(cfg.prompt_embeddings, np.float32), normal[None]])
-            self.labels, self._min_score = (*cfg.labels, cfg.background), cfg.min_score
+            self._normal = self.text.label_embeddings[list(self.labels).index(NORMAL)]
+            self.set_prompts(cfg)
         elif self.text is not None:
             self._bank = self.text.label_embeddings
         MODEL_LOAD_SECONDS.labels(f"temporal_{self.kind}").observe(time.perf_counter() - t0)
@@ -446,6 +444,17 @@ class ClipHead(MetricsExporter):
 
     def head_kind(self) -> str:
         return self.kind
+
+    def set_prompts(self, cfg: ZeroShotActivities) -> None:
+        """Label with ``cfg``'s activities (their prompt embeddings) from the next window on; only a
+        head that was started with activity prompts takes new ones."""
+        if self.text is None or self._normal is None:
+            raise ValueError("this clip head labels with its trained labels, not activity prompts")
+        if cfg.space != self.text.space:
+            raise ValueError(f"{cfg.weights}: the head maps into {self.text.space}, the prompts into {cfg.space}")
+        bank = np.vstack([np.asarray(cfg.prompt_embeddings, np.float32), self._normal[None]])
+        with self._lock:
+            self._bank, self.labels, self._min_score = bank, (*cfg.labels, cfg.background), cfg.min_score
 
     def classify_batch(self, windows: list[FloatArray]) -> list[LabelScore]:
         """Label each (T, F) window. Windows in one call share T."""

@@ -256,3 +256,7 @@ class MetricsExporter:
 
     def collect_metrics(self) -> MetricsReport:
         return local_report()
+
+    def pid(self) -> int:
+        """The process id: a new one means Ray restarted the actor, from its first arguments."""
+        return os.getpid()

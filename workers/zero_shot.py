@@ -387,8 +387,7 @@ class ZeroShotSceneClassifier(Classifier):
         self.device = configure_torch(torch_threads, cpu)
         t0 = time.perf_counter()
         self.clip = load_clip(cfg.zero_shot.backend, cfg.allow_download, self.device, cfg.max_batch)
-        self.bank = PromptBank.build(self.clip, self._prompts(cfg.zero_shot), cfg.zero_shot.templates)
-        self.labels, self.min_score = self.bank.labels, self._min_score(cfg.zero_shot)
+        self.set_prompts(cfg.zero_shot)
         self.precision = "fp32"
         MODEL_LOAD_SECONDS.labels(self.role).observe(time.perf_counter() - t0)
         release_free_memory()
@@ -402,6 +401,19 @@ class ZeroShotSceneClassifier(Classifier):
 
     below = UNKNOWN  # the label where no label's probability reaches the minimum
 
+    @property
+    def bank(self) -> PromptBank:
+        """The labels' text embeddings it labels with now."""
+        return self._labelling[0]
+
+    def set_prompts(self, zs: ZeroShotConfig) -> None:
+        """Label with ``zs``'s prompts (its backend must be the one loaded) from the next batch on:
+        the text embeddings are computed here, then swapped in at once (a batch running meanwhile
+        finishes with the old ones)."""
+        bank = PromptBank.build(self.clip, self._prompts(zs), zs.templates)
+        self._labelling = (bank, self._min_score(zs))
+        self.labels = bank.labels
+
     def _prompts(self, zs: ZeroShotConfig) -> dict[str, tuple[str, ...]]:
         return dict(zs.scenes)
 
@@ -412,13 +424,14 @@ class ZeroShotSceneClassifier(Classifier):
         return self.clip.dim
 
     def _classify(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[SceneResult]:
+        bank, min_score = self._labelling  # one read: prompts set meanwhile apply from the next batch
         emb = self.clip.embed_images([np.ascontiguousarray(img[..., ::-1]) for img in images_bgr])
-        probs = self.bank.scores(emb)
+        probs = bank.scores(emb)
         top = probs.argmax(axis=1)
         out = []
         for i, k in enumerate(top.tolist()):
             p = float(probs[i, k])
-            out.append(SceneResult(self.labels[k] if p >= self.min_score else self.below, p, emb[i]))
+            out.append(SceneResult(bank.labels[k] if p >= min_score else self.below, p, emb[i]))
         return out
 
 

@@ -50,6 +50,11 @@ zones_app = typer.Typer(
     no_args_is_help=True, help="Read and change the zones and lines of a running pipeline's cameras (no restart)."
 )
 app.add_typer(zones_app, name="zones")
+prompts_app = typer.Typer(
+    no_args_is_help=True,
+    help="Read and change the prompts models.zero_shot labels with, on a running pipeline (no restart).",
+)
+app.add_typer(prompts_app, name="prompts")
 
 DEFAULT_DEMO_DIR = Path(".vigil") / "demo"
 DURATION_HELP = "Stop this many seconds after the cameras started (start-up not counted)"
@@ -346,7 +351,8 @@ def _control(
     try:
         reply = send_command(redis_url, command, key=key, on_accepted=on_accepted)
     except NotFinished as exc:
-        check = f"vigil zones list {command.camera_id}" if command.op == "zones_set" else "vigil cameras list"
+        checks = {"zones_set": f"vigil zones list {command.camera_id}", "prompts_set": "vigil prompts show"}
+        check = checks.get(command.op, "vigil cameras list")
         fail(f"{exc}: `{check}` shows whether it took effect")
     except TimeoutError as exc:
         # A pipeline answers commands once its cameras have started (after its models loaded).
@@ -574,6 +580,73 @@ def zones_remove(
 
     _control(pipeline_url(redis_url, pipeline), Command(op="zones_set", camera_id=camera_id), key_file)
     console.print(f"{camera_id}: no zones or lines, from its next frame", highlight=False)
+
+
+def _prompt_summary(section: dict[str, Any]) -> str:
+    """``scenes: street, parking; activities: fall, run`` for a models.zero_shot section."""
+    parts = []
+    for key in ("scenes", "activities"):
+        if section.get(key):
+            parts.append(f"{key}: {', '.join(section[key])}")
+    for cls, labels in (section.get("attributes") or {}).items():
+        parts.append(f"{cls} attributes: {', '.join(labels)}")
+    return "; ".join(parts) or "no labels"
+
+
+@prompts_app.command("show")
+def prompts_show(
+    redis_url: RedisUrlOption = None,
+    pipeline: PipelineOption = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Print the prompts the running pipeline labels with, as YAML (works without the key).
+
+    The keys of its models.zero_shot section but the backend: a file `vigil prompts set` takes back."""
+    from pipeline.runtime.control import Command
+
+    reply = _control(pipeline_url(redis_url, pipeline), Command(op="prompts_get"), key_file)
+    if reply.prompts is None:
+        console.print("# no models.zero_shot: this pipeline labels with its trained models only", markup=False)
+        return
+    section = {k: v for k, v in reply.prompts.items() if k != "backend"}
+    console.print(_section_yaml(section).rstrip("\n"), highlight=False, markup=False, soft_wrap=True)
+
+
+@prompts_app.command("set")
+def prompts_set(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="YAML file holding keys of models.zero_shot but backend (scenes:, attributes:, activities:, "
+            "thresholds, templates) at its top level, as `vigil prompts show` prints them; - reads stdin"
+        ),
+    ],
+    redis_url: RedisUrlOption = None,
+    pipeline: PipelineOption = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Label with new prompts on the running pipeline (nothing restarts).
+
+    The keys the file gives replace the running ones; keys it leaves out stay. Validated like the
+    config, applied from each model's next batch, and kept if a camera host or model worker restarts.
+    The backend, and which of scenes, attributes and activities are set, stay as the pipeline started."""
+    from pipeline.core.config.loader import load_prompts
+    from pipeline.runtime.control import Command
+
+    redis_url = pipeline_url(redis_url, pipeline)
+    stdin = str(file) == "-"
+    try:
+        section = load_prompts(Path("/dev/stdin") if stdin else file, source="<stdin>" if stdin else None)
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    with ExitStack() as waiting:
+
+        def accepted() -> None:  # queued behind other changes; the text embeddings are computed where the models run
+            waiting.enter_context(err_console.status("setting the prompts..."))
+
+        reply = _control(redis_url, Command(op="prompts_set", prompts=section), key_file, accepted)
+    summary = _prompt_summary(reply.prompts or {})
+    console.print(f"labelling from prompts: {summary}, from each model's next batch", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import psutil
 
-from pipeline.core.config import CameraConfig
+from pipeline.core.config import CameraConfig, TemporalConfig, ZeroShotConfig
 from pipeline.core.config.analytics import AnalyticsConfig
 from pipeline.core.logs import configure_logging
 from pipeline.core.messages import CameraStatus
@@ -102,6 +102,11 @@ class CameraHost(MetricsExporter):
         if problem is None:
             runner.set_analytics(cfg)
         return problem
+
+    def set_prompts(self, zs: ZeroShotConfig, head: TemporalConfig | None) -> None:
+        """New ``models.zero_shot`` prompts for the models this host runs itself (``HostClients``),
+        from their next batch."""
+        self._clients.set_prompts(zs, head)
 
     def snapshot(self, camera_id: str) -> FrameSnapshot | None:
         """The camera's last processed frame, drawn (None: no such camera here, or no frame yet)."""

@@ -40,7 +40,7 @@ import ray
 import torch
 from prometheus_client import Histogram
 
-from pipeline.core.config import CameraConfig, CameraMode
+from pipeline.core.config import CameraConfig, CameraMode, TemporalConfig, ZeroShotActivities, ZeroShotConfig
 from pipeline.core.messages import Detections, FloatArray, LabelScore, SceneResult
 from pipeline.core.metrics import STAGE_LATENCY, set_process_role
 from pipeline.runtime.coalescer import Coalescer, actor_sender
@@ -192,10 +192,10 @@ class LocalClipHead:
     in_process = True
 
     def __init__(self, head: ClipHead) -> None:
-        self._head = head
+        self.head = head
 
     def classify(self, window: FloatArray, timeout_s: float) -> LabelScore:
-        return self._head.classify_batch([window])[0]
+        return self.head.classify_batch([window])[0]
 
 
 class ActorClipHead:
@@ -250,6 +250,14 @@ class HostClients:
             self._clip_head = LocalClipHead(ClipHead(head.cfg, head.in_dim, emb_dim=head.emb_dim, in_host=True))
         elif plan.clip_head_actor is not None:
             self._clip_head = ActorClipHead(plan.clip_head_actor)
+
+    def set_prompts(self, zs: ZeroShotConfig, head: TemporalConfig | None) -> None:
+        """New prompts for the models this host runs itself: scenes and attributes (placement
+        ``hosts``) and activities (``head``, a clip head in the host)."""
+        if self._vision is not None:
+            self._vision.set_prompts(zs)
+        if isinstance(self._clip_head, LocalClipHead) and isinstance(head, ZeroShotActivities):
+            self._clip_head.head.set_prompts(head)
 
     def for_camera(self, cam: CameraConfig) -> CameraClients:
         return CameraClients(self._vision_for(cam), self._crops, self._clip_head)

@@ -1,19 +1,24 @@
 """Runtime control of a running pipeline through Redis: list, add and remove cameras, read and set a
-camera's zones and lines, and take a snapshot of its latest frame.
+camera's zones and lines, take a snapshot of its latest frame, and read and set the prompts that
+``models.zero_shot`` labels with.
 
-A client (``vigil cameras …``, ``vigil zones …``, or :class:`ControlClient`) appends a command to
-the stream ``vigil:control``: its JSON body (request id, op, the time it was sent) and, for the ops
-that change something (``add``, ``remove``, ``zones_set``), the body's HMAC with the control key
-(``pipeline.runtime.control_auth``; the reads ``list``, ``zones_get`` and ``snapshot`` may come
-unsigned). The driver's control thread checks it and answers on ``vigil:control:reply:<request_id>``
-(a list that expires after a minute), which the client pops. Reads are answered at once. Changes are
+A client (``vigil cameras …``, ``vigil zones …``, ``vigil prompts …``, or :class:`ControlClient`)
+appends a command to the stream ``vigil:control``: its JSON body (request id, op, the time it was
+sent) and, for the ops that change something (``add``, ``remove``, ``zones_set``, ``prompts_set``),
+the body's HMAC with the control key (``pipeline.runtime.control_auth``; the reads ``list``,
+``zones_get``, ``snapshot`` and ``prompts_get`` may come unsigned). The driver's control thread
+checks it and answers on ``vigil:control:reply:<request_id>`` (a list that expires after a minute),
+which the client pops. Reads are answered at once. Changes are
 answered ``accepted`` at once, then applied one at a time by a second thread and answered again with
 their result: a camera that needs a new camera host waits for that host to load its models, and the
 client waits for the result instead of reporting a failure. ``zones_set`` replaces one camera's
 ``analytics`` section (validated like the config; null removes it) in the driver's record of the
 camera, which a restarted camera host starts it with, and on its host, which applies it before the
 camera's next frame. ``snapshot`` answers with the camera's latest processed frame as a JPEG
-(base64) at its decoded size, boxes, track ids, zones and lines drawn. Every command that runs is
+(base64) at its decoded size, boxes, track ids, zones and lines drawn. ``prompts_set`` replaces
+the keys of ``models.zero_shot`` it gives (validated like the config; the backend and which label
+maps are set stay as started) wherever the models that label from prompts run, from their next
+batch, and in the driver's record, which a restarted camera host or model worker is given. Every command that runs is
 recorded in the stream ``vigil:control:audit`` (URLs redacted), and every command read is deleted
 from ``vigil:control``, so a password in an added camera's URL does not stay in Redis. Redis is
 already the one service every Vigil user runs, is reachable from every node, and carries its
@@ -39,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pipeline.core.config import CameraConfig, ConfigError, ControlConfig, validate_camera
 from pipeline.core.config.analytics import AnalyticsConfig
 from pipeline.core.config.loader import validate_analytics
+from pipeline.core.config.zero_shot import ZeroShotConfig
 from pipeline.core.messages import CameraStatus, utc_iso
 from pipeline.core.metrics import CONTROL_REFUSED
 from pipeline.core.redact import redact
@@ -58,15 +64,15 @@ AUDIT_STREAM = "vigil:control:audit"
 REPLY_TTL_S = 60
 COMMAND_MAXLEN = 1000
 AUDIT_MAXLEN = 10_000
-PENDING_MAX = 64  # changes (add, remove, zones_set) accepted and not yet applied; more are refused as busy
+PENDING_MAX = 64  # changes (add, remove, zones_set, prompts_set) accepted and not yet applied; more are refused as busy
 START_WAIT_S = 6.0  # start() waits this long for Redis to name the stream's newest entry
 RETRY_INITIAL_S, RETRY_MAX_S = 0.2, 2.0
 MAX_SEQ = 2**64 - 1  # the largest sequence part of a stream entry id
 # How long a client waits for the result once a command was accepted: a new camera host may take
 # pipeline.runtime.hosts.HOST_START_TIMEOUT_S (300 s) to load its models; a removal up to its
 # HOST_TIMEOUT_S (60 s), like a change of a camera's zones. Both with a margin.
-FINISH_TIMEOUT_S = {"add": 330.0, "remove": 90.0, "zones_set": 90.0}
-OPEN_OPS = frozenset({"list", "zones_get", "snapshot"})  # reads: they may come unsigned
+FINISH_TIMEOUT_S = {"add": 330.0, "remove": 90.0, "zones_set": 90.0, "prompts_set": 90.0}
+OPEN_OPS = frozenset({"list", "zones_get", "snapshot", "prompts_get"})  # reads: they may come unsigned
 SNAPSHOT_TIMEOUT_S = 3.0  # a camera host that takes longer to draw and encode a frame is answered as an error
 
 
@@ -74,7 +80,7 @@ class Command(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     request_id: str = Field(default_factory=lambda: uuid.uuid4().hex, pattern=r"^[0-9a-f]{32}$")
-    op: Literal["list", "add", "remove", "zones_get", "zones_set", "snapshot"]
+    op: Literal["list", "add", "remove", "zones_get", "zones_set", "snapshot", "prompts_get", "prompts_set"]
     sent_at: float = Field(
         default_factory=time.time, allow_inf_nan=False, description="Unix time the client sent it (seconds)"
     )
@@ -82,6 +88,9 @@ class Command(BaseModel):
     camera_id: str | None = Field(default=None, description="remove, zones_get, zones_set, snapshot: the camera's id")
     analytics: dict[str, Any] | None = Field(
         default=None, description="zones_set: the camera's analytics section (null: none)"
+    )
+    prompts: dict[str, Any] | None = Field(
+        default=None, description="prompts_set: keys of models.zero_shot but backend (those left out stay)"
     )
 
 
@@ -115,6 +124,9 @@ class Reply(BaseModel):
         default=None, description="zones_get, zones_set: the camera's analytics section now (null: none)"
     )
     snapshot: Picture | None = Field(default=None, description="snapshot: the camera's latest processed frame")
+    prompts: dict[str, Any] | None = Field(
+        default=None, description="prompts_get, prompts_set: models.zero_shot as it labels now (null: not set)"
+    )
 
 
 class Envelope(BaseModel):
@@ -135,6 +147,8 @@ class CameraControl(Protocol):
     def camera_analytics(self, camera_id: str) -> AnalyticsConfig | None: ...
     def set_camera_analytics(self, camera_id: str, cfg: AnalyticsConfig | None) -> None: ...
     def camera_snapshot(self, camera_id: str, timeout_s: float = SNAPSHOT_TIMEOUT_S) -> FrameSnapshot: ...
+    def prompts(self) -> ZeroShotConfig | None: ...
+    def set_prompts(self, section: dict[str, Any]) -> ZeroShotConfig: ...
 
 
 def status_dict(status: CameraStatus) -> dict[str, Any]:
@@ -222,6 +236,11 @@ class ControlServer:
                 cfg = None if command.analytics is None else validate_analytics(command.analytics)
                 self._target.set_camera_analytics(command.camera_id or "", cfg)
                 return Reply(ok=True, analytics=_section(cfg))
+            if command.op == "prompts_get":
+                zs = self._target.prompts()
+                return Reply(ok=True, prompts=None if zs is None else zs.model_dump(mode="json"))
+            if command.op == "prompts_set":
+                return Reply(ok=True, prompts=self._target.set_prompts(command.prompts or {}).model_dump(mode="json"))
             return Reply(ok=True, snapshot=_picture(self._target.camera_snapshot(command.camera_id or "")))
         except ConfigError as exc:
             return Reply(ok=False, error="; ".join(exc.problems), exit_code=2)
@@ -414,7 +433,19 @@ def audit_fields(command: Command, signed: bool, reply: Reply) -> dict[str, str]
         fields["url"] = redact(str(camera.get("url", "")))
     elif command.op == "zones_set":
         fields["analytics"] = _geometry_names(command.analytics)
+    elif command.op == "prompts_set":
+        fields["prompts"] = _prompt_labels(command.prompts)
     return fields
+
+
+def _prompt_labels(section: dict[str, Any] | None) -> str:
+    """``scenes street, parking; activities fall`` for the label maps a prompts_set gave, cut at 200 characters."""
+    parts = []
+    for key in ("scenes", "attributes", "activities"):
+        labels = (section or {}).get(key)
+        if isinstance(labels, dict) and labels:
+            parts.append(f"{key} {', '.join(str(label) for label in labels)}")
+    return ("; ".join(parts) or "thresholds only")[:200]
 
 
 def _geometry_names(section: dict[str, Any] | None) -> str:
@@ -513,12 +544,13 @@ class ControlError(RuntimeError):
 
 
 class ControlClient:
-    """The control channel from Python, as ``vigil cameras`` and ``vigil zones`` use it::
+    """The control channel from Python, as ``vigil cameras``, ``vigil zones`` and ``vigil prompts`` use it::
 
         client = ControlClient("redis://127.0.0.1:6379/0", key=client_key(None))
         client.set_zones("lobby", {"zones": [{"name": "door", "polygon": [[0.1, 0.5], [0.4, 0.5], [0.4, 1]]}]})
         client.zones("lobby")              # AnalyticsConfig, or None
         client.snapshot("lobby").jpeg      # the latest processed frame, drawn
+        client.set_prompts({"activities": {"fall": ["someone collapsing to the ground"]}})
 
     Changes need ``key`` (``pipeline.runtime.control_auth.client_key``); reads work without it and
     are signed where it is given. Raises ControlError for a command refused or not applied,
@@ -546,6 +578,21 @@ class ControlClient:
             analytics = validate_analytics(analytics)
         section = None if analytics is None else analytics.model_dump(mode="json")
         self._ask(Command(op="zones_set", camera_id=camera_id, analytics=section))
+
+    def prompts(self) -> ZeroShotConfig | None:
+        """``models.zero_shot`` as the pipeline labels with it now (None: it labels with trained models only)."""
+        section = self._ask(Command(op="prompts_get")).prompts
+        return None if section is None else ZeroShotConfig.model_validate(section)
+
+    def set_prompts(self, section: dict[str, Any]) -> ZeroShotConfig:
+        """Label with new prompts without a restart: ``section`` holds keys of ``models.zero_shot`` but
+        its backend (``scenes``, ``attributes``, ``activities``, thresholds, templates), which replace
+        the running ones; keys left out stay. Returns the section as it now labels. ControlError (exit
+        code 2) where the pipeline finds it not valid, and nothing changed."""
+        reply = self._ask(Command(op="prompts_set", prompts=section))
+        if reply.prompts is None:
+            raise ControlError("the pipeline sent no prompts back")
+        return ZeroShotConfig.model_validate(reply.prompts)
 
     def snapshot(self, camera_id: str) -> Picture:
         """The camera's latest processed frame at its decoded size (``.jpeg``, ``.width``, ``.height``)."""

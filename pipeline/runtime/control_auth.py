@@ -54,7 +54,9 @@ class Refusal(StrEnum):
 
 # What the client is told; the same words whatever else is true (a path's existence is never said).
 REFUSAL_MESSAGES = {
-    Refusal.UNSIGNED: "refused: unsigned command (add, remove and zones_set need the control key, docs/security.md)",
+    Refusal.UNSIGNED: (
+        "refused: unsigned command (add, remove, zones_set and prompts_set need the control key, docs/security.md)"
+    ),
     Refusal.BAD_SIGNATURE: "refused: the command's signature does not match the pipeline's control key",
     Refusal.STALE: "refused: the command is older than control.max_age_s or dated in the future (check the clocks)",
     Refusal.SOURCE_NOT_ALLOWED: (

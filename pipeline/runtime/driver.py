@@ -14,6 +14,7 @@ happens in the driver. A model the config switches off (``models.classifier``, `
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -34,6 +35,8 @@ from pipeline.core.config import (
     WorkerResources,
 )
 from pipeline.core.config.analytics import AnalyticsConfig
+from pipeline.core.config.loader import validate_prompts
+from pipeline.core.config.zero_shot import ZeroShotConfig
 from pipeline.core.messages import CameraState, CameraStatus, StatusEvent
 from pipeline.core.metrics import (
     PROCESS,
@@ -49,7 +52,7 @@ from pipeline.runtime.camera import CameraSettings
 from pipeline.runtime.camera_metrics import set_stream_state
 from pipeline.runtime.control import SNAPSHOT_TIMEOUT_S, ControlServer
 from pipeline.runtime.control_auth import ControlKeyError
-from pipeline.runtime.hosts import HostPool, hosts_needed
+from pipeline.runtime.hosts import HOST_TIMEOUT_S, PING_TIMEOUT_S, HostPool, hosts_needed
 from pipeline.runtime.leftovers import mark_local_session, stop_leftovers
 from pipeline.runtime.placement import (
     ClipHeadSpec,
@@ -69,6 +72,7 @@ from workers.zero_shot import activity_head, classifier_class
 log = logging.getLogger(__name__)
 
 METRICS_FETCH_TIMEOUT_S = 2.0
+PROMPT_CHECK_S = 2.0  # how often the model workers given prompts at run time are checked for a restart
 _TERMINAL = (CameraState.STOPPED, CameraState.FAILED)
 
 
@@ -169,8 +173,15 @@ class Pipeline:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     _pids: dict[str, int] = field(default_factory=dict)
     _status: EventPublisher | None = None  # the driver's own status records (cameras lost with their host)
+    _zero_shot: ZeroShotConfig | None = None  # models.zero_shot as it labels now (prompts set at run time)
+    _prompt_lock: threading.Lock = field(default_factory=threading.Lock)
+    _prompt_pids: dict[str, int] = field(default_factory=dict)  # model worker -> the process given the prompts
+    _prompts_set: tuple[ZeroShotConfig, Any] | None = None  # set at run time: the prompts and the clip head's config
+    _prompt_keeper: threading.Thread | None = None
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
+        self._zero_shot = self.cfg.models.zero_shot
         self.placement = resolve_placement(self.cfg.ray, _cluster_resources(self.cfg))
         log.info("%s", self.placement.describe())
         for key in unused_keys(self.cfg.ray, self.placement.layout):
@@ -429,6 +440,103 @@ class Pipeline:
         if problem is not None:
             raise ConfigError("analytics", [problem])
 
+    def prompts(self) -> ZeroShotConfig | None:
+        """``models.zero_shot`` as the pipeline labels with it now (None: no labels from prompts)."""
+        return self._zero_shot
+
+    def set_prompts(self, section: dict[str, Any]) -> ZeroShotConfig:
+        """Label with new prompts (``section``: keys of ``models.zero_shot`` but its backend; those it
+        leaves out stay), from each model's next batch, without a restart. Their text embeddings are
+        computed where the models run; hosts and model workers started later (a camera host that
+        died, a worker Ray restarted) get them too. ConfigError: not valid, nothing changed."""
+        if self.hosts is None or self.plan is None:
+            raise PipelineError("the pipeline is not running")
+        running = self._zero_shot
+        if running is None:
+            raise ConfigError("prompts", ["models.zero_shot is not set: this pipeline labels with trained models only"])
+        with self._prompt_lock:
+            zs = validate_prompts(section, running)
+            models = self.cfg.models.model_copy(update={"zero_shot": zs})
+            head = activity_head(models.temporal, zs)
+            plan = self.plan
+            if plan.host_models is not None:
+                plan = dataclasses.replace(
+                    plan,
+                    host_models=dataclasses.replace(
+                        plan.host_models, classifier=models.scene_model, crops=models.crop_model
+                    ),
+                )
+            if plan.clip_head is not None and head is not None:
+                plan = dataclasses.replace(plan, clip_head=dataclasses.replace(plan.clip_head, cfg=head))
+            self.plan = plan
+            self.hosts.set_plan(plan)  # hosts started from now on load these prompts
+            self._prompt_pids = {}
+            self._apply_prompts(self._prompt_targets(zs, head), {})
+            for host in self.hosts.actors():  # a host that died meanwhile starts again from the new plan
+                try:
+                    ray.get(host.set_prompts.remote(zs, head), timeout=HOST_TIMEOUT_S)
+                except ray.exceptions.RayActorError:
+                    continue
+            self._zero_shot, self._prompts_set = zs, (zs, head)
+        if self._prompt_keeper is None and self._prompt_pids:
+            self._prompt_keeper = threading.Thread(target=self._keep_prompts, name="prompt-keeper", daemon=True)
+            self._prompt_keeper.start()
+        return zs
+
+    def _prompt_targets(self, zs: ZeroShotConfig, head: Any) -> dict[str, tuple[Any, tuple[Any, ...]]]:
+        """The model workers that label from prompts, by key: (actor, the arguments of its set_prompts)."""
+        plan = self.plan
+        assert plan is not None
+        targets: dict[str, tuple[Any, tuple[Any, ...]]] = {}
+        scene_workers = plan.detectors if plan.layout == "fused" else plan.classifiers
+        head_actor = (plan.clip_head_actor,) if plan.clip_head_actor is not None else ()
+        for kind, actors, args in (
+            ("scenes", scene_workers if zs.scenes else (), (zs,)),
+            ("attributes", plan.crops if zs.attributes else (), (zs,)),
+            ("activities", head_actor if zs.activities else (), (head,)),
+        ):
+            for i, actor in enumerate(actors):
+                targets[f"{kind}:{i}"] = (actor, args)
+        return targets
+
+    def _apply_prompts(self, targets: dict[str, tuple[Any, tuple[Any, ...]]], only: dict[str, int]) -> None:
+        """``set_prompts`` on each target (``only``: on those, whose process is new) and record the
+        process each one has them in. A worker that is restarting is left to the keeper."""
+        for key, (actor, args) in targets.items():
+            if only and key not in only:
+                continue
+            try:
+                ray.get(actor.set_prompts.remote(*args), timeout=HOST_TIMEOUT_S)
+                self._prompt_pids[key] = ray.get(actor.pid.remote(), timeout=HOST_TIMEOUT_S)
+            except (ray.exceptions.RayError, TimeoutError) as exc:
+                self._prompt_pids[key] = -1
+                log.warning("prompts: model worker %s did not take them yet (%s); trying again", key, _root_cause(exc))
+
+    def _keep_prompts(self) -> None:
+        """Ray restarts a model worker that died with the arguments it first had, the prompts of the
+        config: a worker in a new process is given the prompts set since."""
+        while not self._stopping.wait(PROMPT_CHECK_S):
+            self.keep_prompts_once()
+
+    def keep_prompts_once(self) -> list[str]:
+        """One round of ``_keep_prompts``: the model workers given the prompts again (by key)."""
+        with self._prompt_lock:
+            if self._prompts_set is None or self.plan is None:
+                return []
+            targets = self._prompt_targets(*self._prompts_set)
+            new: dict[str, int] = {}
+            for key, (actor, _args) in targets.items():
+                try:
+                    pid = ray.get(actor.pid.remote(), timeout=PING_TIMEOUT_S)
+                except (ray.exceptions.RayError, TimeoutError):
+                    continue  # restarting: the next round sees its new process
+                if pid != self._prompt_pids.get(key):
+                    new[key] = pid
+            if new:
+                log.warning("prompts: giving the prompts set at run time to restarted workers %s", ", ".join(new))
+                self._apply_prompts(targets, new)
+            return sorted(new)
+
     def camera_snapshot(self, camera_id: str, timeout_s: float = SNAPSHOT_TIMEOUT_S) -> FrameSnapshot:
         """A camera's last processed frame at its decoded size, boxes, track ids, zones and lines drawn
         (CameraError: unknown id, or no frame processed yet)."""
@@ -452,9 +560,12 @@ class Pipeline:
 
     def stop(self) -> list[CameraStatus]:
         """Stop cameras (flushing their events), then workers and the metrics endpoint."""
+        self._stopping.set()
         if self.control is not None:
             self.control.stop()
             self.control = None
+        if self._prompt_keeper is not None:
+            self._prompt_keeper.join(timeout=PING_TIMEOUT_S + HOST_TIMEOUT_S)
         final = self.hosts.stop_all() if self.hosts is not None else []
         if self._status is not None:
             self._status.close()

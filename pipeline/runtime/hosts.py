@@ -159,6 +159,11 @@ class HostPool:
             raise CameraError(f"no camera {camera_id!r}")
         return status
 
+    def set_plan(self, plan: HostPlan) -> None:
+        """What hosts started from now on are given (a host restarted after it died included)."""
+        with self._lock:
+            self._plan = plan
+
     def analytics(self, camera_id: str) -> AnalyticsConfig | None:
         """The camera's zones and lines as the pool records them: what its host runs, and what a
         restarted host starts it with. CameraError: no such camera running."""

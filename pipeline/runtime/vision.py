@@ -27,13 +27,13 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.core.config import ClassifierConfig, CropClassifierConfig, DetectorConfig
+from pipeline.core.config import ClassifierConfig, CropClassifierConfig, DetectorConfig, ZeroShotConfig
 from pipeline.core.messages import Detections, LabelScore, SceneResult
 from pipeline.core.metrics import StepClock
 from workers.batching import Batcher
 from workers.common import MetricsExporter, set_process_role
 from workers.detector import Detector
-from workers.zero_shot import classifier_class
+from workers.zero_shot import ZeroShotCropClassifier, ZeroShotSceneClassifier, classifier_class
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,11 @@ class VisionModels:
     def embedding_dim(self) -> int:
         """The ViT embedding's size; 0 without a ViT."""
         return self._classifier.embedding_dim() if self._classifier is not None else 0
+
+    def set_prompts(self, zs: ZeroShotConfig) -> None:
+        """The scene prompts of ``zs``, where the scenes come from ``models.zero_shot``."""
+        if isinstance(self._classifier, ZeroShotSceneClassifier):
+            self._classifier.set_prompts(zs)
 
     def analyze_batch(self, images_bgr: list[npt.NDArray[np.uint8]]) -> list[VisionOut]:
         """Both models on ``images_bgr``, each in forward passes of at most its own ``max_batch``
@@ -146,6 +151,12 @@ class HostModels:
         if self._crop_pool is None:
             raise RuntimeError("no crop classifier in this host (models.crops is off)")
         return self._crop_pool.submit(self._run, "crop_model", self._label_crops, crops_bgr)
+
+    def set_prompts(self, zs: ZeroShotConfig) -> None:
+        """The scene and attribute prompts of ``zs``, for the models here that label from prompts."""
+        self.models.set_prompts(zs)
+        if isinstance(self.crops, ZeroShotCropClassifier):
+            self.crops.set_prompts(zs)
 
     def _label_crops(self, crops_bgr: list[npt.NDArray[np.uint8]]) -> list[LabelScore]:
         assert self.crops is not None

@@ -13,12 +13,13 @@ from typing import Any, cast
 
 import pytest
 
-from pipeline.core.config import CameraConfig, ControlConfig
+from pipeline.core.config import CameraConfig, ControlConfig, ZeroShotConfig, parse_config
 from pipeline.core.config.analytics import AnalyticsConfig
+from pipeline.core.config.loader import validate_prompts
 from pipeline.core.messages import CameraState, CameraStatus
 from pipeline.core.metrics import VIGIL_REGISTRY
 from pipeline.events.snapshots import FrameSnapshot
-from pipeline.runtime import hosts
+from pipeline.runtime import driver, hosts
 from pipeline.runtime.control import (
     AUDIT_STREAM,
     REPLY_PREFIX,
@@ -40,6 +41,7 @@ from pipeline.runtime.control_auth import (
 )
 from pipeline.runtime.control_policy import allowed_folders, source_allowed
 from pipeline.runtime.hosts import CameraError, HostPool
+from pipeline.runtime.placement import HostPlan
 
 KEY = b"k" * 64
 OTHER = b"o" * 64
@@ -373,7 +375,7 @@ def test_zones_set_needs_the_key_and_zone_reads_do_not(control_key: bytes) -> No
     control = server(target)
     before = refused(Refusal.UNSIGNED)
     [answer] = deliver(control, Command(op="zones_set", camera_id="cam", analytics=ZONES), None)
-    assert (answer.ok, answer.exit_code) == (False, 1) and "zones_set need the control key" in answer.error
+    assert (answer.ok, answer.exit_code) == (False, 1) and "prompts_set need the control key" in answer.error
     assert refused(Refusal.UNSIGNED) == before + 1
     assert target.analytics["cam"] is None, "an unsigned zones_set changes nothing"
     assert deliver(control, Command(op="zones_set", camera_id="cam", analytics=ZONES), OTHER)[0].error == (
@@ -568,3 +570,84 @@ def test_pixel_zones_outside_the_frame_change_nothing(pool: HostPool) -> None:
     assert pool.analytics("cam") is None and host.applied["cam"] is None
     with pytest.raises(CameraError, match="no camera 'other'"):
         pool.set_analytics("other", None)
+
+
+# --- prompts set at run time ------------------------------------------------------------------------
+
+PROMPTS = {
+    "backend": {"kind": "hf_clip", "name_or_path": "/models/clip"},
+    "scenes": {"street": ["a street"], "parking": ["a parking lot"]},
+}
+
+
+class Prompted(Zoned):
+    """A pipeline labelling scenes from prompts."""
+
+    def __init__(self) -> None:
+        super().__init__(["cam"])
+        self.zero_shot = ZeroShotConfig.model_validate(PROMPTS)
+
+    def prompts(self) -> ZeroShotConfig | None:
+        return self.zero_shot
+
+    def set_prompts(self, section: dict[str, Any]) -> ZeroShotConfig:
+        self.zero_shot = validate_prompts(section, self.zero_shot)
+        return self.zero_shot
+
+
+def test_prompts_set_needs_the_key_is_validated_audited_and_read_back(control_key: bytes) -> None:
+    target = Prompted()
+    control = server(target)
+    new = {"scenes": {"road": ["a road with cars"], "lot": ["cars parked in rows"]}}
+    [unsigned] = deliver(control, Command(op="prompts_set", prompts=new), None)
+    assert (unsigned.ok, unsigned.exit_code) == (False, 1) and "need the control key" in unsigned.error
+    assert tuple(target.zero_shot.scenes) == ("street", "parking"), "an unsigned prompts_set changes nothing"
+    invalid = control.handle(Command(op="prompts_set", prompts={"scenes": {"road": []}}))
+    assert (invalid.ok, invalid.exit_code) == (False, 2) and "models.zero_shot.scenes.road:" in invalid.error
+    fake = FakeRedis()
+    control._client = fake  # type: ignore[assignment]
+    raw = Command(op="prompts_set", prompts=new).model_dump_json().encode()
+    control._dispatch({b"command": raw, b"sig": sign_command(control_key, raw).encode()})
+    item = control._pending.get_nowait()
+    assert item is not None
+    control._finish(item, control.handle(item.command))
+    assert tuple(target.zero_shot.scenes) == ("road", "lot")
+    assert fake.audit[0]["op"] == "prompts_set" and fake.audit[0]["prompts"] == "scenes road, lot"
+    [read] = deliver(control, Command(op="prompts_get"), None)  # a read: no key needed
+    assert read.prompts is not None and ZeroShotConfig.model_validate(read.prompts) == target.zero_shot
+
+
+class FakeWorker:
+    """A model worker labelling from prompts: what it was given, and its process id."""
+
+    def __init__(self) -> None:
+        self.given: list[Any] = []
+        self.process = 100
+        self.set_prompts = Remote(self.given.append)
+        self.pid = Remote(lambda: self.process)
+
+
+def test_prompts_reach_every_worker_and_hosts_started_later_and_survive_a_worker_restart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(driver.ray, "get", lambda call, timeout=None: call())
+    cfg = parse_config({"cameras": [{"id": "cam", "url": "rtsp://h/s"}], "models": {"zero_shot": PROMPTS}})
+    workers = (FakeWorker(), FakeWorker())
+    host = SimpleNamespace(given=[])
+    host.set_prompts = Remote(lambda zs, head: host.given.append(zs))
+    plans: list[HostPlan] = []
+    pool = SimpleNamespace(actors=lambda: [host], set_plan=plans.append)
+    pipeline = driver.Pipeline(cfg, "redis://127.0.0.1:1/0")
+    pipeline.hosts = cast(Any, pool)
+    pipeline.plan = HostPlan("workers", classifiers=workers)
+    pipeline._zero_shot = cfg.models.zero_shot
+    zs = pipeline.set_prompts({"scenes": {"road": ["a road"]}, "scene_min_score": 0.6})
+    assert pipeline.prompts() == zs and tuple(zs.scenes) == ("road",) and zs.scene_min_score == 0.6
+    assert [w.given for w in workers] == [[zs], [zs]] and host.given == [zs]
+    assert plans == [pipeline.plan], "hosts started from now on are given the new plan"
+    assert pipeline.keep_prompts_once() == []
+    workers[1].process, workers[1].given[:] = 101, []  # Ray restarted it, with the config's prompts
+    assert pipeline.keep_prompts_once() == ["scenes:1"]
+    assert workers[1].given == [zs] and workers[0].given == [zs]
+    assert pipeline.keep_prompts_once() == []
+    pipeline._stopping.set()

@@ -73,6 +73,26 @@ def test_below_the_minimum_score_a_window_is_the_background(tmp_path: Path) -> N
     assert label(head_towards(tmp_path, between), prompts(min_score=0.9))[0] == "quiet"
 
 
+def test_new_prompts_label_the_next_window(tmp_path: Path) -> None:
+    """Activity prompts set at run time: a head started with prompts takes new ones, its own normal
+    still the background; a head started with its trained labels refuses them."""
+    path = head_towards(tmp_path, BASIS[5])
+    head = ClipHead(prompts().model_copy(update={"weights": path}), IN_DIM, in_host=True)
+    window = [np.zeros((16, IN_DIM), np.float32)]
+    assert head.classify_batch(window)[0].label in ("tumble", "sprint")
+    head.set_prompts(
+        prompts().model_copy(
+            update={"labels": ("dash", "slump"), "prompt_embeddings": [BASIS[5].tolist(), BASIS[6].tolist()],
+                    "background": "calm"}
+        )
+    )  # fmt: skip
+    assert head.classify_batch(window)[0].label == "dash"
+    assert head.labels == ("dash", "slump", "calm")
+    trained = ClipHead(TemporalConfig(weights=path), IN_DIM, in_host=True)
+    with pytest.raises(ValueError, match="trained labels, not activity prompts"):
+        trained.set_prompts(prompts())
+
+
 def test_prompts_need_a_head_trained_into_the_text_space(tmp_path: Path) -> None:
     path = head_towards(tmp_path, BASIS[1], text=False)
     assert label(path)[0] == "fall"  # a head with fixed labels still labels as trained

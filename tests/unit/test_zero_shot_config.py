@@ -191,3 +191,52 @@ def test_validate_config_reports_a_hub_name_without_downloads(tmp_path: Path) ->
     assert result.output.count("\n") == 1, result.output
     expected = "models.zero_shot.backend.name_or_path: 'openai/clip-vit-base-patch32' is not a local folder"
     assert expected in result.output
+
+
+RUNNING = {
+    "backend": {"kind": "hf_clip", "name_or_path": "/models/clip"},
+    "scenes": {"street": ["a street"], "parking": ["a parking lot"]},
+    "activities": {"fall": ["a person falls"]},
+}
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        (
+            {"activitys": {"run": ["a person runs"]}},
+            "models.zero_shot.activitys: unknown key; did you mean 'activities'?",
+        ),
+        ({"backend": HF}, "models.zero_shot.backend: the CLIP model is chosen at start"),
+        ({"attributes": {"person": {"down": ["lying"]}}}, "models.zero_shot.attributes: cannot be added while running"),
+        ({"scenes": {}}, "models.zero_shot.scenes: cannot be removed while running"),
+        ({"scenes": {"street": []}}, "models.zero_shot.scenes.street: give at least one prompt"),
+        ({"models": {"zero_shot": {}}}, "give the keys of models.zero_shot (scenes, attributes, ...) at the top"),
+    ],
+)
+def test_prompts_set_at_run_time_are_refused_with_the_key_path(section: dict[str, Any], expected: str) -> None:
+    from pipeline.core.config import ZeroShotConfig
+    from pipeline.core.config.loader import validate_prompts
+
+    with pytest.raises(ConfigError) as caught:
+        validate_prompts(section, ZeroShotConfig.model_validate(RUNNING))
+    assert any(p.startswith(expected) for p in caught.value.problems), caught.value.problems
+
+
+def test_prompts_set_at_run_time_replace_what_they_give_and_keep_the_rest(tmp_path: Path) -> None:
+    from pipeline.core.config import ZeroShotConfig
+    from pipeline.core.config.loader import load_prompts, validate_prompts
+
+    running = ZeroShotConfig.model_validate({**RUNNING, "attributes": {"person": {"down": ["lying"]}}})
+    path = tmp_path / "prompts.yaml"
+    path.write_text("activities:\n  tumble: [somebody collapsing]\nbackground: calm\nscene_min_score: 0.5\n")
+    new = validate_prompts(load_prompts(path, running), running)
+    assert new.activities == {"tumble": ("somebody collapsing",)} and new.background == "calm"
+    assert new.scene_min_score == 0.5
+    assert (new.backend, new.scenes, new.attributes) == (running.backend, running.scenes, running.attributes)
+    other_class = {"attributes": {"car": {"parked": ["a parked car"]}}}
+    with pytest.raises(ConfigError, match=r"the classes \(person\) stay as they started"):
+        validate_prompts(other_class, running)
+    path.write_text("activities: [fall]\n")
+    with pytest.raises(ConfigError, match=r"models.zero_shot.activities: Input should be a valid dictionary"):
+        load_prompts(path, running)

@@ -71,3 +71,20 @@ def test_below_the_minimum_score_a_scene_is_unknown_and_a_crop_unlabelled(hf_fol
     assert [r.label for r in scenes] == [UNKNOWN, UNKNOWN]
     crops = ZeroShotCropClassifier(cfg.crop_model, batching=True)  # the batcher's thread is a daemon
     assert [s.label for s in crops.classify_crops(frames(2, seed=1))] == ["", ""]
+
+
+def test_new_prompts_relabel_the_next_batch(hf_folder: Path) -> None:
+    """Prompts set at run time: the same frames get the new labels and their embedding stays the frame's."""
+    cfg = models(hf_folder, scenes=SCENES, attributes=PERSON, scene_min_score=0.0, attribute_min_score=0.0)
+    assert cfg.scene_model is not None and cfg.crop_model is not None and cfg.zero_shot is not None
+    scenes, crops = ZeroShotSceneClassifier(cfg.scene_model, batching=False), ZeroShotCropClassifier(cfg.crop_model)
+    before = scenes.classify_batch(frames(3))
+    renamed = {"road": SCENES["street"], "hall": SCENES["corridor"], "sky": ["the open sky"]}
+    people = {"person": {"lying": ["someone flat on the floor"], "standing": ["someone on their feet"]}}
+    zs = cfg.zero_shot.model_copy(update={"scenes": renamed, "attributes": people})
+    scenes.set_prompts(zs)
+    crops.set_prompts(zs)
+    after = scenes.classify_batch(frames(3))
+    assert {r.label for r in after} <= set(renamed) and scenes.bank.labels == ("road", "hall", "sky")
+    assert np.allclose(np.stack([r.embedding for r in after]), np.stack([r.embedding for r in before]), atol=1e-5)
+    assert {s.label for s in crops.scores(crops.classify_batch(frames(2, seed=1)))} <= {"lying", "standing"}

@@ -21,6 +21,7 @@ from pipeline.core.config.models import ClassifierConfig, ModelsConfig, Temporal
 from pipeline.core.config.ray import RayConfig
 from pipeline.core.config.services import MetricsConfig, RedisConfig
 from pipeline.core.config.yaml_source import UnsafeYaml, read_yaml
+from pipeline.core.config.zero_shot import ZeroShotConfig
 from pipeline.core.redact import redact
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -178,12 +179,11 @@ def validate_analytics(data: Any, source: str = "analytics", lines: dict[str, in
     raise ConfigError(source, problems)
 
 
-def load_analytics(path: Path, source: str | None = None) -> AnalyticsConfig:
-    """Read a YAML file holding exactly one camera's ``analytics`` section (``${VAR}``s substituted)
-    and validate it like the config; ConfigError names ``source`` (default: the path)."""
-    source = source or str(path)
+def _read_section(path: Path, source: str) -> tuple[Any, dict[str, int]]:
+    """A YAML file holding one section, with its line index; ConfigError (naming ``source``) where it
+    cannot be read."""
     try:
-        raw, lines = read_yaml(path)
+        return read_yaml(path)
     except FileNotFoundError:
         raise ConfigError(source, ["file not found"]) from None
     except IsADirectoryError:
@@ -196,6 +196,13 @@ def load_analytics(path: Path, source: str | None = None) -> AnalyticsConfig:
         raise ConfigError(source, [str(exc)]) from None
     except OSError as exc:
         raise ConfigError(source, [f"cannot read it: {exc.strerror or exc}"]) from None
+
+
+def load_analytics(path: Path, source: str | None = None) -> AnalyticsConfig:
+    """Read a YAML file holding exactly one camera's ``analytics`` section (``${VAR}``s substituted)
+    and validate it like the config; ConfigError names ``source`` (default: the path)."""
+    source = source or str(path)
+    raw, lines = _read_section(path, source)
     if raw is None:
         raise ConfigError(source, ["empty: it must hold the analytics section (zones, lines, speed, calibration)"])
     problems: list[str] = []
@@ -203,6 +210,63 @@ def load_analytics(path: Path, source: str | None = None) -> AnalyticsConfig:
     if problems:
         raise ConfigError(source, problems)
     return validate_analytics(data, source, lines)
+
+
+PROMPT_SECTION = "models.zero_shot"
+LABEL_MAPS = ("scenes", "attributes", "activities")
+
+
+def validate_prompts(data: Any, running: ZeroShotConfig, source: str = "prompts") -> ZeroShotConfig:
+    """``running`` with the keys ``data`` gives in place of its own (``data``: the keys of a
+    ``models.zero_shot`` section but its backend, as ``vigil prompts set`` reads them; keys it leaves
+    out stay as they run). ConfigError names each bad key as ``models.zero_shot.<key path>``. The
+    backend, which of scenes, attributes and activities are set, and the classes attributes are for
+    stay as the pipeline started: they decide which models run where."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, [f"expected a mapping: the keys of {PROMPT_SECTION} but backend"])
+    problems = []
+    if "backend" in data:
+        problems.append(f"{PROMPT_SECTION}.backend: the CLIP model is chosen at start; change it in the config")
+    if {"models", "zero_shot"} & set(data):
+        problems.append(f"give the keys of {PROMPT_SECTION} (scenes, attributes, ...) at the top, without its parents")
+    if problems:
+        raise ConfigError(source, problems)
+    try:
+        new = ZeroShotConfig.model_validate({**running.model_dump(mode="json"), **data})
+    except ValidationError as exc:
+        section = tuple(PROMPT_SECTION.split("."))
+        raise ConfigError(
+            source, [_describe({**err, "loc": (*section, *err["loc"])}, {}, VigilConfig) for err in exc.errors()]
+        ) from None
+    for key in LABEL_MAPS:
+        was, now = bool(getattr(running, key)), bool(getattr(new, key))
+        if was != now:
+            change = "removed" if was else "added"
+            problems.append(f"{PROMPT_SECTION}.{key}: cannot be {change} while running (it decides which models run)")
+    if running.attributes and new.attributes and set(new.attributes) != set(running.attributes):
+        problems.append(
+            f"{PROMPT_SECTION}.attributes: the classes ({', '.join(running.attributes)}) stay as they started; "
+            "give their labels new prompts"
+        )
+    if problems:
+        raise ConfigError(source, problems)
+    return new
+
+
+def load_prompts(path: Path, running: ZeroShotConfig | None = None, source: str | None = None) -> dict[str, Any]:
+    """Read a YAML file of ``models.zero_shot`` keys (``${VAR}``s substituted), checked against
+    ``running`` where given (``validate_prompts``); ConfigError names ``source`` (default: the path)."""
+    source = source or str(path)
+    raw, _lines = _read_section(path, source)
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(source, [f"expected a mapping: the keys of {PROMPT_SECTION} (scenes, attributes, ...)"])
+    problems: list[str] = []
+    data = _substitute_env(raw, PROMPT_SECTION, problems)
+    if problems:
+        raise ConfigError(source, problems)
+    if running is not None:
+        validate_prompts(data, running, source)
+    return dict(data)
 
 
 def _describe(err: Any, lines: dict[str, int], root: type[BaseModel]) -> str:
