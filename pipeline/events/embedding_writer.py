@@ -38,6 +38,7 @@ class EmbeddingWriter:
         self._index, self.camera_id, self.max_pending = index, camera_id, max_pending
         self._lock = threading.Lock()
         self._pending: OrderedDict[str, PackedEmbedding] = OrderedDict()
+        self._revised: OrderedDict[str, PackedEmbedding] = OrderedDict()  # of events already in Redis
         self._failing = False
         self.failed = 0  # embeddings lost, in total
 
@@ -71,10 +72,36 @@ class EmbeddingWriter:
         if dropped:
             self._lost(dropped, f"more than {self.max_pending} waited for their events to reach Redis")
 
+    def revise(self, event: Event, embedding: EventEmbedding) -> None:
+        """A new embedding for an event accepted earlier (an incident searched by what it showed so
+        far): it replaces the one still waiting for its event, or the one stored, with the next write."""
+        if self._index.max_embeddings == 0:
+            return
+        try:
+            p = pack(event.event_id, event.camera_id, event.kind, event.label, event.captured_at, embedding.vector,
+                     embedding.space)  # fmt: skip
+        except ValueError as exc:
+            self._lost(1, f"event {event.event_id}: {exc}")
+            return
+        with self._lock:
+            if event.event_id in self._pending:
+                self._pending[event.event_id] = p
+                return
+            self._revised[event.event_id] = p
+            while len(self._revised) > self.max_pending:
+                self._revised.popitem(last=False)  # an older revision: the first embedding stays
+
     def write(self, event_ids: Sequence[str]) -> None:
-        """Write the embeddings of events Redis now has. Never raises a Redis error: what fails is lost."""
+        """Write the embeddings of events Redis now has, and the revisions waiting. Never raises a
+        Redis error: what fails is lost."""
         with self._lock:
             batch = [p for i in event_ids if (p := self._pending.pop(i, None)) is not None]
+            revised, self._revised = list(self._revised.values()), OrderedDict()
+        if revised:
+            try:
+                self._index.revise(revised)
+            except redis.RedisError as exc:  # the embeddings stored first stay
+                log.debug("camera %s: %d embedding revision(s) not written: %s", self.camera_id, len(revised), exc)
         if not batch:
             return
         try:

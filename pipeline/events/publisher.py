@@ -24,7 +24,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -185,14 +185,18 @@ class EventPublisher:
         snapshots: dict[str, bytes] | None = None,
         state: dict[str, str] | None = None,
         embeddings: Mapping[str, EventEmbedding] | None = None,
+        revised: Sequence[tuple[Event, EventEmbedding]] = (),
     ) -> None:
         """Accept events (durably, on disk) for delivery; ``snapshots`` maps event ids to JPEGs. In the
         same write, the incidents they leave open are recorded (``open_incidents``) and ``state``
         values are set (``state``). ``embeddings`` maps event ids to what makes them searchable
         (``pipeline.events.search``): stored once the event is in Redis, best-effort, never
-        delaying or failing the event."""
+        delaying or failing the event. ``revised``: new embeddings for events accepted earlier (an
+        incident's start event, searched by what its incident showed so far)."""
         if embeddings:  # before the events: the sender may deliver them at once
             self._embeddings.accept(events, embeddings)
+        for ev, emb in revised:
+            self._embeddings.revise(ev, emb)
         items, incidents = [], {}
         for ev in events:
             doc = ev.model_dump_json()

@@ -207,6 +207,17 @@ class EmbeddingIndex:
             budget.cap(EMBEDDING, max(int(r[2]) for r in done), self.max_embeddings)
         return Written(sum(int(r[0]) for r in done), len(replies) - len(done), errors[0] if errors else None)
 
+    def revise(self, packed: Sequence[PackedEmbedding]) -> int:
+        """Replace embeddings already stored (same event, same size; their expiry kept) in one round
+        trip; one no longer there (expired, removed by the budget) stays gone. Returns how many were
+        replaced; RedisError when Redis cannot be reached."""
+        if not packed or self.max_embeddings == 0:
+            return 0
+        pipe = self._client.pipeline(transaction=False)
+        for p in packed:
+            pipe.set(p.key, p.value, xx=True, keepttl=True)
+        return sum(1 for r in pipe.execute() if r)
+
     def _writer_budget(self) -> RedisBudget:
         if self._budget is None:
             timeout_s = float(self._client.connection_pool.connection_kwargs.get("socket_timeout") or 5.0)

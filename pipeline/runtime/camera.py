@@ -18,6 +18,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -101,6 +102,8 @@ class CameraSettings:
 
 
 POSITION_KEY = "position"  # outbox state: {"epoch": ..., "frame_id": the last frame whose results were applied}
+# The windows a clip incident's search embedding is averaged over, at most (those with its label).
+WINDOWS_PER_EMBEDDING = 4
 POSITION_EVERY_S = 1.0  # file cameras record how far they got at least this often
 
 
@@ -112,6 +115,19 @@ class _InFlight:
     ticket: VisionTicket | None
     scale: float = 1.0  # model input pixels per frame pixel
     sent_at: float = 0.0  # monotonic seconds: the frame's results are waited for until sent_at + WORKER_TIMEOUT_S
+
+
+def window_sum(windows: Iterable[tuple[str, FloatArray]], label: str) -> FloatArray | None:
+    """The sum of the recent windows' embeddings (label, unit embedding) with ``label``: a clip
+    incident as it starts is searched by its direction, the windows that raised it (steadier than
+    its last window alone). None where no window had the label."""
+    vectors = [v for seen, v in windows if seen == label]
+    return np.sum(vectors, axis=0, dtype=np.float32) if vectors else None
+
+
+def _unit(v: FloatArray) -> FloatArray | None:
+    norm = float(np.linalg.norm(v))
+    return (v / norm).astype(np.float32) if norm > 0 else None
 
 
 class CameraRunner:
@@ -177,7 +193,9 @@ class CameraRunner:
         # What makes this frame's events searchable by text: crop embeddings by track id, and the last
         # window's label with its embedding (models that embed into a text space only).
         self._crop_vectors: dict[int, FloatArray] = {}
-        self._window_vector: tuple[str, FloatArray] | None = None
+        self._window_vectors: deque[tuple[str, FloatArray]] = deque(maxlen=WINDOWS_PER_EMBEDDING)
+        # Open clip incidents (one per label at most): their start event and the sum of their windows' embeddings.
+        self._incident_sums: dict[str, tuple[Event, FloatArray]] = {}
         crop_cfg = settings.crops
         self._crop_space = clip_space(crop_cfg.zero_shot.backend) if isinstance(crop_cfg, ZeroShotCrops) else None
         self._thread = threading.Thread(target=self._loop, name=f"camera-{cam.id}", daemon=True)
@@ -336,7 +354,8 @@ class CameraRunner:
             last = self._latest[0]
             frame = AnalyticsFrame(tuple(self._analytics.close(last.frame_id)))
             closing = self._engine.on_analytics(frame, last.captured_at, clock=self._event_clock(last))
-        self._publisher.publish(closing + self._engine.close())
+        ending = closing + self._engine.close()
+        self._publisher.publish(ending, revised=self._embeddings(ending)[1])  # incidents searched by all they showed
 
     def _submit(self, packet: FramePacket, pending: deque[_InFlight]) -> _InFlight:
         """Send one frame to the detector and the classifier (or mark it still, for motion gating)."""
@@ -636,7 +655,10 @@ class CameraRunner:
         score = head.classify(window, WORKER_TIMEOUT_S)
         if head.in_process:
             self._lap("clip_head")  # model CPU: `vigil bench` counts it with the models, not the camera's work
-        self._window_vector = (score.label, score.embedding) if score.embedding is not None else None
+        if score.embedding is not None:
+            self._window_vectors.append((score.label, score.embedding))
+            for incident, (start, total) in self._incident_sums.items():  # what each open incident shows
+                self._incident_sums[incident] = (start, total + score.embedding)
         STAGE_LATENCY.labels("temporal").observe(time.time() - t0)
         return ClipLabel(
             camera_id=self.cam.id,
@@ -647,11 +669,20 @@ class CameraRunner:
             head="lstm" if self.settings.head_kind == "lstm" else "transformer",
         )
 
-    def _embeddings(self, events: list[Event]) -> dict[str, EventEmbedding]:
+    def _embeddings(self, events: list[Event]) -> tuple[dict[str, EventEmbedding], list[tuple[Event, EventEmbedding]]]:
         """The embedding each starting event is searched by (``vigil events search``): an object's
-        crop's, a clip's window's, where the model gave one in a text space."""
+        crop's, a clip incident's windows', where the model gave one in a text space. And the start
+        events whose embeddings an update or end revises: a clip incident is searched by the mean of
+        every window since it began (what it showed), not only of those that raised it."""
         out: dict[str, EventEmbedding] = {}
+        revised: list[tuple[Event, EventEmbedding]] = []
         for ev in events:
+            if ev.kind == "clip" and ev.phase in ("update", "end") and ev.incident_id in self._incident_sums:
+                start, so_far = self._incident_sums[ev.incident_id]
+                if ev.phase == "end":
+                    del self._incident_sums[ev.incident_id]
+                if (mean := _unit(so_far)) is not None:
+                    revised.append((start, EventEmbedding(mean, TEXT_SPACE)))
             if ev.phase != "start":
                 continue
             if (
@@ -660,9 +691,14 @@ class CameraRunner:
                 and (v := self._crop_vectors.get(ev.track_id or -1)) is not None
             ):
                 out[ev.event_id] = EventEmbedding(v, self._crop_space)
-            elif ev.kind == "clip" and self._window_vector is not None and self._window_vector[0] == ev.label:
-                out[ev.event_id] = EventEmbedding(self._window_vector[1], TEXT_SPACE)
-        return out
+            elif (
+                ev.kind == "clip"
+                and (total := window_sum(self._window_vectors, ev.label)) is not None
+                and (direction := _unit(total)) is not None
+            ):
+                out[ev.event_id] = EventEmbedding(direction, TEXT_SPACE)
+                self._incident_sums[ev.incident_id] = (ev, total)
+        return out, revised
 
     def _publish(self, events: list[Event], packet: FramePacket, tracked: Detections) -> None:
         """Attach a snapshot to start events, then hand everything to the durable publisher."""
@@ -679,5 +715,6 @@ class CameraRunner:
             # With the events, in the same write: how far this camera got (a restart resumes after it).
             state = {POSITION_KEY: json.dumps({"epoch": self._epoch, "frame_id": packet.frame_id})}
             self._position_saved_at = now
-        self._publisher.publish(events, snapshots, state, self._embeddings(events))
+        embeddings, revised = self._embeddings(events)
+        self._publisher.publish(events, snapshots, state, embeddings, revised)
         self._series.publish_s.observe(time.time() - t0)

@@ -451,3 +451,38 @@ def test_cli_refuses_a_bad_time_in_one_line(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         "error: not a time: 'yesterday' (use ISO-8601 like 2026-11-22T10:00:00Z, or 15m, 2h, 1d)"
     ]
+
+
+def test_a_revised_embedding_replaces_the_stored_one_and_keeps_its_expiry(
+    server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    """An incident's start event is searched by what the incident showed: a revision sent with a
+    later batch replaces its stored embedding (same key, same expiry, nothing added to the budget),
+    one sent while the event still waits replaces the waiting one, and one for an embedding no
+    longer stored brings nothing back."""
+    client = redis.Redis.from_url(server.url)
+    e = np.eye(384, dtype=np.float32)
+    first, second, gone = (sample_event("rev", i) for i in range(3))
+    pub = EventPublisher(server.url, "rev", tmp_path / "rev.sqlite")
+    try:
+        pub.publish([first, gone], embeddings={first.event_id: EventEmbedding(e[0], MINILM_SPACE),
+                                               gone.event_id: EventEmbedding(e[0], MINILM_SPACE)})  # fmt: skip
+        assert pub.flush(10)
+        key = embedding_key(MINILM_SPACE, "rev", first.kind, first.event_id)
+        ttl, budget = client.ttl(key), tracked_bytes(client)
+        client.delete(embedding_key(MINILM_SPACE, "rev", gone.kind, gone.event_id))
+        # While the second event waits (unsent), its embedding is revised too.
+        pub.publish([second], embeddings={second.event_id: EventEmbedding(e[1], MINILM_SPACE)},
+                    revised=[(first, EventEmbedding(e[2], MINILM_SPACE)), (second, EventEmbedding(e[3], MINILM_SPACE)),
+                             (gone, EventEmbedding(e[2], MINILM_SPACE))])  # fmt: skip
+        assert pub.flush(10)
+    finally:
+        pub.close()
+    index = EmbeddingIndex(client)
+    best = {q: index.search(e[q], MINILM_SPACE, count=1)[0] for q in (2, 3)}
+    assert (best[2].event_id, best[3].event_id) == (first.event_id, second.event_id)
+    assert best[2].score > 0.999 and best[3].score > 0.999
+    assert 0 < client.ttl(key) <= ttl
+    assert tracked_bytes(client)["embedding"] == budget["embedding"] // 2 * 3, "three embeddings added, revisions none"
+    assert not client.exists(embedding_key(MINILM_SPACE, "rev", gone.kind, gone.event_id))
+    client.close()

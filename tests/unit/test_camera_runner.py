@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ import redis
 from pipeline.core.config import CameraConfig, parse_config
 from pipeline.core.messages import CameraState, Detections, Event, FloatArray, LabelScore, SceneResult, stable_id
 from pipeline.events.publisher import EventPublisher, camera_stream
-from pipeline.runtime.camera import POSITION_KEY, CameraRunner, CameraSettings
+from pipeline.runtime.camera import POSITION_KEY, CameraRunner, CameraSettings, window_sum
 from pipeline.runtime.clients import CameraClients, Image, VisionResult
 from pipeline.runtime.redis_server import EmbeddedRedis
 from tests.support.wait import wait_for
@@ -240,3 +241,43 @@ def test_without_a_vit_and_a_clip_head_frames_carry_no_scene_and_raise_only_obje
     client = redis.Redis.from_url(redis_url)
     docs = [json.loads(f[b"event"]) for _id, f in client.xrange(camera_stream(cam_id))]
     assert docs and {d["kind"] for d in docs} == {"object"} and {d["label"] for d in docs} == {"person"}
+
+
+def test_a_clip_incident_starts_searched_by_the_windows_with_its_label() -> None:
+    """The windows that raised it, summed; other labels' windows left out."""
+    e = np.eye(4, dtype=np.float32)
+    windows = [("fall", e[0]), ("normal", e[2]), ("fall", e[1])]
+    total = window_sum(windows, "fall")
+    assert total is not None and total.dtype == np.float32
+    assert np.allclose(total, e[0] + e[1])
+    assert window_sum(windows, "run") is None
+
+
+class EmbeddingClipHead(RecordingClipHead):
+    """A clip head in a text space: every window ``walking``, the k-th window's embedding e_(k mod 3)."""
+
+    def classify(self, window: FloatArray, timeout_s: float) -> LabelScore:
+        super().classify(window, timeout_s)
+        return LabelScore("walking", 0.9, np.eye(8, dtype=np.float32)[(len(self.windows) - 1) % 3])
+
+
+def test_a_clip_incident_is_searched_by_every_window_it_showed(short_mp4: Path, tmp_path: Path, redis_url: str) -> None:
+    """Its start event's embedding, once the incident ended, is the mean direction of all its windows,
+    not only of the first ones that raised it."""
+    from pipeline.events.search import EmbeddingIndex
+    from workers.clip_head import TEXT_SPACE
+
+    head = EmbeddingClipHead()
+    run_file(short_mp4, tmp_path, redis_url, ScriptedModels(lambda n: 0.0), head, 1, cam_id="searched")
+    k = np.arange(len(head.windows)) % 3
+    whole = np.bincount(k, minlength=8).astype(np.float32)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        [hit] = EmbeddingIndex(client).search(whole, TEXT_SPACE, camera="searched", kinds=["clip"], count=5)
+        entries: Any = client.xrange(camera_stream("searched"))
+    finally:
+        client.close()
+    starts = [json.loads(f[b"event"]) for _id, f in entries]
+    starts = [d for d in starts if d["kind"] == "clip" and d["phase"] == "start"]
+    assert [d["event_id"] for d in starts] == [hit.event_id] and len(head.windows) == FRAMES - WINDOW + 1
+    assert hit.score > 0.999, hit.score  # the first two windows alone: 0.86
