@@ -5,7 +5,6 @@ stop `vigil run` with one line naming their config key."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from pipeline.core.messages import CameraState, Detections, Event
 from pipeline.events.client import EventClient
 from pipeline.ml.synth.render import render_video
 from pipeline.runtime.redis_server import EmbeddedRedis
+from tests.support.configs import demo_pack_config
 from tests.support.evaluation import synth_and_eval
 from tests.support.metrics import samples, scrape
 from tests.support.running import running_pipeline
@@ -97,15 +97,7 @@ def street_without_vit(
         "events.clip_min_windows": 1,
         "events.spool.dir": str(tmp / "spool"),
     }
-    old = os.environ.get("VIGIL_MODELS_DIR")
-    os.environ["VIGIL_MODELS_DIR"] = str(PACK)
-    try:
-        cfg = load_config(REPO / "configs" / "demo.yaml", overrides)
-    finally:
-        if old is None:
-            os.environ.pop("VIGIL_MODELS_DIR", None)
-        else:
-            os.environ["VIGIL_MODELS_DIR"] = old
+    cfg = demo_pack_config(overrides)
     cam = CameraConfig.model_validate(
         {"id": "street", "url": str(street_mp4), "mode": "file", "fps": 10, "loop": False, "analytics": ANALYTICS}
     )

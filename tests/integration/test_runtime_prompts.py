@@ -19,15 +19,14 @@ import ray
 import redis
 import yaml
 
-from pipeline.core.config import CameraConfig, ZeroShotConfig, load_config
+from pipeline.core.config import CameraConfig, ZeroShotConfig
 from pipeline.core.messages import CameraState
 from pipeline.events.publisher import camera_stream
 from pipeline.runtime.control import ControlClient
+from tests.support.configs import demo_pack_config
 from tests.support.running import Running, running_pipeline
 from tests.support.wait import wait_for
 
-REPO = Path(__file__).resolve().parents[2]
-PACK = REPO / "models" / "demo"
 VIGIL = [sys.executable, "-m", "pipeline.cli.app"]
 
 SCENES = {"street": ["a street with traffic"], "parking": ["a car park"], "corridor": ["an indoor corridor"]}
@@ -58,15 +57,7 @@ def running(ray_session: None, street_mp4: Path, tmp_path_factory: pytest.TempPa
         "events.clip_min_windows": 1,
         "events.spool.dir": str(tmp / "spool"),
     }
-    old = os.environ.get("VIGIL_MODELS_DIR")
-    os.environ["VIGIL_MODELS_DIR"] = str(PACK)
-    try:
-        cfg = load_config(REPO / "configs" / "demo.yaml", overrides)
-    finally:
-        if old is None:
-            os.environ.pop("VIGIL_MODELS_DIR", None)
-        else:
-            os.environ["VIGIL_MODELS_DIR"] = old
+    cfg = demo_pack_config(overrides)
     cam = CameraConfig.model_validate({"id": "cam", "url": str(street_mp4), "mode": "live", "fps": 5, "loop": True})
     with running_pipeline(cfg.model_copy(update={"cameras": (cam,)})) as run:
         yield run

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.core.config import VigilConfig, parse_config
+from pipeline.core.config import VigilConfig, load_config, parse_config
 from pipeline.core.messages import Event, utc_iso
+
+REPO = Path(__file__).resolve().parents[2]
+PACK = REPO / "models" / "demo"
+
+
+def demo_pack_config(overrides: dict[str, Any]) -> VigilConfig:
+    """configs/demo.yaml with ``overrides`` (dotted key paths), its models the repository's pack
+    whatever $VIGIL_MODELS_DIR says; the environment is left as it was."""
+    old = os.environ.get("VIGIL_MODELS_DIR")
+    os.environ["VIGIL_MODELS_DIR"] = str(PACK)
+    try:
+        return load_config(REPO / "configs" / "demo.yaml", overrides)
+    finally:
+        if old is None:
+            os.environ.pop("VIGIL_MODELS_DIR", None)
+        else:
+            os.environ["VIGIL_MODELS_DIR"] = old
 
 
 def chatty_config(cameras: list[dict[str, Any]], spool_dir: Path, update_interval_s: float = 5.0) -> VigilConfig:
