@@ -26,6 +26,28 @@ class Mutant:
 MUTANTS: tuple[Mutant, ...] = (
     # ---- track analytics: counts that do not drift (jitter, id switches, walking round a line) ----
     Mutant(
+        name="merged-object-forgets-its-motion",
+        guarantee="track analytics: an occlusion or id switch does not count an object twice",
+        file="workers/analytics.py",
+        old="            self._inherit_motion(y, r)",
+        new="            pass",
+        tests=(
+            "tests/unit/test_analytics.py::test_an_object_continued_by_a_new_track_keeps_its_motion_through_the_next_occlusion",
+        ),
+        why="a person seen once under a new id before an occlusion comes back as someone new, their crossing lost",
+    ),
+    Mutant(
+        name="re-id-only-where-the-foot-was-predicted",
+        guarantee="track analytics: an occlusion or id switch does not count an object twice",
+        file="workers/analytics.py",
+        old="        dy = min(abs(float(pt[1]) - y), abs(float(pt[1]) - float(rows.last_anchor[r, 1])))",
+        new="        dy = abs(float(pt[1]) - y)",
+        tests=(
+            "tests/unit/test_analytics.py::test_a_foot_that_rises_as_it_goes_out_of_sight_is_found_again_where_it_was",
+        ),
+        why="a person cut from below behind a bench comes back as someone new, their crossing lost",
+    ),
+    Mutant(
         name="line-margin-ignored",
         guarantee="track analytics: a line crossing counts once, never for jitter on the line",
         file="workers/analytics.py",

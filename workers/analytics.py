@@ -754,7 +754,9 @@ class TrackAnalytics:
             return math.inf
         lead, y, way = self._predict(r, at)
         dx = ((x2 if way > 0 else x1) if way else float(pt[0])) - lead
-        dy = float(pt[1]) - y
+        # Where its foot is predicted, or where it was last seen: a box cut from below as it goes out
+        # of sight (behind a bench, a car, another person) has a foot that seems to rise.
+        dy = min(abs(float(pt[1]) - y), abs(float(pt[1]) - float(rows.last_anchor[r, 1])))
         if abs(dx) > max(float(rows.width_ref[r]), h) or abs(dy) > 0.35 * max(h, height):
             return math.inf
         return math.hypot(dx, dy)
@@ -788,7 +790,8 @@ class TrackAnalytics:
             if best < 0:
                 continue
             young, y = objs[best], objs[best].row
-            young.track_ids[:0] = lost.track_ids
+            young.track_ids[:0] = [t for t in lost.track_ids if t not in young.track_ids]
+            self._inherit_motion(y, r)
             for li in range(len(geo.line_names)):
                 before, after = int(rows.side[r, li]), int(rows.first_side[y, li])
                 if (
@@ -809,6 +812,26 @@ class TrackAnalytics:
                     )
             rows.last_seen[r] = -np.inf  # gone: _expire ends its stays
         return hits
+
+    def _inherit_motion(self, y: int, r: int) -> None:
+        """Object row ``y`` continues row ``r``: its motion history starts with ``r``'s (the samples
+        before ``y`` was first seen), so that where it goes next is predicted from the whole way (a
+        track seen once before an occlusion would otherwise seem to stand still)."""
+        rows = self._rows
+        t_r, t_y = rows.hist_t[r], rows.hist_t[y]
+        older, own = ~np.isnan(t_r) & (t_r < rows.born_t[y]), ~np.isnan(t_y)
+        t = np.concatenate([t_r[older], t_y[own]])
+        order = np.argsort(t, kind="stable")[-rows.history :]
+        k = len(order)
+        for hist in (rows.hist_p, rows.hist_x):
+            merged = np.concatenate([hist[r][older], hist[y][own]])[order]
+            hist[y] = np.nan
+            hist[y, :k] = merged
+        rows.hist_t[y] = np.nan
+        rows.hist_t[y, :k] = t[order]
+        rows.hist_i[y], rows.win0[y] = k, 0  # the ring's next slot is k; the speed window starts at its oldest
+        rows.width_ref[y] = max(float(rows.width_ref[y]), float(rows.width_ref[r]))
+        rows.born_t[y] = min(float(rows.born_t[y]), float(rows.born_t[r]))
 
     def _predict(self, row: int, at: float) -> tuple[float, float, int]:
         """Where object ``row`` would be at time ``at`` (see ``_gap``): its leading edge's x (its

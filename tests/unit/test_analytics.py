@@ -407,3 +407,32 @@ def test_a_person_who_turns_round_stays_one_object() -> None:
     hits = run(stage, [boxes(p) for p in path])
     assert [h.what for h in hits] == ["enter"]
     assert crossings(hits) == []
+
+
+def test_a_foot_that_rises_as_it_goes_out_of_sight_is_found_again_where_it_was() -> None:
+    """Going behind a low occluder (a bench, a parked car) a box is cut from below and its foot seems
+    to rise; back in sight beyond the line, the same person is found by where their foot was last
+    seen, not where that rise would have taken it: one crossing, under both ids."""
+    stage = analytics(lines=[VERTICAL])
+    path = walk(1, 200, 260, 7, y=300)  # 10 px a frame
+    path += [(1, 270 + 10 * i, 297 - 3 * i) for i in range(5)]  # the foot rises 3 px a frame: cut from below
+    hidden = [boxes() for _ in range(7)]
+    back = walk(9, 390, 480, 10, y=300)  # where the walk went on
+    hits = run(stage, [boxes(p) for p in path] + hidden + [boxes(p) for p in back])
+    assert crossings(hits) == [("mid", "eastbound")]
+    assert [h.track_ids for h in hits if h.what == "cross"] == [(1, 9)]
+
+
+def test_an_object_continued_by_a_new_track_keeps_its_motion_through_the_next_occlusion() -> None:
+    """A box cut from below in one frame (its foot jumps up) is a new track of the same person, seen
+    once before the person goes out of sight. Found again far along their way, they are that person:
+    the new track carries the motion of the whole walk, and the crossing counts once."""
+    stage = analytics(lines=[VERTICAL])
+    path = walk(1, 160, 280, 13, y=300)  # 10 px a frame
+    frames = [boxes(p) for p in path]
+    frames.append(boxes((2, 290, 288)))  # the foot jumps 12 px up: another track, seen once
+    frames += [boxes() for _ in range(8)]
+    frames += [boxes(p) for p in walk(9, 380, 470, 10, y=300)]
+    hits = run(stage, frames)
+    assert crossings(hits) == [("mid", "eastbound")]
+    assert [h.track_ids for h in hits if h.what == "cross"] == [(1, 2, 9)]
