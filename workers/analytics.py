@@ -820,6 +820,8 @@ class TrackAnalytics:
         rows = self._rows
         t_r, t_y = rows.hist_t[r], rows.hist_t[y]
         older, own = ~np.isnan(t_r) & (t_r < rows.born_t[y]), ~np.isnan(t_y)
+        # The speed window starts where the later of the two last stood still.
+        start = max(self._window_start(r, float(rows.born_t[y])), self._window_start(y, -math.inf))
         t = np.concatenate([t_r[older], t_y[own]])
         order = np.argsort(t, kind="stable")[-rows.history :]
         k = len(order)
@@ -829,9 +831,21 @@ class TrackAnalytics:
             hist[y, :k] = merged
         rows.hist_t[y] = np.nan
         rows.hist_t[y, :k] = t[order]
-        rows.hist_i[y], rows.win0[y] = k, 0  # the ring's next slot is k; the speed window starts at its oldest
+        rows.hist_i[y] = k  # the ring's next slot
+        rows.win0[y] = int(np.searchsorted(rows.hist_t[y, :k], start))
         rows.width_ref[y] = max(float(rows.width_ref[y]), float(rows.width_ref[r]))
         rows.born_t[y] = min(float(rows.born_t[y]), float(rows.born_t[r]))
+
+    def _window_start(self, row: int, standing: float) -> float:
+        """When ``row``'s speed window starts: the time of its first sample since it last stood
+        still; -inf where that is before its kept history, ``standing`` where it stands still still."""
+        rows = self._rows
+        w, n = int(rows.win0[row]), int(rows.hist_i[row])
+        if w <= max(0, n - rows.history):
+            return -math.inf
+        if w >= n:
+            return standing
+        return float(rows.hist_t[row, w % rows.history])
 
     def _predict(self, row: int, at: float) -> tuple[float, float, int]:
         """Where object ``row`` would be at time ``at`` (see ``_gap``): its leading edge's x (its

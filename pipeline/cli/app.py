@@ -608,8 +608,7 @@ def prompts_show(
     if reply.prompts is None:
         console.print("# no models.zero_shot: this pipeline labels with its trained models only", markup=False)
         return
-    section = {k: v for k, v in reply.prompts.items() if k != "backend"}
-    console.print(_section_yaml(section).rstrip("\n"), highlight=False, markup=False, soft_wrap=True)
+    console.print(_section_yaml(reply.prompts).rstrip("\n"), highlight=False, markup=False, soft_wrap=True)
 
 
 @prompts_app.command("set")

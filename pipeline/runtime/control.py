@@ -125,7 +125,8 @@ class Reply(BaseModel):
     )
     snapshot: Picture | None = Field(default=None, description="snapshot: the camera's latest processed frame")
     prompts: dict[str, Any] | None = Field(
-        default=None, description="prompts_get, prompts_set: models.zero_shot as it labels now (null: not set)"
+        default=None,
+        description="prompts_get, prompts_set: models.zero_shot but backend, as it labels now (null: not set)",
     )
 
 
@@ -237,10 +238,9 @@ class ControlServer:
                 self._target.set_camera_analytics(command.camera_id or "", cfg)
                 return Reply(ok=True, analytics=_section(cfg))
             if command.op == "prompts_get":
-                zs = self._target.prompts()
-                return Reply(ok=True, prompts=None if zs is None else zs.model_dump(mode="json"))
+                return Reply(ok=True, prompts=_prompt_section(self._target.prompts()))
             if command.op == "prompts_set":
-                return Reply(ok=True, prompts=self._target.set_prompts(command.prompts or {}).model_dump(mode="json"))
+                return Reply(ok=True, prompts=_prompt_section(self._target.set_prompts(command.prompts or {})))
             return Reply(ok=True, snapshot=_picture(self._target.camera_snapshot(command.camera_id or "")))
         except ConfigError as exc:
             return Reply(ok=False, error="; ".join(exc.problems), exit_code=2)
@@ -397,6 +397,12 @@ class ControlServer:
         pipe.rpush(key, Envelope(reply=body, sig=sig).model_dump_json())
         pipe.expire(key, REPLY_TTL_S)
         pipe.execute()
+
+
+def _prompt_section(zs: ZeroShotConfig | None) -> dict[str, Any] | None:
+    """The prompts as a reply carries them: the keys of models.zero_shot but the backend (whose
+    paths an open read does not give away)."""
+    return None if zs is None else zs.model_dump(mode="json", exclude={"backend"})
 
 
 def _section(cfg: AnalyticsConfig | None) -> dict[str, Any] | None:
@@ -579,12 +585,12 @@ class ControlClient:
         section = None if analytics is None else analytics.model_dump(mode="json")
         self._ask(Command(op="zones_set", camera_id=camera_id, analytics=section))
 
-    def prompts(self) -> ZeroShotConfig | None:
-        """``models.zero_shot`` as the pipeline labels with it now (None: it labels with trained models only)."""
-        section = self._ask(Command(op="prompts_get")).prompts
-        return None if section is None else ZeroShotConfig.model_validate(section)
+    def prompts(self) -> dict[str, Any] | None:
+        """The keys of ``models.zero_shot`` but its backend, as the pipeline labels with them now
+        (None: it labels with trained models only)."""
+        return self._ask(Command(op="prompts_get")).prompts
 
-    def set_prompts(self, section: dict[str, Any]) -> ZeroShotConfig:
+    def set_prompts(self, section: dict[str, Any]) -> dict[str, Any]:
         """Label with new prompts without a restart: ``section`` holds keys of ``models.zero_shot`` but
         its backend (``scenes``, ``attributes``, ``activities``, thresholds, templates), which replace
         the running ones; keys left out stay. Returns the section as it now labels. ControlError (exit
@@ -592,7 +598,7 @@ class ControlClient:
         reply = self._ask(Command(op="prompts_set", prompts=section))
         if reply.prompts is None:
             raise ControlError("the pipeline sent no prompts back")
-        return ZeroShotConfig.model_validate(reply.prompts)
+        return reply.prompts
 
     def snapshot(self, camera_id: str) -> Picture:
         """The camera's latest processed frame at its decoded size (``.jpeg``, ``.width``, ``.height``)."""

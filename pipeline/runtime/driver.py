@@ -451,10 +451,10 @@ class Pipeline:
         died, a worker Ray restarted) get them too. ConfigError: not valid, nothing changed."""
         if self.hosts is None or self.plan is None:
             raise PipelineError("the pipeline is not running")
-        running = self._zero_shot
-        if running is None:
-            raise ConfigError("prompts", ["models.zero_shot is not set: this pipeline labels with trained models only"])
         with self._prompt_lock:
+            running = self._zero_shot
+            if running is None:
+                raise ConfigError("prompts", ["models.zero_shot is not set: this pipeline labels with trained models"])
             zs = validate_prompts(section, running)
             models = self.cfg.models.model_copy(update={"zero_shot": zs})
             head = activity_head(models.temporal, zs)
@@ -470,18 +470,31 @@ class Pipeline:
                 plan = dataclasses.replace(plan, clip_head=dataclasses.replace(plan.clip_head, cfg=head))
             self.plan = plan
             self.hosts.set_plan(plan)  # hosts started from now on load these prompts
+            self._zero_shot, self._prompts_set = zs, (zs, head)  # the record first: what restarts are given
             self._prompt_pids = {}
             self._apply_prompts(self._prompt_targets(zs, head), {})
-            for host in self.hosts.actors():  # a host that died meanwhile starts again from the new plan
-                try:
-                    ray.get(host.set_prompts.remote(zs, head), timeout=HOST_TIMEOUT_S)
-                except ray.exceptions.RayActorError:
-                    continue
-            self._zero_shot, self._prompts_set = zs, (zs, head)
+            self._prompt_hosts(zs, head)
         if self._prompt_keeper is None and self._prompt_pids:
             self._prompt_keeper = threading.Thread(target=self._keep_prompts, name="prompt-keeper", daemon=True)
             self._prompt_keeper.start()
         return zs
+
+    def _prompt_hosts(self, zs: ZeroShotConfig, head: Any) -> None:
+        """The new prompts to every camera host at once. A host that died meanwhile starts again
+        from the new plan; one still starting (loading its models) takes them once it has: the call
+        waits in its queue."""
+        assert self.hosts is not None
+        refs = {host.set_prompts.remote(zs, head): i for i, host in enumerate(self.hosts.actors())}
+        ready, waiting = ray.wait(list(refs), num_returns=len(refs), timeout=HOST_TIMEOUT_S)
+        for ref in ready:
+            try:
+                ray.get(ref)
+            except ray.exceptions.RayActorError:
+                continue
+            except ray.exceptions.RayError as exc:  # the host refused them: its models keep the old prompts
+                log.error("prompts: camera host %d did not take them: %s", refs[ref], _root_cause(exc))
+        if waiting:
+            log.warning("prompts: %d camera host(s) still busy; they take the prompts when free", len(waiting))
 
     def _prompt_targets(self, zs: ZeroShotConfig, head: Any) -> dict[str, tuple[Any, tuple[Any, ...]]]:
         """The model workers that label from prompts, by key: (actor, the arguments of its set_prompts)."""
@@ -506,11 +519,19 @@ class Pipeline:
             if only and key not in only:
                 continue
             try:
+                before = ray.get(actor.pid.remote(), timeout=HOST_TIMEOUT_S)
                 ray.get(actor.set_prompts.remote(*args), timeout=HOST_TIMEOUT_S)
-                self._prompt_pids[key] = ray.get(actor.pid.remote(), timeout=HOST_TIMEOUT_S)
+                after = ray.get(actor.pid.remote(), timeout=HOST_TIMEOUT_S)
+            except ray.exceptions.RayTaskError as exc:  # it refused them (alive): not retried every round
+                self._prompt_pids[key] = before
+                log.error("prompts: model worker %s did not take them: %s", key, _root_cause(exc))
+                continue
             except (ray.exceptions.RayError, TimeoutError) as exc:
                 self._prompt_pids[key] = -1
                 log.warning("prompts: model worker %s did not take them yet (%s); trying again", key, _root_cause(exc))
+                continue
+            # A worker restarted between the calls has the config's prompts: the keeper's next round gives them.
+            self._prompt_pids[key] = after if after == before else -1
 
     def _keep_prompts(self) -> None:
         """Ray restarts a model worker that died with the arguments it first had, the prompts of the

@@ -19,7 +19,7 @@ import ray
 import redis
 import yaml
 
-from pipeline.core.config import CameraConfig, ZeroShotConfig
+from pipeline.core.config import CameraConfig
 from pipeline.core.messages import CameraState
 from pipeline.events.publisher import camera_stream
 from pipeline.runtime.control import ControlClient
@@ -36,7 +36,7 @@ NEW_ACTIVITIES = {
     "dash": ["someone sprinting"],
     "linger": ["a person waiting around for ages"],
 }
-NEW_LABELS = {*NEW_ACTIVITIES, "calm"}
+NEW_LABELS = {*NEW_ACTIVITIES, "normal"}  # the background stays as started
 # docs/models.md: new prompts apply from each model's next batch; a window is 16 frames at 5 fps
 # here (about 3 s), and the margin is for a loaded 2-core machine.
 RELABEL_S = 60.0
@@ -116,9 +116,7 @@ def test_new_prompts_relabel_without_a_restart_and_survive_a_host_restart(runnin
     assert pid is not None
 
     prompts = tmp_path / "prompts.yaml"
-    prompts.write_text(
-        yaml.safe_dump({"scenes": NEW_SCENES, "activities": NEW_ACTIVITIES, "background": "calm"}, sort_keys=False)
-    )
+    prompts.write_text(yaml.safe_dump({"scenes": NEW_SCENES, "activities": NEW_ACTIVITIES}, sort_keys=False))
     done = vigil(run, "prompts", "set", str(prompts))
     assert done.returncode == 0, done.stderr
     assert "scenes: road, carpark, hall; activities: tumble, dash, linger" in done.stdout
@@ -134,7 +132,7 @@ def test_new_prompts_relabel_without_a_restart_and_survive_a_host_restart(runnin
     section = yaml.safe_load(shown.stdout)
     assert "backend" not in section and set(section["activities"]) == set(NEW_ACTIVITIES)
     running_now = ControlClient(run.url).prompts()
-    assert isinstance(running_now, ZeroShotConfig) and set(running_now.scenes) == set(NEW_SCENES)
+    assert running_now is not None and set(running_now["scenes"]) == set(NEW_SCENES) and "backend" not in running_now
 
     typo = vigil(run, "prompts", "set", "-", stdin="activitys: {skip: [someone skipping]}\n")
     added = vigil(run, "prompts", "set", "-", stdin="attributes: {person: {down: [lying]}}\n")

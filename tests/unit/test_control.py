@@ -614,7 +614,7 @@ def test_prompts_set_needs_the_key_is_validated_audited_and_read_back(control_ke
     assert tuple(target.zero_shot.scenes) == ("road", "lot")
     assert fake.audit[0]["op"] == "prompts_set" and fake.audit[0]["prompts"] == "scenes road, lot"
     [read] = deliver(control, Command(op="prompts_get"), None)  # a read: no key needed
-    assert read.prompts is not None and ZeroShotConfig.model_validate(read.prompts) == target.zero_shot
+    assert read.prompts == target.zero_shot.model_dump(mode="json", exclude={"backend"}), "no paths in an open read"
 
 
 class FakeWorker:
@@ -631,6 +631,7 @@ def test_prompts_reach_every_worker_and_hosts_started_later_and_survive_a_worker
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(driver.ray, "get", lambda call, timeout=None: call())
+    monkeypatch.setattr(driver.ray, "wait", lambda refs, num_returns, timeout: (refs, []))
     cfg = parse_config({"cameras": [{"id": "cam", "url": "rtsp://h/s"}], "models": {"zero_shot": PROMPTS}})
     workers = (FakeWorker(), FakeWorker())
     host = SimpleNamespace(given=[])

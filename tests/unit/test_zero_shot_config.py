@@ -210,6 +210,7 @@ RUNNING = {
         ({"backend": HF}, "models.zero_shot.backend: the CLIP model is chosen at start"),
         ({"attributes": {"person": {"down": ["lying"]}}}, "models.zero_shot.attributes: cannot be added while running"),
         ({"scenes": {}}, "models.zero_shot.scenes: cannot be removed while running"),
+        ({"background": "calm"}, "models.zero_shot.background: stays 'normal' while running"),
         ({"scenes": {"street": []}}, "models.zero_shot.scenes.street: give at least one prompt"),
         ({"models": {"zero_shot": {}}}, "give the keys of models.zero_shot (scenes, attributes, ...) at the top"),
     ],
@@ -229,9 +230,9 @@ def test_prompts_set_at_run_time_replace_what_they_give_and_keep_the_rest(tmp_pa
 
     running = ZeroShotConfig.model_validate({**RUNNING, "attributes": {"person": {"down": ["lying"]}}})
     path = tmp_path / "prompts.yaml"
-    path.write_text("activities:\n  tumble: [somebody collapsing]\nbackground: calm\nscene_min_score: 0.5\n")
+    path.write_text("activities:\n  tumble: [somebody collapsing]\nscene_min_score: 0.5\n")
     new = validate_prompts(load_prompts(path, running), running)
-    assert new.activities == {"tumble": ("somebody collapsing",)} and new.background == "calm"
+    assert new.activities == {"tumble": ("somebody collapsing",)} and new.background == "normal"
     assert new.scene_min_score == 0.5
     assert (new.backend, new.scenes, new.attributes) == (running.backend, running.scenes, running.attributes)
     other_class = {"attributes": {"car": {"parked": ["a parked car"]}}}

@@ -221,7 +221,8 @@ def validate_prompts(data: Any, running: ZeroShotConfig, source: str = "prompts"
     ``models.zero_shot`` section but its backend, as ``vigil prompts set`` reads them; keys it leaves
     out stay as they run). ConfigError names each bad key as ``models.zero_shot.<key path>``. The
     backend, which of scenes, attributes and activities are set, and the classes attributes are for
-    stay as the pipeline started: they decide which models run where."""
+    stay as the pipeline started: they decide which models run where; so does the background label,
+    which the event rules ignore by name."""
     if not isinstance(data, dict):
         raise ConfigError(source, [f"expected a mapping: the keys of {PROMPT_SECTION} but backend"])
     problems = []
@@ -243,6 +244,11 @@ def validate_prompts(data: Any, running: ZeroShotConfig, source: str = "prompts"
         if was != now:
             change = "removed" if was else "added"
             problems.append(f"{PROMPT_SECTION}.{key}: cannot be {change} while running (it decides which models run)")
+    if new.background != running.background:
+        problems.append(
+            f"{PROMPT_SECTION}.background: stays {running.background!r} while running "
+            "(events.clip_ignore_labels names the label that raises no event); change both in the config"
+        )
     if running.attributes and new.attributes and set(new.attributes) != set(running.attributes):
         problems.append(
             f"{PROMPT_SECTION}.attributes: the classes ({', '.join(running.attributes)}) stay as they started; "
