@@ -518,6 +518,7 @@ class Pipeline:
         for key, (actor, args) in targets.items():
             if only and key not in only:
                 continue
+            before = -1
             try:
                 before = ray.get(actor.pid.remote(), timeout=HOST_TIMEOUT_S)
                 ray.get(actor.set_prompts.remote(*args), timeout=HOST_TIMEOUT_S)
