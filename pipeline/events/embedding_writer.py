@@ -57,12 +57,9 @@ class EmbeddingWriter:
             emb = embeddings.get(ev.event_id)
             if emb is None:
                 continue
-            try:
-                p = pack(ev.event_id, ev.camera_id, ev.kind, ev.label, ev.captured_at, emb.vector, emb.space)
-            except ValueError as exc:
-                self._lost(1, f"event {ev.event_id}: {exc}")
-                continue
-            packed.append((ev.event_id, p))
+            p = self._pack(ev, emb)
+            if p is not None:
+                packed.append((ev.event_id, p))
         dropped = 0
         with self._lock:
             self._pending.update(packed)
@@ -72,16 +69,18 @@ class EmbeddingWriter:
         if dropped:
             self._lost(dropped, f"more than {self.max_pending} waited for their events to reach Redis")
 
+    def _pack(self, ev: Event, emb: EventEmbedding) -> PackedEmbedding | None:
+        """``emb`` packed for ``ev``; None (counted as lost) where it is not a valid embedding."""
+        try:
+            return pack(ev.event_id, ev.camera_id, ev.kind, ev.label, ev.captured_at, emb.vector, emb.space)
+        except ValueError as exc:
+            self._lost(1, f"event {ev.event_id}: {exc}")
+            return None
+
     def revise(self, event: Event, embedding: EventEmbedding) -> None:
         """A new embedding for an event accepted earlier (an incident searched by what it showed so
         far): it replaces the one still waiting for its event, or the one stored, with the next write."""
-        if self._index.max_embeddings == 0:
-            return
-        try:
-            p = pack(event.event_id, event.camera_id, event.kind, event.label, event.captured_at, embedding.vector,
-                     embedding.space)  # fmt: skip
-        except ValueError as exc:
-            self._lost(1, f"event {event.event_id}: {exc}")
+        if self._index.max_embeddings == 0 or (p := self._pack(event, embedding)) is None:
             return
         with self._lock:
             if event.event_id in self._pending:

@@ -190,8 +190,8 @@ class CameraRunner:
         self._last: tuple[Detections, FloatArray | None] | None = None
         # The last frame applied and its tracked boxes: a reference, drawn and encoded only on request.
         self._latest: tuple[FramePacket, Detections] | None = None
-        # What makes this frame's events searchable by text: crop embeddings by track id, and the last
-        # window's label with its embedding (models that embed into a text space only).
+        # What makes this frame's events searchable by text: crop embeddings by track id, and the recent
+        # windows' labels with their embeddings (models that embed into a text space only).
         self._crop_vectors: dict[int, FloatArray] = {}
         self._window_vectors: deque[tuple[str, FloatArray]] = deque(maxlen=WINDOWS_PER_EMBEDDING)
         # Open clip incidents (one per label at most): their start event and the sum of their windows' embeddings.
